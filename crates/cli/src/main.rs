@@ -1,0 +1,380 @@
+//! `quarry`: the command-line sink of the pipeline.
+//!
+//! Subcommands map onto library calls: `load` → `Catalog::load`, `profile` →
+//! `quarry_ingest::prepare` + stats, `tables` → the catalog, `demo` → the
+//! generated demo data loaded and profiled. Nothing here parses files or runs
+//! queries itself.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use quarry_ingest::catalog::{self, Catalog, Outcome, TableEntry};
+use quarry_ingest::stats::{ColumnStats, TableStats};
+use quarry_ingest::{IngestOptions, Note, Progress};
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(name = "quarry", version, about = "Self-hosted AI data analyst: load messy tables, ask questions")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Load files into the catalog (Parquet + SQLite). Unchanged files are skipped.
+    Load {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Data directory holding the catalog.
+        #[arg(long, default_value = catalog::DEFAULT_DIR)]
+        data: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Profile files without loading them: tables, columns, types, statistics, notes.
+    Profile {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print the documented JSON shape instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the tables in the catalog.
+    Tables {
+        #[arg(long, default_value = catalog::DEFAULT_DIR)]
+        data: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the rows ingest kept out of a table (totals, footnotes, ragged rows).
+    Excluded {
+        table: String,
+        #[arg(long, default_value = catalog::DEFAULT_DIR)]
+        data: PathBuf,
+    },
+    /// Write the demo dataset, load it and profile it.
+    Demo {
+        /// Where the demo files go.
+        #[arg(long, default_value = "quarry-demo")]
+        dir: PathBuf,
+        #[arg(long, default_value = catalog::DEFAULT_DIR)]
+        data: PathBuf,
+    },
+    /// Generate test and benchmark data.
+    #[command(hide = true)]
+    Gen {
+        /// `csv` or `xlsx`.
+        kind: String,
+        out: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        rows: usize,
+    },
+}
+
+struct Bar(Option<indicatif::ProgressBar>);
+
+impl Bar {
+    fn for_file(path: &Path) -> Bar {
+        let big = std::fs::metadata(path).map(|m| m.len() > 16 << 20).unwrap_or(false);
+        if !big || !std::io::stderr().is_terminal() {
+            return Bar(None);
+        }
+        let pb = indicatif::ProgressBar::new(0);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{msg:>12} [{bar:40}] {bytes}/{total_bytes} ({eta})")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        Bar(Some(pb))
+    }
+    fn done(&self) {
+        if let Some(pb) = &self.0 {
+            pb.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn advance(&self, phase: &str, done: u64, total: u64) {
+        if let Some(pb) = &self.0 {
+            pb.set_length(total);
+            pb.set_position(done);
+            pb.set_message(phase.to_string());
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("QUARRY_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let opts = IngestOptions::default();
+    let ok = match cli.cmd {
+        Cmd::Load { files, data, json } => cmd_load(&files, &data, json, &opts),
+        Cmd::Profile { files, json } => cmd_profile(&files, json, &opts),
+        Cmd::Tables { data, json } => cmd_tables(&data, json),
+        Cmd::Excluded { table, data } => cmd_excluded(&table, &data),
+        Cmd::Demo { dir, data } => cmd_demo(&dir, &data, &opts),
+        Cmd::Gen { kind, out, rows } => cmd_gen(&kind, &out, rows),
+    };
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn fail(e: impl std::fmt::Display) -> bool {
+    eprintln!("error: {e}");
+    false
+}
+
+fn cmd_load(files: &[PathBuf], data: &Path, as_json: bool, opts: &IngestOptions) -> bool {
+    let mut cat = match Catalog::open(data) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let mut ok = true;
+    let mut reports = Vec::new();
+    for f in files {
+        let bar = Bar::for_file(f);
+        let r = cat.load(f, opts, &bar);
+        bar.done();
+        match r {
+            Ok(report) => {
+                if !as_json {
+                    for l in &report.tables {
+                        let what = match l.outcome {
+                            Outcome::New => "new".to_string(),
+                            Outcome::NewVersion => format!("changed → version {}", l.table.version),
+                            Outcome::Unchanged => "unchanged".to_string(),
+                        };
+                        println!(
+                            "{}  {} rows × {} columns  ({what})  from {}{}",
+                            l.table.name,
+                            l.table.rows,
+                            l.table.columns.len(),
+                            report.file,
+                            l.table.sheet.as_ref().map(|s| format!(" [{s}]")).unwrap_or_default()
+                        );
+                    }
+                    for n in &report.notes {
+                        println!("  note: {}", n.text);
+                    }
+                }
+                reports.push(serde_json::to_value(&report).unwrap_or(Value::Null));
+            }
+            Err(e) => {
+                ok = fail(e);
+            }
+        }
+    }
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&json!({ "loaded": reports })).unwrap_or_default());
+    }
+    ok
+}
+
+/// The documented `profile --json` shape for one table.
+fn table_json(
+    name: &str,
+    source: &str,
+    sheet: Option<&str>,
+    format: &str,
+    stats: &TableStats,
+    notes: &[Note],
+    excluded: usize,
+) -> Value {
+    json!({
+        "name": name,
+        "source": source,
+        "sheet": sheet,
+        "format": format,
+        "rows": stats.rows,
+        "columns": stats.columns,
+        "notes": notes,
+        "excluded_rows": excluded,
+    })
+}
+
+fn cmd_profile(files: &[PathBuf], as_json: bool, opts: &IngestOptions) -> bool {
+    let mut ok = true;
+    let mut tables = Vec::new();
+    let mut errors = Vec::new();
+    for f in files {
+        let bar = Bar::for_file(f);
+        let prepared = quarry_ingest::prepare(f, opts, &bar);
+        let result = prepared.and_then(|pf| {
+            let mut out = Vec::new();
+            for t in &pf.tables {
+                let stats = catalog::profile(t, &bar).map_err(|e| e.in_file(f.display().to_string()))?;
+                let mut notes = t.meta.notes.clone();
+                notes.extend(pf.notes.iter().cloned());
+                out.push((t.meta.clone(), stats, notes));
+            }
+            Ok(out)
+        });
+        bar.done();
+        match result {
+            Ok(ts) => {
+                for (meta, stats, notes) in ts {
+                    if !as_json {
+                        print_table(&meta.name, &meta.source, meta.sheet.as_deref(), &stats, &notes);
+                    }
+                    tables.push(table_json(
+                        &meta.name,
+                        &meta.source,
+                        meta.sheet.as_deref(),
+                        &meta.format,
+                        &stats,
+                        &notes,
+                        meta.excluded.len(),
+                    ));
+                }
+            }
+            Err(e) => {
+                errors.push(json!({"file": f.display().to_string(), "error": e.to_string()}));
+                ok = fail(e);
+            }
+        }
+    }
+    if as_json {
+        let out = json!({ "tables": tables, "errors": errors });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    }
+    ok
+}
+
+fn fmt_value(v: &Option<Value>) -> String {
+    match v {
+        None => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn summary(c: &ColumnStats) -> String {
+    if let Some(m) = c.mean {
+        format!("{} … {}, mean {:.4}", fmt_value(&c.min), fmt_value(&c.max), m)
+    } else if !c.top.is_empty() {
+        c.top.iter().take(3).map(|(v, n)| format!("{v} ({n})")).collect::<Vec<_>>().join(", ")
+    } else {
+        format!("{} … {}", fmt_value(&c.min), fmt_value(&c.max))
+    }
+}
+
+fn print_table(name: &str, source: &str, sheet: Option<&str>, stats: &TableStats, notes: &[Note]) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "\n{name}  —  {} rows × {} columns  from {source}{}",
+        stats.rows,
+        stats.columns.len(),
+        sheet.map(|s| format!(" [{s}]")).unwrap_or_default()
+    );
+    let w = stats.columns.iter().map(|c| c.name.len()).max().unwrap_or(4).clamp(4, 40);
+    let _ = writeln!(out, "  {:<w$}  {:<8}  {:>7}  {:>8}  summary", "name", "type", "nulls", "distinct");
+    for c in &stats.columns {
+        let label = if quarry_ingest::names::base_name(&c.label) == c.name { String::new() } else { format!("  ‹{}›", c.label) };
+        let _ = writeln!(
+            out,
+            "  {:<w$}  {:<8}  {:>7}  {:>8}  {}{}",
+            c.name,
+            c.dtype.as_str(),
+            c.nulls,
+            c.distinct,
+            summary(c),
+            label
+        );
+    }
+    for n in notes {
+        let _ = writeln!(out, "  note: {}", n.text);
+    }
+}
+
+fn cmd_tables(data: &Path, as_json: bool) -> bool {
+    let cat = match Catalog::open(data) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    match cat.tables() {
+        Ok(ts) => {
+            if as_json {
+                let v: Vec<Value> = ts.iter().map(entry_json).collect();
+                println!("{}", serde_json::to_string_pretty(&json!({ "tables": v })).unwrap_or_default());
+            } else if ts.is_empty() {
+                println!("no tables yet: run `quarry load FILE`");
+            } else {
+                for t in ts {
+                    println!(
+                        "{}  v{}  {} rows × {} columns  {}{}  data version {}",
+                        t.name,
+                        t.version,
+                        t.rows,
+                        t.columns.len(),
+                        t.source,
+                        t.sheet.as_ref().map(|s| format!(" [{s}]")).unwrap_or_default(),
+                        &t.content_hash[..12]
+                    );
+                }
+            }
+            true
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn entry_json(t: &TableEntry) -> Value {
+    let mut v = table_json(&t.name, &t.source, t.sheet.as_deref(), &t.format, &t.stats, &t.notes, t.excluded.len());
+    v["version"] = json!(t.version);
+    v["content_hash"] = json!(t.content_hash);
+    v["parquet"] = json!(t.parquet.display().to_string());
+    v["loaded_at"] = json!(t.loaded_at);
+    v
+}
+
+fn cmd_excluded(table: &str, data: &Path) -> bool {
+    let cat = match Catalog::open(data) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    match cat.entry(table, None) {
+        Ok(t) => {
+            if t.excluded.is_empty() {
+                println!("{table}: no rows were kept out");
+            }
+            for e in &t.excluded {
+                println!("row {:>6}  {:<24} {}", e.row, e.reason.describe(), e.cells.join(" | "));
+            }
+            true
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn cmd_demo(dir: &Path, data: &Path, opts: &IngestOptions) -> bool {
+    let files = match quarry_testdata::write_demo(dir) {
+        Ok(f) => f,
+        Err(e) => return fail(format!("{}: could not write the demo files ({e})", dir.display())),
+    };
+    println!("demo files written to {}", dir.display());
+    cmd_load(&files, data, false, opts) && cmd_profile(&files, false, opts)
+}
+
+fn cmd_gen(kind: &str, out: &Path, rows: usize) -> bool {
+    let r = match kind {
+        "csv" => quarry_testdata::write_big_csv(out, rows),
+        "xlsx" => quarry_testdata::write_big_xlsx(out, rows),
+        other => return fail(format!("unknown kind '{other}': use csv or xlsx")),
+    };
+    match r {
+        Ok(()) => true,
+        Err(e) => fail(format!("{}: {e}", out.display())),
+    }
+}

@@ -1,0 +1,440 @@
+//! Column type inference over the whole column.
+//!
+//! The rule (also in ARCHITECTURE.md): a column gets a non-text type only if
+//! *every* non-null value fits it. Placeholders (`-`, `N/A`, …) and blanks are
+//! null. Numbers beat dates beat booleans beat text. A column whose values are
+//! mostly numbers but has a few words stays text, and a note says so: nothing
+//! is silently dropped.
+
+use std::collections::HashMap;
+
+use crate::cell::{self, datefmt, numfmt, Cell};
+use crate::table::{ColumnType, Note};
+
+/// How many distinct text values a column may have and still be checked for
+/// spelling variants and shared prefixes.
+pub const DISTINCT_TRACK: usize = 1000;
+
+#[derive(Debug, Clone)]
+pub struct ColumnInfer {
+    num_fits: u8,
+    num_integral: u8,
+    date_fits: u8,
+    has_time: bool,
+    bool_ok: bool,
+    pub non_null: u64,
+    pub nulls: u64,
+    numbers: u64,
+    non_numbers: u64,
+    non_number_examples: Vec<String>,
+    placeholders: HashMap<String, u64>,
+    errors: u64,
+    trimmed: u64,
+    /// Distinct trimmed text values with counts, until more than DISTINCT_TRACK.
+    distinct: Option<HashMap<String, u64>>,
+    /// Values seen in a non-text form (native numbers, dates, booleans).
+    natives: u64,
+}
+
+impl Default for ColumnInfer {
+    fn default() -> Self {
+        ColumnInfer {
+            num_fits: numfmt::ALL,
+            num_integral: numfmt::ALL,
+            date_fits: datefmt::ALL,
+            has_time: false,
+            bool_ok: true,
+            non_null: 0,
+            nulls: 0,
+            numbers: 0,
+            non_numbers: 0,
+            non_number_examples: Vec::new(),
+            placeholders: HashMap::new(),
+            errors: 0,
+            trimmed: 0,
+            distinct: Some(HashMap::new()),
+            natives: 0,
+        }
+    }
+}
+
+/// The decision for one column: its type and how to read text into it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnPlan {
+    pub dtype: ColumnType,
+    /// Number notation (a `numfmt` bit) for numeric columns.
+    pub num_fmt: u8,
+    /// Date notation (a `datefmt` bit) for date columns.
+    pub date_fmt: u8,
+    /// Spelling variants folded into one canonical value (text columns).
+    pub canonical: HashMap<String, String>,
+}
+
+impl ColumnInfer {
+    pub fn observe(&mut self, c: &Cell) {
+        match *c {
+            Cell::Empty => self.nulls += 1,
+            Cell::Error(_) => {
+                self.nulls += 1;
+                self.errors += 1;
+            }
+            Cell::Text(raw) => {
+                let t = raw.trim();
+                if cell::is_placeholder(t) {
+                    self.nulls += 1;
+                    if !t.is_empty() && self.placeholders.len() < 16 {
+                        *self.placeholders.entry(t.to_string()).or_default() += 1;
+                    }
+                    return;
+                }
+                self.non_null += 1;
+                if t.len() != raw.len() {
+                    self.trimmed += 1;
+                }
+                match cell::classify_number(t) {
+                    Some(n) => {
+                        self.num_fits &= n.fits;
+                        self.num_integral &= n.integral;
+                        self.numbers += 1;
+                    }
+                    None => {
+                        self.num_fits = 0;
+                        self.non_numbers += 1;
+                        if self.non_number_examples.len() < 3
+                            && !self.non_number_examples.iter().any(|e| e == t)
+                        {
+                            self.non_number_examples.push(truncate(t, 40));
+                        }
+                    }
+                }
+                if self.date_fits != 0 {
+                    match cell::classify_date(t) {
+                        Some(d) => {
+                            self.date_fits &= d.fits;
+                            self.has_time |= d.has_time;
+                        }
+                        None => self.date_fits = 0,
+                    }
+                }
+                if self.bool_ok && cell::parse_bool(t).is_none() {
+                    self.bool_ok = false;
+                }
+                if let Some(map) = &mut self.distinct {
+                    if let Some(n) = map.get_mut(t) {
+                        *n += 1;
+                    } else if map.len() < DISTINCT_TRACK {
+                        map.insert(t.to_string(), 1);
+                    } else {
+                        self.distinct = None;
+                    }
+                }
+            }
+            Cell::Int(_) => self.native(true, false, false),
+            Cell::Float(f) => {
+                if f.is_nan() {
+                    self.nulls += 1;
+                    return;
+                }
+                if f.fract() != 0.0 || f.abs() > 9.0e15 {
+                    self.num_integral = 0;
+                }
+                self.native(true, false, false)
+            }
+            Cell::Bool(_) => self.native(false, false, true),
+            Cell::DateTime(d) => {
+                self.has_time |= d.time() != chrono::NaiveTime::MIN;
+                self.native(false, true, false)
+            }
+        }
+    }
+
+    fn native(&mut self, number: bool, date: bool, boolean: bool) {
+        self.non_null += 1;
+        self.natives += 1;
+        if number {
+            self.numbers += 1;
+        } else {
+            self.num_fits = 0;
+            self.non_numbers += 1;
+        }
+        if !date {
+            self.date_fits = 0;
+        }
+        if !boolean {
+            self.bool_ok = false;
+        }
+        // A native value in a text column is shown as text; keep counting it.
+        self.distinct = None;
+    }
+
+    /// Decide the column's type. `prefer_decimal_comma` breaks the tie for
+    /// values like `1,204` (true for `;`-separated files, as Excel writes them
+    /// in comma-decimal locales).
+    pub fn plan(&self, prefer_decimal_comma: bool) -> ColumnPlan {
+        let mut plan = ColumnPlan {
+            dtype: ColumnType::Text,
+            num_fmt: 0,
+            date_fmt: 0,
+            canonical: HashMap::new(),
+        };
+        if self.non_null == 0 {
+            return plan;
+        }
+        if self.num_fits != 0 {
+            let f = self.num_fits;
+            plan.num_fmt = if f & numfmt::PLAIN != 0 {
+                numfmt::PLAIN
+            } else if f & numfmt::THOUSANDS_COMMA != 0 && f & numfmt::DECIMAL_COMMA != 0 {
+                if prefer_decimal_comma {
+                    numfmt::DECIMAL_COMMA
+                } else {
+                    numfmt::THOUSANDS_COMMA
+                }
+            } else if f & numfmt::THOUSANDS_COMMA != 0 {
+                numfmt::THOUSANDS_COMMA
+            } else {
+                numfmt::DECIMAL_COMMA
+            };
+            plan.dtype = if self.num_integral & plan.num_fmt != 0 {
+                ColumnType::Integer
+            } else {
+                ColumnType::Float
+            };
+            return plan;
+        }
+        if self.date_fits != 0 {
+            let f = self.date_fits;
+            plan.date_fmt = if f & datefmt::YMD != 0 {
+                datefmt::YMD
+            } else if f & datefmt::DMY != 0 {
+                datefmt::DMY
+            } else {
+                datefmt::MDY
+            };
+            plan.dtype = if self.has_time {
+                ColumnType::DateTime
+            } else {
+                ColumnType::Date
+            };
+            return plan;
+        }
+        if self.bool_ok {
+            plan.dtype = ColumnType::Boolean;
+            return plan;
+        }
+        plan.canonical = self.variants().into_iter().flat_map(|v| v.folded).collect();
+        plan
+    }
+
+    /// Groups of values that differ only in case or inner spacing.
+    fn variants(&self) -> Vec<Variant> {
+        let Some(map) = &self.distinct else {
+            return Vec::new();
+        };
+        let mut groups: HashMap<String, Vec<(&String, u64)>> = HashMap::new();
+        for (v, n) in map {
+            groups.entry(fold_key(v)).or_default().push((v, *n));
+        }
+        let mut out: Vec<Variant> = groups
+            .into_values()
+            .filter(|g| g.len() > 1)
+            .map(|mut g| {
+                // Most frequent spelling wins; on a tie prefer one that is not all capitals.
+                g.sort_by(|a, b| {
+                    b.1.cmp(&a.1)
+                        .then_with(|| is_shouting(a.0).cmp(&is_shouting(b.0)))
+                        .then_with(|| a.0.cmp(b.0))
+                });
+                let canon = g[0].0.clone();
+                let folded = g[1..].iter().map(|(v, _)| ((*v).clone(), canon.clone())).collect();
+                let counts = g[1..].iter().map(|(v, n)| ((*v).clone(), *n)).collect();
+                Variant { canon, folded, counts }
+            })
+            .collect();
+        out.sort_by(|a, b| a.canon.cmp(&b.canon));
+        out
+    }
+
+    /// Notes about what was cleaned in this column.
+    pub fn notes(&self, label: &str, name: &str, plan: &ColumnPlan) -> Vec<Note> {
+        let mut notes = Vec::new();
+        if !self.placeholders.is_empty() {
+            let mut ps: Vec<_> = self.placeholders.iter().collect();
+            ps.sort();
+            let total: u64 = ps.iter().map(|p| p.1).sum();
+            let list = ps.iter().map(|(p, n)| format!("'{p}' ×{n}")).collect::<Vec<_>>().join(", ");
+            notes.push(Note::column(
+                "placeholders",
+                name,
+                format!("'{label}': {total} placeholder values read as null ({list})"),
+                false,
+            ));
+        }
+        if self.errors > 0 {
+            notes.push(Note::column(
+                "cell_errors",
+                name,
+                format!("'{label}': {} spreadsheet error values (such as #DIV/0!) read as null", self.errors),
+                false,
+            ));
+        }
+        if plan.dtype == ColumnType::Text && self.numbers > 0 && self.non_numbers > 0 {
+            let share = self.numbers as f64 / self.non_null as f64;
+            if share >= 0.5 {
+                notes.push(Note::column(
+                    "mixed_types",
+                    name,
+                    format!(
+                        "'{label}': {} values are numbers but {} are not (e.g. {}); kept as text so nothing is lost. Use try_cast({name} AS DOUBLE) to treat it as numbers.",
+                        self.numbers,
+                        self.non_numbers,
+                        self.non_number_examples.iter().map(|e| format!("'{e}'")).collect::<Vec<_>>().join(", ")
+                    ),
+                    true,
+                ));
+            }
+        }
+        if plan.dtype.is_numeric() && plan.num_fmt != numfmt::PLAIN && self.natives < self.numbers {
+            let how = if plan.num_fmt == numfmt::DECIMAL_COMMA {
+                "decimal commas (68,5 = 68.5)"
+            } else {
+                "thousands separators (1,204 = 1204)"
+            };
+            notes.push(Note::column("number_format", name, format!("'{label}': numbers written with {how}"), false));
+        } else if plan.dtype.is_numeric() && self.natives > 0 && self.natives < self.numbers {
+            notes.push(Note::column(
+                "numbers_as_text",
+                name,
+                format!("'{label}': {} numbers stored as text were read as numbers", self.numbers - self.natives),
+                false,
+            ));
+        }
+        if matches!(plan.dtype, ColumnType::Date | ColumnType::DateTime) && self.natives == 0 {
+            let f = self.date_fits;
+            let (fmt, ambiguous) = match plan.date_fmt {
+                datefmt::YMD => ("year-month-day", false),
+                datefmt::DMY => ("day/month/year", f & datefmt::MDY != 0),
+                _ => ("month/day/year", false),
+            };
+            let mut text = format!("'{label}': dates read as {fmt}");
+            if ambiguous {
+                text.push_str(
+                    "; every value fits both day/month and month/day, so day/month (the international order) was chosen",
+                );
+            } else if plan.date_fmt != datefmt::YMD {
+                text.push_str(" (decided from values that fit no other order)");
+            }
+            notes.push(Note::column("date_format", name, text, false));
+        }
+        if self.trimmed > 0 && plan.dtype == ColumnType::Text {
+            notes.push(Note::column(
+                "trimmed",
+                name,
+                format!("'{label}': {} values had leading or trailing spaces, removed", self.trimmed),
+                false,
+            ));
+        }
+        if plan.dtype == ColumnType::Text {
+            for v in self.variants() {
+                let list = v.counts.iter().map(|(s, n)| format!("'{s}' ×{n}")).collect::<Vec<_>>().join(", ");
+                notes.push(Note::column(
+                    "spelling_variants",
+                    name,
+                    format!("'{label}': {list} written as '{}' (same value in other case or spacing)", v.canon),
+                    true,
+                ));
+            }
+        }
+        notes
+    }
+
+    /// Distinct trimmed text values with counts, when the column has few.
+    pub fn distinct_values(&self) -> Option<&HashMap<String, u64>> {
+        self.distinct.as_ref()
+    }
+}
+
+struct Variant {
+    canon: String,
+    folded: Vec<(String, String)>,
+    counts: Vec<(String, u64)>,
+}
+
+fn fold_key(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+}
+
+fn is_shouting(s: &str) -> bool {
+    s.chars().any(char::is_alphabetic) && !s.chars().any(char::is_lowercase)
+}
+
+pub fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n).collect();
+        t.push('…');
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn infer(vals: &[&str], dc: bool) -> (ColumnPlan, ColumnInfer) {
+        let mut c = ColumnInfer::default();
+        for v in vals {
+            c.observe(&Cell::Text(v));
+        }
+        (c.plan(dc), c)
+    }
+
+    #[test]
+    fn whole_column_decides() {
+        let mut vals: Vec<String> = (0..1500).map(|i| i.to_string()).collect();
+        vals.push("X1500".into());
+        let refs: Vec<&str> = vals.iter().map(|s| s.as_str()).collect();
+        let (p, c) = infer(&refs, false);
+        assert_eq!(p.dtype, ColumnType::Text);
+        let notes = c.notes("v", "v", &p);
+        assert!(notes.iter().any(|n| n.kind == "mixed_types"), "{notes:?}");
+    }
+
+    #[test]
+    fn thousands_and_decimal_comma() {
+        assert_eq!(infer(&["1,204", "350", "-"], false).0.dtype, ColumnType::Integer);
+        let (p, _) = infer(&["58,5", "86,2", "79"], true);
+        assert_eq!((p.dtype, p.num_fmt), (ColumnType::Float, numfmt::DECIMAL_COMMA));
+        assert_eq!(infer(&["1.5", "2,5"], false).0.dtype, ColumnType::Text);
+    }
+
+    #[test]
+    fn dates_decided_by_data() {
+        let (p, _) = infer(&["03/04/2024", "13/04/2024"], false);
+        assert_eq!((p.dtype, p.date_fmt), (ColumnType::Date, datefmt::DMY));
+        let (p, _) = infer(&["03/04/2024", "04/13/2024"], false);
+        assert_eq!((p.dtype, p.date_fmt), (ColumnType::Date, datefmt::MDY));
+        let (p, _) = infer(&["03/04/2024", "04/13/2024", "13/04/2024"], false);
+        assert_eq!(p.dtype, ColumnType::Text);
+    }
+
+    #[test]
+    fn variants_fold_to_most_common() {
+        let (p, c) = infer(&["Kano", "Kano", "KANO", "Kano ", "Lagos"], false);
+        assert_eq!(p.canonical.get("KANO").map(String::as_str), Some("Kano"));
+        let notes = c.notes("State", "state", &p);
+        assert!(notes.iter().any(|n| n.kind == "spelling_variants"));
+        assert!(notes.iter().any(|n| n.kind == "trimmed"));
+    }
+
+    #[test]
+    fn natives_and_text_numbers_mix() {
+        let mut c = ColumnInfer::default();
+        c.observe(&Cell::Float(102.0));
+        c.observe(&Cell::Text("1,204"));
+        c.observe(&Cell::Text("-"));
+        let p = c.plan(false);
+        assert_eq!((p.dtype, p.num_fmt), (ColumnType::Integer, numfmt::THOUSANDS_COMMA));
+    }
+}

@@ -1,0 +1,404 @@
+//! # quarry-ingest: any tabular file → typed Arrow → Parquet + catalog
+//!
+//! This crate owns everything between a file a person uploads and a clean,
+//! typed table the engines can query. It knows nothing of SQL engines, LLMs or
+//! HTTP.
+//!
+//! Where work happens:
+//! - [`detect`] reads the first bytes and names the format (never trusting
+//!   the extension alone).
+//! - [`text`] streams delimited text twice (shape + inference, then build);
+//!   [`sheet`] reads workbooks through `calamine` with zip-bomb and cell caps;
+//!   [`json`] and [`parquet_in`] handle the rest.
+//! - [`shape`] finds headers below titles, joins two-row headers, and keeps
+//!   totals, footnotes and ragged rows out of the data (recorded, recoverable).
+//! - [`infer`] types every column over all its values; [`build`] makes Arrow.
+//! - [`stats`] profiles the built batches; [`catalog`] writes Parquet and the
+//!   SQLite catalog, one version per content hash.
+//!
+//! Entry points: [`prepare`] (inspect a file into [`Prepared`] tables) and
+//! [`catalog::Catalog::load`].
+
+pub mod build;
+pub mod catalog;
+pub mod cell;
+pub mod detect;
+pub mod error;
+pub mod infer;
+pub mod json;
+pub mod names;
+pub mod parquet_in;
+pub mod shape;
+pub mod sheet;
+pub mod stats;
+pub mod table;
+pub mod text;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+
+pub use error::{ErrorKind, IngestError, Result};
+pub use table::{ColumnMeta, ColumnType, ExcludeReason, ExcludedRow, Note, TableMeta};
+
+use infer::ColumnPlan;
+use shape::{Layout, RowLike, Shaper};
+
+/// Limits and switches for ingest, documented in one place.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Largest total uncompressed size of a zipped workbook (XLSX, ODS).
+    /// Default 512 MiB: a zip bomb stops here, before anything inflates.
+    pub max_inflated_bytes: u64,
+    /// Most non-empty cells a sheet may hold (default 50 million). Text files
+    /// stream and have no cell limit.
+    pub max_cells: u64,
+    /// Longest single record of a text file (default 64 MiB): longer means a
+    /// quote that never closes.
+    pub max_record_bytes: usize,
+    /// Largest JSON file read whole (default 1 GiB).
+    pub max_json_bytes: u64,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions {
+            max_inflated_bytes: 512 << 20,
+            max_cells: 50_000_000,
+            max_record_bytes: 64 << 20,
+            max_json_bytes: 1 << 30,
+        }
+    }
+}
+
+/// Progress of long reads, for progress bars. `done` and `total` are bytes.
+pub trait Progress {
+    fn advance(&self, phase: &str, done: u64, total: u64);
+}
+
+/// No progress reporting.
+pub struct Quiet;
+impl Progress for Quiet {
+    fn advance(&self, _: &str, _: u64, _: u64) {}
+}
+
+/// The outcome of shaping and inference for one table, shared by every reader.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub meta: TableMeta,
+    pub schema: SchemaRef,
+    /// Source column for each output column.
+    pub sources: Vec<usize>,
+    /// One plan per source column.
+    pub plans: Vec<ColumnPlan>,
+    /// Data-row index → why it is out.
+    pub excluded: BTreeMap<u64, ExcludedRow>,
+    pub rows: u64,
+}
+
+impl Finished {
+    pub fn notes_mut(&mut self) -> &mut Vec<Note> {
+        &mut self.meta.notes
+    }
+}
+
+/// Turn a finished walk over the rows into columns, names, types and notes.
+pub(crate) fn finish_columns<R: RowLike>(
+    layout: &Layout,
+    shaper: &Shaper<R>,
+    prefer_decimal_comma: bool,
+    path: &Path,
+    sheet: Option<&str>,
+    format: &str,
+) -> Finished {
+    let mut notes: Vec<Note> = Vec::new();
+    if let Some(h) = layout.header_row {
+        let line = |i: usize| i + 1;
+        if let Some(g) = layout.group_row {
+            notes.push(Note::table(
+                "header",
+                format!(
+                    "two-row header on rows {} and {} of the table region, joined into one name per column",
+                    line(g),
+                    line(h)
+                ),
+                false,
+            ));
+        }
+        if layout.skipped_above > 0 {
+            notes.push(Note::table(
+                "header",
+                format!("header found below {} title or blank rows, which were skipped", layout.skipped_above),
+                false,
+            ));
+        }
+    } else if !layout.labels.is_empty() {
+        notes.push(Note::table(
+            "header",
+            "no header row: the first row holds values, so columns are numbered (column_1, column_2, …)",
+            false,
+        ));
+    }
+    let plans: Vec<ColumnPlan> = shaper.columns.iter().map(|c| c.plan(prefer_decimal_comma)).collect();
+    let mut sources = Vec::new();
+    let mut dropped = 0;
+    for (i, label) in layout.labels.iter().enumerate() {
+        if label.trim().is_empty() && shaper.column_nonblank[i] == 0 {
+            dropped += 1;
+            continue;
+        }
+        sources.push(i);
+    }
+    if dropped > 0 {
+        notes.push(Note::table("blank_columns", format!("{dropped} blank columns without a header dropped"), false));
+    }
+    let labels: Vec<String> = sources
+        .iter()
+        .map(|&i| {
+            let l = layout.labels[i].trim();
+            if l.is_empty() {
+                format!("column_{}", i + 1)
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    let names = names::column_names(&labels);
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (k, l) in labels.iter().enumerate() {
+        if let Some(&first) = seen.get(l.as_str()) {
+            notes.push(Note::column(
+                "duplicate_header",
+                &names[k],
+                format!("header '{l}' appears more than once; this copy is named {} (the first is {})", names[k], names[first]),
+                false,
+            ));
+        } else {
+            seen.insert(l, k);
+        }
+    }
+    let columns: Vec<ColumnMeta> = sources
+        .iter()
+        .zip(labels.iter().zip(&names))
+        .map(|(&i, (l, n))| ColumnMeta { name: n.clone(), label: l.clone(), dtype: plans[i].dtype })
+        .collect();
+    for (k, &i) in sources.iter().enumerate() {
+        notes.extend(shaper.columns[i].notes(&labels[k], &names[k], &plans[i]));
+        if let Some(n) = observe_text_column(&shaper.columns[i], &labels[k], &names[k], plans[i].dtype, shaper.rows) {
+            notes.extend(n);
+        }
+    }
+    if shaper.blank_rows > 0 {
+        notes.push(Note::table("blank_rows", format!("{} blank rows skipped", shaper.blank_rows), false));
+    }
+    let mut by_reason: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for e in shaper.excluded.values() {
+        by_reason.entry(e.reason.describe()).or_default().push(e.row);
+    }
+    for (reason, rows) in by_reason {
+        let kind = match reason {
+            "a total row" => "total_row",
+            "a footnote" => "footnote",
+            "a repeated header" => "repeated_header",
+            _ => "ragged_row",
+        };
+        let list = rows.iter().take(10).map(|r| r.to_string()).collect::<Vec<_>>().join(", ");
+        let more = if rows.len() > 10 { format!(" and {} more", rows.len() - 10) } else { String::new() };
+        notes.push(Note::table(
+            kind,
+            format!(
+                "{} row(s) kept out of the data as {reason} (source row {list}{more}); they are kept in the catalog as excluded rows",
+                rows.len()
+            ),
+            false,
+        ));
+    }
+    let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    let meta = TableMeta {
+        name: names::table_name(&stem, sheet),
+        source: path.display().to_string(),
+        sheet: sheet.map(str::to_string),
+        format: format.to_string(),
+        columns,
+        notes,
+        excluded: shaper.excluded.values().cloned().collect(),
+    };
+    let schema = Arc::new(meta.schema());
+    Finished { meta, schema, sources, plans, excluded: shaper.excluded.clone(), rows: shaper.rows }
+}
+
+/// Notes about what a text column looks like: shared prefixes and suffixes
+/// (`kw `, ` Local Government Area`) and low cardinality. Meanings are not
+/// guessed; these are facts the analyst can use.
+fn observe_text_column(
+    c: &infer::ColumnInfer,
+    label: &str,
+    name: &str,
+    dtype: ColumnType,
+    rows: u64,
+) -> Option<Vec<Note>> {
+    if dtype != ColumnType::Text {
+        return None;
+    }
+    let map = c.distinct_values()?;
+    if map.len() < 2 {
+        return None;
+    }
+    let mut notes = Vec::new();
+    let values: Vec<&str> = map.keys().map(String::as_str).collect();
+    let prefix = common_affix(&values, false);
+    let suffix = common_affix(&values, true);
+    for (affix, which) in [(prefix, "prefix"), (suffix, "suffix")] {
+        if let Some(a) = affix {
+            notes.push(Note::column(
+                "shared_affix",
+                name,
+                format!("'{label}': every value has the {which} '{a}'"),
+                true,
+            ));
+        }
+    }
+    if map.len() <= 50 && rows >= 4 * map.len() as u64 {
+        let mut top: Vec<(&String, &u64)> = map.iter().collect();
+        top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let list = top.iter().take(6).map(|(v, _)| format!("'{v}'")).collect::<Vec<_>>().join(", ");
+        notes.push(Note::column(
+            "categorical",
+            name,
+            format!("'{label}': categorical, {} distinct values ({list}{})", map.len(), if map.len() > 6 { ", …" } else { "" }),
+            true,
+        ));
+    }
+    Some(notes)
+}
+
+/// The word-aligned prefix (or suffix) all values share, if any.
+fn common_affix(values: &[&str], suffix: bool) -> Option<String> {
+    let first = values[0];
+    let words: Vec<&str> = first.split_inclusive(' ').collect();
+    let mut best: Option<String> = None;
+    let n = words.len();
+    for k in 1..n {
+        let cand: String = if suffix { words[n - k..].concat() } else { words[..k].concat() };
+        let ok = values.iter().all(|v| {
+            v.len() > cand.len() && if suffix { v.ends_with(&cand) } else { v.starts_with(&cand) }
+        });
+        if ok {
+            best = Some(cand);
+        } else {
+            break;
+        }
+    }
+    let b = best?;
+    let t = if suffix { format!(" {}", b.trim()) } else { b };
+    (t.trim().len() >= 2).then_some(t)
+}
+
+/// A table ready to be built: its metadata, and a way to stream its rows.
+pub struct Prepared {
+    pub meta: TableMeta,
+    pub schema: SchemaRef,
+    source: Source,
+}
+
+enum Source {
+    Text(Box<text::TextPlan>),
+    Sheet(Box<sheet::SheetPlan>),
+    Batches(Vec<RecordBatch>),
+}
+
+impl Prepared {
+    /// Stream the table's rows as Arrow batches.
+    pub fn batches(&self, progress: &dyn Progress, sink: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<()> {
+        match &self.source {
+            Source::Text(p) => text::batches(p, progress, sink),
+            Source::Sheet(p) => sheet::batches(p, sink),
+            Source::Batches(b) => b.iter().try_for_each(|b| sink(b.clone())),
+        }
+    }
+}
+
+/// What a file turned into: tables, and notes about the file as a whole
+/// (sheets skipped, extension mismatches).
+pub struct PreparedFile {
+    pub tables: Vec<Prepared>,
+    pub notes: Vec<Note>,
+    pub format: detect::Format,
+}
+
+/// Inspect a file: detect its format, find its tables, infer their columns.
+/// Errors name the file and say what to do.
+pub fn prepare(path: &Path, opts: &IngestOptions, progress: &dyn Progress) -> Result<PreparedFile> {
+    let label = path.display().to_string();
+    prepare_inner(path, opts, progress).map_err(|e| e.in_file(label))
+}
+
+fn prepare_inner(path: &Path, opts: &IngestOptions, progress: &dyn Progress) -> Result<PreparedFile> {
+    let (format, head) = detect::detect(path)?;
+    let mut notes = Vec::new();
+    if let Some(n) = detect::extension_note(path, format) {
+        notes.push(n);
+    }
+    let mut tables = Vec::new();
+    match format {
+        detect::Format::Text => {
+            let plan = text::prepare(path, &head, opts, progress)?;
+            tables.push(Prepared {
+                meta: plan.finished.meta.clone(),
+                schema: plan.finished.schema.clone(),
+                source: Source::Text(Box::new(plan)),
+            });
+        }
+        detect::Format::Xlsx | detect::Format::Xls | detect::Format::Ods => {
+            let grids = sheet::read_workbook(path, format.name(), opts)?;
+            let several = grids.len() > 1;
+            for (name, grid) in grids {
+                match sheet::prepare_sheet(path, format.name(), Some(name), grid, several) {
+                    sheet::SheetOutcome::Table(p) => tables.push(Prepared {
+                        meta: p.finished.meta.clone(),
+                        schema: p.finished.schema.clone(),
+                        source: Source::Sheet(p),
+                    }),
+                    sheet::SheetOutcome::Skipped { sheet, why } => notes.push(Note::table(
+                        "sheet_skipped",
+                        format!("sheet '{sheet}' was not loaded: {why}"),
+                        false,
+                    )),
+                }
+            }
+        }
+        detect::Format::Json | detect::Format::Ndjson => {
+            let grid = json::read(path, format, opts)?;
+            match sheet::prepare_sheet(path, format.name(), None, grid, false) {
+                sheet::SheetOutcome::Table(p) => tables.push(Prepared {
+                    meta: p.finished.meta.clone(),
+                    schema: p.finished.schema.clone(),
+                    source: Source::Sheet(p),
+                }),
+                sheet::SheetOutcome::Skipped { why, .. } => {
+                    return Err(IngestError::new(
+                        ErrorKind::Empty,
+                        format!("the JSON holds no table: {why}"),
+                        "give an array of objects, an array of arrays, or one object per line",
+                    ))
+                }
+            }
+        }
+        detect::Format::Parquet => {
+            let (meta, batches) = parquet_in::read(path)?;
+            let schema = Arc::new(meta.schema());
+            tables.push(Prepared { meta, schema, source: Source::Batches(batches) });
+        }
+    }
+    if tables.is_empty() {
+        return Err(IngestError::new(
+            ErrorKind::Empty,
+            "no table was found in the file",
+            notes.iter().map(|n| n.text.clone()).collect::<Vec<_>>().join("; "),
+        ));
+    }
+    Ok(PreparedFile { tables, notes, format })
+}

@@ -1,0 +1,360 @@
+//! Where the table is inside a grid of cells: header rows below titles, joined
+//! two-row headers, and which rows are data. Shared by text and spreadsheets.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::cell::{self, Cell};
+use crate::infer::ColumnInfer;
+use crate::table::{ExcludeReason, ExcludedRow};
+
+/// A row of cells, however the reader holds it.
+pub trait RowLike {
+    fn len(&self) -> usize;
+    fn cell(&self, i: usize) -> Cell<'_>;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn filled(&self) -> usize {
+        (0..self.len()).filter(|&i| !self.cell(i).is_blank()).count()
+    }
+    fn is_blank(&self) -> bool {
+        (0..self.len()).all(|i| self.cell(i).is_blank())
+    }
+    /// Index of the last non-blank cell + 1.
+    fn used_width(&self) -> usize {
+        (0..self.len()).rev().find(|&i| !self.cell(i).is_blank()).map_or(0, |i| i + 1)
+    }
+    fn texts(&self) -> Vec<String> {
+        let w = self.used_width();
+        (0..w).map(|i| self.cell(i).display()).collect()
+    }
+}
+
+impl RowLike for csv::StringRecord {
+    fn len(&self) -> usize {
+        csv::StringRecord::len(self)
+    }
+    fn cell(&self, i: usize) -> Cell<'_> {
+        match self.get(i) {
+            Some(s) => Cell::Text(s),
+            None => Cell::Empty,
+        }
+    }
+}
+
+impl<'a> RowLike for &'a [Cell<'a>] {
+    fn len(&self) -> usize {
+        <[Cell]>::len(self)
+    }
+    fn cell(&self, i: usize) -> Cell<'_> {
+        self.get(i).copied().unwrap_or(Cell::Empty)
+    }
+}
+
+/// Where the header is and what the columns are called.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layout {
+    /// Index (in the rows given to [`find_layout`]) of the first data row.
+    pub data_start: usize,
+    /// Index of the header row, if the table has one.
+    pub header_row: Option<usize>,
+    /// Index of a group-header row above the header, if any.
+    pub group_row: Option<usize>,
+    /// One label per column (empty where the file has none).
+    pub labels: Vec<String>,
+    /// Rows above the header that were skipped (titles, blank lines).
+    pub skipped_above: usize,
+}
+
+fn is_valuey(c: &Cell) -> bool {
+    match c {
+        Cell::Text(s) => {
+            let t = s.trim();
+            cell::classify_number(t).is_some() || cell::classify_date(t).is_some()
+        }
+        Cell::Int(_) | Cell::Float(_) | Cell::DateTime(_) | Cell::Bool(_) => true,
+        _ => false,
+    }
+}
+
+fn is_label(c: &Cell) -> bool {
+    matches!(c, Cell::Text(s) if !s.trim().is_empty() && !is_valuey(c))
+}
+
+/// Find the header in the first rows of a grid (up to 50 are looked at).
+pub fn find_layout<R: RowLike>(rows: &[R]) -> Layout {
+    let look = &rows[..rows.len().min(50)];
+    let width = look.iter().map(|r| r.used_width()).max().unwrap_or(0);
+    let first_nonblank = look.iter().position(|r| !r.is_blank());
+    let need = if width <= 1 { 1 } else { 2.max(width.div_ceil(2)) };
+    let candidate = look
+        .iter()
+        .position(|r| r.filled() >= need && (0..r.len()).any(|i| is_label(&r.cell(i))))
+        .or_else(|| look.iter().position(|r| r.filled() >= need))
+        .or(first_nonblank);
+    let Some(h) = candidate else {
+        return Layout { data_start: 0, header_row: None, group_row: None, labels: Vec::new(), skipped_above: 0 };
+    };
+    let hr = &look[h];
+    let values_only = (0..hr.len()).all(|i| {
+        let c = hr.cell(i);
+        c.is_blank() || is_valuey(&c)
+    });
+    if values_only {
+        // No header row: the data starts here and columns get numbered names.
+        return Layout {
+            data_start: h,
+            header_row: None,
+            group_row: None,
+            labels: vec![String::new(); width],
+            skipped_above: h,
+        };
+    }
+    let mut labels: Vec<String> = (0..width).map(|i| hr.cell(i).display()).collect();
+    let mut group_row = None;
+    if h > 0 {
+        let g = &look[h - 1];
+        let gf = g.filled();
+        let all_text = (0..g.len()).all(|i| {
+            let c = g.cell(i);
+            c.is_blank() || is_label(&c)
+        });
+        if gf >= 2 && all_text && gf < hr.filled() {
+            group_row = Some(h - 1);
+            let mut current = String::new();
+            for (i, label) in labels.iter_mut().enumerate() {
+                let gc = g.cell(i).display();
+                if !gc.is_empty() {
+                    current = gc;
+                }
+                if current.is_empty() {
+                    continue;
+                }
+                if label.is_empty() {
+                    *label = current.clone();
+                } else if !label.eq_ignore_ascii_case(&current) {
+                    *label = format!("{current} / {label}");
+                }
+            }
+        }
+    }
+    let top = group_row.unwrap_or(h);
+    Layout { data_start: h + 1, header_row: Some(h), group_row, labels, skipped_above: top }
+}
+
+const TOTAL_WORDS: &[&str] = &[
+    "total", "totals", "grand total", "subtotal", "sub-total", "sub total", "total général", "total general",
+    "totaux", "overall total", "sum",
+];
+
+/// A row whose first filled cell says it is a total.
+pub fn is_total_row<R: RowLike>(r: &R) -> bool {
+    (0..r.len())
+        .map(|i| r.cell(i))
+        .find(|c| !c.is_blank())
+        .and_then(|c| c.as_text())
+        .map(|t| {
+            let t = t.trim_end_matches(':').trim().to_lowercase();
+            TOTAL_WORDS.contains(&t.as_str())
+        })
+        .unwrap_or(false)
+}
+
+/// A footnote: one text cell in a table at least three columns wide.
+pub fn is_footnote<R: RowLike>(r: &R, width: usize) -> bool {
+    width >= 3 && r.filled() == 1 && (0..r.len()).any(|i| is_label(&r.cell(i)))
+}
+
+fn is_repeated_header<R: RowLike>(r: &R, header: &[String]) -> bool {
+    let filled: Vec<usize> = (0..header.len()).filter(|&i| !header[i].is_empty()).collect();
+    filled.len() >= 2 && filled.iter().all(|&i| r.cell(i).display() == header[i])
+}
+
+/// Walks the data rows once: keeps rows out that are totals, footnotes,
+/// repeated headers or ragged, and feeds the rest to per-column inference.
+/// Trailing rows are held back a little so a footnote at the end never
+/// reaches type inference.
+pub struct Shaper<R: RowLike> {
+    width: usize,
+    header: Vec<String>,
+    /// Rows must have at least this many fields (text files): the last
+    /// labelled column + 1.
+    min_fields: usize,
+    /// Rows may have more fields only if the extras are blank.
+    pub ragged_check: bool,
+    tail: VecDeque<(u64, u64, R)>,
+    pub columns: Vec<ColumnInfer>,
+    pub excluded: BTreeMap<u64, ExcludedRow>,
+    pub excluded_total: u64,
+    pub blank_rows: u64,
+    pub rows: u64,
+    /// Non-blank cells per column among kept rows.
+    pub column_nonblank: Vec<u64>,
+}
+
+const TAIL: usize = 8;
+/// Excluded rows kept verbatim per table; beyond this they are only counted.
+pub const MAX_EXCLUDED_KEPT: usize = 1000;
+
+impl<R: RowLike> Shaper<R> {
+    pub fn new(layout: &Layout, ragged_check: bool) -> Self {
+        let width = layout.labels.len();
+        let min_fields = layout.labels.iter().rposition(|l| !l.is_empty()).map_or(0, |i| i + 1);
+        Shaper {
+            width,
+            header: layout.labels.clone(),
+            min_fields,
+            ragged_check,
+            tail: VecDeque::with_capacity(TAIL + 1),
+            columns: vec![ColumnInfer::default(); width],
+            excluded: BTreeMap::new(),
+            excluded_total: 0,
+            blank_rows: 0,
+            rows: 0,
+            column_nonblank: vec![0; width],
+        }
+    }
+
+    /// `index` numbers data rows from 0 (the id used again in the build pass);
+    /// `line` is the 1-based position in the source for messages. Returns a
+    /// row the caller may reuse as a buffer.
+    pub fn push(&mut self, index: u64, line: u64, row: R) -> Option<R> {
+        if row.is_blank() {
+            // Blank rows are skipped again, by the same test, in the build pass.
+            self.blank_rows += 1;
+            return Some(row);
+        }
+        if self.ragged_check {
+            if row.used_width() > self.width {
+                self.exclude(index, line, &row, ExcludeReason::LongRow);
+                return Some(row);
+            }
+            if row.len() < self.min_fields {
+                self.exclude(index, line, &row, ExcludeReason::ShortRow);
+                return Some(row);
+            }
+        }
+        self.tail.push_back((index, line, row));
+        if self.tail.len() > TAIL {
+            let (i, l, r) = self.tail.pop_front().expect("tail is not empty");
+            self.fold(i, l, &r);
+            return Some(r);
+        }
+        None
+    }
+
+    fn fold(&mut self, index: u64, line: u64, row: &R) {
+        if is_total_row(row) {
+            return self.exclude(index, line, row, ExcludeReason::TotalRow);
+        }
+        if is_repeated_header(row, &self.header) {
+            return self.exclude(index, line, row, ExcludeReason::RepeatedHeader);
+        }
+        for (i, col) in self.columns.iter_mut().enumerate() {
+            let c = row.cell(i);
+            if !c.is_blank() {
+                self.column_nonblank[i] += 1;
+            }
+            col.observe(&c);
+        }
+        self.rows += 1;
+    }
+
+    fn exclude(&mut self, index: u64, line: u64, row: &R, reason: ExcludeReason) {
+        self.excluded_total += 1;
+        if self.excluded.len() < MAX_EXCLUDED_KEPT {
+            self.excluded.insert(index, ExcludedRow { row: line, reason, cells: row.texts() });
+        } else {
+            self.excluded.insert(index, ExcludedRow { row: line, reason, cells: Vec::new() });
+        }
+    }
+
+    /// Ends the walk: trailing totals and footnotes go out, the rest is folded in.
+    pub fn finish(&mut self) {
+        let mut cut = self.tail.len();
+        while cut > 0 {
+            let (_, _, r) = &self.tail[cut - 1];
+            if is_total_row(r) || is_footnote(r, self.width) {
+                cut -= 1;
+            } else {
+                break;
+            }
+        }
+        let trailing: Vec<_> = self.tail.drain(cut..).collect();
+        let rest: Vec<_> = self.tail.drain(..).collect();
+        for (i, l, r) in rest {
+            self.fold(i, l, &r);
+        }
+        for (i, l, r) in trailing {
+            let reason = if is_total_row(&r) { ExcludeReason::TotalRow } else { ExcludeReason::Footnote };
+            self.exclude(i, l, &r, reason);
+        }
+    }
+
+    pub fn is_excluded(&self, index: u64) -> bool {
+        self.excluded.contains_key(&index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Cell<'_> {
+        if s.is_empty() {
+            Cell::Empty
+        } else {
+            Cell::Text(s)
+        }
+    }
+
+    #[test]
+    fn title_rows_and_two_row_header() {
+        let grid: Vec<Vec<Cell>> = vec![
+            vec![t("NATIONAL PROGRAMME")],
+            vec![t("Monthly report")],
+            vec![],
+            vec![t("Location"), t(""), t("Tested"), t(""), t("Remarks")],
+            vec![t("State"), t("LGA"), t("<5yrs"), t("≥5yrs"), t("")],
+            vec![t("Kano"), t("Dala"), Cell::Float(1.0), Cell::Float(2.0), t("")],
+        ];
+        let rows: Vec<&[Cell]> = grid.iter().map(|r| r.as_slice()).collect();
+        let l = find_layout(&rows);
+        assert_eq!(l.header_row, Some(4));
+        assert_eq!(l.group_row, Some(3));
+        assert_eq!(l.data_start, 5);
+        assert_eq!(
+            l.labels,
+            vec!["Location / State", "Location / LGA", "Tested / <5yrs", "Tested / ≥5yrs", "Remarks"]
+        );
+    }
+
+    #[test]
+    fn no_header() {
+        let grid: Vec<Vec<Cell>> = vec![vec![t("1"), t("2.5")], vec![t("3"), t("4")]];
+        let rows: Vec<&[Cell]> = grid.iter().map(|r| r.as_slice()).collect();
+        let l = find_layout(&rows);
+        assert_eq!((l.header_row, l.data_start, l.labels.len()), (None, 0, 2));
+    }
+
+    #[test]
+    fn totals_and_footnotes_stay_out() {
+        let grid: Vec<Vec<Cell>> = vec![
+            vec![t("A"), t("B"), t("C")],
+            vec![t("x"), t("1"), t("2")],
+            vec![t("TOTAL"), t("1"), t("2")],
+            vec![],
+            vec![t("Source: somewhere, provisional.")],
+        ];
+        let rows: Vec<&[Cell]> = grid.iter().map(|r| r.as_slice()).collect();
+        let l = find_layout(&rows);
+        let mut s = Shaper::new(&l, false);
+        for (i, r) in rows[l.data_start..].iter().enumerate() {
+            s.push(i as u64, i as u64 + 2, *r);
+        }
+        s.finish();
+        assert_eq!(s.rows, 1);
+        let reasons: Vec<_> = s.excluded.values().map(|e| e.reason).collect();
+        assert_eq!(reasons, vec![ExcludeReason::TotalRow, ExcludeReason::Footnote]);
+    }
+}

@@ -1,0 +1,231 @@
+//! Profile statistics over built batches: nulls, distinct counts, ranges,
+//! means and top values, per column. Fed batch by batch, so it works at any size.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hash};
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{Date32Type, Float64Type, Int64Type, TimestampMillisecondType};
+use arrow::record_batch::RecordBatch;
+use serde::{Deserialize, Serialize};
+
+use crate::cell::{fmt_datetime, fmt_float};
+use crate::table::{ColumnType, TableMeta};
+
+/// Distinct values are counted exactly up to this many; beyond, the count is a lower bound.
+pub const DISTINCT_CAP: usize = 1_000_000;
+const TOP_TRACK: usize = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnStats {
+    pub name: String,
+    pub label: String,
+    #[serde(rename = "type")]
+    pub dtype: ColumnType,
+    pub nulls: u64,
+    pub distinct: u64,
+    /// False when `distinct` stopped counting at the cap.
+    pub distinct_exact: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub min: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub max: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mean: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sum: Option<f64>,
+    /// Most frequent values with counts (text and boolean columns).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub top: Vec<(String, u64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableStats {
+    pub rows: u64,
+    pub columns: Vec<ColumnStats>,
+}
+
+struct Acc {
+    nulls: u64,
+    hashes: HashSet<u64>,
+    capped: bool,
+    min: Option<f64>,
+    max: Option<f64>,
+    sum: f64,
+    count: u64,
+    top: HashMap<String, u64>,
+    tmin: Option<String>,
+    tmax: Option<String>,
+}
+
+pub struct StatsBuilder {
+    meta: Vec<(String, String, ColumnType)>,
+    accs: Vec<Acc>,
+    rows: u64,
+    hasher: std::hash::RandomState,
+}
+
+impl StatsBuilder {
+    pub fn new(meta: &TableMeta) -> Self {
+        StatsBuilder {
+            meta: meta.columns.iter().map(|c| (c.name.clone(), c.label.clone(), c.dtype)).collect(),
+            accs: meta
+                .columns
+                .iter()
+                .map(|_| Acc {
+                    nulls: 0,
+                    hashes: HashSet::new(),
+                    capped: false,
+                    min: None,
+                    max: None,
+                    sum: 0.0,
+                    count: 0,
+                    top: HashMap::new(),
+                    tmin: None,
+                    tmax: None,
+                })
+                .collect(),
+            rows: 0,
+            hasher: std::hash::RandomState::new(),
+        }
+    }
+
+    pub fn update(&mut self, batch: &RecordBatch) {
+        self.rows += batch.num_rows() as u64;
+        for (i, col) in batch.columns().iter().enumerate() {
+            let acc = &mut self.accs[i];
+            acc.nulls += col.null_count() as u64;
+            let h = &self.hasher;
+            let seen = |acc: &mut Acc, v: &dyn HashKey| {
+                if !acc.capped {
+                    acc.hashes.insert(v.key(h));
+                    if acc.hashes.len() >= DISTINCT_CAP {
+                        acc.capped = true;
+                    }
+                }
+            };
+            let num = |acc: &mut Acc, x: f64| {
+                acc.min = Some(acc.min.map_or(x, |m| m.min(x)));
+                acc.max = Some(acc.max.map_or(x, |m| m.max(x)));
+                acc.sum += x;
+                acc.count += 1;
+            };
+            match self.meta[i].2 {
+                ColumnType::Integer => {
+                    for v in col.as_primitive::<Int64Type>().iter().flatten() {
+                        seen(acc, &v);
+                        num(acc, v as f64);
+                    }
+                }
+                ColumnType::Float => {
+                    for v in col.as_primitive::<Float64Type>().iter().flatten() {
+                        seen(acc, &v.to_bits());
+                        num(acc, v);
+                    }
+                }
+                ColumnType::Date => {
+                    for v in col.as_primitive::<Date32Type>().iter().flatten() {
+                        seen(acc, &(v as i64));
+                        num(acc, v as f64);
+                    }
+                }
+                ColumnType::DateTime => {
+                    for v in col.as_primitive::<TimestampMillisecondType>().iter().flatten() {
+                        seen(acc, &v);
+                        num(acc, v as f64);
+                    }
+                }
+                ColumnType::Boolean => {
+                    for v in col.as_boolean().iter().flatten() {
+                        seen(acc, &(v as i64));
+                        *acc.top.entry(v.to_string()).or_default() += 1;
+                    }
+                }
+                ColumnType::Text => {
+                    for v in col.as_string::<i32>().iter().flatten() {
+                        seen(acc, &v);
+                        if let Some(n) = acc.top.get_mut(v) {
+                            *n += 1;
+                        } else if acc.top.len() < TOP_TRACK {
+                            acc.top.insert(v.to_string(), 1);
+                        }
+                        if acc.tmin.as_deref().is_none_or(|m| v < m) {
+                            acc.tmin = Some(v.to_string());
+                        }
+                        if acc.tmax.as_deref().is_none_or(|m| v > m) {
+                            acc.tmax = Some(v.to_string());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn finish(self) -> TableStats {
+        let columns = self
+            .meta
+            .into_iter()
+            .zip(self.accs)
+            .map(|((name, label, dtype), acc)| {
+                let (min, max, mean, sum) = match dtype {
+                    ColumnType::Integer | ColumnType::Float => (
+                        acc.min.map(num_json),
+                        acc.max.map(num_json),
+                        (acc.count > 0).then(|| acc.sum / acc.count as f64),
+                        (acc.count > 0).then_some(acc.sum),
+                    ),
+                    ColumnType::Date => (acc.min.map(|d| date_json(d as i64)), acc.max.map(|d| date_json(d as i64)), None, None),
+                    ColumnType::DateTime => (acc.min.map(|d| ts_json(d as i64)), acc.max.map(|d| ts_json(d as i64)), None, None),
+                    ColumnType::Text => (acc.tmin.map(Into::into), acc.tmax.map(Into::into), None, None),
+                    ColumnType::Boolean => (None, None, None, None),
+                };
+                let mut top: Vec<(String, u64)> = acc.top.into_iter().collect();
+                top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                top.truncate(5);
+                ColumnStats {
+                    name,
+                    label,
+                    dtype,
+                    nulls: acc.nulls,
+                    distinct: acc.hashes.len() as u64,
+                    distinct_exact: !acc.capped,
+                    min,
+                    max,
+                    mean,
+                    sum,
+                    top,
+                }
+            })
+            .collect();
+        TableStats { rows: self.rows, columns }
+    }
+}
+
+trait HashKey {
+    fn key(&self, h: &std::hash::RandomState) -> u64;
+}
+impl<T: Hash + ?Sized> HashKey for T {
+    fn key(&self, h: &std::hash::RandomState) -> u64 {
+        h.hash_one(self)
+    }
+}
+
+fn num_json(x: f64) -> serde_json::Value {
+    if x.fract() == 0.0 && x.abs() < 9.0e15 {
+        serde_json::Value::from(x as i64)
+    } else {
+        serde_json::Value::from(x)
+    }
+}
+
+fn date_json(days: i64) -> serde_json::Value {
+    let d = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::Duration::days(days);
+    serde_json::Value::from(d.format("%Y-%m-%d").to_string())
+}
+
+fn ts_json(ms: i64) -> serde_json::Value {
+    match chrono::DateTime::from_timestamp_millis(ms) {
+        Some(d) => serde_json::Value::from(fmt_datetime(d.naive_utc())),
+        None => serde_json::Value::from(fmt_float(ms as f64)),
+    }
+}

@@ -1,0 +1,336 @@
+//! Delimited text: CSV, TSV, semicolon files from Excel, pipe files.
+//!
+//! Two streaming passes over the file, so memory stays flat whatever its
+//! size: the first detects the shape and infers every column over all rows;
+//! the second builds Arrow batches. Encoding is detected once, from the BOM,
+//! the bytes, or (for legacy 8-bit text) `chardetng`.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use encoding_rs::Encoding;
+
+use crate::error::{ErrorKind, IngestError, Result};
+use crate::shape::{find_layout, Layout, RowLike, Shaper};
+use crate::{finish_columns, Finished, IngestOptions, Progress};
+
+const SAMPLE: usize = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct TextPlan {
+    pub path: PathBuf,
+    /// `None` for UTF-8 (BOM skipped), else the encoding to decode from.
+    pub encoding: Option<&'static Encoding>,
+    pub delimiter: u8,
+    pub layout: Layout,
+    pub finished: Finished,
+}
+
+/// Wraps a reader and remembers the last bytes it produced, to tell whether
+/// the file ended inside a quoted field.
+struct TailReader<R> {
+    inner: R,
+    tail: Vec<u8>,
+    pub bytes: u64,
+}
+
+impl<R: Read> Read for TailReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.bytes += n as u64;
+            let take = n.min(64);
+            self.tail.drain(..self.tail.len().saturating_sub(64 - take));
+            self.tail.extend_from_slice(&buf[n - take..n]);
+        }
+        Ok(n)
+    }
+}
+
+fn open_decoded(path: &Path, encoding: Option<&'static Encoding>) -> Result<Box<dyn Read>> {
+    let f = File::open(path)?;
+    let r: Box<dyn Read> = match encoding {
+        None => {
+            let mut br = BufReader::with_capacity(1 << 20, f);
+            let mut bom = [0u8; 3];
+            let n = read_full(&mut br, &mut bom)?;
+            if n == 3 && bom == [0xEF, 0xBB, 0xBF] {
+                Box::new(br)
+            } else {
+                Box::new(io::Cursor::new(bom[..n].to_vec()).chain(br))
+            }
+        }
+        Some(enc) => Box::new(BufReader::with_capacity(
+            1 << 20,
+            encoding_rs_io::DecodeReaderBytesBuilder::new().encoding(Some(enc)).bom_override(true).build(f),
+        )),
+    };
+    Ok(r)
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Decide the encoding from the first bytes. Errors if the bytes are binary.
+pub fn detect_encoding(head: &[u8]) -> Result<Option<&'static Encoding>> {
+    if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        return Ok(None);
+    }
+    if head.starts_with(&[0xFF, 0xFE]) {
+        return Ok(Some(encoding_rs::UTF_16LE));
+    }
+    if head.starts_with(&[0xFE, 0xFF]) {
+        return Ok(Some(encoding_rs::UTF_16BE));
+    }
+    let n = head.len().min(4096);
+    let sample = &head[..n];
+    let nul_even = sample.iter().step_by(2).filter(|&&b| b == 0).count();
+    let nul_odd = sample.iter().skip(1).step_by(2).filter(|&&b| b == 0).count();
+    let half = n / 2;
+    if half > 8 && nul_odd * 10 > half * 4 && nul_even * 10 < half {
+        return Ok(Some(encoding_rs::UTF_16LE));
+    }
+    if half > 8 && nul_even * 10 > half * 4 && nul_odd * 10 < half {
+        return Ok(Some(encoding_rs::UTF_16BE));
+    }
+    let control = sample
+        .iter()
+        .filter(|&&b| b == 0 || (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c)) || b == 0x7f)
+        .count();
+    if control > 0 && (control * 100 > n || sample.contains(&0)) {
+        return Err(IngestError::new(
+            ErrorKind::NotTabular,
+            "this is binary data, not text or a spreadsheet",
+            "export the data as CSV, XLSX, ODS, Parquet or JSON and load that file",
+        ));
+    }
+    match std::str::from_utf8(head) {
+        Ok(_) => Ok(None),
+        // An error only in the last 3 bytes is a character cut by the sample.
+        Err(e) if e.error_len().is_none() => Ok(None),
+        Err(_) => {
+            let mut det = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
+            det.feed(head, false);
+            Ok(Some(det.guess(None, chardetng::Utf8Detection::Deny)))
+        }
+    }
+}
+
+/// Pick the delimiter that splits the sample's lines most consistently.
+pub fn sniff_delimiter(sample: &str) -> u8 {
+    let mut best = (b',', 0.0f64);
+    for d in [b',', b';', b'\t', b'|'] {
+        let mut rdr = csv::ReaderBuilder::new()
+            .delimiter(d)
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(sample.as_bytes());
+        let mut counts: Vec<usize> = Vec::new();
+        for rec in rdr.records().take(100) {
+            match rec {
+                Ok(r) if r.iter().any(|f| !f.trim().is_empty()) => counts.push(r.len()),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        // The last line of the sample may be cut short.
+        if counts.len() > 2 {
+            counts.pop();
+        }
+        if counts.is_empty() {
+            continue;
+        }
+        let mut freq = std::collections::HashMap::new();
+        for &c in &counts {
+            *freq.entry(c).or_insert(0usize) += 1;
+        }
+        let (&mode, &mode_n) = freq.iter().max_by_key(|(c, n)| (**n, **c)).expect("non-empty");
+        if mode < 2 {
+            continue;
+        }
+        let consistency = mode_n as f64 / counts.len() as f64;
+        let score = consistency * (1.0 + (mode as f64).ln());
+        if score > best.1 {
+            best = (d, score);
+        }
+    }
+    best.0
+}
+
+fn reader(r: Box<dyn Read>, delimiter: u8) -> csv::Reader<TailReader<Box<dyn Read>>> {
+    csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(1 << 20)
+        .from_reader(TailReader { inner: r, tail: Vec::new(), bytes: 0 })
+}
+
+fn csv_error(e: csv::Error) -> IngestError {
+    let line = e.position().map(|p| format!(" near line {}", p.line())).unwrap_or_default();
+    match e.kind() {
+        csv::ErrorKind::Io(io) => IngestError::io(io::Error::new(io.kind(), io.to_string())),
+        _ => IngestError::new(
+            ErrorKind::Corrupt,
+            format!("the text could not be read as a table{line}: {e}"),
+            "check that the file is a delimited text export",
+        ),
+    }
+}
+
+/// Pass 1: detect everything and infer all columns.
+pub fn prepare(path: &Path, head: &[u8], opts: &IngestOptions, progress: &dyn Progress) -> Result<TextPlan> {
+    let mut encoding = detect_encoding(head)?;
+    loop {
+        match prepare_with(path, encoding, opts, progress) {
+            Err(e) if encoding.is_none() && e.problem == UTF8_RETRY => {
+                // Valid UTF-8 at the start, something else later: legacy Windows text.
+                encoding = Some(encoding_rs::WINDOWS_1252);
+            }
+            other => return other,
+        }
+    }
+}
+
+const UTF8_RETRY: &str = "invalid UTF-8 after the sample";
+
+fn prepare_with(
+    path: &Path,
+    encoding: Option<&'static Encoding>,
+    opts: &IngestOptions,
+    progress: &dyn Progress,
+) -> Result<TextPlan> {
+    let mut sample = Vec::with_capacity(SAMPLE);
+    open_decoded(path, encoding)?.take(SAMPLE as u64).read_to_end(&mut sample)?;
+    let sample_text = String::from_utf8_lossy(&sample);
+    if sample_text.trim().is_empty() {
+        return Err(IngestError::new(
+            ErrorKind::Empty,
+            "the file has no data (it is empty or only whitespace)",
+            "export the table again, with its rows",
+        ));
+    }
+    let delimiter = sniff_delimiter(&sample_text);
+    let mut head_rows: Vec<csv::StringRecord> = Vec::new();
+    {
+        let mut rdr = reader(open_decoded(path, encoding)?, delimiter);
+        let mut rec = csv::StringRecord::new();
+        while head_rows.len() < 50 {
+            match rdr.read_record(&mut rec) {
+                Ok(true) => head_rows.push(rec.clone()),
+                Ok(false) => break,
+                Err(e) if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) => return Err(utf8_retry()),
+                Err(e) => return Err(csv_error(e)),
+            }
+        }
+    }
+    let layout = find_layout(&head_rows);
+    let mut shaper: Shaper<csv::StringRecord> = Shaper::new(&layout, true);
+    let file_len = std::fs::metadata(path)?.len();
+    let mut rdr = reader(open_decoded(path, encoding)?, delimiter);
+    let mut rec = csv::StringRecord::new();
+    let mut n: u64 = 0;
+    let mut last_multiline: Option<u64> = None;
+    loop {
+        match rdr.read_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) && encoding.is_none() => {
+                return Err(utf8_retry())
+            }
+            Err(e) => return Err(csv_error(e)),
+        }
+        let line = rec.position().map_or(n + 1, |p| p.line());
+        if rec.as_slice().len() > opts.max_record_bytes {
+            return Err(IngestError::new(
+                ErrorKind::Corrupt,
+                format!("the record starting on line {line} is {} MB long", rec.as_slice().len() >> 20),
+                "a quote is probably never closed; fix the quoting near that line",
+            ));
+        }
+        last_multiline = rec.iter().any(|f| f.contains('\n')).then_some(line);
+        if (n as usize) >= layout.data_start {
+            let row = std::mem::take(&mut rec);
+            rec = shaper.push(n - layout.data_start as u64, line, row).unwrap_or_default();
+        }
+        n += 1;
+        if n % 65536 == 0 {
+            progress.advance("scanning", rdr.get_ref().bytes, file_len);
+        }
+    }
+    if let Some(line) = last_multiline {
+        let tail = &rdr.get_ref().tail;
+        let end = tail.iter().rposition(|b| !b.is_ascii_whitespace());
+        if end.is_none_or(|i| tail[i] != b'"') {
+            return Err(IngestError::new(
+                ErrorKind::Corrupt,
+                format!("a quote opened in the record on line {line} is never closed, so the rest of the file would become one value"),
+                "close the quote (or remove it) near that line and load the file again",
+            ));
+        }
+    }
+    shaper.finish();
+    let finished = finish_columns(&layout, &shaper, delimiter == b';', path, None, "csv");
+    let mut finished = finished;
+    if let Some(enc) = encoding {
+        finished.meta.notes.insert(
+            0,
+            crate::table::Note::table("encoding", format!("text decoded from {}", enc.name()), false),
+        );
+    }
+    if delimiter != b',' {
+        let d = match delimiter {
+            b'\t' => "tab".to_string(),
+            b';' => "semicolon".to_string(),
+            b'|' => "pipe".to_string(),
+            other => format!("'{}'", other as char),
+        };
+        finished.meta.notes.insert(0, crate::table::Note::table("delimiter", format!("fields separated by {d}"), false));
+    }
+    Ok(TextPlan { path: path.to_path_buf(), encoding, delimiter, layout, finished })
+}
+
+fn utf8_retry() -> IngestError {
+    IngestError::new(ErrorKind::Corrupt, UTF8_RETRY, "")
+}
+
+/// Pass 2: stream the data rows as Arrow batches.
+pub fn batches(
+    plan: &TextPlan,
+    progress: &dyn Progress,
+    sink: &mut dyn FnMut(arrow::record_batch::RecordBatch) -> Result<()>,
+) -> Result<()> {
+    let f = &plan.finished;
+    let file_len = std::fs::metadata(&plan.path)?.len();
+    let mut builder = crate::build::BatchBuilder::new(f.schema.clone(), f.sources.clone(), &f.plans);
+    let mut rdr = reader(open_decoded(&plan.path, plan.encoding)?, plan.delimiter);
+    let mut rec = csv::StringRecord::new();
+    let mut n: u64 = 0;
+    let start = plan.layout.data_start as u64;
+    while rdr.read_record(&mut rec).map_err(csv_error)? {
+        if n >= start {
+            let idx = n - start;
+            if !f.excluded.contains_key(&idx) && !RowLike::is_blank(&rec) {
+                builder.push_row(|i| rec.cell(i));
+                if builder.is_full() {
+                    sink(builder.finish()?)?;
+                    progress.advance("converting", rdr.get_ref().bytes, file_len);
+                }
+            }
+        }
+        n += 1;
+    }
+    if !builder.is_empty() {
+        sink(builder.finish()?)?;
+    }
+    Ok(())
+}
