@@ -215,6 +215,7 @@ fn cmd_profile(files: &[PathBuf], as_json: bool, opts: &IngestOptions) -> bool {
             for t in &pf.tables {
                 let stats = catalog::profile(t, &bar).map_err(|e| e.in_file(f.display().to_string()))?;
                 let mut notes = t.meta.notes.clone();
+                notes.extend(stats.notes.iter().cloned());
                 notes.extend(pf.notes.iter().cloned());
                 out.push((t.meta.clone(), stats, notes));
             }

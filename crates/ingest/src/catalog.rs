@@ -186,6 +186,7 @@ impl Catalog {
             let stats = write_parquet(p, &self.dir.join(&rel), progress).map_err(|e| e.in_file(&shown))?;
             let mut meta = p.meta.clone();
             meta.name = name.clone();
+            meta.notes.extend(stats.notes.iter().cloned());
             meta.notes.extend(prepared.notes.iter().cloned());
             self.conn
                 .execute(

@@ -336,11 +336,11 @@ impl ColumnInfer {
         }
         if plan.dtype == ColumnType::Text {
             for v in self.variants() {
-                let list = v.counts.iter().map(|(s, n)| format!("'{s}' ×{n}")).collect::<Vec<_>>().join(", ");
+                let list = v.counts.iter().map(|(s, n)| format!("'{}' ×{n}", truncate(s, 40))).collect::<Vec<_>>().join(", ");
                 notes.push(Note::column(
                     "spelling_variants",
                     name,
-                    format!("'{label}': {list} written as '{}' (same value in other case or spacing)", v.canon),
+                    format!("'{label}': {list} written as '{}' (same value in other case or spacing)", truncate(&v.canon, 40)),
                     true,
                 ));
             }
@@ -368,14 +368,23 @@ fn is_shouting(s: &str) -> bool {
     s.chars().any(char::is_alphabetic) && !s.chars().any(char::is_lowercase)
 }
 
+/// A value made safe to quote in a one-line note: at most `n` characters,
+/// line breaks and tabs shown as `⏎` and `⇥`.
 pub fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(n).collect();
+    let mut t: String = s
+        .chars()
+        .take(n)
+        .map(|c| match c {
+            '\n' | '\r' => '⏎',
+            '\t' => '⇥',
+            c if c.is_control() => '�',
+            c => c,
+        })
+        .collect();
+    if s.chars().count() > n {
         t.push('…');
-        t
     }
+    t
 }
 
 #[cfg(test)]

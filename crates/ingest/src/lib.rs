@@ -114,6 +114,13 @@ pub(crate) fn finish_columns<R: RowLike>(
     sheet: Option<&str>,
     format: &str,
 ) -> Finished {
+    // Text files declare their fields, so only trailing unlabelled blank
+    // columns (a trailing delimiter) go; in sheets every unlabelled blank column goes.
+    let text_file = format == "csv";
+    let last_used = (0..layout.labels.len())
+        .rev()
+        .find(|&i| !layout.labels[i].trim().is_empty() || shaper.column_nonblank[i] > 0)
+        .map_or(0, |i| i + 1);
     let mut notes: Vec<Note> = Vec::new();
     if let Some(h) = layout.header_row {
         let line = |i: usize| i + 1;
@@ -146,7 +153,7 @@ pub(crate) fn finish_columns<R: RowLike>(
     let mut sources = Vec::new();
     let mut dropped = 0;
     for (i, label) in layout.labels.iter().enumerate() {
-        if label.trim().is_empty() && shaper.column_nonblank[i] == 0 {
+        if label.trim().is_empty() && shaper.column_nonblank[i] == 0 && (!text_file || i >= last_used) {
             dropped += 1;
             continue;
         }
@@ -187,7 +194,7 @@ pub(crate) fn finish_columns<R: RowLike>(
         .collect();
     for (k, &i) in sources.iter().enumerate() {
         notes.extend(shaper.columns[i].notes(&labels[k], &names[k], &plans[i]));
-        if let Some(n) = observe_text_column(&shaper.columns[i], &labels[k], &names[k], plans[i].dtype, shaper.rows) {
+        if let Some(n) = observe_text_column(&shaper.columns[i], &plans[i], &labels[k], &names[k]) {
             notes.extend(n);
         }
     }
@@ -233,68 +240,79 @@ pub(crate) fn finish_columns<R: RowLike>(
 /// Notes about what a text column looks like: shared prefixes and suffixes
 /// (`kw `, ` Local Government Area`) and low cardinality. Meanings are not
 /// guessed; these are facts the analyst can use.
-fn observe_text_column(
-    c: &infer::ColumnInfer,
-    label: &str,
-    name: &str,
-    dtype: ColumnType,
-    rows: u64,
-) -> Option<Vec<Note>> {
-    if dtype != ColumnType::Text {
+fn observe_text_column(c: &infer::ColumnInfer, plan: &ColumnPlan, label: &str, name: &str) -> Option<Vec<Note>> {
+    if plan.dtype != ColumnType::Text {
         return None;
     }
-    let map = c.distinct_values()?;
-    if map.len() < 2 {
+    // Counts after spelling variants are folded.
+    let mut folded: HashMap<&str, u64> = HashMap::new();
+    for (v, n) in c.distinct_values()? {
+        let canon = plan.canonical.get(v).unwrap_or(v);
+        *folded.entry(canon.as_str()).or_default() += n;
+    }
+    if folded.len() < 2 {
         return None;
     }
     let mut notes = Vec::new();
-    let values: Vec<&str> = map.keys().map(String::as_str).collect();
-    let prefix = common_affix(&values, false);
-    let suffix = common_affix(&values, true);
-    for (affix, which) in [(prefix, "prefix"), (suffix, "suffix")] {
-        if let Some(a) = affix {
-            notes.push(Note::column(
-                "shared_affix",
-                name,
-                format!("'{label}': every value has the {which} '{a}'"),
-                true,
-            ));
+    let values: Vec<&str> = folded.keys().copied().collect();
+    for suffix in [false, true] {
+        if let Some((affix, without)) = common_affix(&values, suffix) {
+            let which = if suffix { "suffix" } else { "prefix" };
+            let text = if without.is_empty() {
+                format!("'{label}': every value has the {which} '{affix}'")
+            } else {
+                let list = without.iter().take(3).map(|v| format!("'{}'", infer::truncate(v, 40))).collect::<Vec<_>>().join(", ");
+                format!(
+                    "'{label}': {} of {} distinct values have the {which} '{affix}' (not: {list})",
+                    values.len() - without.len(),
+                    values.len()
+                )
+            };
+            notes.push(Note::column("shared_affix", name, text, true));
         }
     }
-    if map.len() <= 50 && rows >= 4 * map.len() as u64 {
-        let mut top: Vec<(&String, &u64)> = map.iter().collect();
-        top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        let list = top.iter().take(6).map(|(v, _)| format!("'{v}'")).collect::<Vec<_>>().join(", ");
+    if folded.len() <= 50 && c.non_null >= 4 * folded.len() as u64 {
+        let mut top: Vec<(&str, u64)> = folded.into_iter().collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let list = top.iter().take(6).map(|(v, _)| format!("'{}'", infer::truncate(v, 40))).collect::<Vec<_>>().join(", ");
         notes.push(Note::column(
             "categorical",
             name,
-            format!("'{label}': categorical, {} distinct values ({list}{})", map.len(), if map.len() > 6 { ", …" } else { "" }),
+            format!("'{label}': categorical, {} distinct values ({list}{})", top.len(), if top.len() > 6 { ", …" } else { "" }),
             true,
         ));
     }
     Some(notes)
 }
 
-/// The word-aligned prefix (or suffix) all values share, if any.
-fn common_affix(values: &[&str], suffix: bool) -> Option<String> {
-    let first = values[0];
-    let words: Vec<&str> = first.split_inclusive(' ').collect();
-    let mut best: Option<String> = None;
-    let n = words.len();
-    for k in 1..n {
-        let cand: String = if suffix { words[n - k..].concat() } else { words[..k].concat() };
-        let ok = values.iter().all(|v| {
-            v.len() > cand.len() && if suffix { v.ends_with(&cand) } else { v.starts_with(&cand) }
-        });
-        if ok {
-            best = Some(cand);
-        } else {
-            break;
+/// The longest word-aligned prefix (or suffix) that at least 80% of the
+/// values share, with the values that lack it.
+fn common_affix<'v>(values: &[&'v str], suffix: bool) -> Option<(String, Vec<&'v str>)> {
+    let need = (values.len() * 4).div_ceil(5).max(2);
+    let mut best: Option<(String, Vec<&str>)> = None;
+    // Candidates come from every value's word boundaries; the most common wins.
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for v in values {
+        let words: Vec<&str> = v.split_inclusive(' ').collect();
+        let n = words.len();
+        for k in 1..n {
+            let cand = if suffix { words[n - k..].concat() } else { words[..k].concat() };
+            *counts.entry(cand).or_default() += 1;
         }
     }
-    let b = best?;
+    let mut cands: Vec<(String, usize)> = counts.into_iter().filter(|(_, n)| *n >= need).collect();
+    cands.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+    if let Some((cand, _)) = cands.into_iter().next() {
+        let without: Vec<&str> = values
+            .iter()
+            .copied()
+            .filter(|v| !(v.len() > cand.len() && if suffix { v.ends_with(&cand) } else { v.starts_with(&cand) }))
+            .collect();
+        best = Some((cand, without));
+    }
+    let (b, without) = best?;
     let t = if suffix { format!(" {}", b.trim()) } else { b };
-    (t.trim().len() >= 2).then_some(t)
+    (t.trim().len() >= 2).then_some((t, without))
 }
 
 /// A table ready to be built: its metadata, and a way to stream its rows.

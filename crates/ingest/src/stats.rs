@@ -43,7 +43,23 @@ pub struct ColumnStats {
 pub struct TableStats {
     pub rows: u64,
     pub columns: Vec<ColumnStats>,
+    /// Facts seen in the data as a whole, such as hierarchies between columns.
+    #[serde(default)]
+    pub notes: Vec<crate::table::Note>,
 }
+
+/// Watches two text columns, `parent` left of `child`, for a hierarchy: each
+/// child value under exactly one parent value.
+struct Nesting {
+    parent: usize,
+    child: usize,
+    /// child hash → parent hash, until a conflict or the cap.
+    map: Option<HashMap<u64, u64>>,
+    /// Rows where both values are present.
+    pairs: u64,
+}
+
+const NESTING_CAP: usize = 100_000;
 
 struct Acc {
     nulls: u64,
@@ -63,6 +79,7 @@ pub struct StatsBuilder {
     accs: Vec<Acc>,
     rows: u64,
     hasher: std::hash::RandomState,
+    nestings: Vec<Nesting>,
 }
 
 impl StatsBuilder {
@@ -87,11 +104,39 @@ impl StatsBuilder {
                 .collect(),
             rows: 0,
             hasher: std::hash::RandomState::new(),
+            nestings: {
+                let text: Vec<usize> =
+                    meta.columns.iter().enumerate().filter(|(_, c)| c.dtype == ColumnType::Text).map(|(i, _)| i).take(8).collect();
+                text.windows(2).map(|w| Nesting { parent: w[0], child: w[1], map: Some(HashMap::new()), pairs: 0 }).collect()
+            },
         }
     }
 
     pub fn update(&mut self, batch: &RecordBatch) {
         self.rows += batch.num_rows() as u64;
+        for n in &mut self.nestings {
+            let Some(map) = &mut n.map else { continue };
+            let (p, c) = (batch.column(n.parent).as_string::<i32>(), batch.column(n.child).as_string::<i32>());
+            for (pv, cv) in p.iter().zip(c.iter()) {
+                let (Some(pv), Some(cv)) = (pv, cv) else { continue };
+                n.pairs += 1;
+                let (ph, ch) = (self.hasher.hash_one(pv), self.hasher.hash_one(cv));
+                match map.get(&ch) {
+                    Some(&prev) if prev != ph => {
+                        n.map = None;
+                        break;
+                    }
+                    Some(_) => {}
+                    None if map.len() >= NESTING_CAP => {
+                        n.map = None;
+                        break;
+                    }
+                    None => {
+                        map.insert(ch, ph);
+                    }
+                }
+            }
+        }
         for (i, col) in batch.columns().iter().enumerate() {
             let acc = &mut self.accs[i];
             acc.nulls += col.null_count() as u64;
@@ -162,6 +207,21 @@ impl StatsBuilder {
     }
 
     pub fn finish(self) -> TableStats {
+        let mut notes = Vec::new();
+        for n in &self.nestings {
+            let Some(map) = &n.map else { continue };
+            let parents: HashSet<&u64> = map.values().collect();
+            let dense = n.pairs * 10 >= self.rows * 9;
+            if dense && parents.len() > 1 && map.len() >= 2 * parents.len() {
+                let (pl, cl) = (&self.meta[n.parent].1, &self.meta[n.child].1);
+                notes.push(crate::table::Note::column(
+                    "hierarchy",
+                    &self.meta[n.child].0,
+                    format!("'{cl}' nests within '{pl}': each of its {} values belongs to one of {} '{pl}' values", map.len(), parents.len()),
+                    false,
+                ));
+            }
+        }
         let columns = self
             .meta
             .into_iter()
@@ -197,7 +257,7 @@ impl StatsBuilder {
                 }
             })
             .collect();
-        TableStats { rows: self.rows, columns }
+        TableStats { rows: self.rows, columns, notes }
     }
 }
 
