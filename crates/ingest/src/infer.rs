@@ -294,20 +294,22 @@ impl ColumnInfer {
                 ));
             }
         }
-        if plan.dtype.is_numeric() && plan.num_fmt != numfmt::PLAIN && self.natives < self.numbers {
-            let how = if plan.num_fmt == numfmt::DECIMAL_COMMA {
-                "decimal commas (68,5 = 68.5)"
-            } else {
-                "thousands separators (1,204 = 1204)"
+        if plan.dtype.is_numeric() && self.natives < self.numbers {
+            let how = match plan.num_fmt {
+                numfmt::DECIMAL_COMMA => " with decimal commas (68,5 = 68.5)",
+                numfmt::THOUSANDS_COMMA => " with thousands separators (1,204 = 1204)",
+                _ => "",
             };
-            notes.push(Note::column("number_format", name, format!("'{label}': numbers written with {how}"), false));
-        } else if plan.dtype.is_numeric() && self.natives > 0 && self.natives < self.numbers {
-            notes.push(Note::column(
-                "numbers_as_text",
-                name,
-                format!("'{label}': {} numbers stored as text were read as numbers", self.numbers - self.natives),
-                false,
-            ));
+            if self.natives > 0 {
+                notes.push(Note::column(
+                    "numbers_as_text",
+                    name,
+                    format!("'{label}': {} numbers stored as text were read as numbers{how}", self.numbers - self.natives),
+                    false,
+                ));
+            } else if !how.is_empty() {
+                notes.push(Note::column("number_format", name, format!("'{label}': numbers written{how}"), false));
+            }
         }
         if matches!(plan.dtype, ColumnType::Date | ColumnType::DateTime) && self.natives == 0 {
             let f = self.date_fits;

@@ -92,9 +92,14 @@ pub fn find_layout<R: RowLike>(rows: &[R]) -> Layout {
         .position(|r| r.filled() >= need && (0..r.len()).any(|i| is_label(&r.cell(i))))
         .or_else(|| look.iter().position(|r| r.filled() >= need))
         .or(first_nonblank);
-    let Some(h) = candidate else {
+    let Some(mut h) = candidate else {
         return Layout { data_start: 0, header_row: None, group_row: None, labels: Vec::new(), skipped_above: 0 };
     };
+    // A fuller row of labels right below is the real header (this one groups it).
+    let all_labels = |r: &R| (0..r.len()).all(|i| r.cell(i).is_blank() || is_label(&r.cell(i)));
+    while h + 1 < look.len() && all_labels(&look[h]) && all_labels(&look[h + 1]) && look[h + 1].filled() > look[h].filled() {
+        h += 1;
+    }
     let hr = &look[h];
     let values_only = (0..hr.len()).all(|i| {
         let c = hr.cell(i);
