@@ -1,0 +1,103 @@
+//! The real `quarry` binary on real files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn quarry(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_quarry")).args(args).current_dir(cwd).output().expect("quarry runs")
+}
+
+fn shared(sub: &str) -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared").join(sub);
+    if p.exists() {
+        Some(p)
+    } else if std::env::var("QUARRY_REQUIRE_SHARED").as_deref() == Ok("1") {
+        panic!("{} is missing and QUARRY_REQUIRE_SHARED=1", p.display());
+    } else {
+        None
+    }
+}
+
+#[test]
+fn bad_files_exit_nonzero_with_one_clear_line() {
+    let Some(bad) = shared("fixtures/bad") else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(&bad).expect("bad/") {
+        let path = entry.expect("entry").path();
+        for cmd in ["load", "profile"] {
+            let started = std::time::Instant::now();
+            let out = quarry(&[cmd, path.to_str().expect("utf8 path")], tmp.path());
+            assert!(started.elapsed().as_secs() < 10);
+            assert_eq!(out.status.code(), Some(1), "{} {}", cmd, path.display());
+            let err = String::from_utf8_lossy(&out.stderr);
+            let lines: Vec<&str> = err.lines().collect();
+            assert_eq!(lines.len(), 1, "one message expected: {err}");
+            assert!(lines[0].starts_with("error: ") && lines[0].contains(" — "), "{err}");
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    }
+}
+
+#[test]
+fn profile_json_has_the_documented_shape() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let files = quarry_testdata::write_demo(tmp.path()).expect("demo");
+    let args: Vec<&str> = ["profile", "--json"].into_iter().chain(files.iter().map(|f| f.to_str().expect("utf8"))).collect();
+    let out = quarry(&args, tmp.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let tables = v["tables"].as_array().expect("tables");
+    assert_eq!(tables.len(), 3);
+    for t in tables {
+        for key in ["name", "source", "sheet", "rows", "columns", "notes"] {
+            assert!(t.get(key).is_some(), "missing {key} in {t}");
+        }
+        for c in t["columns"].as_array().expect("columns") {
+            for key in ["name", "label", "type", "nulls", "distinct"] {
+                assert!(c.get(key).is_some(), "missing {key} in {c}");
+            }
+        }
+    }
+    let clinic = &tables[0];
+    assert_eq!(clinic["sheet"], "Monthly Data");
+    let month = clinic["columns"].as_array().expect("cols").iter().find(|c| c["name"] == "period_month").expect("month");
+    assert_eq!(month["type"], "date");
+    assert_eq!(month["min"], "2024-01-01");
+}
+
+#[test]
+fn load_then_reload_is_a_no_op_and_tables_lists() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let f = tmp.path().join("sales.csv");
+    std::fs::write(&f, "region;amount\nNord;1,5\nSud;2,25\n").expect("write");
+    let out = quarry(&["load", "sales.csv"], tmp.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sales  2 rows × 2 columns  (new)"));
+    let out = quarry(&["load", "sales.csv"], tmp.path());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(unchanged)"));
+    assert!(tmp.path().join("quarry-data/tables/sales/v1.parquet").exists());
+    let out = quarry(&["tables", "--json"], tmp.path());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["tables"][0]["name"], "sales");
+    assert_eq!(v["tables"][0]["columns"][1]["type"], "float");
+    assert_eq!(v["tables"][0]["columns"][1]["sum"], 3.75);
+}
+
+#[test]
+fn excluded_rows_are_recoverable() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("t.csv"), "a,b,c\nx,1,2\ny,3,4\nTotal,4,6\n").expect("write");
+    assert!(quarry(&["load", "t.csv"], tmp.path()).status.success());
+    let out = quarry(&["excluded", "t"], tmp.path());
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("a total row") && s.contains("Total | 4 | 6"), "{s}");
+}
+
+#[test]
+fn missing_file_is_a_clear_error() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = quarry(&["profile", "nope.csv"], tmp.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nope.csv") && err.contains("check the path"), "{err}");
+}
