@@ -282,7 +282,11 @@ fn print_table(name: &str, source: &str, sheet: Option<&str>, stats: &TableStats
     let w = stats.columns.iter().map(|c| c.name.len()).max().unwrap_or(4).clamp(4, 40);
     let _ = writeln!(out, "  {:<w$}  {:<8}  {:>7}  {:>8}  summary", "name", "type", "nulls", "distinct");
     for c in &stats.columns {
-        let label = if quarry_ingest::names::base_name(&c.label) == c.name { String::new() } else { format!("  ‹{}›", c.label) };
+        let label = if quarry_ingest::names::base_name(&c.label) == c.name {
+            String::new()
+        } else {
+            format!("  ‹{}›", c.label)
+        };
         let _ = writeln!(
             out,
             "  {:<w$}  {:<8}  {:>7}  {:>8}  {}{}",

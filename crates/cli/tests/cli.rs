@@ -42,7 +42,8 @@ fn bad_files_exit_nonzero_with_one_clear_line() {
 fn profile_json_has_the_documented_shape() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let files = quarry_testdata::write_demo(tmp.path()).expect("demo");
-    let args: Vec<&str> = ["profile", "--json"].into_iter().chain(files.iter().map(|f| f.to_str().expect("utf8"))).collect();
+    let args: Vec<&str> =
+        ["profile", "--json"].into_iter().chain(files.iter().map(|f| f.to_str().expect("utf8"))).collect();
     let out = quarry(&args, tmp.path());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
@@ -60,7 +61,8 @@ fn profile_json_has_the_documented_shape() {
     }
     let clinic = &tables[0];
     assert_eq!(clinic["sheet"], "Monthly Data");
-    let month = clinic["columns"].as_array().expect("cols").iter().find(|c| c["name"] == "period_month").expect("month");
+    let month =
+        clinic["columns"].as_array().expect("cols").iter().find(|c| c["name"] == "period_month").expect("month");
     assert_eq!(month["type"], "date");
     assert_eq!(month["min"], "2024-01-01");
 }

@@ -71,18 +71,22 @@ impl<'p> ColumnBuilder<'p> {
                 Cell::Text(s) => cell::parse_bool(s.trim()),
                 _ => None,
             }),
-            Col::Date(b) => b.append_option(match c {
-                Cell::DateTime(d) => Some(d.date()),
-                Cell::Text(s) => cell::parse_date(s.trim(), plan.date_fmt).map(|d| d.date()),
-                _ => None,
-            }
-            .map(|d| (d - epoch()).num_days() as i32)),
-            Col::Ts(b) => b.append_option(match c {
-                Cell::DateTime(d) => Some(d),
-                Cell::Text(s) => cell::parse_date(s.trim(), plan.date_fmt),
-                _ => None,
-            }
-            .map(|d| d.and_utc().timestamp_millis())),
+            Col::Date(b) => b.append_option(
+                match c {
+                    Cell::DateTime(d) => Some(d.date()),
+                    Cell::Text(s) => cell::parse_date(s.trim(), plan.date_fmt).map(|d| d.date()),
+                    _ => None,
+                }
+                .map(|d| (d - epoch()).num_days() as i32),
+            ),
+            Col::Ts(b) => b.append_option(
+                match c {
+                    Cell::DateTime(d) => Some(d),
+                    Cell::Text(s) => cell::parse_date(s.trim(), plan.date_fmt),
+                    _ => None,
+                }
+                .map(|d| d.and_utc().timestamp_millis()),
+            ),
             Col::Text(b) => match c {
                 Cell::Text(s) => {
                     let t = s.trim();

@@ -113,7 +113,8 @@ pub fn hash_file(path: &Path) -> Result<String> {
 
 impl Catalog {
     pub fn open(dir: &Path) -> Result<Catalog> {
-        std::fs::create_dir_all(dir.join("tables")).map_err(|e| IngestError::io(e).in_file(dir.display().to_string()))?;
+        std::fs::create_dir_all(dir.join("tables"))
+            .map_err(|e| IngestError::io(e).in_file(dir.display().to_string()))?;
         let conn = Connection::open(dir.join("catalog.sqlite")).map_err(cat_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(cat_err)?;
         conn.execute_batch(SCHEMA).map_err(cat_err)?;
@@ -144,16 +145,20 @@ impl Catalog {
             let sheet = p.meta.sheet.clone().unwrap_or_default();
             let found: Option<(i64, String)> = self
                 .conn
-                .query_row("SELECT id, name FROM tables WHERE source = ?1 AND sheet = ?2", params![source, sheet], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
+                .query_row(
+                    "SELECT id, name FROM tables WHERE source = ?1 AND sheet = ?2",
+                    params![source, sheet],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
                 .optional()
                 .map_err(cat_err)?;
             let (id, name, version, outcome) = match found {
                 Some((id, name)) => {
                     let v: u32 = self
                         .conn
-                        .query_row("SELECT COALESCE(MAX(version), 0) FROM versions WHERE table_id = ?1", [id], |r| r.get(0))
+                        .query_row("SELECT COALESCE(MAX(version), 0) FROM versions WHERE table_id = ?1", [id], |r| {
+                            r.get(0)
+                        })
                         .map_err(cat_err)?;
                     let prev: Option<String> = self
                         .conn
@@ -315,7 +320,9 @@ pub fn write_parquet(p: &crate::Prepared, dest: &Path, progress: &dyn Progress) 
     let tmp = dest.with_extension("parquet.tmp");
     let file = File::create(&tmp)?;
     let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
-    let werr = |e: parquet::errors::ParquetError| IngestError::new(ErrorKind::Io, format!("writing Parquet failed ({e})"), "check free disk space");
+    let werr = |e: parquet::errors::ParquetError| {
+        IngestError::new(ErrorKind::Io, format!("writing Parquet failed ({e})"), "check free disk space")
+    };
     let mut writer = ArrowWriter::try_new(file, p.schema.clone(), Some(props)).map_err(werr)?;
     let mut stats = StatsBuilder::new(&p.meta);
     let result = p.batches(progress, &mut |b| {

@@ -23,9 +23,7 @@ pub enum Cell<'a> {
 
 /// Strings that mean "no value" in the files people send. Matched after
 /// trimming, case-insensitively. Documented in ARCHITECTURE.md.
-pub const PLACEHOLDERS: &[&str] = &[
-    "", "-", "--", "---", "–", "—", "n/a", "na", "#n/a", "null", "nan",
-];
+pub const PLACEHOLDERS: &[&str] = &["", "-", "--", "---", "–", "—", "n/a", "na", "#n/a", "null", "nan"];
 
 pub fn is_placeholder(s: &str) -> bool {
     let t = s.trim();
@@ -224,11 +222,7 @@ pub fn parse_number(s: &str, fmt: u8) -> Option<f64> {
     let cleaned: String = match fmt {
         numfmt::PLAIN => return s.parse::<f64>().ok().filter(|f| f.is_finite()),
         numfmt::THOUSANDS_COMMA => s.chars().filter(|&c| c != ',').collect(),
-        _ => s
-            .chars()
-            .filter(|&c| c != '.' && c != ' ')
-            .map(|c| if c == ',' { '.' } else { c })
-            .collect(),
+        _ => s.chars().filter(|&c| c != '.' && c != ' ').map(|c| if c == ',' { '.' } else { c }).collect(),
     };
     cleaned.parse::<f64>().ok().filter(|f| f.is_finite())
 }
@@ -268,7 +262,10 @@ fn num(b: &[u8]) -> Option<u32> {
     std::str::from_utf8(b).ok()?.parse().ok()
 }
 
-fn split_date(s: &str) -> Option<(&[u8], &[u8], &[u8], Option<&str>)> {
+/// A date split into its three numeric parts and an optional time.
+type DateParts<'a> = (&'a [u8], &'a [u8], &'a [u8], Option<&'a str>);
+
+fn split_date(s: &str) -> Option<DateParts<'_>> {
     let (date, time) = match s.find([' ', 'T']) {
         Some(p) => (&s[..p], Some(s[p + 1..].trim())),
         None => (s, None),

@@ -66,7 +66,10 @@ pub fn detect(path: &Path) -> Result<(Format, Vec<u8>)> {
         Format::Parquet
     } else if head.starts_with(b"%PDF") {
         return Err(not_tabular("a PDF document"));
-    } else if head.starts_with(&[0x89, b'P', b'N', b'G']) || head.starts_with(&[0xFF, 0xD8, 0xFF]) || head.starts_with(b"GIF8") {
+    } else if head.starts_with(&[0x89, b'P', b'N', b'G'])
+        || head.starts_with(&[0xFF, 0xD8, 0xFF])
+        || head.starts_with(b"GIF8")
+    {
         return Err(not_tabular("an image"));
     } else if head.starts_with(&[0x1F, 0x8B]) {
         return Err(IngestError::new(
@@ -86,7 +89,9 @@ pub fn detect(path: &Path) -> Result<(Format, Vec<u8>)> {
                 let mut lines = s.lines().map(str::trim).filter(|l| !l.is_empty());
                 let first_line = lines.next().unwrap_or("");
                 let second = lines.next();
-                if second.is_some_and(|l| l.starts_with('{')) && serde_json::from_str::<serde_json::Value>(first_line).is_ok() {
+                if second.is_some_and(|l| l.starts_with('{'))
+                    && serde_json::from_str::<serde_json::Value>(first_line).is_ok()
+                {
                     Format::Ndjson
                 } else {
                     Format::Json

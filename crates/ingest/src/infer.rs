@@ -100,9 +100,7 @@ impl ColumnInfer {
                     None => {
                         self.num_fits = 0;
                         self.non_numbers += 1;
-                        if self.non_number_examples.len() < 3
-                            && !self.non_number_examples.iter().any(|e| e == t)
-                        {
+                        if self.non_number_examples.len() < 3 && !self.non_number_examples.iter().any(|e| e == t) {
                             self.non_number_examples.push(truncate(t, 40));
                         }
                     }
@@ -171,12 +169,7 @@ impl ColumnInfer {
     /// values like `1,204` (true for `;`-separated files, as Excel writes them
     /// in comma-decimal locales).
     pub fn plan(&self, prefer_decimal_comma: bool) -> ColumnPlan {
-        let mut plan = ColumnPlan {
-            dtype: ColumnType::Text,
-            num_fmt: 0,
-            date_fmt: 0,
-            canonical: HashMap::new(),
-        };
+        let mut plan = ColumnPlan { dtype: ColumnType::Text, num_fmt: 0, date_fmt: 0, canonical: HashMap::new() };
         if self.non_null == 0 {
             return plan;
         }
@@ -195,11 +188,7 @@ impl ColumnInfer {
             } else {
                 numfmt::DECIMAL_COMMA
             };
-            plan.dtype = if self.num_integral & plan.num_fmt != 0 {
-                ColumnType::Integer
-            } else {
-                ColumnType::Float
-            };
+            plan.dtype = if self.num_integral & plan.num_fmt != 0 { ColumnType::Integer } else { ColumnType::Float };
             return plan;
         }
         if self.date_fits != 0 {
@@ -211,11 +200,7 @@ impl ColumnInfer {
             } else {
                 datefmt::MDY
             };
-            plan.dtype = if self.has_time {
-                ColumnType::DateTime
-            } else {
-                ColumnType::Date
-            };
+            plan.dtype = if self.has_time { ColumnType::DateTime } else { ColumnType::Date };
             return plan;
         }
         if self.bool_ok {
@@ -241,9 +226,7 @@ impl ColumnInfer {
             .map(|mut g| {
                 // Most frequent spelling wins; on a tie prefer one that is not all capitals.
                 g.sort_by(|a, b| {
-                    b.1.cmp(&a.1)
-                        .then_with(|| is_shouting(a.0).cmp(&is_shouting(b.0)))
-                        .then_with(|| a.0.cmp(b.0))
+                    b.1.cmp(&a.1).then_with(|| is_shouting(a.0).cmp(&is_shouting(b.0))).then_with(|| a.0.cmp(b.0))
                 });
                 let canon = g[0].0.clone();
                 let folded = g[1..].iter().map(|(v, _)| ((*v).clone(), canon.clone())).collect();
@@ -304,7 +287,10 @@ impl ColumnInfer {
                 notes.push(Note::column(
                     "numbers_as_text",
                     name,
-                    format!("'{label}': {} numbers stored as text were read as numbers{how}", self.numbers - self.natives),
+                    format!(
+                        "'{label}': {} numbers stored as text were read as numbers{how}",
+                        self.numbers - self.natives
+                    ),
                     false,
                 ));
             } else if !how.is_empty() {
@@ -338,11 +324,15 @@ impl ColumnInfer {
         }
         if plan.dtype == ColumnType::Text {
             for v in self.variants() {
-                let list = v.counts.iter().map(|(s, n)| format!("'{}' ×{n}", truncate(s, 40))).collect::<Vec<_>>().join(", ");
+                let list =
+                    v.counts.iter().map(|(s, n)| format!("'{}' ×{n}", truncate(s, 40))).collect::<Vec<_>>().join(", ");
                 notes.push(Note::column(
                     "spelling_variants",
                     name,
-                    format!("'{label}': {list} written as '{}' (same value in other case or spacing)", truncate(&v.canon, 40)),
+                    format!(
+                        "'{label}': {list} written as '{}' (same value in other case or spacing)",
+                        truncate(&v.canon, 40)
+                    ),
                     true,
                 ));
             }

@@ -39,7 +39,9 @@ fn records(v: Value) -> Result<Vec<Value>> {
             // {"data": [...]} and similar wrappers: the single array of records inside.
             let arrays: Vec<String> = o
                 .iter()
-                .filter(|(_, v)| matches!(v, Value::Array(a) if a.first().is_some_and(|r| r.is_object() || r.is_array())))
+                .filter(
+                    |(_, v)| matches!(v, Value::Array(a) if a.first().is_some_and(|r| r.is_object() || r.is_array())),
+                )
                 .map(|(k, _)| k.clone())
                 .collect();
             if arrays.len() == 1 {

@@ -180,7 +180,10 @@ pub(crate) fn finish_columns<R: RowLike>(
             notes.push(Note::column(
                 "duplicate_header",
                 &names[k],
-                format!("header '{l}' appears more than once; this copy is named {} (the first is {})", names[k], names[first]),
+                format!(
+                    "header '{l}' appears more than once; this copy is named {} (the first is {})",
+                    names[k], names[first]
+                ),
                 false,
             ));
         } else {
@@ -261,7 +264,12 @@ fn observe_text_column(c: &infer::ColumnInfer, plan: &ColumnPlan, label: &str, n
             let text = if without.is_empty() {
                 format!("'{label}': every value has the {which} '{affix}'")
             } else {
-                let list = without.iter().take(3).map(|v| format!("'{}'", infer::truncate(v, 40))).collect::<Vec<_>>().join(", ");
+                let list = without
+                    .iter()
+                    .take(3)
+                    .map(|v| format!("'{}'", infer::truncate(v, 40)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 format!(
                     "'{label}': {} of {} distinct values have the {which} '{affix}' (not: {list})",
                     values.len() - without.len(),
@@ -274,11 +282,16 @@ fn observe_text_column(c: &infer::ColumnInfer, plan: &ColumnPlan, label: &str, n
     if folded.len() <= 50 && c.non_null >= 4 * folded.len() as u64 {
         let mut top: Vec<(&str, u64)> = folded.into_iter().collect();
         top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        let list = top.iter().take(6).map(|(v, _)| format!("'{}'", infer::truncate(v, 40))).collect::<Vec<_>>().join(", ");
+        let list =
+            top.iter().take(6).map(|(v, _)| format!("'{}'", infer::truncate(v, 40))).collect::<Vec<_>>().join(", ");
         notes.push(Note::column(
             "categorical",
             name,
-            format!("'{label}': categorical, {} distinct values ({list}{})", top.len(), if top.len() > 6 { ", …" } else { "" }),
+            format!(
+                "'{label}': categorical, {} distinct values ({list}{})",
+                top.len(),
+                if top.len() > 6 { ", …" } else { "" }
+            ),
             true,
         ));
     }

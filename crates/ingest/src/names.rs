@@ -10,17 +10,79 @@ use std::collections::HashSet;
 
 use unicode_normalization::UnicodeNormalization;
 
-const FILLER: &[&str] = &[
-    "a", "an", "the", "of", "for", "by", "with", "and", "in", "on", "to", "at", "from", "persons", "number",
-];
+const FILLER: &[&str] =
+    &["a", "an", "the", "of", "for", "by", "with", "and", "in", "on", "to", "at", "from", "persons", "number"];
 
 const RESERVED: &[&str] = &[
-    "all", "and", "any", "as", "asc", "between", "by", "case", "cast", "create", "cross", "current_date", "default",
-    "delete", "desc", "distinct", "drop", "else", "end", "except", "exists", "false", "fetch", "filter", "for",
-    "from", "full", "group", "having", "in", "inner", "insert", "intersect", "interval", "into", "is", "join",
-    "left", "like", "limit", "natural", "not", "null", "offset", "on", "or", "order", "outer", "over", "partition",
-    "right", "select", "set", "table", "then", "true", "union", "unnest", "update", "user", "using", "values",
-    "when", "where", "window", "with", "date", "time", "timestamp",
+    "all",
+    "and",
+    "any",
+    "as",
+    "asc",
+    "between",
+    "by",
+    "case",
+    "cast",
+    "create",
+    "cross",
+    "current_date",
+    "default",
+    "delete",
+    "desc",
+    "distinct",
+    "drop",
+    "else",
+    "end",
+    "except",
+    "exists",
+    "false",
+    "fetch",
+    "filter",
+    "for",
+    "from",
+    "full",
+    "group",
+    "having",
+    "in",
+    "inner",
+    "insert",
+    "intersect",
+    "interval",
+    "into",
+    "is",
+    "join",
+    "left",
+    "like",
+    "limit",
+    "natural",
+    "not",
+    "null",
+    "offset",
+    "on",
+    "or",
+    "order",
+    "outer",
+    "over",
+    "partition",
+    "right",
+    "select",
+    "set",
+    "table",
+    "then",
+    "true",
+    "union",
+    "unnest",
+    "update",
+    "user",
+    "using",
+    "values",
+    "when",
+    "where",
+    "window",
+    "with",
+    "date",
+    "time",
+    "timestamp",
 ];
 
 const MAX_LEN: usize = 48;
@@ -70,7 +132,10 @@ pub fn base_name(label: &str) -> String {
     let mut parts: Vec<String> = Vec::new();
     for w in words {
         match parts.last_mut() {
-            Some(prev) if matches!(prev.as_str(), "lt" | "gt" | "le" | "ge") && w.starts_with(|c: char| c.is_ascii_digit()) => {
+            Some(prev)
+                if matches!(prev.as_str(), "lt" | "gt" | "le" | "ge")
+                    && w.starts_with(|c: char| c.is_ascii_digit()) =>
+            {
                 prev.push_str(w)
             }
             _ => parts.push(w.to_string()),
@@ -148,8 +213,14 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(base_name("Persons tested positive for malaria by RDT / <5yrs"), "tested_positive_malaria_rdt_lt5yrs");
-        assert_eq!(base_name("Persons tested positive for malaria by RDT / ≥5yrs"), "tested_positive_malaria_rdt_ge5yrs");
+        assert_eq!(
+            base_name("Persons tested positive for malaria by RDT / <5yrs"),
+            "tested_positive_malaria_rdt_lt5yrs"
+        );
+        assert_eq!(
+            base_name("Persons tested positive for malaria by RDT / ≥5yrs"),
+            "tested_positive_malaria_rdt_ge5yrs"
+        );
         assert_eq!(base_name("Région sanitaire"), "region_sanitaire");
         assert_eq!(base_name("Coût unitaire (€)"), "cout_unitaire_eur");
         assert_eq!(base_name("Couverture (%)"), "couverture_pct");

@@ -97,7 +97,11 @@ pub fn find_layout<R: RowLike>(rows: &[R]) -> Layout {
     };
     // A fuller row of labels right below is the real header (this one groups it).
     let all_labels = |r: &R| (0..r.len()).all(|i| r.cell(i).is_blank() || is_label(&r.cell(i)));
-    while h + 1 < look.len() && all_labels(&look[h]) && all_labels(&look[h + 1]) && look[h + 1].filled() > look[h].filled() {
+    while h + 1 < look.len()
+        && all_labels(&look[h])
+        && all_labels(&look[h + 1])
+        && look[h + 1].filled() > look[h].filled()
+    {
         h += 1;
     }
     let hr = &look[h];
@@ -148,8 +152,17 @@ pub fn find_layout<R: RowLike>(rows: &[R]) -> Layout {
 }
 
 const TOTAL_WORDS: &[&str] = &[
-    "total", "totals", "grand total", "subtotal", "sub-total", "sub total", "total général", "total general",
-    "totaux", "overall total", "sum",
+    "total",
+    "totals",
+    "grand total",
+    "subtotal",
+    "sub-total",
+    "sub total",
+    "total général",
+    "total general",
+    "totaux",
+    "overall total",
+    "sum",
 ];
 
 /// A row whose first filled cell says it is a total.
@@ -328,10 +341,7 @@ mod tests {
         assert_eq!(l.header_row, Some(4));
         assert_eq!(l.group_row, Some(3));
         assert_eq!(l.data_start, 5);
-        assert_eq!(
-            l.labels,
-            vec!["Location / State", "Location / LGA", "Tested / <5yrs", "Tested / ≥5yrs", "Remarks"]
-        );
+        assert_eq!(l.labels, vec!["Location / State", "Location / LGA", "Tested / <5yrs", "Tested / ≥5yrs", "Remarks"]);
     }
 
     #[test]

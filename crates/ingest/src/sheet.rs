@@ -70,7 +70,10 @@ pub struct SheetPlan {
 pub enum SheetOutcome {
     Table(Box<SheetPlan>),
     /// Not a table: a reason for the notes.
-    Skipped { sheet: String, why: String },
+    Skipped {
+        sheet: String,
+        why: String,
+    },
 }
 
 fn wb_error(format: &str, e: impl std::fmt::Display) -> IngestError {
@@ -167,7 +170,8 @@ pub fn read_workbook(path: &Path, format: &str, opts: &IngestOptions) -> Result<
     let mut out = Vec::new();
     match format {
         "xlsx" => {
-            let mut wb: calamine::Xlsx<_> = calamine::open_workbook_from_rs(open()?).map_err(|e| wb_error(format, e))?;
+            let mut wb: calamine::Xlsx<_> =
+                calamine::open_workbook_from_rs(open()?).map_err(|e| wb_error(format, e))?;
             for name in wb.sheet_names() {
                 let mut reader = wb.worksheet_cells_reader(&name).map_err(|e| wb_error(format, e))?;
                 let mut cells = Vec::new();
@@ -237,7 +241,13 @@ fn is_prose(grid: &Grid) -> bool {
 /// Shape one sheet (or a JSON document, as a grid) into a table plan, or say
 /// why it is not one. `name_by_sheet` adds the sheet to the table name, for
 /// workbooks with several sheets.
-pub fn prepare_sheet(path: &Path, format: &str, sheet: Option<String>, grid: Grid, name_by_sheet: bool) -> SheetOutcome {
+pub fn prepare_sheet(
+    path: &Path,
+    format: &str,
+    sheet: Option<String>,
+    grid: Grid,
+    name_by_sheet: bool,
+) -> SheetOutcome {
     let sheet_label = sheet.clone().unwrap_or_default();
     if grid.rows.iter().all(|r| SheetRow(r).is_blank()) {
         return SheetOutcome::Skipped { sheet: sheet_label, why: "it is empty".into() };

@@ -105,9 +105,17 @@ impl StatsBuilder {
             rows: 0,
             hasher: std::hash::RandomState::new(),
             nestings: {
-                let text: Vec<usize> =
-                    meta.columns.iter().enumerate().filter(|(_, c)| c.dtype == ColumnType::Text).map(|(i, _)| i).take(8).collect();
-                text.windows(2).map(|w| Nesting { parent: w[0], child: w[1], map: Some(HashMap::new()), pairs: 0 }).collect()
+                let text: Vec<usize> = meta
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.dtype == ColumnType::Text)
+                    .map(|(i, _)| i)
+                    .take(8)
+                    .collect();
+                text.windows(2)
+                    .map(|w| Nesting { parent: w[0], child: w[1], map: Some(HashMap::new()), pairs: 0 })
+                    .collect()
             },
         }
     }
@@ -217,7 +225,11 @@ impl StatsBuilder {
                 notes.push(crate::table::Note::column(
                     "hierarchy",
                     &self.meta[n.child].0,
-                    format!("'{cl}' nests within '{pl}': each of its {} values belongs to one of {} '{pl}' values", map.len(), parents.len()),
+                    format!(
+                        "'{cl}' nests within '{pl}': each of its {} values belongs to one of {} '{pl}' values",
+                        map.len(),
+                        parents.len()
+                    ),
                     false,
                 ));
             }
@@ -234,8 +246,12 @@ impl StatsBuilder {
                         (acc.count > 0).then(|| acc.sum / acc.count as f64),
                         (acc.count > 0).then_some(acc.sum),
                     ),
-                    ColumnType::Date => (acc.min.map(|d| date_json(d as i64)), acc.max.map(|d| date_json(d as i64)), None, None),
-                    ColumnType::DateTime => (acc.min.map(|d| ts_json(d as i64)), acc.max.map(|d| ts_json(d as i64)), None, None),
+                    ColumnType::Date => {
+                        (acc.min.map(|d| date_json(d as i64)), acc.max.map(|d| date_json(d as i64)), None, None)
+                    }
+                    ColumnType::DateTime => {
+                        (acc.min.map(|d| ts_json(d as i64)), acc.max.map(|d| ts_json(d as i64)), None, None)
+                    }
                     ColumnType::Text => (acc.tmin.map(Into::into), acc.tmax.map(Into::into), None, None),
                     ColumnType::Boolean => (None, None, None, None),
                 };

@@ -146,11 +146,6 @@ pub struct TableMeta {
 
 impl TableMeta {
     pub fn schema(&self) -> Schema {
-        Schema::new(
-            self.columns
-                .iter()
-                .map(|c| Field::new(&c.name, c.dtype.arrow(), true))
-                .collect::<Vec<_>>(),
-        )
+        Schema::new(self.columns.iter().map(|c| Field::new(&c.name, c.dtype.arrow(), true)).collect::<Vec<_>>())
     }
 }

@@ -129,11 +129,8 @@ pub fn detect_encoding(head: &[u8]) -> Result<Option<&'static Encoding>> {
 pub fn sniff_delimiter(sample: &str) -> u8 {
     let mut best = (b',', 0.0f64);
     for d in [b',', b';', b'\t', b'|'] {
-        let mut rdr = csv::ReaderBuilder::new()
-            .delimiter(d)
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(sample.as_bytes());
+        let mut rdr =
+            csv::ReaderBuilder::new().delimiter(d).has_headers(false).flexible(true).from_reader(sample.as_bytes());
         let mut counts: Vec<usize> = Vec::new();
         for rec in rdr.records().take(100) {
             match rec {
@@ -244,9 +241,7 @@ fn prepare_with(
         match rdr.read_record(&mut rec) {
             Ok(true) => {}
             Ok(false) => break,
-            Err(e) if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) && encoding.is_none() => {
-                return Err(utf8_retry())
-            }
+            Err(e) if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) && encoding.is_none() => return Err(utf8_retry()),
             Err(e) => return Err(csv_error(e)),
         }
         let line = rec.position().map_or(n + 1, |p| p.line());
@@ -263,7 +258,7 @@ fn prepare_with(
             rec = shaper.push(n - layout.data_start as u64, line, row).unwrap_or_default();
         }
         n += 1;
-        if n % 65536 == 0 {
+        if n.is_multiple_of(65536) {
             progress.advance("scanning", rdr.get_ref().bytes, file_len);
         }
     }
@@ -282,10 +277,10 @@ fn prepare_with(
     let finished = finish_columns(&layout, &shaper, delimiter == b';', path, None, "csv");
     let mut finished = finished;
     if let Some(enc) = encoding {
-        finished.meta.notes.insert(
-            0,
-            crate::table::Note::table("encoding", format!("text decoded from {}", enc.name()), false),
-        );
+        finished
+            .meta
+            .notes
+            .insert(0, crate::table::Note::table("encoding", format!("text decoded from {}", enc.name()), false));
     }
     if delimiter != b',' {
         let d = match delimiter {
@@ -294,7 +289,10 @@ fn prepare_with(
             b'|' => "pipe".to_string(),
             other => format!("'{}'", other as char),
         };
-        finished.meta.notes.insert(0, crate::table::Note::table("delimiter", format!("fields separated by {d}"), false));
+        finished
+            .meta
+            .notes
+            .insert(0, crate::table::Note::table("delimiter", format!("fields separated by {d}"), false));
     }
     Ok(TextPlan { path: path.to_path_buf(), encoding, delimiter, layout, finished })
 }

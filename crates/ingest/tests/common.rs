@@ -50,8 +50,11 @@ impl Loaded {
     }
     pub fn mean_f64(&self, name: &str) -> f64 {
         let i = self.col(name);
-        let vals: Vec<f64> =
-            self.batches.iter().flat_map(|b| b.column(i).as_primitive::<Float64Type>().iter().flatten().collect::<Vec<_>>()).collect();
+        let vals: Vec<f64> = self
+            .batches
+            .iter()
+            .flat_map(|b| b.column(i).as_primitive::<Float64Type>().iter().flatten().collect::<Vec<_>>())
+            .collect();
         vals.iter().sum::<f64>() / vals.len() as f64
     }
     pub fn strings(&self, name: &str) -> Vec<Option<String>> {

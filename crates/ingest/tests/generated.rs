@@ -92,7 +92,12 @@ fn text_shapes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cases: &[(&str, &str, usize, &[&str])] = &[
         // title line above the header, pipe-separated
-        ("pipe.txt", "Report for March\n\nname|qty|when\nx|1|2024-03-01\ny|2|2024-03-02\n", 2, &["name", "qty", "when_"]),
+        (
+            "pipe.txt",
+            "Report for March\n\nname|qty|when\nx|1|2024-03-01\ny|2|2024-03-02\n",
+            2,
+            &["name", "qty", "when_"],
+        ),
         // no header at all
         ("nohead.csv", "1,2.5\n3,4.5\n", 2, &["column_1", "column_2"]),
         // JSON array and NDJSON

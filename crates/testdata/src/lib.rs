@@ -77,7 +77,8 @@ pub fn write_clinic_workbook(path: &Path) -> io::Result<Truth> {
     ws.merge_range(3, 4, 3, 5, "Persons tested for malaria by RDT", &center).map_err(xerr)?;
     ws.merge_range(3, 6, 3, 7, "Persons tested positive by RDT", &center).map_err(xerr)?;
     ws.write_string_with_format(3, 8, "Remarks", &center).map_err(xerr)?;
-    for (c, h) in ["State", "LGA", "Health Facility", "Month", "<5yrs", "≥5yrs", "<5yrs", "≥5yrs"].iter().enumerate() {
+    for (c, h) in ["State", "LGA", "Health Facility", "Month", "<5yrs", "≥5yrs", "<5yrs", "≥5yrs"].iter().enumerate()
+    {
         ws.write_string_with_format(4, c as u16, *h, &bold).map_err(xerr)?;
     }
     let mut row: u32 = 5;
@@ -166,7 +167,9 @@ pub struct FrenchTruth {
 pub fn write_french_csv(path: &Path) -> io::Result<FrenchTruth> {
     let mut rng = Rng::new(33);
     let regions = ["Abidjan-Cocody", "Bouaké", "Daloa", "Korhogo", "San-Pédro", "Yamoussoukro"];
-    let mut s = String::from("Région sanitaire;Date de distribution;Moustiquaires distribuées;Couverture (%);Coût unitaire (€)\r\n");
+    let mut s = String::from(
+        "Région sanitaire;Date de distribution;Moustiquaires distribuées;Couverture (%);Coût unitaire (€)\r\n",
+    );
     let mut t = FrenchTruth { rows: 0, coverage_tenths_sum: 0, first_region: String::new() };
     for i in 0..120 {
         let r = regions[rng.range(0, regions.len() as u64 - 1) as usize];
@@ -239,7 +242,7 @@ fn big_row(rng: &mut Rng, i: usize, out: &mut String) {
     let positive = tested * rng.range(5, 70) / 100;
     let month = i % 12 + 1;
     let day = i % 28 + 1;
-    let remark = if i % 97 == 0 { "late report" } else { "" };
+    let remark = if i.is_multiple_of(97) { "late report" } else { "" };
     let _ = writeln!(
         out,
         "{i},2024-{month:02}-{day:02},{state},{lga},Facility {} {},{tested},{positive},{:.4},{remark}",
