@@ -57,24 +57,24 @@ impl<'p> ColumnBuilder<'p> {
             Col::Int(b) => b.append_option(match c {
                 Cell::Int(i) => Some(i),
                 Cell::Float(f) => Some(f as i64),
-                Cell::Text(s) => cell::parse_int(s.trim(), plan.num_fmt),
+                Cell::Text(s) => cell::parse_int(cell::trim(s), plan.num_fmt),
                 _ => None,
             }),
             Col::Float(b) => b.append_option(match c {
                 Cell::Int(i) => Some(i as f64),
                 Cell::Float(f) => Some(f),
-                Cell::Text(s) => cell::parse_number(s.trim(), plan.num_fmt),
+                Cell::Text(s) => cell::parse_number(cell::trim(s), plan.num_fmt),
                 _ => None,
             }),
             Col::Bool(b) => b.append_option(match c {
                 Cell::Bool(v) => Some(v),
-                Cell::Text(s) => cell::parse_bool(s.trim()),
+                Cell::Text(s) => cell::parse_bool(cell::trim(s)),
                 _ => None,
             }),
             Col::Date(b) => b.append_option(
                 match c {
                     Cell::DateTime(d) => Some(d.date()),
-                    Cell::Text(s) => cell::parse_date(s.trim(), plan.date_fmt).map(|d| d.date()),
+                    Cell::Text(s) => cell::parse_date(cell::trim(s), plan.date_fmt).map(|d| d.date()),
                     _ => None,
                 }
                 .map(|d| (d - epoch()).num_days() as i32),
@@ -82,14 +82,14 @@ impl<'p> ColumnBuilder<'p> {
             Col::Ts(b) => b.append_option(
                 match c {
                     Cell::DateTime(d) => Some(d),
-                    Cell::Text(s) => cell::parse_date(s.trim(), plan.date_fmt),
+                    Cell::Text(s) => cell::parse_date(cell::trim(s), plan.date_fmt),
                     _ => None,
                 }
                 .map(|d| d.and_utc().timestamp_millis()),
             ),
             Col::Text(b) => match c {
                 Cell::Text(s) => {
-                    let t = s.trim();
+                    let t = cell::trim(s);
                     match plan.canonical.get(t) {
                         Some(canon) => b.append_value(canon),
                         None => b.append_value(t),

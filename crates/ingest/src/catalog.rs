@@ -323,19 +323,44 @@ pub fn write_parquet(p: &crate::Prepared, dest: &Path, progress: &dyn Progress) 
     let werr = |e: parquet::errors::ParquetError| {
         IngestError::new(ErrorKind::Io, format!("writing Parquet failed ({e})"), "check free disk space")
     };
-    let mut writer = ArrowWriter::try_new(file, p.schema.clone(), Some(props)).map_err(werr)?;
-    let mut stats = StatsBuilder::new(&p.meta);
-    let result = p.batches(progress, &mut |b| {
-        stats.update(&b);
-        writer.write(&b).map_err(werr)
+    let writer = ArrowWriter::try_new(file, p.schema.clone(), Some(props)).map_err(werr)?;
+    // Two stages on two threads: this one parses and builds batches, the
+    // other profiles them and encodes Parquet.
+    let (stats, result) = std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<arrow::record_batch::RecordBatch>(4);
+        let meta = &p.meta;
+        let consumer = s.spawn(move || -> Result<TableStats> {
+            let mut writer = writer;
+            let mut stats = StatsBuilder::new(meta);
+            for b in rx {
+                stats.update(&b);
+                writer.write(&b).map_err(werr)?;
+            }
+            writer.close().map_err(werr)?;
+            Ok(stats.finish())
+        });
+        let produced = p.batches(progress, &mut |b| {
+            tx.send(b).map_err(|_| IngestError::new(ErrorKind::Io, "writing Parquet stopped", "check free disk space"))
+        });
+        drop(tx);
+        let consumed = consumer.join().unwrap_or_else(|_| Err(IngestError::internal("the Parquet writer thread panicked")));
+        (consumed, produced)
     });
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
+    // A writer error explains a failed send better than the send itself.
+    let outcome = match (stats, result) {
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+        (Ok(st), Ok(())) => Ok(st),
+    };
+    match outcome {
+        Ok(st) => {
+            std::fs::rename(&tmp, dest)?;
+            Ok(st)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
     }
-    writer.close().map_err(werr)?;
-    std::fs::rename(&tmp, dest)?;
-    Ok(stats.finish())
 }
 
 /// Profile a prepared table without writing it anywhere.

@@ -25,8 +25,22 @@ pub enum Cell<'a> {
 /// trimming, case-insensitively. Documented in ARCHITECTURE.md.
 pub const PLACEHOLDERS: &[&str] = &["", "-", "--", "---", "–", "—", "n/a", "na", "#n/a", "null", "nan"];
 
+/// `str::trim`, with a fast path for the common case of nothing to trim.
+#[inline]
+pub fn trim(s: &str) -> &str {
+    let b = s.as_bytes();
+    match (b.first(), b.last()) {
+        (Some(&f), Some(&l)) if f > b' ' && f < 0x80 && l > b' ' && l < 0x80 => s,
+        (None, _) => s,
+        _ => s.trim(),
+    }
+}
+
 pub fn is_placeholder(s: &str) -> bool {
-    let t = s.trim();
+    if s.len() > 16 && trim(s).len() == s.len() {
+        return false;
+    }
+    let t = trim(s);
     if t.len() > 4 {
         return false;
     }
@@ -49,14 +63,14 @@ impl<'a> Cell<'a> {
     pub fn is_blank(&self) -> bool {
         match self {
             Cell::Empty => true,
-            Cell::Text(s) => s.trim().is_empty(),
+            Cell::Text(s) => trim(s).is_empty(),
             _ => false,
         }
     }
 
     pub fn as_text(&self) -> Option<&'a str> {
         match self {
-            Cell::Text(s) => Some(s.trim()),
+            Cell::Text(s) => Some(trim(s)),
             _ => None,
         }
     }

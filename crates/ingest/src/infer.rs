@@ -6,7 +6,7 @@
 //! mostly numbers but has a few words stays text, and a note says so: nothing
 //! is silently dropped.
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 
 use crate::cell::{self, datefmt, numfmt, Cell};
 use crate::table::{ColumnType, Note};
@@ -79,7 +79,7 @@ impl ColumnInfer {
                 self.errors += 1;
             }
             Cell::Text(raw) => {
-                let t = raw.trim();
+                let t = cell::trim(raw);
                 if cell::is_placeholder(t) {
                     self.nulls += 1;
                     if !t.is_empty() && self.placeholders.len() < 16 {

@@ -35,6 +35,8 @@ pub mod table;
 pub mod text;
 
 use std::collections::{BTreeMap, HashMap};
+
+use ahash::AHashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -248,7 +250,7 @@ fn observe_text_column(c: &infer::ColumnInfer, plan: &ColumnPlan, label: &str, n
         return None;
     }
     // Counts after spelling variants are folded.
-    let mut folded: HashMap<&str, u64> = HashMap::new();
+    let mut folded: AHashMap<&str, u64> = AHashMap::new();
     for (v, n) in c.distinct_values()? {
         let canon = plan.canonical.get(v).unwrap_or(v);
         *folded.entry(canon.as_str()).or_default() += n;

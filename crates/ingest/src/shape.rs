@@ -172,8 +172,12 @@ pub fn is_total_row<R: RowLike>(r: &R) -> bool {
         .find(|c| !c.is_blank())
         .and_then(|c| c.as_text())
         .map(|t| {
-            let t = t.trim_end_matches(':').trim().to_lowercase();
-            TOTAL_WORDS.contains(&t.as_str())
+            let t = t.trim_end_matches(':').trim();
+            // Cheap tests first: this runs on every row.
+            !t.is_empty()
+                && t.len() <= 16
+                && matches!(t.as_bytes()[0].to_ascii_lowercase(), b't' | b's' | b'g' | b'o')
+                && TOTAL_WORDS.contains(&t.to_lowercase().as_str())
         })
         .unwrap_or(false)
 }
@@ -184,8 +188,17 @@ pub fn is_footnote<R: RowLike>(r: &R, width: usize) -> bool {
 }
 
 fn is_repeated_header<R: RowLike>(r: &R, header: &[String]) -> bool {
-    let filled: Vec<usize> = (0..header.len()).filter(|&i| !header[i].is_empty()).collect();
-    filled.len() >= 2 && filled.iter().all(|&i| r.cell(i).display() == header[i])
+    let mut matched = 0;
+    for (i, h) in header.iter().enumerate() {
+        if h.is_empty() {
+            continue;
+        }
+        match r.cell(i) {
+            Cell::Text(s) if cell::trim(s) == h => matched += 1,
+            _ => return false,
+        }
+    }
+    matched >= 2
 }
 
 /// Walks the data rows once: keeps rows out that are totals, footnotes,

@@ -1,8 +1,9 @@
 //! Profile statistics over built batches: nulls, distinct counts, ranges,
 //! means and top values, per column. Fed batch by batch, so it works at any size.
 
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, Hash};
+use std::hash::Hash;
+
+use ahash::{AHashMap as HashMap, AHashSet as HashSet};
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Date32Type, Float64Type, Int64Type, TimestampMillisecondType};
@@ -78,7 +79,7 @@ pub struct StatsBuilder {
     meta: Vec<(String, String, ColumnType)>,
     accs: Vec<Acc>,
     rows: u64,
-    hasher: std::hash::RandomState,
+    hasher: ahash::RandomState,
     nestings: Vec<Nesting>,
 }
 
@@ -103,7 +104,7 @@ impl StatsBuilder {
                 })
                 .collect(),
             rows: 0,
-            hasher: std::hash::RandomState::new(),
+            hasher: ahash::RandomState::new(),
             nestings: {
                 let text: Vec<usize> = meta
                     .columns
@@ -278,10 +279,10 @@ impl StatsBuilder {
 }
 
 trait HashKey {
-    fn key(&self, h: &std::hash::RandomState) -> u64;
+    fn key(&self, h: &ahash::RandomState) -> u64;
 }
 impl<T: Hash + ?Sized> HashKey for T {
-    fn key(&self, h: &std::hash::RandomState) -> u64 {
+    fn key(&self, h: &ahash::RandomState) -> u64 {
         h.hash_one(self)
     }
 }

@@ -16,6 +16,8 @@ use crate::shape::{find_layout, Layout, RowLike, Shaper};
 use crate::{finish_columns, Finished, IngestOptions, Progress};
 
 const SAMPLE: usize = 64 * 1024;
+/// Records handed between the two scanning threads at a time.
+const CHUNK: usize = 4096;
 
 #[derive(Debug, Clone)]
 pub struct TextPlan {
@@ -48,9 +50,9 @@ impl<R: Read> Read for TailReader<R> {
     }
 }
 
-fn open_decoded(path: &Path, encoding: Option<&'static Encoding>) -> Result<Box<dyn Read>> {
+fn open_decoded(path: &Path, encoding: Option<&'static Encoding>) -> Result<Box<dyn Read + Send>> {
     let f = File::open(path)?;
-    let r: Box<dyn Read> = match encoding {
+    let r: Box<dyn Read + Send> = match encoding {
         None => {
             let mut br = BufReader::with_capacity(1 << 20, f);
             let mut bom = [0u8; 3];
@@ -163,7 +165,7 @@ pub fn sniff_delimiter(sample: &str) -> u8 {
     best.0
 }
 
-fn reader(r: Box<dyn Read>, delimiter: u8) -> csv::Reader<TailReader<Box<dyn Read>>> {
+fn reader(r: Box<dyn Read + Send>, delimiter: u8) -> csv::Reader<TailReader<Box<dyn Read + Send>>> {
     csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(false)
@@ -233,46 +235,91 @@ fn prepare_with(
     let layout = find_layout(&head_rows);
     let mut shaper: Shaper<csv::StringRecord> = Shaper::new(&layout, true);
     let file_len = std::fs::metadata(path)?.len();
-    let mut rdr = reader(open_decoded(path, encoding)?, delimiter);
-    let mut rec = csv::StringRecord::new();
-    let mut n: u64 = 0;
-    let mut last_multiline: Option<u64> = None;
-    loop {
-        match rdr.read_record(&mut rec) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) && encoding.is_none() => return Err(utf8_retry()),
-            Err(e) => return Err(csv_error(e)),
+    let rdr = reader(open_decoded(path, encoding)?, delimiter);
+    let max_record = opts.max_record_bytes;
+    // Two stages on two threads: one splits records, this one shapes and
+    // infers. Record buffers go back and forth, so nothing is allocated per row.
+    let scanned = std::thread::scope(|s| -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<(u64, csv::StringRecord)>, u64)>(4);
+        let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<csv::StringRecord>>();
+        let splitter = s.spawn(move || -> Result<Option<u64>> {
+            let mut rdr = rdr;
+            let mut n: u64 = 0;
+            let mut last_multiline = None;
+            let mut spare: Vec<csv::StringRecord> = Vec::new();
+            loop {
+                let mut chunk = Vec::with_capacity(CHUNK);
+                while chunk.len() < CHUNK {
+                    if spare.is_empty() {
+                        if let Ok(more) = back_rx.try_recv() {
+                            spare = more;
+                        }
+                    }
+                    let mut rec = spare.pop().unwrap_or_default();
+                    match rdr.read_record(&mut rec) {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) && encoding.is_none() => {
+                            return Err(utf8_retry())
+                        }
+                        Err(e) => return Err(csv_error(e)),
+                    }
+                    let line = rec.position().map_or(n + 1, |p| p.line());
+                    if rec.as_slice().len() > max_record {
+                        return Err(IngestError::new(
+                            ErrorKind::Corrupt,
+                            format!("the record starting on line {line} is {} MB long", rec.as_slice().len() >> 20),
+                            "a quote is probably never closed; fix the quoting near that line",
+                        ));
+                    }
+                    last_multiline = rec.as_slice().contains('\n').then_some(line);
+                    chunk.push((line, rec));
+                    n += 1;
+                }
+                let done = chunk.len() < CHUNK;
+                if !chunk.is_empty() && tx.send((chunk, rdr.get_ref().bytes)).is_err() {
+                    return Ok(None);
+                }
+                if done {
+                    break;
+                }
+            }
+            drop(tx);
+            if let Some(line) = last_multiline {
+                let tail = &rdr.get_ref().tail;
+                let end = tail.iter().rposition(|b| !b.is_ascii_whitespace());
+                if end.is_none_or(|i| tail[i] != b'"') {
+                    return Ok(Some(line));
+                }
+            }
+            Ok(None)
+        });
+        let mut n: u64 = 0;
+        for (chunk, bytes) in rx {
+            let mut reuse = Vec::with_capacity(chunk.len());
+            for (line, rec) in chunk {
+                if (n as usize) >= layout.data_start {
+                    if let Some(r) = shaper.push(n - layout.data_start as u64, line, rec) {
+                        reuse.push(r);
+                    }
+                }
+                n += 1;
+            }
+            let _ = back_tx.send(reuse);
+            progress.advance("scanning", bytes, file_len);
         }
-        let line = rec.position().map_or(n + 1, |p| p.line());
-        if rec.as_slice().len() > opts.max_record_bytes {
-            return Err(IngestError::new(
-                ErrorKind::Corrupt,
-                format!("the record starting on line {line} is {} MB long", rec.as_slice().len() >> 20),
-                "a quote is probably never closed; fix the quoting near that line",
-            ));
-        }
-        last_multiline = rec.iter().any(|f| f.contains('\n')).then_some(line);
-        if (n as usize) >= layout.data_start {
-            let row = std::mem::take(&mut rec);
-            rec = shaper.push(n - layout.data_start as u64, line, row).unwrap_or_default();
-        }
-        n += 1;
-        if n.is_multiple_of(65536) {
-            progress.advance("scanning", rdr.get_ref().bytes, file_len);
-        }
-    }
-    if let Some(line) = last_multiline {
-        let tail = &rdr.get_ref().tail;
-        let end = tail.iter().rposition(|b| !b.is_ascii_whitespace());
-        if end.is_none_or(|i| tail[i] != b'"') {
-            return Err(IngestError::new(
+        match splitter.join() {
+            Ok(Ok(None)) => Ok(()),
+            Ok(Ok(Some(line))) => Err(IngestError::new(
                 ErrorKind::Corrupt,
                 format!("a quote opened in the record on line {line} is never closed, so the rest of the file would become one value"),
                 "close the quote (or remove it) near that line and load the file again",
-            ));
+            )),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(IngestError::internal("the record splitter thread panicked")),
         }
-    }
+    });
+    scanned?;
     shaper.finish();
     let finished = finish_columns(&layout, &shaper, delimiter == b';', path, None, "csv");
     let mut finished = finished;

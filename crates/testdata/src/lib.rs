@@ -252,7 +252,7 @@ fn big_row(rng: &mut Rng, i: usize, out: &mut String) {
     );
 }
 
-/// A large clean-ish CSV for the benchmark (about 95 bytes a row).
+/// A large clean-ish CSV for the benchmark (about 68 bytes a row).
 pub fn write_big_csv(path: &Path, rows: usize) -> io::Result<()> {
     let mut w = BufWriter::with_capacity(1 << 20, File::create(path)?);
     w.write_all(BIG_HEADER.as_bytes())?;
