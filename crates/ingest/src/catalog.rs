@@ -343,7 +343,8 @@ pub fn write_parquet(p: &crate::Prepared, dest: &Path, progress: &dyn Progress) 
             tx.send(b).map_err(|_| IngestError::new(ErrorKind::Io, "writing Parquet stopped", "check free disk space"))
         });
         drop(tx);
-        let consumed = consumer.join().unwrap_or_else(|_| Err(IngestError::internal("the Parquet writer thread panicked")));
+        let consumed =
+            consumer.join().unwrap_or_else(|_| Err(IngestError::internal("the Parquet writer thread panicked")));
         (consumed, produced)
     });
     // A writer error explains a failed send better than the send itself.

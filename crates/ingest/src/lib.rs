@@ -101,12 +101,6 @@ pub struct Finished {
     pub rows: u64,
 }
 
-impl Finished {
-    pub fn notes_mut(&mut self) -> &mut Vec<Note> {
-        &mut self.meta.notes
-    }
-}
-
 /// Turn a finished walk over the rows into columns, names, types and notes.
 pub(crate) fn finish_columns<R: RowLike>(
     layout: &Layout,

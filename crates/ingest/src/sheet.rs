@@ -118,21 +118,11 @@ fn too_many_cells(opts: &IngestOptions, sheet: &str) -> IngestError {
     )
 }
 
-fn grid_from_cells(
-    cells: impl Iterator<Item = Result<((u32, u32), Data)>>,
-    opts: &IngestOptions,
-    sheet: &str,
-) -> Result<Grid> {
-    let mut items: Vec<((u32, u32), Data)> = Vec::new();
-    for c in cells {
-        let (pos, v) = c?;
-        if matches!(v, Data::Empty) {
-            continue;
-        }
-        if items.len() as u64 >= opts.max_cells {
-            return Err(too_many_cells(opts, sheet));
-        }
-        items.push((pos, v));
+/// Lay non-empty cells out as rows. Memory follows the cells present, not
+/// the area they span.
+fn grid_from_cells(items: Vec<((u32, u32), Data)>, opts: &IngestOptions, sheet: &str) -> Result<Grid> {
+    if items.len() as u64 > opts.max_cells {
+        return Err(too_many_cells(opts, sheet));
     }
     if items.is_empty() {
         return Ok(Grid { rows: Vec::new(), first_row: 0, first_col: 0 });
@@ -157,7 +147,12 @@ fn grid_from_cells(
 
 fn grid_from_range(range: calamine::Range<Data>, opts: &IngestOptions, sheet: &str) -> Result<Grid> {
     let (r0, c0) = range.start().unwrap_or((0, 0));
-    let cells = range.used_cells().map(|(r, c, v)| Ok(((r0 + r as u32, c0 + c as u32), v.clone())));
+    let cells = range
+        .used_cells()
+        .filter(|(_, _, v)| !matches!(v, Data::Empty))
+        .map(|(r, c, v)| ((r0 + r as u32, c0 + c as u32), v.clone()))
+        .collect();
+    drop(range);
     grid_from_cells(cells, opts, sheet)
 }
 
@@ -184,11 +179,11 @@ pub fn read_workbook(path: &Path, format: &str, opts: &IngestOptions) -> Result<
                     let pos = c.get_position();
                     let v: Data = c.get_value().clone().into();
                     if !matches!(v, Data::Empty) {
-                        cells.push(Ok((pos, v)));
+                        cells.push((pos, v));
                     }
                 }
                 drop(reader);
-                out.push((name.clone(), grid_from_cells(cells.into_iter(), opts, &name)?));
+                out.push((name.clone(), grid_from_cells(cells, opts, &name)?));
             }
         }
         "xls" => {
@@ -260,7 +255,13 @@ pub fn prepare_sheet(
         };
     }
     let rows: Vec<SheetRow> = grid.rows.iter().map(|r| SheetRow(r)).collect();
-    let layout = find_layout(&rows);
+    let mut layout = find_layout(&rows);
+    // The header was found in the first rows; data further down may reach
+    // further right. Those columns are kept (named column_N), never cut off.
+    let width = rows.iter().skip(layout.data_start).map(|r| r.used_width()).max().unwrap_or(0);
+    if width > layout.labels.len() {
+        layout.labels.resize(width, String::new());
+    }
     let mut shaper: Shaper<SheetRow> = Shaper::new(&layout, false);
     for (i, r) in rows.iter().enumerate().skip(layout.data_start) {
         let line = grid.first_row as u64 + i as u64 + 1;

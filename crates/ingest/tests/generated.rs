@@ -134,3 +134,24 @@ fn regression_type_from_whole_column() {
     assert!(t.has_note("mixed_types"));
     assert_eq!(t.rows(), 1501);
 }
+
+/// Regression: a sheet whose data reaches past the columns seen in its first
+/// 50 rows must keep those cells (as extra columns), not drop them.
+#[test]
+fn regression_sheet_data_wider_than_header_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("wide_late.xlsx");
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.write_string(0, 0, "name").expect("w");
+    ws.write_string(0, 1, "qty").expect("w");
+    for r in 1..80u32 {
+        ws.write_string(r, 0, format!("item {r}")).expect("w");
+        ws.write_number(r, 1, r as f64).expect("w");
+    }
+    ws.write_string(79, 2, "late note").expect("w");
+    wb.save(&p).expect("save");
+    let t = load_one(&p);
+    assert_eq!(t.names(), vec!["name", "qty", "column_3"]);
+    assert_eq!(t.strings("column_3").into_iter().flatten().collect::<Vec<_>>(), vec!["late note"]);
+}
