@@ -1,0 +1,183 @@
+//! # quarry-engine: the SQL kernel
+//!
+//! Owns running generated SQL over the catalog's tables with Apache
+//! DataFusion, and nothing else: no HTTP, no LLM, no process spawning.
+//!
+//! Where work happens:
+//! - [`guard`] refuses anything but one read-only query, with typed reasons.
+//! - [`Engine::open`] builds a DataFusion session holding exactly the
+//!   catalog's tables (latest versions by name, every version as
+//!   `versions.<name>_v<N>`), with a bounded memory pool and no spill files.
+//! - [`Engine::query`] plans with `SQLOptions` that disallow DDL, DML and
+//!   statements, verifies the plan, runs it under [`Limits`], and returns
+//!   capped results. Errors carry hints the model can act on ([`error`]).
+//!
+//! Process isolation (running this inside a worker process under rlimits) is
+//! the sandbox launcher's job; this crate is what runs inside the worker.
+
+pub mod error;
+pub mod guard;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::MemorySchemaProvider;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{ParquetReadOptions, SQLOptions, SessionConfig, SessionContext};
+use futures_util::StreamExt;
+use quarry_ingest::catalog::Catalog;
+
+pub use error::{EngineError, ErrorKind};
+pub use guard::{Refusal, Rule};
+
+/// Resource limits for one query, documented in one place.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Memory pool for a query's operators (default 2 GiB). Operators that
+    /// exceed it fail with a clear error; nothing spills to disk.
+    pub memory_bytes: usize,
+    /// Wall-clock limit (default 30 s); the running plan is dropped (cancelled) at the limit.
+    pub time: Duration,
+    /// Rows returned for display (default 10 000); `truncated` says when more existed.
+    pub max_rows: usize,
+    /// Bytes of Arrow data returned (default 256 MiB).
+    pub max_result_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { memory_bytes: 2 << 30, time: Duration::from_secs(30), max_rows: 10_000, max_result_bytes: 256 << 20 }
+    }
+}
+
+/// A table as the engine knows it: for error hints and for the agent's context.
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    pub name: String,
+    /// (name, label) per column.
+    pub columns: Vec<(String, String)>,
+}
+
+/// A query's result, capped by [`Limits`].
+#[derive(Debug, Clone)]
+pub struct QueryResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    /// Rows returned in `batches`.
+    pub rows: usize,
+    /// True when the query produced more than `max_rows` rows or `max_result_bytes`.
+    pub truncated: bool,
+}
+
+/// A DataFusion session over one data directory's catalog.
+pub struct Engine {
+    ctx: SessionContext,
+    limits: Limits,
+    tables: Vec<TableInfo>,
+}
+
+fn sql_options() -> SQLOptions {
+    SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false)
+}
+
+impl Engine {
+    /// Register every table of the catalog, and nothing else.
+    pub async fn open(catalog: &Catalog, limits: Limits) -> Result<Engine, EngineError> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(limits.memory_bytes, 1.0)
+            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
+            .build_arc()
+            .map_err(|e| EngineError::internal(e.to_string()))?;
+        let config = SessionConfig::new().with_information_schema(true).with_target_partitions(2);
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        let versions = Arc::new(MemorySchemaProvider::new());
+        ctx.catalog("datafusion")
+            .ok_or_else(|| EngineError::internal("the default catalog is missing"))?
+            .register_schema("versions", versions)
+            .map_err(|e| EngineError::internal(e.to_string()))?;
+        let entries = catalog.tables().map_err(EngineError::from_ingest)?;
+        let mut tables = Vec::new();
+        for t in entries {
+            let path = t.parquet.display().to_string();
+            ctx.register_parquet(quoted(&t.name), &path, ParquetReadOptions::default())
+                .await
+                .map_err(|e| EngineError::internal(format!("registering {}: {e}", t.name)))?;
+            for v in catalog.versions(&t.name).map_err(EngineError::from_ingest)? {
+                let old = catalog.entry(&t.name, Some(v)).map_err(EngineError::from_ingest)?;
+                ctx.register_parquet(
+                    format!("versions.{}", quoted(&format!("{}_v{v}", t.name))),
+                    &old.parquet.display().to_string(),
+                    ParquetReadOptions::default(),
+                )
+                .await
+                .map_err(|e| EngineError::internal(format!("registering {} v{v}: {e}", t.name)))?;
+            }
+            tables
+                .push(TableInfo { name: t.name, columns: t.columns.into_iter().map(|c| (c.name, c.label)).collect() });
+        }
+        Ok(Engine { ctx, limits, tables })
+    }
+
+    pub fn tables(&self) -> &[TableInfo] {
+        &self.tables
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Check, plan, verify and run one query under the limits.
+    pub async fn query(&self, sql: &str) -> Result<QueryResult, EngineError> {
+        guard::check(sql).map_err(EngineError::refused)?;
+        let opts = sql_options();
+        let run = async {
+            let df = self
+                .ctx
+                .sql_with_options(sql, opts)
+                .await
+                .map_err(|e| EngineError::from_datafusion(e, &self.tables))?;
+            opts.verify_plan(df.logical_plan()).map_err(|e| {
+                EngineError::refused(Refusal { rule: Rule::PlanNotReadOnly, message: e.to_string(), at: None })
+            })?;
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let mut stream = df.execute_stream().await.map_err(|e| EngineError::from_datafusion(e, &self.tables))?;
+            let mut batches = Vec::new();
+            let (mut rows, mut bytes, mut truncated) = (0usize, 0usize, false);
+            while let Some(b) = stream.next().await {
+                let b = b.map_err(|e| EngineError::from_datafusion(e, &self.tables))?;
+                let room = self.limits.max_rows - rows;
+                let b = if b.num_rows() > room {
+                    truncated = true;
+                    b.slice(0, room)
+                } else {
+                    b
+                };
+                bytes += b.get_array_memory_size();
+                if bytes > self.limits.max_result_bytes {
+                    truncated = true;
+                    break;
+                }
+                rows += b.num_rows();
+                batches.push(b);
+                if rows >= self.limits.max_rows {
+                    // Anything more is not shown; the stream is dropped, which cancels the plan.
+                    truncated = truncated || stream.next().await.is_some();
+                    break;
+                }
+            }
+            Ok(QueryResult { schema, batches, rows, truncated })
+        };
+        match tokio::time::timeout(self.limits.time, run).await {
+            Ok(r) => r,
+            Err(_) => Err(EngineError::timeout(self.limits.time)),
+        }
+    }
+}
+
+/// A table name as a quoted SQL identifier.
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
