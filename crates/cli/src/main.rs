@@ -56,6 +56,41 @@ enum Cmd {
         #[arg(long, default_value = catalog::DEFAULT_DIR)]
         data: PathBuf,
     },
+    /// Run one read-only SQL query over files (loaded first) or an existing catalog.
+    /// The query runs in a separate worker process under limits.
+    Sql {
+        /// Files to load first (as `quarry load` does); each becomes a table.
+        files: Vec<PathBuf>,
+        /// The query (a leading `--` comment is fine).
+        #[arg(long, short, allow_hyphen_values = true)]
+        query: String,
+        #[arg(long, default_value = catalog::DEFAULT_DIR)]
+        data: PathBuf,
+        /// table, csv, json or parquet.
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// Write the result here instead of standard output (required for parquet).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Wall-clock limit in seconds.
+        #[arg(long, default_value_t = 30.0)]
+        time_limit: f64,
+        /// Memory pool for the query, in MiB.
+        #[arg(long, default_value_t = 2048)]
+        memory_limit: usize,
+        /// Most rows returned.
+        #[arg(long, default_value_t = 10_000)]
+        max_rows: usize,
+    },
+    /// Run a kernel inside a worker process (started by Quarry itself).
+    #[command(hide = true)]
+    Worker {
+        kind: String,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        limits: String,
+    },
     /// Write the demo dataset, load it and profile it.
     Demo {
         /// Where the demo files go.
@@ -122,6 +157,17 @@ fn main() -> ExitCode {
         Cmd::Excluded { table, data } => cmd_excluded(&table, &data),
         Cmd::Demo { dir, data } => cmd_demo(&dir, &data, &opts),
         Cmd::Gen { kind, out, rows } => cmd_gen(&kind, &out, rows),
+        Cmd::Sql { files, query, data, format, out, time_limit, memory_limit, max_rows } => {
+            let limits = quarry_sandbox::Limits {
+                memory_bytes: memory_limit << 20,
+                address_space_bytes: ((memory_limit as u64) << 20) + (2 << 30),
+                time: std::time::Duration::from_secs_f64(time_limit.max(0.1)),
+                max_rows,
+                ..quarry_sandbox::Limits::default()
+            };
+            cmd_sql(&files, &query, &data, &format, out.as_deref(), &limits, &opts)
+        }
+        Cmd::Worker { kind, data, limits } => return cmd_worker(&kind, &data, &limits),
     };
     if ok {
         ExitCode::SUCCESS
@@ -382,4 +428,116 @@ fn cmd_gen(kind: &str, out: &Path, rows: usize) -> bool {
         Ok(()) => true,
         Err(e) => fail(format!("{}: {e}", out.display())),
     }
+}
+
+fn cmd_sql(
+    files: &[PathBuf],
+    query: &str,
+    data: &Path,
+    format: &str,
+    out: Option<&Path>,
+    limits: &quarry_sandbox::Limits,
+    opts: &IngestOptions,
+) -> bool {
+    if !["table", "csv", "json", "parquet"].contains(&format) {
+        return fail(format!("unknown format '{format}': use table, csv, json or parquet"));
+    }
+    if format == "parquet" && out.is_none() {
+        return fail("--format parquet needs --out PATH");
+    }
+    if !files.is_empty() {
+        let mut cat = match Catalog::open(data) {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        };
+        for f in files {
+            let bar = Bar::for_file(f);
+            let r = cat.load(f, opts, &bar);
+            bar.done();
+            if let Err(e) = r {
+                return fail(e);
+            }
+        }
+    } else if !data.join("catalog.sqlite").exists() {
+        return fail(format!("{}: no catalog here — load files first, or name them before --query", data.display()));
+    }
+    let launcher = match quarry_sandbox::Launcher::current() {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    let result = match quarry_engine::worker::run_in_worker(&launcher, data, query, limits) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let written = write_result(&result, format, out);
+    if let Err(e) = written {
+        return fail(format!("writing the result failed: {e}"));
+    }
+    if result.truncated {
+        eprintln!("note: showing the first {} rows; the query returned more", result.rows);
+    }
+    true
+}
+
+fn write_result(r: &quarry_engine::QueryResult, format: &str, out: Option<&Path>) -> anyhow::Result<()> {
+    if format == "parquet" {
+        let path = out.ok_or_else(|| anyhow::anyhow!("--format parquet needs --out PATH"))?;
+        let mut w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path)?, r.schema.clone(), None)?;
+        for b in &r.batches {
+            w.write(b)?;
+        }
+        w.close()?;
+        return Ok(());
+    }
+    let mut sink: Box<dyn Write> = match out {
+        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p)?)),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    match format {
+        "csv" => {
+            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut sink);
+            for b in &r.batches {
+                w.write(b)?;
+            }
+        }
+        "json" => {
+            let mut w = arrow::json::ArrayWriter::new(&mut sink);
+            for b in &r.batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+            if r.batches.is_empty() {
+                sink.write_all(b"[]")?;
+            }
+            sink.write_all(b"\n")?;
+        }
+        _ => {
+            writeln!(sink, "{}", arrow::util::pretty::pretty_format_batches(&r.batches)?)?;
+            writeln!(sink, "({} rows)", r.rows)?;
+        }
+    }
+    sink.flush()?;
+    Ok(())
+}
+
+/// Worker mode: runs inside the process the launcher started.
+fn cmd_worker(kind: &str, data: &Path, limits: &str) -> ExitCode {
+    if kind != "sql" {
+        eprintln!("error: unknown worker kind '{kind}'");
+        return ExitCode::from(2);
+    }
+    let limits: quarry_sandbox::Limits = match serde_json::from_str(limits) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: bad limits: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut sql = String::new();
+    if std::io::Read::read_to_string(&mut std::io::stdin(), &mut sql).is_err() {
+        eprintln!("error: the query could not be read");
+        return ExitCode::from(2);
+    }
+    let code = quarry_engine::worker::serve(data, limits, &sql, &mut std::io::stdout().lock());
+    ExitCode::from(code as u8)
 }

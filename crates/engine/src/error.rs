@@ -4,12 +4,12 @@
 //! never contains anything taken from cell values, only from the schema.
 
 use datafusion::error::DataFusionError;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::guard::Refusal;
 use crate::TableInfo;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// The guard or the plan check refused the query.
@@ -28,7 +28,7 @@ pub enum ErrorKind {
     Internal,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EngineError {
     pub kind: ErrorKind,
     /// The message, which may quote values from the query or the data.
@@ -36,7 +36,7 @@ pub struct EngineError {
     /// What to do: closest names, the table's columns, the limit hit.
     /// Built only from schema names and labels, never from cell values.
     pub hint: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub refusal: Option<Refusal>,
 }
 
@@ -105,8 +105,8 @@ impl EngineError {
     }
 
     pub fn from_datafusion(e: DataFusionError, tables: &[TableInfo]) -> Self {
-        let e = e.find_root().to_string();
-        let msg = e.clone();
+        // One line: DataFusion's messages may span several.
+        let msg = e.find_root().to_string().split_whitespace().collect::<Vec<_>>().join(" ");
         if msg.contains("Resources exhausted") || msg.contains("ResourcesExhausted") {
             return Self::new(
                 ErrorKind::MemoryLimit,

@@ -9,10 +9,10 @@
 
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Which rule refused a query. Stable names, so the agent can explain them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Rule {
     /// The text is not SQL the parser understands.
@@ -28,7 +28,7 @@ pub enum Rule {
 }
 
 /// A refused query, with the rule, where, and what to do instead.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
     pub rule: Rule,
     /// What was refused, in one sentence.

@@ -17,9 +17,9 @@
 
 pub mod error;
 pub mod guard;
+pub mod worker;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -32,26 +32,7 @@ use quarry_ingest::catalog::Catalog;
 
 pub use error::{EngineError, ErrorKind};
 pub use guard::{Refusal, Rule};
-
-/// Resource limits for one query, documented in one place.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Memory pool for a query's operators (default 2 GiB). Operators that
-    /// exceed it fail with a clear error; nothing spills to disk.
-    pub memory_bytes: usize,
-    /// Wall-clock limit (default 30 s); the running plan is dropped (cancelled) at the limit.
-    pub time: Duration,
-    /// Rows returned for display (default 10 000); `truncated` says when more existed.
-    pub max_rows: usize,
-    /// Bytes of Arrow data returned (default 256 MiB).
-    pub max_result_bytes: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits { memory_bytes: 2 << 30, time: Duration::from_secs(30), max_rows: 10_000, max_result_bytes: 256 << 20 }
-    }
-}
+pub use quarry_sandbox::Limits;
 
 /// A table as the engine knows it: for error hints and for the agent's context.
 #[derive(Debug, Clone)]
