@@ -7,16 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn shared(sub: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared").join(sub);
-    if p.exists() {
-        Some(p)
-    } else if std::env::var("QUARRY_REQUIRE_SHARED").as_deref() == Ok("1") {
-        panic!("{} is missing and QUARRY_REQUIRE_SHARED=1", p.display());
-    } else {
-        None
-    }
-}
+use quarry_testdata::shared_dir as shared;
 
 const MARKERS: &[&str] =
     &["/tmp/pwned_df_copy.csv", "/tmp/pwned_duck_copy.csv", "/tmp/pwned_attach.duckdb", "/tmp/pwned_export"];

@@ -1,22 +1,13 @@
 //! The real `quarry` binary on real files.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn quarry(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_quarry")).args(args).current_dir(cwd).output().expect("quarry runs")
 }
 
-fn shared(sub: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared").join(sub);
-    if p.exists() {
-        Some(p)
-    } else if std::env::var("QUARRY_REQUIRE_SHARED").as_deref() == Ok("1") {
-        panic!("{} is missing and QUARRY_REQUIRE_SHARED=1", p.display());
-    } else {
-        None
-    }
-}
+use quarry_testdata::shared_dir as shared;
 
 #[test]
 fn bad_files_exit_nonzero_with_one_clear_line() {

@@ -1,26 +1,12 @@
 //! Helpers shared by the ingest integration tests.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Float64Type, Int64Type};
 use arrow::record_batch::RecordBatch;
 use quarry_ingest::{prepare, IngestOptions, Quiet, TableMeta};
-
-/// `../shared/fixtures` beside the checkout, when present. CI sets
-/// QUARRY_REQUIRE_SHARED=1 so a missing folder fails instead of skipping.
-pub fn shared(sub: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared").join(sub);
-    if p.exists() {
-        Some(p)
-    } else if std::env::var("QUARRY_REQUIRE_SHARED").as_deref() == Ok("1") {
-        panic!("{} is missing and QUARRY_REQUIRE_SHARED=1", p.display());
-    } else {
-        eprintln!("skipping: {} not present", p.display());
-        None
-    }
-}
 
 pub struct Loaded {
     pub meta: TableMeta,

@@ -2,8 +2,9 @@
 
 mod common;
 
-use common::{load_all, load_one, shared};
+use common::{load_all, load_one};
 use quarry_ingest::{ColumnType, ErrorKind, IngestOptions, Quiet};
+use quarry_testdata::shared_dir as shared;
 
 #[test]
 fn nmep_xlsx_facility_data() {

@@ -11,6 +11,21 @@ use std::path::{Path, PathBuf};
 
 use rust_xlsxwriter::{ExcelDateTime, Format, FormatAlign, Workbook, XlsxError};
 
+/// `../shared/<sub>` beside the checkout (the workplace's fixtures and
+/// attacks), when present. With QUARRY_REQUIRE_SHARED=1 (CI) a missing folder
+/// panics instead of letting the tests that need it skip.
+pub fn shared_dir(sub: &str) -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared").join(sub);
+    if p.exists() {
+        Some(p)
+    } else if std::env::var("QUARRY_REQUIRE_SHARED").as_deref() == Ok("1") {
+        panic!("{} is missing and QUARRY_REQUIRE_SHARED=1", p.display());
+    } else {
+        eprintln!("skipping: {} not present", p.display());
+        None
+    }
+}
+
 /// SplitMix64: a small seeded generator, so files are identical on every run.
 pub struct Rng(u64);
 
