@@ -92,6 +92,15 @@ async fn errors_the_model_can_fix() {
     let err = e.query("SELECT * FROM clinic_monthly_data").await.expect_err("unknown table");
     assert_eq!(err.kind, ErrorKind::UnknownName, "{err}");
     assert!(err.hint.contains("did you mean clinics_monthly_data"), "{err}");
+    let err = e
+        .query("SELECT location_state FROM clinics_monthly_data a, clinics_monthly_data b LIMIT 1")
+        .await
+        .expect_err("ambiguous");
+    assert_eq!(err.kind, ErrorKind::Invalid, "{err}");
+    assert!(err.hint.contains("qualify") && err.hint.contains("clinics_monthly_data.location_state"), "{err}");
+    let err = e.query("SELECT location_state + 1 FROM clinics_monthly_data").await.expect_err("type mismatch");
+    assert_eq!(err.kind, ErrorKind::Invalid, "{err}");
+    assert!(err.hint.contains("CAST") || err.hint.contains("try_cast"), "{err}");
     // Redaction is a property of the error: no cell value survives it.
     let err = e.query("SELECT CAST(location_state AS INT) FROM clinics_monthly_data").await.expect_err("cast");
     let red = err.redacted();
