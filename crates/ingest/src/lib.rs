@@ -216,7 +216,7 @@ pub(crate) fn finish_columns<R: RowLike>(
         notes.push(Note::table(
             kind,
             format!(
-                "{} row(s) kept out of the data as {reason} (source row {list}{more}); they are kept in the catalog as excluded rows",
+                "{} row(s) kept out of the data as {reason} (source row {list}{more}); kept verbatim as excluded rows (after loading: `quarry excluded TABLE`)",
                 rows.len()
             ),
             false,
