@@ -200,17 +200,13 @@ pub(crate) fn finish_columns<R: RowLike>(
     if shaper.blank_rows > 0 {
         notes.push(Note::table("blank_rows", format!("{} blank rows skipped", shaper.blank_rows), false));
     }
-    let mut by_reason: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    let mut by_reason: BTreeMap<ExcludeReason, Vec<u64>> = BTreeMap::new();
     for e in shaper.excluded.values() {
-        by_reason.entry(e.reason.describe()).or_default().push(e.row);
+        by_reason.entry(e.reason).or_default().push(e.row);
     }
     for (reason, rows) in by_reason {
-        let kind = match reason {
-            "a total row" => "total_row",
-            "a footnote" => "footnote",
-            "a repeated header" => "repeated_header",
-            _ => "ragged_row",
-        };
+        let kind = reason.note_kind();
+        let reason = reason.describe();
         let list = rows.iter().take(10).map(|r| r.to_string()).collect::<Vec<_>>().join(", ");
         let more = if rows.len() > 10 { format!(" and {} more", rows.len() - 10) } else { String::new() };
         notes.push(Note::table(
@@ -298,8 +294,7 @@ fn observe_text_column(c: &infer::ColumnInfer, plan: &ColumnPlan, label: &str, n
 /// values share, with the values that lack it.
 fn common_affix<'v>(values: &[&'v str], suffix: bool) -> Option<(String, Vec<&'v str>)> {
     let need = (values.len() * 4).div_ceil(5).max(2);
-    let mut best: Option<(String, Vec<&str>)> = None;
-    // Candidates come from every value's word boundaries; the most common wins.
+    // Candidates come from every value's word boundaries; the longest shared by enough values wins.
     let mut counts: HashMap<String, usize> = HashMap::new();
     for v in values {
         let words: Vec<&str> = v.split_inclusive(' ').collect();
@@ -311,15 +306,12 @@ fn common_affix<'v>(values: &[&'v str], suffix: bool) -> Option<(String, Vec<&'v
     }
     let mut cands: Vec<(String, usize)> = counts.into_iter().filter(|(_, n)| *n >= need).collect();
     cands.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
-    if let Some((cand, _)) = cands.into_iter().next() {
-        let without: Vec<&str> = values
-            .iter()
-            .copied()
-            .filter(|v| !(v.len() > cand.len() && if suffix { v.ends_with(&cand) } else { v.starts_with(&cand) }))
-            .collect();
-        best = Some((cand, without));
-    }
-    let (b, without) = best?;
+    let (b, _) = cands.into_iter().next()?;
+    let without: Vec<&str> = values
+        .iter()
+        .copied()
+        .filter(|v| !(v.len() > b.len() && if suffix { v.ends_with(&b) } else { v.starts_with(&b) }))
+        .collect();
     let t = if suffix { format!(" {}", b.trim()) } else { b };
     (t.trim().len() >= 2).then_some((t, without))
 }

@@ -216,7 +216,6 @@ pub struct Shaper<R: RowLike> {
     tail: VecDeque<(u64, u64, R)>,
     pub columns: Vec<ColumnInfer>,
     pub excluded: BTreeMap<u64, ExcludedRow>,
-    pub excluded_total: u64,
     pub blank_rows: u64,
     pub rows: u64,
     /// Non-blank cells per column among kept rows.
@@ -239,7 +238,6 @@ impl<R: RowLike> Shaper<R> {
             tail: VecDeque::with_capacity(TAIL + 1),
             columns: vec![ColumnInfer::default(); width],
             excluded: BTreeMap::new(),
-            excluded_total: 0,
             blank_rows: 0,
             rows: 0,
             column_nonblank: vec![0; width],
@@ -292,7 +290,6 @@ impl<R: RowLike> Shaper<R> {
     }
 
     fn exclude(&mut self, index: u64, line: u64, row: &R, reason: ExcludeReason) {
-        self.excluded_total += 1;
         if self.excluded.len() < MAX_EXCLUDED_KEPT {
             self.excluded.insert(index, ExcludedRow { row: line, reason, cells: row.texts() });
         } else {

@@ -26,6 +26,7 @@ pub struct Grid {
     pub first_col: u32,
 }
 
+#[derive(Clone, Copy)]
 pub struct SheetRow<'a>(pub &'a [Data]);
 
 impl RowLike for SheetRow<'_> {
@@ -52,12 +53,6 @@ impl RowLike for SheetRow<'_> {
             Some(Data::DateTimeIso(s)) | Some(Data::DurationIso(s)) => Cell::Text(s),
             Some(Data::Error(_)) => Cell::Error("#ERROR"),
         }
-    }
-}
-
-impl<'a> Clone for SheetRow<'a> {
-    fn clone(&self) -> Self {
-        SheetRow(self.0)
     }
 }
 
@@ -265,7 +260,7 @@ pub fn prepare_sheet(
     let mut shaper: Shaper<SheetRow> = Shaper::new(&layout, false);
     for (i, r) in rows.iter().enumerate().skip(layout.data_start) {
         let line = grid.first_row as u64 + i as u64 + 1;
-        shaper.push((i - layout.data_start) as u64, line, r.clone());
+        shaper.push((i - layout.data_start) as u64, line, *r);
     }
     shaper.finish();
     let mut finished = finish_columns(&layout, &shaper, false, path, sheet.as_deref(), format);

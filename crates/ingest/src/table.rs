@@ -98,7 +98,7 @@ impl Note {
 }
 
 /// Why a row of the source was kept out of the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExcludeReason {
     TotalRow,
@@ -109,6 +109,16 @@ pub enum ExcludeReason {
 }
 
 impl ExcludeReason {
+    /// The kind of the note that reports rows kept out for this reason.
+    pub fn note_kind(self) -> &'static str {
+        match self {
+            ExcludeReason::TotalRow => "total_row",
+            ExcludeReason::Footnote => "footnote",
+            ExcludeReason::RepeatedHeader => "repeated_header",
+            ExcludeReason::ShortRow | ExcludeReason::LongRow => "ragged_row",
+        }
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             ExcludeReason::TotalRow => "a total row",

@@ -321,8 +321,7 @@ fn prepare_with(
     });
     scanned?;
     shaper.finish();
-    let finished = finish_columns(&layout, &shaper, delimiter == b';', path, None, "csv");
-    let mut finished = finished;
+    let mut finished = finish_columns(&layout, &shaper, delimiter == b';', path, None, "csv");
     if let Some(enc) = encoding {
         finished
             .meta
