@@ -104,6 +104,8 @@ pub fn run_in_worker(launcher: &Launcher, data: &Path, sql: &str, limits: &Limit
 fn worker_error(e: WorkerError) -> EngineError {
     let kind = match e {
         WorkerError::Timeout(_) => ErrorKind::Timeout,
+        // SIGXCPU: the CPU-time rlimit; any other signal is almost always the address-space limit.
+        WorkerError::Died { signal: Some(24), .. } => ErrorKind::Timeout,
         WorkerError::Died { signal: Some(_), .. } => ErrorKind::MemoryLimit,
         _ => ErrorKind::Internal,
     };
