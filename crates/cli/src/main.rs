@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use quarry_engine::SqlKernel;
 use quarry_ingest::catalog::{self, Catalog, Outcome, TableEntry};
 use quarry_ingest::stats::{ColumnStats, TableStats};
+use quarry_ingest::worker::IngestWorkers;
 use quarry_ingest::{IngestOptions, Note, Progress};
 use serde_json::{json, Value};
 
@@ -88,8 +90,6 @@ enum Cmd {
         kind: String,
         #[arg(long)]
         data: PathBuf,
-        #[arg(long)]
-        limits: String,
     },
     /// Write the demo dataset, load it and profile it.
     Demo {
@@ -167,7 +167,7 @@ fn main() -> ExitCode {
             };
             cmd_sql(&files, &query, &data, &format, out.as_deref(), &limits, &opts)
         }
-        Cmd::Worker { kind, data, limits } => return cmd_worker(&kind, &data, &limits),
+        Cmd::Worker { kind, data } => return cmd_worker(&kind, &data),
     };
     if ok {
         ExitCode::SUCCESS
@@ -181,16 +181,25 @@ fn fail(e: impl std::fmt::Display) -> bool {
     false
 }
 
+/// Files are parsed in an ingest worker process, never in this one.
+fn ingest_workers(data: &Path) -> Result<IngestWorkers, quarry_sandbox::WorkerError> {
+    let launcher = quarry_sandbox::Launcher::current()?;
+    Ok(IngestWorkers::new(launcher, data, quarry_sandbox::Limits::for_ingest(), 1))
+}
+
 fn cmd_load(files: &[PathBuf], data: &Path, as_json: bool, opts: &IngestOptions) -> bool {
-    let mut cat = match Catalog::open(data) {
-        Ok(c) => c,
+    if let Err(e) = Catalog::open(data) {
+        return fail(e);
+    }
+    let workers = match ingest_workers(data) {
+        Ok(w) => w,
         Err(e) => return fail(e),
     };
     let mut ok = true;
     let mut reports = Vec::new();
     for f in files {
         let bar = Bar::for_file(f);
-        let r = cat.load(f, opts, &bar);
+        let r = workers.load(f, opts, &bar);
         bar.done();
         match r {
             Ok(report) => {
@@ -446,13 +455,16 @@ fn cmd_sql(
         return fail("--format parquet needs --out PATH");
     }
     if !files.is_empty() {
-        let mut cat = match Catalog::open(data) {
-            Ok(c) => c,
+        if let Err(e) = Catalog::open(data) {
+            return fail(e);
+        }
+        let workers = match ingest_workers(data) {
+            Ok(w) => w,
             Err(e) => return fail(e),
         };
         for f in files {
             let bar = Bar::for_file(f);
-            let r = cat.load(f, opts, &bar);
+            let r = workers.load(f, opts, &bar);
             bar.done();
             if let Err(e) = r {
                 return fail(e);
@@ -465,7 +477,8 @@ fn cmd_sql(
         Ok(l) => l,
         Err(e) => return fail(e),
     };
-    let result = match quarry_engine::worker::run_in_worker(&launcher, data, query, limits) {
+    let workers = quarry_engine::worker::SqlWorkers::new(launcher, data, limits.clone(), 1);
+    let result = match workers.query(query, limits) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
@@ -521,23 +534,15 @@ fn write_result(r: &quarry_engine::QueryResult, format: &str, out: Option<&Path>
 }
 
 /// Worker mode: runs inside the process the launcher started.
-fn cmd_worker(kind: &str, data: &Path, limits: &str) -> ExitCode {
-    if kind != "sql" {
-        eprintln!("error: unknown worker kind '{kind}'");
-        return ExitCode::from(2);
-    }
-    let limits: quarry_sandbox::Limits = match serde_json::from_str(limits) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: bad limits: {e}");
-            return ExitCode::from(2);
+fn cmd_worker(kind: &str, data: &Path) -> ExitCode {
+    let (mut input, mut out) = (std::io::stdin().lock(), std::io::stdout().lock());
+    let code = match kind {
+        "sql" => quarry_engine::worker::serve(data, &mut input, &mut out),
+        "ingest" => quarry_ingest::worker::serve(data, &mut input, &mut out),
+        _ => {
+            eprintln!("error: unknown worker kind '{kind}'");
+            2
         }
     };
-    let mut sql = String::new();
-    if std::io::Read::read_to_string(&mut std::io::stdin(), &mut sql).is_err() {
-        eprintln!("error: the query could not be read");
-        return ExitCode::from(2);
-    }
-    let code = quarry_engine::worker::serve(data, limits, &sql, &mut std::io::stdout().lock());
     ExitCode::from(code as u8)
 }

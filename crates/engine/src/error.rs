@@ -22,6 +22,8 @@ pub enum ErrorKind {
     MemoryLimit,
     /// The wall-time limit was reached; the query was cancelled.
     Timeout,
+    /// The result was larger than the byte cap.
+    ResultTooLarge,
     /// Reading the catalog failed.
     Catalog,
     /// A bug in Quarry.
@@ -94,6 +96,7 @@ impl EngineError {
             ErrorKind::Invalid => "the query is invalid (types, ambiguity or syntax)".into(),
             ErrorKind::MemoryLimit => "the query exceeded its memory limit".into(),
             ErrorKind::Timeout => "the query exceeded its time limit".into(),
+            ErrorKind::ResultTooLarge => "the result exceeded the size cap".into(),
             ErrorKind::Catalog => "the catalog could not be read".into(),
             ErrorKind::Internal => "an internal error occurred".into(),
         };

@@ -17,6 +17,7 @@
 
 pub mod error;
 pub mod guard;
+pub mod udf;
 pub mod worker;
 
 use std::sync::Arc;
@@ -53,6 +54,15 @@ pub struct QueryResult {
     pub truncated: bool,
 }
 
+/// Where SQL runs. The agent and the sinks depend on this, not on a process
+/// model: [`worker::SqlWorkers`] runs queries in warm sandboxed worker
+/// processes; a distributed executor (Ballista) would be another
+/// implementation behind the same call.
+pub trait SqlKernel: Send + Sync {
+    /// Check, plan and run one query under `limits`.
+    fn query(&self, sql: &str, limits: &Limits) -> Result<QueryResult, EngineError>;
+}
+
 /// A DataFusion session over one data directory's catalog.
 pub struct Engine {
     ctx: SessionContext,
@@ -74,6 +84,9 @@ impl Engine {
             .map_err(|e| EngineError::internal(e.to_string()))?;
         let config = SessionConfig::new().with_information_schema(true).with_target_partitions(2);
         let ctx = SessionContext::new_with_config_rt(config, runtime);
+        for f in udf::all() {
+            ctx.register_udf(f);
+        }
         let versions = Arc::new(MemorySchemaProvider::new());
         ctx.catalog("datafusion")
             .ok_or_else(|| EngineError::internal("the default catalog is missing"))?
@@ -108,6 +121,12 @@ impl Engine {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Per-query limits for later queries. The memory pool is fixed when the
+    /// session is built; everything else takes effect at once.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
     }
 
     /// Check, plan, verify and run one query under the limits.

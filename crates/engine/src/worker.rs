@@ -1,23 +1,34 @@
 //! The SQL kernel across the process boundary.
 //!
-//! [`serve`] runs inside `quarry worker sql`: it reads one query on stdin,
-//! runs it with [`crate::Engine`], and writes one JSON header line then the
-//! result as an Arrow IPC stream on stdout. [`run_in_worker`] is the caller's
-//! side: it starts the worker through `quarry-sandbox`'s launcher and turns
-//! what comes back (or how the worker died) into a result or an [`EngineError`].
-//! Results cross the boundary only as JSON and Arrow IPC.
+//! [`serve`] runs inside `quarry worker sql`: a loop that reads a request
+//! frame (`{sql, limits}`) on stdin, runs it with [`crate::Engine`], and
+//! answers with a JSON header and the result as an Arrow IPC payload. The
+//! session stays warm between requests and is rebuilt only when the catalog
+//! changed (SQLite's `data_version`) or the memory limit differs. After a
+//! timeout the worker answers and exits: a worker that hit a limit is not
+//! reused.
+//!
+//! [`SqlWorkers`] is the caller's side: a pool of such workers for one data
+//! directory, implementing [`crate::SqlKernel`]. A worker that died is
+//! reported as an [`EngineError`] and replaced on the next query.
 
-use std::io::Write;
-use std::path::Path;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use quarry_ingest::catalog::Catalog;
-use quarry_sandbox::{Launcher, Limits, WorkerError};
+use quarry_sandbox::{Frame, Launcher, Limits, Pool, Step, WorkerError};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, ErrorKind};
-use crate::{Engine, QueryResult};
+use crate::{Engine, QueryResult, SqlKernel};
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Request {
+    sql: String,
+    limits: Limits,
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
@@ -30,21 +41,56 @@ struct Header {
     error: Option<EngineError>,
 }
 
-/// Inside the worker: answer one query. Returns the process exit code.
-pub fn serve(data: &Path, limits: Limits, sql: &str, out: &mut impl Write) -> i32 {
+/// Inside the worker: answer requests until stdin closes. Returns the exit code.
+pub fn serve(data: &Path, input: &mut impl Read, out: &mut impl Write) -> i32 {
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return reply_err(out, EngineError::internal(format!("starting the runtime: {e}"))),
     };
-    let result = rt.block_on(async {
-        let catalog = Catalog::open(data).map_err(EngineError::from_ingest)?;
-        let engine = Engine::open(&catalog, limits).await?;
-        engine.query(sql).await
-    });
-    let code = match result {
-        Ok(r) => reply_ok(out, &r),
-        Err(e) => reply_err(out, e),
+    let catalog = match Catalog::open(data) {
+        Ok(c) => c,
+        Err(e) => return reply_err(out, EngineError::from_ingest(e)),
     };
+    // (catalog data_version, memory_bytes) the engine was built for.
+    let mut session: Option<(i64, usize, Engine)> = None;
+    let mut code = 0;
+    loop {
+        let req: Request = match quarry_sandbox::read_request(input) {
+            Ok(Some(f)) => match f.parse() {
+                Ok(r) => r,
+                Err(e) => return reply_err(out, EngineError::internal(e.to_string())),
+            },
+            Ok(None) => break,
+            Err(e) => return reply_err(out, EngineError::internal(e.to_string())),
+        };
+        quarry_sandbox::arm_cpu_limit(&req.limits);
+        let version = catalog.data_version().unwrap_or(-1);
+        let stale = match &session {
+            Some((v, m, _)) => *v != version || *m != req.limits.memory_bytes,
+            None => true,
+        };
+        if stale {
+            session = None;
+            match rt.block_on(Engine::open(&catalog, req.limits.clone())) {
+                Ok(e) => session = Some((version, req.limits.memory_bytes, e)),
+                Err(e) => {
+                    reply_err(out, e);
+                    continue;
+                }
+            }
+        }
+        let Some((_, _, engine)) = session.as_mut() else { continue };
+        engine.set_limits(req.limits.clone());
+        let result = rt.block_on(engine.query(&req.sql));
+        let timed_out = matches!(&result, Err(e) if e.kind == ErrorKind::Timeout);
+        code = match result {
+            Ok(r) => reply_ok(out, &r),
+            Err(e) => reply_err(out, e),
+        };
+        if timed_out || code == 3 {
+            break;
+        }
+    }
     // Do not wait for plan tasks still running after a timeout.
     rt.shutdown_background();
     code
@@ -52,18 +98,18 @@ pub fn serve(data: &Path, limits: Limits, sql: &str, out: &mut impl Write) -> i3
 
 fn reply_ok(out: &mut impl Write, r: &QueryResult) -> i32 {
     let header = Header { ok: true, rows: r.rows, truncated: r.truncated, error: None };
-    let mut write = || -> Result<(), Box<dyn std::error::Error>> {
-        serde_json::to_writer(&mut *out, &header)?;
-        out.write_all(b"\n")?;
-        let mut w = StreamWriter::try_new(&mut *out, &r.schema)?;
+    let mut payload = Vec::new();
+    let encoded = (|| -> Result<(), datafusion::arrow::error::ArrowError> {
+        let mut w = StreamWriter::try_new(&mut payload, &r.schema)?;
         for b in &r.batches {
             w.write(b)?;
         }
-        w.finish()?;
-        out.flush()?;
-        Ok(())
-    };
-    match write() {
+        w.finish()
+    })();
+    if let Err(e) = encoded {
+        return reply_err(out, EngineError::internal(format!("encoding the result: {e}")));
+    }
+    match Frame::json(&header).with_payload(payload).write_to(out) {
         Ok(()) => 0,
         Err(_) => 3,
     }
@@ -71,34 +117,62 @@ fn reply_ok(out: &mut impl Write, r: &QueryResult) -> i32 {
 
 fn reply_err(out: &mut impl Write, e: EngineError) -> i32 {
     let header = Header { ok: false, rows: 0, truncated: false, error: Some(e) };
-    let _ = serde_json::to_writer(&mut *out, &header);
-    let _ = out.write_all(b"\n");
-    let _ = out.flush();
-    2
+    match Frame::json(&header).write_to(out) {
+        Ok(()) => 2,
+        Err(_) => 3,
+    }
 }
 
-/// The caller's side: run one query in a fresh worker process under `limits`.
-pub fn run_in_worker(launcher: &Launcher, data: &Path, sql: &str, limits: &Limits) -> Result<QueryResult, EngineError> {
-    let limits_json = serde_json::to_string(limits).map_err(|e| EngineError::internal(e.to_string()))?;
-    let args = vec!["sql".to_string(), "--data".into(), data.display().to_string(), "--limits".into(), limits_json];
-    let out = launcher.run(&args, sql.as_bytes(), limits).map_err(worker_error)?;
-    let nl = out.stdout.iter().position(|&b| b == b'\n').ok_or_else(|| {
-        EngineError::internal(format!(
-            "the worker sent no answer{}",
-            out.stderr.lines().last().map(|l| format!(": {l}")).unwrap_or_default()
-        ))
-    })?;
-    let header: Header = serde_json::from_slice(&out.stdout[..nl])
-        .map_err(|e| EngineError::internal(format!("bad worker header: {e}")))?;
-    if !header.ok {
-        return Err(header.error.unwrap_or_else(|| EngineError::internal("the worker failed without saying why")));
+/// Warm SQL workers over one data directory.
+pub struct SqlWorkers {
+    pool: Pool,
+}
+
+impl SqlWorkers {
+    /// A pool of at most `max` workers for `data`, each process under `limits`
+    /// (per-query limits may be lower, not higher, than these).
+    pub fn new(launcher: Launcher, data: &Path, limits: Limits, max: usize) -> SqlWorkers {
+        let args = vec!["sql".to_string(), "--data".into(), absolute(data).display().to_string()];
+        SqlWorkers { pool: Pool::new(launcher, args, limits, max) }
     }
-    let reader = StreamReader::try_new(std::io::Cursor::new(&out.stdout[nl + 1..]), None)
-        .map_err(|e| EngineError::internal(format!("bad worker result: {e}")))?;
-    let schema = reader.schema();
-    let batches =
-        reader.collect::<Result<Vec<_>, _>>().map_err(|e| EngineError::internal(format!("bad worker result: {e}")))?;
-    Ok(QueryResult { schema, batches, rows: header.rows, truncated: header.truncated })
+
+    /// Worker processes started so far.
+    pub fn started(&self) -> u64 {
+        self.pool.started()
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+impl SqlKernel for SqlWorkers {
+    fn query(&self, sql: &str, limits: &Limits) -> Result<QueryResult, EngineError> {
+        let mut worker = self.pool.get().map_err(worker_error)?;
+        let request = Frame::json(&Request { sql: sql.to_string(), limits: limits.clone() });
+        let answer = worker
+            .call(&request, limits.time, |frame| {
+                let header: Header = frame.parse()?;
+                if !header.ok {
+                    let e =
+                        header.error.unwrap_or_else(|| EngineError::internal("the worker failed without saying why"));
+                    return Ok(Step::Done(Err(e)));
+                }
+                let reader = StreamReader::try_new(std::io::Cursor::new(frame.payload), None)
+                    .map_err(|e| WorkerError::Protocol(format!("bad result: {e}")))?;
+                let schema = reader.schema();
+                let batches = reader
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| WorkerError::Protocol(format!("bad result: {e}")))?;
+                Ok(Step::Done(Ok(QueryResult { schema, batches, rows: header.rows, truncated: header.truncated })))
+            })
+            .map_err(worker_error)?;
+        if matches!(&answer, Err(e) if e.kind == ErrorKind::Timeout) {
+            // The worker exits after a timeout; never hand it out again.
+            worker.retire();
+        }
+        answer
+    }
 }
 
 fn worker_error(e: WorkerError) -> EngineError {
@@ -107,7 +181,14 @@ fn worker_error(e: WorkerError) -> EngineError {
         // SIGXCPU: the CPU-time rlimit; any other signal is almost always the address-space limit.
         WorkerError::Died { signal: Some(24), .. } => ErrorKind::Timeout,
         WorkerError::Died { signal: Some(_), .. } => ErrorKind::MemoryLimit,
+        WorkerError::TooMuchOutput(_) => ErrorKind::ResultTooLarge,
         _ => ErrorKind::Internal,
     };
-    EngineError { kind, message: e.to_string(), hint: String::new(), refusal: None }
+    let hint = match kind {
+        ErrorKind::ResultTooLarge => "select fewer columns or rows, or aggregate",
+        ErrorKind::MemoryLimit => "aggregate earlier, select fewer columns, or avoid building huge values",
+        ErrorKind::Timeout => "aggregate earlier, filter more, or avoid joins that multiply rows",
+        _ => "",
+    };
+    EngineError { kind, message: e.to_string(), hint: hint.into(), refusal: None }
 }

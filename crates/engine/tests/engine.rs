@@ -129,3 +129,60 @@ async fn limits_hold() {
         .expect_err("needs more than 32 MiB");
     assert!(matches!(err.kind, ErrorKind::MemoryLimit | ErrorKind::Timeout), "{err}");
 }
+
+fn strings(r: &quarry_engine::QueryResult, col: usize) -> Vec<Option<String>> {
+    use datafusion::arrow::array::Array;
+    let mut out = Vec::new();
+    for b in &r.batches {
+        let c = datafusion::arrow::compute::cast(b.column(col), &datafusion::arrow::datatypes::DataType::Utf8)
+            .expect("cast");
+        let c = c.as_string::<i32>();
+        out.extend((0..c.len()).map(|i| (!c.is_null(i)).then(|| c.value(i).to_string())));
+    }
+    out
+}
+
+#[tokio::test]
+async fn quarry_functions_safe_ratios_and_dates() {
+    use datafusion::arrow::array::Array;
+    let f = fixture();
+    let e = Engine::open(&f.catalog, Limits::default()).await.expect("engine");
+    let r = e
+        .query(
+            "SELECT safe_div(6, 3), safe_div(1, 0), safe_div(1, NULL), pct(1, 4), pct(5, 0), \
+             excel_date(45292), excel_date(60), year_month(DATE '2024-06-30'), year_quarter(DATE '2024-06-30'), \
+             year_quarter(TIMESTAMP '2024-10-01 08:00:00'), year_month('2024-02-29')",
+        )
+        .await
+        .expect("functions");
+    let row: Vec<Option<String>> = (0..11).map(|c| strings(&r, c).remove(0)).collect();
+    let want = [
+        Some("2.0"),
+        None,
+        None,
+        Some("25.0"),
+        None,
+        Some("2024-01-01"),
+        None,
+        Some("2024-06"),
+        Some("2024-Q2"),
+        Some("2024-Q4"),
+        Some("2024-02"),
+    ];
+    assert_eq!(row, want.map(|w| w.map(String::from)).to_vec());
+    // On real columns: a positivity rate per quarter, never dividing by zero.
+    let r = e
+        .query(
+            "SELECT year_quarter(period_month) AS q, pct(sum(tested_positive_rdt_ge5yrs), sum(tested_malaria_rdt_ge5yrs)) AS tpr \
+             FROM clinics_monthly_data GROUP BY 1 ORDER BY 1",
+        )
+        .await
+        .expect("tpr by quarter");
+    let qs = strings(&r, 0);
+    assert!(!qs.is_empty() && qs.iter().all(|q| q.as_deref().is_some_and(|q| q.starts_with("2024-Q"))), "{qs:?}");
+    let tpr = r.batches[0].column(1).as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+    assert!((0..tpr.len()).all(|i| tpr.is_null(i) || (0.0..=100.0).contains(&tpr.value(i))));
+    // Wrong argument types are explained.
+    let err = e.query("SELECT year_quarter(ARRAY[1])").await.expect_err("bad type");
+    assert!(err.to_string().contains("year_quarter"), "{err}");
+}

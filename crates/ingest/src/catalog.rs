@@ -45,7 +45,7 @@ pub struct TableEntry {
     pub loaded_at: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     New,
@@ -53,13 +53,13 @@ pub enum Outcome {
     Unchanged,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Loaded {
     pub outcome: Outcome,
     pub table: TableEntry,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoadReport {
     pub file: String,
     pub tables: Vec<Loaded>,
@@ -300,6 +300,12 @@ impl Catalog {
             .map_err(cat_err)?;
         let v = stmt.query_map([name], |r| r.get(0)).map_err(cat_err)?.collect::<Result<_, _>>().map_err(cat_err)?;
         Ok(v)
+    }
+
+    /// Changes whenever another connection (another process) commits to the
+    /// catalog: a cheap check for whether tables must be registered again.
+    pub fn data_version(&self) -> Result<i64> {
+        self.conn.query_row("PRAGMA data_version", [], |r| r.get(0)).map_err(cat_err)
     }
 }
 

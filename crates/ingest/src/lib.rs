@@ -17,7 +17,9 @@
 //!   SQLite catalog, one version per content hash.
 //!
 //! Entry points: [`prepare`] (inspect a file into [`Prepared`] tables) and
-//! [`catalog::Catalog::load`].
+//! [`catalog::Catalog::load`]. Uploaded files are untrusted: sinks load them
+//! through [`worker::IngestWorkers`], which runs the parse in a worker process
+//! under limits so a hostile file cannot take the server down.
 
 pub mod build;
 pub mod catalog;
@@ -33,6 +35,7 @@ pub mod sheet;
 pub mod stats;
 pub mod table;
 pub mod text;
+pub mod worker;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -50,7 +53,7 @@ use infer::ColumnPlan;
 use shape::{Layout, RowLike, Shaper};
 
 /// Limits and switches for ingest, documented in one place.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct IngestOptions {
     /// Largest total uncompressed size of a zipped workbook (XLSX, ODS).
     /// Default 512 MiB: a zip bomb stops here, before anything inflates.
