@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Quarry benchmarks, run side by side with pandas (and DuckDB) in one run.
 
-    python3 bench/run.py            # full: 1 GB CSV, 200k-row XLSX
+    python3 bench/run.py            # full: 1 GB CSV, 200k-row XLSX, SQL over the CSV's ~16M rows
     python3 bench/run.py --quick    # small sizes, for a smoke run
 
 Builds `quarry` in release mode, generates the inputs with `quarry gen` (the
@@ -119,6 +119,8 @@ def main():
         )
     table = "\n".join(lines)
     print(table)
+    sql_table = sql_bench(py, csv)
+    print(sql_table)
     if not a.no_write:
         machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
         try:
@@ -132,8 +134,77 @@ def main():
             "Quarry's `load` detects, infers over every row (two passes), writes Parquet and the catalog, "
             "and profiles each column; pandas `read_csv`/`read_excel` only parse into memory; DuckDB converts the CSV "
             "to Parquet. Targets: ≥ 5× pandas on CSV, ≥ 3× on XLSX, peak memory ≤ 2× the file size.\n\n"
-            + table + "\n"
+            + table + "\n\n"
+            "## SQL over the loaded CSV\n\n"
+            "Each engine runs the query in a fresh process over the same Parquet file Quarry's catalog holds "
+            "(Quarry: `quarry sql --data`, which starts a sandboxed worker and opens the session; pandas: "
+            "`read_parquet` of the needed columns + the pandas equivalent; DuckDB: the same SQL over `read_parquet`). "
+            "Target: Quarry within 2× of DuckDB and faster than pandas.\n\n"
+            + sql_table + "\n"
         )
+
+
+SQL_QUERIES = [
+    ("group-by: 5 aggregates by state",
+     "SELECT state, count(*) AS n, sum(tested) AS tested, sum(positive) AS positive, avg(positivity) AS p "
+     "FROM big GROUP BY state ORDER BY state",
+     "df=pd.read_parquet(P, columns=['state','tested','positive','positivity']);"
+     "r=df.groupby('state').agg(n=('tested','size'),tested=('tested','sum'),positive=('positive','sum'),p=('positivity','mean')).sort_index()"),
+    ("join with a population table, rate per 1000",
+     "SELECT p.state, sum(b.positive) * 1000.0 / max(p.population) AS rate FROM big b "
+     "JOIN pop p ON b.state = p.state GROUP BY p.state ORDER BY rate DESC",
+     "df=pd.read_parquet(P, columns=['state','positive']); pop=pd.read_parquet(Q);"
+     "m=df.merge(pop,on='state'); g=m.groupby('state').agg(pos=('positive','sum'),popn=('population','max'));"
+     "r=(g.pos*1000.0/g.popn).sort_values(ascending=False)"),
+    ("top 10 facilities by positives (high-cardinality group-by)",
+     "SELECT facility, sum(positive) AS s FROM big GROUP BY facility ORDER BY s DESC LIMIT 10",
+     "df=pd.read_parquet(P, columns=['facility','positive']);"
+     "r=df.groupby('facility')['positive'].sum().nlargest(10)"),
+    ("filter + distinct count",
+     "SELECT count(DISTINCT facility) FROM big WHERE tested > 1000 AND remark IS NULL",
+     "df=pd.read_parquet(P, columns=['facility','tested','remark']);"
+     "r=df[(df.tested>1000)&df.remark.isna()].facility.nunique()"),
+]
+
+
+def sql_bench(py, csv):
+    """Time the SQL kernel against pandas and DuckDB on the same Parquet files."""
+    data = DATA / "sql-data"
+    pop_csv = DATA / "pop.csv"
+    states = subprocess.run([str(py), "-c",
+                             "import pandas as pd,sys; print('\\n'.join(sorted(pd.read_csv(sys.argv[1], usecols=['state'], nrows=200000).state.unique())))",
+                             str(csv)], check=True, capture_output=True, text=True).stdout.split()
+    pop_csv.write_text("state,population\n" + "".join(f"{s},{(i + 1) * 1_000_000}\n" for i, s in enumerate(states)))
+    subprocess.run([str(QUARRY), "load", "--data", str(data), str(csv), str(pop_csv)], check=True,
+                   stdout=subprocess.DEVNULL)
+    parquet = {}
+    for name in ["big", "pop"]:
+        stem = csv.stem if name == "big" else "pop"
+        hits = sorted((data / "tables").glob(f"{stem}*/v*.parquet"))
+        if not hits:
+            raise SystemExit(f"no Parquet for {stem} under {data}")
+        parquet[name] = hits[-1]
+    big_name = parquet["big"].parent.name
+    rows = subprocess.run([str(py), "-c", "import pyarrow.parquet as pq,sys; print(pq.ParquetFile(sys.argv[1]).metadata.num_rows)",
+                           str(parquet["big"])], check=True, capture_output=True, text=True).stdout.strip()
+    lines = [
+        f"Table `big`: {int(rows):,} rows.\n",
+        "| query | quarry s | pandas s | duckdb s | quarry vs pandas | quarry vs duckdb | quarry peak MiB | pandas peak MiB | duckdb peak MiB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, sql, pandas_code in SQL_QUERIES:
+        qsql = sql.replace("FROM big", f'FROM "{big_name}"').replace("JOIN pop", "JOIN pop")
+        q = best_of(3, [str(QUARRY), "sql", "--data", str(data), "--time-limit", "300", "--max-rows", "100",
+                        "--format", "csv", "-q", qsql])
+        p = best_of(3, [str(py), "-c", "import pandas as pd,sys; P,Q=sys.argv[1],sys.argv[2];" + pandas_code,
+                        str(parquet["big"]), str(parquet["pop"])])
+        dsql = sql.replace("FROM big", "FROM read_parquet($1)").replace("JOIN pop", "JOIN read_parquet($2)")
+        d = best_of(3, [str(py), "-c",
+                        "import duckdb,sys; c=duckdb.connect(); c.execute(sys.argv[1], [sys.argv[2], sys.argv[3]]).fetchall()",
+                        dsql, str(parquet["big"]), str(parquet["pop"])])
+        lines.append(f"| {label} | {q[0]:.2f} | {p[0]:.2f} | {d[0]:.2f} | {p[0] / q[0]:.1f}× faster | "
+                     f"{q[0] / d[0]:.1f}× the time | {q[1]:.0f} | {p[1]:.0f} | {d[1]:.0f} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

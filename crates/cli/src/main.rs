@@ -99,6 +99,18 @@ enum Cmd {
         #[arg(long, default_value = catalog::DEFAULT_DIR)]
         data: PathBuf,
     },
+    /// Serve a scripted fake LLM (OpenAI and Anthropic wire protocols) for
+    /// tests and demos: replays SCRIPT (JSON or YAML) and records requests.
+    FakeLlm {
+        /// Port on 127.0.0.1 (0 picks a free one; the URL is printed).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        #[arg(long)]
+        script: PathBuf,
+        /// Append every request received to this file as JSON lines.
+        #[arg(long)]
+        record: Option<PathBuf>,
+    },
     /// Generate test and benchmark data.
     #[command(hide = true)]
     Gen {
@@ -168,6 +180,7 @@ fn main() -> ExitCode {
             cmd_sql(&files, &query, &data, &format, out.as_deref(), &limits, &opts)
         }
         Cmd::Worker { kind, data } => return cmd_worker(&kind, &data),
+        Cmd::FakeLlm { port, script, record } => cmd_fake_llm(port, &script, record),
     };
     if ok {
         ExitCode::SUCCESS
@@ -545,4 +558,20 @@ fn cmd_worker(kind: &str, data: &Path) -> ExitCode {
         }
     };
     ExitCode::from(code as u8)
+}
+
+fn cmd_fake_llm(port: u16, script: &Path, record: Option<PathBuf>) -> bool {
+    let script = match quarry_fake_llm::Script::from_file(script) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("{e} — see `quarry fake-llm --help` for the script format")),
+    };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let fake = match quarry_fake_llm::FakeLlm::start_on(addr, script, record) {
+        Ok(f) => f,
+        Err(e) => return fail(format!("127.0.0.1:{port}: could not listen ({e})")),
+    };
+    println!("fake LLM listening: OpenAI-compatible at {} , Anthropic at {}", fake.openai_url(), fake.anthropic_url());
+    let _ = std::io::stdout().flush();
+    fake.wait();
+    true
 }

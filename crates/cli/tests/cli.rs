@@ -94,3 +94,41 @@ fn missing_file_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("nope.csv") && err.contains("check the path"), "{err}");
 }
+
+#[test]
+fn fake_llm_serves_a_script_and_records_requests() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let script = tmp.path().join("s.yaml");
+    std::fs::write(&script, "replies:\n  - Hello from the script\n").expect("script");
+    let record = tmp.path().join("rec.jsonl");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quarry"))
+        .args(["fake-llm", "--script", script.to_str().unwrap(), "--record", record.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("url line");
+    let url = line.split_whitespace().find(|w| w.ends_with("/v1")).expect("url").to_string();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let reply = rt.block_on(async {
+        let cfg = quarry_llm::LlmConfig::resolve(
+            &quarry_llm::LlmOverrides { base_url: Some(url), model: Some("m".into()), ..Default::default() },
+            &|_| None,
+            None,
+        )
+        .unwrap();
+        let c = quarry_llm::Client::new(cfg).unwrap();
+        let req = quarry_llm::ChatRequest {
+            messages: vec![quarry_llm::Message::user("hi")],
+            stream: true,
+            ..Default::default()
+        };
+        c.chat(&req, &mut |_| {}, &quarry_llm::CancellationToken::new()).await
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(reply.expect("reply").text, "Hello from the script");
+    let rec = std::fs::read_to_string(&record).expect("recorded");
+    assert!(rec.contains("\"hi\""), "{rec}");
+}

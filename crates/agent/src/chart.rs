@@ -1,0 +1,224 @@
+//! Charts as Vega-Lite specs bound to the result table, built here
+//! deterministically from the model's proposal (a type and column names)
+//! and the result's shape and types — never by running plotting code.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::answer::Table;
+
+/// What the model may propose.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChartProposal {
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub x: Option<String>,
+    #[serde(default)]
+    pub y: Option<String>,
+    #[serde(default)]
+    pub color: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+/// Rows put into a spec at most.
+pub const MAX_POINTS: usize = 5000;
+
+const CHART_WORDS: &[&str] =
+    &["plot", "chart", "graph", "trend", "visuali", "histogram", "distribution", "bar", "line"];
+
+/// Does the question ask for a chart?
+pub fn asked_for(question: &str) -> bool {
+    let q = question.to_lowercase();
+    CHART_WORDS.iter().any(|w| q.contains(w))
+}
+
+fn vl_type(dtype: &str) -> &'static str {
+    match dtype {
+        "integer" | "float" => "quantitative",
+        "date" | "datetime" => "temporal",
+        _ => "nominal",
+    }
+}
+
+fn numeric(dtype: &str) -> bool {
+    matches!(dtype, "integer" | "float")
+}
+
+/// A valid spec for `proposal` over `table`, or the best default when the
+/// proposal does not fit the result (or there is none and the question asks
+/// for a chart). `None` when no chart fits.
+pub fn build(proposal: Option<&ChartProposal>, table: &Table, question: &str) -> Option<Value> {
+    if table.rows.is_empty() || table.columns.is_empty() {
+        return None;
+    }
+    let col = |name: &Option<String>| -> Option<usize> {
+        let n = name.as_deref()?.trim();
+        table
+            .columns
+            .iter()
+            .position(|c| c.name == n)
+            .or_else(|| table.columns.iter().position(|c| c.name.eq_ignore_ascii_case(n)))
+    };
+    let fitted = proposal.and_then(|p| {
+        let kind = p.kind.trim().to_lowercase();
+        let (x, y, color) = (col(&p.x), col(&p.y), col(&p.color));
+        let t = |i: usize| table.columns[i].dtype.as_str();
+        let ok = match kind.as_str() {
+            "bar" | "line" => matches!((x, y), (Some(x), Some(y)) if numeric(t(y)) && x != y),
+            "scatter" | "point" => matches!((x, y), (Some(x), Some(y)) if numeric(t(x)) && numeric(t(y))),
+            "histogram" => matches!(x, Some(x) if numeric(t(x))),
+            _ => false,
+        };
+        ok.then(|| (kind, x, y, color, p.title.clone()))
+    });
+    let (kind, x, y, color, title) = match fitted {
+        Some(f) => f,
+        None if proposal.is_some() || asked_for(question) => default_for(table)?,
+        None => return None,
+    };
+    Some(spec(table, &kind, x, y, color, title.or_else(|| Some(question.trim().to_string()))))
+}
+
+type Fit = (String, Option<usize>, Option<usize>, Option<usize>, Option<String>);
+
+fn default_for(table: &Table) -> Option<Fit> {
+    let t = |i: usize| table.columns[i].dtype.as_str();
+    let n = table.columns.len();
+    let date = (0..n).find(|&i| matches!(t(i), "date" | "datetime"));
+    let text = (0..n).find(|&i| t(i) == "text");
+    let nums: Vec<usize> = (0..n).filter(|&i| numeric(t(i))).collect();
+    let y = *nums.last()?;
+    if let Some(d) = date {
+        let color = text.filter(|_| table.rows.len() > 1);
+        return Some(("line".into(), Some(d), Some(y), color, None));
+    }
+    if let Some(k) = text {
+        return Some(("bar".into(), Some(k), Some(y), None, None));
+    }
+    if nums.len() >= 2 {
+        return Some(("scatter".into(), Some(nums[0]), Some(nums[1]), None, None));
+    }
+    Some(("histogram".into(), Some(y), None, None, None))
+}
+
+fn spec(
+    table: &Table,
+    kind: &str,
+    x: Option<usize>,
+    y: Option<usize>,
+    color: Option<usize>,
+    title: Option<String>,
+) -> Value {
+    let values: Vec<Value> = table
+        .rows
+        .iter()
+        .take(MAX_POINTS)
+        .map(|r| {
+            let mut m = Map::new();
+            for (c, v) in table.columns.iter().zip(r) {
+                m.insert(c.name.clone(), v.clone());
+            }
+            Value::Object(m)
+        })
+        .collect();
+    let field = |i: usize| {
+        let c = &table.columns[i];
+        json!({"field": c.name, "type": vl_type(&c.dtype), "title": c.name})
+    };
+    let mut encoding = Map::new();
+    let mark = match kind {
+        "histogram" => {
+            let xi = x.unwrap_or(0);
+            let mut xe = field(xi);
+            xe["bin"] = json!(true);
+            encoding.insert("x".into(), xe);
+            encoding.insert("y".into(), json!({"aggregate": "count", "type": "quantitative", "title": "count"}));
+            "bar"
+        }
+        "scatter" | "point" => {
+            encoding.insert("x".into(), field(x.unwrap_or(0)));
+            encoding.insert("y".into(), field(y.unwrap_or(0)));
+            "point"
+        }
+        k => {
+            let xi = x.unwrap_or(0);
+            let mut xe = field(xi);
+            if k == "bar" && vl_type(&table.columns[xi].dtype) == "nominal" {
+                xe["sort"] = json!("-y");
+            }
+            encoding.insert("x".into(), xe);
+            encoding.insert("y".into(), field(y.unwrap_or(0)));
+            if k == "line" {
+                "line"
+            } else {
+                "bar"
+            }
+        }
+    };
+    if let Some(c) = color {
+        if Some(c) != x && Some(c) != y {
+            let mut ce = field(c);
+            ce["type"] = json!("nominal");
+            encoding.insert("color".into(), ce);
+        }
+    }
+    let tooltip: Vec<Value> = (0..table.columns.len()).map(field).collect();
+    encoding.insert("tooltip".into(), json!(tooltip));
+    let mut s = json!({
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "data": {"values": values},
+        "mark": {"type": mark, "tooltip": true},
+        "encoding": encoding,
+        "width": "container",
+    });
+    if let Some(t) = title {
+        s["title"] = json!(crate::context::data_str(&t, 120));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::answer::Column;
+
+    fn table(cols: &[(&str, &str)], rows: Vec<Vec<Value>>) -> Table {
+        Table {
+            columns: cols.iter().map(|(n, t)| Column { name: n.to_string(), dtype: t.to_string() }).collect(),
+            rows,
+            truncated: false,
+        }
+    }
+
+    #[test]
+    fn proposals_are_validated_and_defaults_fill_in() {
+        let t = table(
+            &[("state", "text"), ("tpr", "float")],
+            vec![vec![json!("Kano"), json!(0.3)], vec![json!("Oyo"), json!(0.2)]],
+        );
+        let p =
+            ChartProposal { kind: "bar".into(), x: Some("state".into()), y: Some("tpr".into()), ..Default::default() };
+        let s = build(Some(&p), &t, "TPR by state").unwrap();
+        assert_eq!(s["mark"]["type"], "bar");
+        assert_eq!(s["encoding"]["x"]["field"], "state");
+        assert_eq!(s["encoding"]["y"]["type"], "quantitative");
+        assert_eq!(s["data"]["values"][1]["state"], "Oyo");
+        // A proposal naming a column that does not exist falls back to a fitting default.
+        let bad =
+            ChartProposal { kind: "line".into(), x: Some("month".into()), y: Some("tpr".into()), ..Default::default() };
+        let s = build(Some(&bad), &t, "q").unwrap();
+        assert_eq!(s["mark"]["type"], "bar");
+        assert_eq!(s["encoding"]["x"]["field"], "state");
+        // No proposal, no chart word: no chart.
+        assert!(build(None, &t, "TPR by state").is_none());
+        // Asked for a trend over dates: a line.
+        let d = table(&[("month", "date"), ("n", "integer")], vec![vec![json!("2024-01-01"), json!(3)]]);
+        let s = build(None, &d, "plot the monthly trend").unwrap();
+        assert_eq!((s["mark"]["type"].as_str(), s["encoding"]["x"]["type"].as_str()), (Some("line"), Some("temporal")));
+        // Text-only results cannot be charted.
+        let txt = table(&[("a", "text")], vec![vec![json!("x")]]);
+        assert!(build(None, &txt, "chart it").is_none());
+    }
+}

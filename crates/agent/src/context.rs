@@ -1,0 +1,258 @@
+//! What the model is told about the data: per table its name, labels, types,
+//! rows, per-column statistics and the ingest notes that matter — values only
+//! where the privacy mode allows — within a token budget. Wide tables and
+//! many tables are cut by relevance to the question, not blindly.
+//!
+//! Everything here comes from the user's files and is untrusted: it is put
+//! in the prompt only inside `<data>` blocks, and sequences that could close
+//! such a block are neutralised.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use quarry_ingest::catalog::TableEntry;
+use quarry_ingest::stats::ColumnStats;
+use quarry_ingest::table::ColumnType;
+
+use crate::Privacy;
+
+/// Rough tokens of a text (4 characters a token).
+pub fn approx_tokens(s: &str) -> usize {
+    s.chars().count().div_ceil(4)
+}
+
+/// The schema context for one question.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub text: String,
+    pub tables: Vec<String>,
+    pub columns: usize,
+    pub omitted_columns: usize,
+    pub approx_tokens: usize,
+}
+
+/// A string from the data, safe to put inside a `<data>` block: no tags,
+/// no newlines, at most `max` characters.
+pub fn data_str(s: &str, max: usize) -> String {
+    let mut out: String = s.chars().filter(|c| !c.is_control()).take(max).collect();
+    if s.chars().count() > max {
+        out.push('…');
+    }
+    for tag in ["data", "table", "result", "system", "instructions"] {
+        for (open, safe) in [(format!("</{tag}"), format!("‹/{tag}")), (format!("<{tag}"), format!("‹{tag}"))] {
+            let lower = out.to_lowercase();
+            if lower.contains(&open) {
+                let mut fixed = String::new();
+                let mut rest = out.as_str();
+                let mut lrest = lower.as_str();
+                while let Some(i) = lrest.find(&open) {
+                    fixed.push_str(&rest[..i]);
+                    fixed.push_str(&safe);
+                    rest = &rest[i + open.len()..];
+                    lrest = &lrest[i + open.len()..];
+                }
+                fixed.push_str(rest);
+                out = fixed;
+            }
+        }
+    }
+    out
+}
+
+fn words(q: &str) -> Vec<String> {
+    q.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.len() >= 3)
+        .map(|w| w.strip_suffix('s').filter(|s| s.len() >= 3).unwrap_or(w).to_string())
+        .collect()
+}
+
+fn column_score(c: &ColumnStats, qwords: &[String]) -> usize {
+    let hay = format!("{} {}", c.name, c.label).to_lowercase();
+    let values = c.top.iter().map(|(v, _)| v.to_lowercase()).collect::<Vec<_>>().join(" ");
+    qwords.iter().map(|w| if hay.contains(w.as_str()) { 3 } else { usize::from(values.contains(w.as_str())) }).sum()
+}
+
+fn is_dimension(c: &ColumnStats) -> bool {
+    matches!(c.dtype, ColumnType::Text | ColumnType::Date | ColumnType::DateTime) && c.distinct <= 200
+}
+
+fn fmt_value(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => data_str(s, 40),
+        other => data_str(&other.to_string(), 40),
+    }
+}
+
+fn column_line(c: &ColumnStats, privacy: Privacy, rows: u64) -> String {
+    let mut s = format!("- {} ({})", c.name, c.dtype.as_str());
+    if quarry_ingest::names::base_name(&c.label) != c.name {
+        let _ = write!(s, " label \"{}\"", data_str(&c.label, 80));
+    }
+    if c.nulls > 0 {
+        let _ = write!(s, "; {} nulls", c.nulls);
+    }
+    if c.nulls < rows {
+        let _ = write!(s, "; {}{} distinct", c.distinct, if c.distinct_exact { "" } else { "+" });
+    }
+    if privacy.allows_values() {
+        if let (Some(lo), Some(hi)) = (&c.min, &c.max) {
+            let _ = write!(s, "; range {} … {}", fmt_value(lo), fmt_value(hi));
+        }
+        if let Some(m) = c.mean {
+            let _ = write!(s, "; mean {m:.4}");
+        }
+        if !c.top.is_empty() && c.dtype == ColumnType::Text {
+            let top: Vec<String> =
+                c.top.iter().take(8).map(|(v, n)| format!("\"{}\" ({n})", data_str(v, 40))).collect();
+            let _ = write!(s, "; top: {}", top.join(", "));
+        }
+    }
+    s
+}
+
+/// Build the context for `question` over `entries`, within `budget` tokens.
+/// `samples` holds a few rows per table (used in `sample` and `full` modes).
+pub fn build(
+    entries: &[TableEntry],
+    samples: &HashMap<String, (Vec<String>, Vec<Vec<String>>)>,
+    question: &str,
+    privacy: Privacy,
+    budget: usize,
+) -> Context {
+    let qwords = words(question);
+    // Tables most related to the question first.
+    let mut order: Vec<(usize, &TableEntry)> = entries
+        .iter()
+        .map(|t| {
+            let name_hit = qwords.iter().filter(|w| t.name.to_lowercase().contains(w.as_str())).count() * 5;
+            let cols: usize = t.stats.columns.iter().map(|c| column_score(c, &qwords)).sum();
+            (name_hit + cols, t)
+        })
+        .collect();
+    order.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.name.cmp(&b.1.name)));
+    let per_table = (budget / entries.len().max(1)).max(600);
+    let mut text = String::new();
+    let (mut tables, mut columns, mut omitted) = (Vec::new(), 0, 0);
+    for (i, (_, t)) in order.iter().enumerate() {
+        let used = approx_tokens(&text);
+        if i > 0 && used + 200 > budget {
+            let _ = writeln!(
+                text,
+                "(+ {} more table(s) not shown: {})",
+                order.len() - i,
+                order[i..].iter().map(|(_, t)| t.name.as_str()).collect::<Vec<_>>().join(", ")
+            );
+            break;
+        }
+        let room = per_table.max(budget.saturating_sub(used) / (order.len() - i));
+        let (block, shown, left) = table_block(t, samples.get(&t.name), &qwords, privacy, room);
+        text.push_str(&block);
+        tables.push(t.name.clone());
+        columns += shown;
+        omitted += left;
+    }
+    let approx = approx_tokens(&text);
+    Context { text, tables, columns, omitted_columns: omitted, approx_tokens: approx }
+}
+
+fn table_block(
+    t: &TableEntry,
+    sample: Option<&(Vec<String>, Vec<Vec<String>>)>,
+    qwords: &[String],
+    privacy: Privacy,
+    room: usize,
+) -> (String, usize, usize) {
+    let mut head = format!("<table name=\"{}\" rows=\"{}\"", t.name, t.rows);
+    let file =
+        std::path::Path::new(&t.source).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let _ = write!(head, " file=\"{}\"", data_str(&file, 80));
+    if let Some(s) = &t.sheet {
+        let _ = write!(head, " sheet=\"{}\"", data_str(s, 60));
+    }
+    head.push_str(">\ncolumns:\n");
+    let mut lines: Vec<(usize, String, &ColumnStats)> =
+        t.stats.columns.iter().enumerate().map(|(i, c)| (i, column_line(c, privacy, t.rows), c)).collect();
+    let all: usize = lines.iter().map(|(_, l, _)| approx_tokens(l) + 1).sum();
+    let mut omitted_names = Vec::new();
+    if all > room * 3 / 4 {
+        // Keep what the question names, then dimensions, then the leftmost.
+        let mut rank: Vec<(usize, usize)> = lines
+            .iter()
+            .map(|(i, _, c)| {
+                let s = column_score(c, qwords) * 10 + if is_dimension(c) { 5 } else { 0 };
+                (*i, s)
+            })
+            .collect();
+        rank.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut keep = vec![false; lines.len()];
+        let mut used = 0;
+        for (i, _) in &rank {
+            let cost = approx_tokens(&lines[*i].1) + 1;
+            if used + cost > room * 3 / 4 {
+                continue;
+            }
+            used += cost;
+            keep[*i] = true;
+        }
+        lines.retain(|(i, _, c)| {
+            if !keep[*i] {
+                omitted_names.push(c.name.clone());
+            }
+            keep[*i]
+        });
+    }
+    let mut block = head;
+    for (_, l, _) in &lines {
+        block.push_str(l);
+        block.push('\n');
+    }
+    if !omitted_names.is_empty() {
+        let mut names = String::new();
+        for n in &omitted_names {
+            if approx_tokens(&names) > room / 8 {
+                break;
+            }
+            names.push_str(n);
+            names.push_str(", ");
+        }
+        let _ = writeln!(
+            block,
+            "(+ {} more columns, not described: {}{})",
+            omitted_names.len(),
+            names.trim_end_matches(", "),
+            if names.len() < omitted_names.iter().map(|n| n.len() + 2).sum::<usize>() { " …" } else { "" }
+        );
+    }
+    let notes: Vec<String> = t
+        .notes
+        .iter()
+        .chain(t.stats.notes.iter())
+        .filter(|n| privacy.allows_values() || !n.quotes_values)
+        .map(|n| format!("- {}", data_str(&n.text, 200)))
+        .take(12)
+        .collect();
+    if !notes.is_empty() {
+        block.push_str("notes from loading the file:\n");
+        for n in notes {
+            block.push_str(&n);
+            block.push('\n');
+        }
+    }
+    if privacy.allows_values() {
+        if let Some((cols, rows)) = sample {
+            if !rows.is_empty() {
+                let shown: Vec<usize> =
+                    (0..cols.len()).filter(|i| lines.iter().any(|(_, _, c)| c.name == cols[*i])).take(30).collect();
+                let _ = writeln!(block, "sample rows ({}):", rows.len());
+                let _ = writeln!(block, "{}", shown.iter().map(|&i| cols[i].as_str()).collect::<Vec<_>>().join(" | "));
+                for r in rows {
+                    let cells: Vec<String> = shown.iter().map(|&i| data_str(r.get(i).map_or("", |s| s), 40)).collect();
+                    let _ = writeln!(block, "{}", cells.join(" | "));
+                }
+            }
+        }
+    }
+    block.push_str("</table>\n");
+    (block, lines.len(), omitted_names.len())
+}
