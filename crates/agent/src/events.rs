@@ -13,6 +13,8 @@ pub enum Event {
     Started { question: String, privacy: Privacy, model: String },
     /// The model's context is ready: which tables and columns it shows.
     ContextBuilt { tables: Vec<String>, columns: usize, omitted_columns: usize, approx_tokens: usize },
+    /// The first request's prompt, only when asked for (`--show-prompt`).
+    Prompt { system: String, question: String },
     /// A piece of the model's reply as it streams.
     LlmDelta { text: String },
     /// The model's plan or commentary for this step (text beside its code).
@@ -44,6 +46,7 @@ impl Event {
         match self {
             Event::Started { .. } => "started",
             Event::ContextBuilt { .. } => "context_built",
+            Event::Prompt { .. } => "prompt",
             Event::LlmDelta { .. } => "llm_delta",
             Event::Plan { .. } => "plan",
             Event::CodeProposed { .. } => "code_proposed",

@@ -107,6 +107,8 @@ pub struct AskOptions {
     pub use_cache: bool,
     /// Stream the model's replies (default true).
     pub stream: bool,
+    /// Emit the first request's prompt as an [`Event::Prompt`] (default false).
+    pub emit_prompt: bool,
 }
 
 impl Default for AskOptions {
@@ -120,6 +122,7 @@ impl Default for AskOptions {
             context_tokens: 6000,
             use_cache: true,
             stream: true,
+            emit_prompt: false,
         }
     }
 }
@@ -441,6 +444,12 @@ impl Analyst {
         }
         let previous_sql = conversation.turns.last().and_then(|t| t.sql.as_deref());
         messages.push(Message::user(prompt::question(question, previous_sql)));
+        if opts.emit_prompt {
+            sink(Event::Prompt {
+                system: messages[0].content.clone(),
+                question: messages.last().map(|m| m.content.clone()).unwrap_or_default(),
+            });
+        }
         let data_versions: Vec<DataVersion> = entries
             .iter()
             .map(|t| DataVersion { table: t.name.clone(), version: t.version, content_hash: t.content_hash.clone() })

@@ -9,6 +9,8 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod ask;
+
 use clap::{Parser, Subcommand};
 use quarry_engine::SqlKernel;
 use quarry_ingest::catalog::{self, Catalog, Outcome, TableEntry};
@@ -84,6 +86,24 @@ enum Cmd {
         #[arg(long, default_value_t = 10_000)]
         max_rows: usize,
     },
+    /// Ask a question in plain language: the model writes SQL, Quarry checks
+    /// and runs it in a sandboxed worker, repairs failures, and answers.
+    Ask {
+        /// Files to load first, then the question (last).
+        #[arg(required = true, num_args = 1..)]
+        args: Vec<String>,
+        #[command(flatten)]
+        ask: AskArgs,
+        /// Print the final answer object as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// An interactive conversation with follow-up questions over FILEs.
+    Chat {
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        ask: AskArgs,
+    },
     /// Run a kernel inside a worker process (started by Quarry itself).
     #[command(hide = true)]
     Worker {
@@ -122,10 +142,49 @@ enum Cmd {
     },
 }
 
+/// Options shared by `ask` and `chat`.
+#[derive(clap::Args, Clone)]
+struct AskArgs {
+    #[arg(long, default_value = catalog::DEFAULT_DIR)]
+    data: PathBuf,
+    /// strict (no cell value reaches the model), sample (a few rows) or full (the model reads results).
+    #[arg(long, default_value = "strict")]
+    privacy: String,
+    /// Attempts per step before giving up.
+    #[arg(long, default_value_t = 5)]
+    max_attempts: usize,
+    /// Print the prompt sent to the model.
+    #[arg(long)]
+    show_prompt: bool,
+    /// Ask the model again even when a stored answer exists.
+    #[arg(long)]
+    no_cache: bool,
+    /// tools (native tool calling), json (constrained JSON) or text (fenced ```sql blocks).
+    #[arg(long, default_value = "tools")]
+    protocol: String,
+    /// Wall-clock limit per query, in seconds.
+    #[arg(long, default_value_t = 30.0)]
+    time_limit: f64,
+    /// openai (any OpenAI-compatible server: Ollama, vLLM, llama.cpp, LM Studio, OpenRouter) or anthropic.
+    #[arg(long)]
+    llm_provider: Option<String>,
+    /// e.g. http://localhost:11434/v1 for Ollama.
+    #[arg(long)]
+    llm_base_url: Option<String>,
+    #[arg(long)]
+    llm_model: Option<String>,
+    /// Prefer QUARRY_LLM_API_KEY or OPENAI_API_KEY/ANTHROPIC_API_KEY: flags show up in process lists.
+    #[arg(long)]
+    llm_api_key: Option<String>,
+    /// Configuration file with an [llm] table.
+    #[arg(long, default_value = "quarry.toml")]
+    config: PathBuf,
+}
+
 struct Bar(Option<indicatif::ProgressBar>);
 
 impl Bar {
-    fn for_file(path: &Path) -> Bar {
+    pub(crate) fn for_file(path: &Path) -> Bar {
         let big = std::fs::metadata(path).map(|m| m.len() > 16 << 20).unwrap_or(false);
         if !big || !std::io::stderr().is_terminal() {
             return Bar(None);
@@ -138,7 +197,7 @@ impl Bar {
         );
         Bar(Some(pb))
     }
-    fn done(&self) {
+    pub(crate) fn done(&self) {
         if let Some(pb) = &self.0 {
             pb.finish_and_clear();
         }
@@ -181,6 +240,12 @@ fn main() -> ExitCode {
         }
         Cmd::Worker { kind, data } => return cmd_worker(&kind, &data),
         Cmd::FakeLlm { port, script, record } => cmd_fake_llm(port, &script, record),
+        Cmd::Ask { mut args, ask, json } => {
+            let question = args.pop().unwrap_or_default();
+            let files: Vec<PathBuf> = args.into_iter().map(PathBuf::from).collect();
+            ask::run(&files, Some(&question), &ask, json, &opts)
+        }
+        Cmd::Chat { files, ask } => ask::run(&files, None, &ask, false, &opts),
     };
     if ok {
         ExitCode::SUCCESS
@@ -189,13 +254,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn fail(e: impl std::fmt::Display) -> bool {
+pub(crate) fn fail(e: impl std::fmt::Display) -> bool {
     eprintln!("error: {e}");
     false
 }
 
 /// Files are parsed in an ingest worker process, never in this one.
-fn ingest_workers(data: &Path) -> Result<IngestWorkers, quarry_sandbox::WorkerError> {
+pub(crate) fn ingest_workers(data: &Path) -> Result<IngestWorkers, quarry_sandbox::WorkerError> {
     let launcher = quarry_sandbox::Launcher::current()?;
     Ok(IngestWorkers::new(launcher, data, quarry_sandbox::Limits::for_ingest(), 1))
 }

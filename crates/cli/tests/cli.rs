@@ -132,3 +132,73 @@ fn fake_llm_serves_a_script_and_records_requests() {
     let rec = std::fs::read_to_string(&record).expect("recorded");
     assert!(rec.contains("\"hi\""), "{rec}");
 }
+
+fn clean_llm_env(cmd: &mut Command) -> &mut Command {
+    for k in ["QUARRY_LLM_BASE_URL", "QUARRY_LLM_MODEL", "QUARRY_LLM_API_KEY", "QUARRY_LLM_PROVIDER", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"] {
+        cmd.env_remove(k);
+    }
+    cmd
+}
+
+#[test]
+fn ask_without_an_llm_names_what_to_set() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let files = quarry_testdata::write_demo(tmp.path()).expect("demo");
+    let out = clean_llm_env(Command::new(env!("CARGO_BIN_EXE_quarry")).current_dir(tmp.path()))
+        .args(["ask", files[0].to_str().unwrap(), "How many rows?"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("QUARRY_LLM_MODEL") && err.contains("http://localhost:11434/v1"), "{err}");
+}
+
+#[test]
+fn ask_json_and_chat_follow_ups_through_the_binary() {
+    use quarry_fake_llm::{FakeLlm, Reply, Script};
+    use serde_json::json;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let wb = tmp.path().join("clinics.xlsx");
+    let truth = quarry_testdata::write_clinic_workbook(&wb).expect("workbook");
+    let sum = "SELECT sum(tested_positive_rdt_ge5yrs) AS positives FROM clinics_monthly_data";
+    let fake = FakeLlm::start(Script::new(vec![
+        Reply::tool("run_sql", json!({"sql": sum})),
+        Reply::tool("final_answer", json!({"answer": "Positives aged 5+."})),
+    ]));
+    let out = clean_llm_env(Command::new(env!("CARGO_BIN_EXE_quarry")).current_dir(tmp.path()))
+        .args(["ask", "clinics.xlsx", "How many positives aged 5+?", "--json", "--llm-base-url", &fake.openai_url(), "--llm-model", "m"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json answer");
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["code"], sum);
+    assert_eq!(v["language"], "sql");
+    assert_eq!(v["attempts"], 1);
+    assert_eq!(v["table"]["rows"][0][0], json!(truth.positive_ge5_sum));
+    assert_eq!(v["table"]["columns"][0]["name"], "positives");
+
+    // chat: a question and a follow-up on stdin.
+    fake.set_script(Script::new(vec![
+        Reply::tool("run_sql", json!({"sql": sum})),
+        Reply::tool("final_answer", json!({"answer": "All states."})),
+        Reply::tool("run_sql", json!({"sql": format!("{sum} WHERE location_state = 'Kano'")})),
+        Reply::tool("final_answer", json!({"answer": "Kano only."})),
+    ]));
+    let mut child = clean_llm_env(Command::new(env!("CARGO_BIN_EXE_quarry")).current_dir(tmp.path()))
+        .args(["chat", "--llm-base-url", &fake.openai_url(), "--llm-model", "m", "--no-cache"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("chat starts");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"positives aged 5+\nnow only for Kano\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("All states.") && stdout.contains("Kano only."), "{stdout}");
+    let reqs = fake.requests();
+    let follow_up = reqs.last().unwrap().raw.clone();
+    assert!(follow_up.contains("positives aged 5+") && follow_up.contains("now only for Kano"), "{follow_up}");
+}

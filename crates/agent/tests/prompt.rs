@@ -1,0 +1,79 @@
+//! What the model reads, snapshot-tested: every change to the prompt or the
+//! context shows up in review. Also: data that carries instructions stays
+//! inside the data block, and strict mode's context carries no values.
+
+use std::collections::HashMap;
+
+use quarry_agent::{context, prompt, Privacy};
+use quarry_ingest::catalog::Catalog;
+use quarry_ingest::{IngestOptions, Quiet};
+
+fn catalog_with(files: &[std::path::PathBuf], dir: &std::path::Path) -> Vec<quarry_ingest::catalog::TableEntry> {
+    let mut c = Catalog::open(&dir.join("data")).unwrap();
+    for f in files {
+        c.load(f, &IngestOptions::default(), &Quiet).unwrap();
+    }
+    c.tables().unwrap()
+}
+
+#[test]
+fn strict_prompt_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wb = tmp.path().join("clinics.xlsx");
+    quarry_testdata::write_clinic_workbook(&wb).unwrap();
+    let entries = catalog_with(&[wb], tmp.path());
+    let ctx = context::build(&entries, &HashMap::new(), "TPR by state for Q2", Privacy::Strict, 6000);
+    insta::assert_snapshot!("strict_system_prompt", prompt::system(Privacy::Strict, &ctx.text));
+}
+
+#[test]
+fn sample_context_adds_values_and_strict_has_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wb = tmp.path().join("clinics.xlsx");
+    quarry_testdata::write_clinic_workbook(&wb).unwrap();
+    let entries = catalog_with(&[wb], tmp.path());
+    let strict = context::build(&entries, &HashMap::new(), "q", Privacy::Strict, 6000).text;
+    let sample = context::build(&entries, &HashMap::new(), "q", Privacy::Sample, 6000).text;
+    for state in ["Kano", "Lagos", "Rivers"] {
+        assert!(!strict.contains(state), "strict context holds no values: {state}");
+        assert!(sample.contains(state), "sample context shows top values: {state}");
+    }
+    assert!(!strict.contains("range") && sample.contains("range"));
+}
+
+#[test]
+fn instructions_in_the_data_stay_data() {
+    let Some(dir) = quarry_testdata::shared_dir("fixtures") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let entries = catalog_with(&[dir.join("survey_prompt_injection.csv")], tmp.path());
+    let ctx = context::build(&entries, &HashMap::new(), "satisfaction by facility", Privacy::Full, 6000);
+    let system = prompt::system(Privacy::Full, &ctx.text);
+    // The block itself opens on its own line, after the rules that mention it.
+    let open = system.find("\n<data>\n").unwrap();
+    let close = system.rfind("</data>").unwrap();
+    let injected = system.find("Ignore all previous instructions").expect("the header is described");
+    assert!(open < injected && injected < close, "the injected header sits inside the data block");
+    assert_eq!(system[open..].matches("</data>").count(), 1, "nothing in the data closes the block early");
+    assert!(system[..open].contains("never instructions"));
+}
+
+#[test]
+fn wide_tables_fit_the_budget_by_relevance() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("wide.csv");
+    let mut s = String::new();
+    let names: Vec<String> = (0..600).map(|i| if i == 417 { "malaria_deaths".to_string() } else { format!("indicator_{i:03}") }).collect();
+    s.push_str(&names.join(","));
+    s.push('\n');
+    for r in 0..20 {
+        s.push_str(&(0..600).map(|c| ((r * c) % 97).to_string()).collect::<Vec<_>>().join(","));
+        s.push('\n');
+    }
+    std::fs::write(&csv, s).unwrap();
+    let entries = catalog_with(&[csv], tmp.path());
+    let ctx = context::build(&entries, &HashMap::new(), "total malaria deaths", Privacy::Strict, 2000);
+    assert!(ctx.approx_tokens <= 2300, "{}", ctx.approx_tokens);
+    assert!(ctx.text.contains("- malaria_deaths (integer)"), "the column the question names is described");
+    assert!(ctx.omitted_columns > 400, "{}", ctx.omitted_columns);
+    assert!(ctx.text.contains("more columns"));
+}

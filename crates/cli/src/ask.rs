@@ -1,0 +1,314 @@
+//! `quarry ask` and `quarry chat`: the analyst's terminal sink. Progress
+//! (steps, attempts, a spinner) goes to stderr when it is a terminal; the
+//! code, the table and the answer (or `--json`) go to stdout.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use quarry_agent::{Analyst, Answer, AskOptions, Conversation, DirCache, Event, Privacy, Protocol};
+use quarry_engine::worker::SqlWorkers;
+use quarry_ingest::catalog::Catalog;
+use quarry_ingest::IngestOptions;
+use quarry_llm::{CancellationToken, Client, LlmConfig, LlmOverrides};
+use quarry_sandbox::{Launcher, Limits};
+use serde_json::Value;
+
+use crate::{fail, ingest_workers, AskArgs, Bar};
+
+pub fn run(files: &[PathBuf], question: Option<&str>, a: &AskArgs, as_json: bool, opts: &IngestOptions) -> bool {
+    let privacy: Privacy = match a.privacy.parse() {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let protocol = match a.protocol.as_str() {
+        "tools" => Protocol::Tools,
+        "json" => Protocol::Json,
+        "text" => Protocol::Text,
+        other => return fail(format!("unknown protocol '{other}': use tools, json or text")),
+    };
+    let overrides = LlmOverrides {
+        provider: a.llm_provider.clone(),
+        base_url: a.llm_base_url.clone(),
+        model: a.llm_model.clone(),
+        api_key: a.llm_api_key.clone(),
+    };
+    let cfg = match LlmConfig::from_env(&overrides, Some(&a.config)) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    if !load_files(files, &a.data, opts) {
+        return false;
+    }
+    match Catalog::open(&a.data).and_then(|c| c.tables()) {
+        Ok(t) if t.is_empty() => return fail(format!("{}: no tables — name files to load before the question", a.data.display())),
+        Ok(_) => {}
+        Err(e) => return fail(e),
+    }
+    let client = match Client::new(cfg) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let launcher = match Launcher::current() {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    let limits = Limits { time: Duration::from_secs_f64(a.time_limit.max(0.1)), ..Limits::default() };
+    let kernel = SqlWorkers::new(launcher, &a.data, limits.clone(), 2);
+    let analyst = Analyst::new(Arc::new(client), Arc::new(kernel), &a.data)
+        .with_cache(Arc::new(DirCache::new(a.data.join("answers"))));
+    let ask_opts = AskOptions {
+        privacy,
+        max_attempts: a.max_attempts.max(1),
+        protocol,
+        limits,
+        use_cache: !a.no_cache,
+        emit_prompt: a.show_prompt,
+        ..AskOptions::default()
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(format!("the runtime could not start: {e}")),
+    };
+    let mut conv = Conversation::default();
+    match question {
+        Some(q) => ask_once(&rt, &analyst, &mut conv, q, &ask_opts, as_json),
+        None => {
+            let stdin = std::io::stdin();
+            let interactive = stdin.is_terminal();
+            if interactive {
+                eprintln!("Ask a question about your tables (empty line or Ctrl-D to quit).");
+            }
+            let mut ok = true;
+            loop {
+                if interactive {
+                    eprint!("\n> ");
+                    let _ = std::io::stderr().flush();
+                }
+                let mut line = String::new();
+                match stdin.lock().read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                let q = line.trim();
+                if q.is_empty() || q == "exit" || q == "quit" {
+                    break;
+                }
+                ok &= ask_once(&rt, &analyst, &mut conv, q, &ask_opts, false);
+            }
+            ok
+        }
+    }
+}
+
+fn load_files(files: &[PathBuf], data: &Path, opts: &IngestOptions) -> bool {
+    if files.is_empty() {
+        return true;
+    }
+    if let Err(e) = Catalog::open(data) {
+        return fail(e);
+    }
+    let workers = match ingest_workers(data) {
+        Ok(w) => w,
+        Err(e) => return fail(e),
+    };
+    for f in files {
+        let bar = Bar::for_file(f);
+        let r = workers.load(f, opts, &bar);
+        bar.done();
+        if let Err(e) = r {
+            return fail(e);
+        }
+    }
+    true
+}
+
+/// Live progress on stderr.
+struct Progress {
+    spinner: Option<indicatif::ProgressBar>,
+    show_prompt: bool,
+}
+
+impl Progress {
+    fn new(show_prompt: bool) -> Progress {
+        let spinner = std::io::stderr().is_terminal().then(|| {
+            let pb = indicatif::ProgressBar::new_spinner();
+            pb.enable_steady_tick(Duration::from_millis(100));
+            pb
+        });
+        Progress { spinner, show_prompt }
+    }
+
+    fn say(&self, msg: impl Into<String>) {
+        if let Some(s) = &self.spinner {
+            s.set_message(msg.into());
+        }
+    }
+
+    fn print(&self, line: &str) {
+        match &self.spinner {
+            Some(s) => s.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn on(&self, e: &Event) {
+        match e {
+            Event::Started { model, privacy, .. } => self.say(format!("asking {model} (privacy {})…", privacy.as_str())),
+            Event::ContextBuilt { tables, columns, omitted_columns, .. } => self.say(format!(
+                "context: {} table(s), {columns} columns{} — waiting for the model…",
+                tables.len(),
+                if *omitted_columns > 0 { format!(" (+{omitted_columns} not described)") } else { String::new() }
+            )),
+            Event::Prompt { system, question } if self.show_prompt => {
+                self.print(&format!("── prompt (system) ──\n{system}\n── prompt (user) ──\n{question}\n──"));
+            }
+            Event::Plan { text } => self.print(&format!("plan: {text}")),
+            Event::CodeProposed { step, attempt, code, .. } => {
+                self.print(&format!("step {step}, attempt {attempt}:\n{}", indent(code)));
+                self.say(format!("running step {step} in the sandbox…"));
+            }
+            Event::Refused { message, .. } => self.print(&format!("  refused: {message}")),
+            Event::Failed { message, attempt, .. } if *attempt > 0 => self.print(&format!("  failed: {message}")),
+            Event::Retrying { attempt, max_attempts, .. } => {
+                self.say(format!("asking the model for a fix (attempt {} of {max_attempts})…", attempt + 1))
+            }
+            Event::Executed { rows, elapsed_ms, truncated, .. } => {
+                self.print(&format!("  ok: {rows} rows{} in {elapsed_ms} ms", if *truncated { " (truncated)" } else { "" }));
+                self.say("waiting for the model…");
+            }
+            Event::EmptyFilter { column, value, closest } => self.print(&format!(
+                "  note: no row has {column} = '{value}'{}",
+                if closest.is_empty() { String::new() } else { format!("; closest: {}", closest.join(", ")) }
+            )),
+            Event::Cached { .. } => self.print("(stored answer: same question, data, model and privacy; --no-cache asks again)"),
+            Event::Cancelled => self.print("cancelled"),
+            _ => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(s) = &self.spinner {
+            s.finish_and_clear();
+        }
+    }
+}
+
+fn indent(code: &str) -> String {
+    code.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+}
+
+fn ask_once(
+    rt: &tokio::runtime::Runtime,
+    analyst: &Analyst,
+    conv: &mut Conversation,
+    q: &str,
+    opts: &AskOptions,
+    as_json: bool,
+) -> bool {
+    let progress = Progress::new(opts.emit_prompt);
+    let cancel = CancellationToken::new();
+    let result = rt.block_on(async {
+        let c = cancel.clone();
+        let ctrl_c = tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                c.cancel();
+            }
+        });
+        let r = analyst.ask(conv, q, opts, &mut |e| progress.on(&e), &cancel).await;
+        ctrl_c.abort();
+        r
+    });
+    progress.finish();
+    match result {
+        Ok(a) => {
+            if as_json {
+                println!("{}", serde_json::to_string_pretty(&answer_json(&a)).unwrap_or_default());
+            } else {
+                print_answer(&a);
+            }
+            a.ok
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// The documented `--json` shape.
+fn answer_json(a: &Answer) -> Value {
+    serde_json::json!({
+        "question": a.question,
+        "ok": a.ok,
+        "answer": a.answer,
+        "code": a.code,
+        "language": a.language,
+        "attempts": a.attempts,
+        "table": a.table,
+        "chart": a.chart,
+        "steps": a.steps,
+        "provenance": a.provenance,
+        "cached": a.cached,
+    })
+}
+
+fn print_answer(a: &Answer) {
+    let mut out = std::io::stdout().lock();
+    if !a.code.is_empty() {
+        let _ = writeln!(out, "\n{}:\n{}", a.language, indent(&a.code));
+    }
+    if let Some(t) = &a.table {
+        let _ = writeln!(out, "\n{}", render_table(t, 40));
+    }
+    if let Some(c) = &a.chart {
+        let _ = writeln!(
+            out,
+            "chart: {} of {} (Vega-Lite; `--json` prints the spec)",
+            c["mark"]["type"].as_str().unwrap_or("?"),
+            c["encoding"]["y"]["field"].as_str().or(c["encoding"]["x"]["field"].as_str()).unwrap_or("?")
+        );
+    }
+    let _ = writeln!(out, "\n{}", a.answer);
+    let p = &a.provenance;
+    let _ = writeln!(
+        out,
+        "\n({} · privacy {} · {} attempt{} · {} ms{})",
+        p.model,
+        p.privacy.as_str(),
+        a.attempts,
+        if a.attempts == 1 { "" } else { "s" },
+        p.total_ms,
+        if a.cached { " · stored answer" } else { "" }
+    );
+}
+
+fn render_table(t: &quarry_agent::Table, max_rows: usize) -> String {
+    let cells: Vec<Vec<String>> =
+        t.rows.iter().take(max_rows).map(|r| r.iter().map(quarry_agent::answer::plain).collect()).collect();
+    let widths: Vec<usize> = t
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| cells.iter().map(|r| r[i].chars().count()).chain([c.name.chars().count()]).max().unwrap_or(1).min(40))
+        .collect();
+    let fmt_row = |vals: Vec<&str>| -> String {
+        vals.iter()
+            .zip(&widths)
+            .map(|(v, w)| {
+                let v: String = v.chars().take(*w).collect();
+                format!("{v:<w$}")
+            })
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    let mut s = fmt_row(t.columns.iter().map(|c| c.name.as_str()).collect());
+    s.push('\n');
+    s.push_str(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("-+-"));
+    for r in &cells {
+        s.push('\n');
+        s.push_str(&fmt_row(r.iter().map(String::as_str).collect()));
+    }
+    if t.rows.len() > max_rows || t.truncated {
+        s.push_str(&format!("\n… {} rows shown of {}{}", max_rows.min(t.rows.len()), t.rows.len(), if t.truncated { "+" } else { "" }));
+    }
+    s
+}
