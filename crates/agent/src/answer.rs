@@ -2,9 +2,9 @@
 //! and the narrative Quarry writes itself from executed results (privacy
 //! modes `strict` and `sample`, where the model never sees values).
 
-use datafusion::arrow::array::Array;
-use datafusion::arrow::datatypes::DataType;
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use arrow::array::Array;
+use arrow::datatypes::DataType;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
 use quarry_engine::QueryResult;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -62,7 +62,8 @@ fn wide_tables_fit_the_budget_by_relevance() {
     let tmp = tempfile::tempdir().unwrap();
     let csv = tmp.path().join("wide.csv");
     let mut s = String::new();
-    let names: Vec<String> = (0..600).map(|i| if i == 417 { "malaria_deaths".to_string() } else { format!("indicator_{i:03}") }).collect();
+    let names: Vec<String> =
+        (0..600).map(|i| if i == 417 { "malaria_deaths".to_string() } else { format!("indicator_{i:03}") }).collect();
     s.push_str(&names.join(","));
     s.push('\n');
     for r in 0..20 {

@@ -42,7 +42,9 @@ pub fn run(files: &[PathBuf], question: Option<&str>, a: &AskArgs, as_json: bool
         return false;
     }
     match Catalog::open(&a.data).and_then(|c| c.tables()) {
-        Ok(t) if t.is_empty() => return fail(format!("{}: no tables — name files to load before the question", a.data.display())),
+        Ok(t) if t.is_empty() => {
+            return fail(format!("{}: no tables — name files to load before the question", a.data.display()))
+        }
         Ok(_) => {}
         Err(e) => return fail(e),
     }
@@ -155,7 +157,9 @@ impl Progress {
 
     fn on(&self, e: &Event) {
         match e {
-            Event::Started { model, privacy, .. } => self.say(format!("asking {model} (privacy {})…", privacy.as_str())),
+            Event::Started { model, privacy, .. } => {
+                self.say(format!("asking {model} (privacy {})…", privacy.as_str()))
+            }
             Event::ContextBuilt { tables, columns, omitted_columns, .. } => self.say(format!(
                 "context: {} table(s), {columns} columns{} — waiting for the model…",
                 tables.len(),
@@ -175,14 +179,19 @@ impl Progress {
                 self.say(format!("asking the model for a fix (attempt {} of {max_attempts})…", attempt + 1))
             }
             Event::Executed { rows, elapsed_ms, truncated, .. } => {
-                self.print(&format!("  ok: {rows} rows{} in {elapsed_ms} ms", if *truncated { " (truncated)" } else { "" }));
+                self.print(&format!(
+                    "  ok: {rows} rows{} in {elapsed_ms} ms",
+                    if *truncated { " (truncated)" } else { "" }
+                ));
                 self.say("waiting for the model…");
             }
             Event::EmptyFilter { column, value, closest } => self.print(&format!(
                 "  note: no row has {column} = '{value}'{}",
                 if closest.is_empty() { String::new() } else { format!("; closest: {}", closest.join(", ")) }
             )),
-            Event::Cached { .. } => self.print("(stored answer: same question, data, model and privacy; --no-cache asks again)"),
+            Event::Cached { .. } => {
+                self.print("(stored answer: same question, data, model and privacy; --no-cache asks again)")
+            }
             Event::Cancelled => self.print("cancelled"),
             _ => {}
         }
@@ -288,7 +297,9 @@ fn render_table(t: &quarry_agent::Table, max_rows: usize) -> String {
         .columns
         .iter()
         .enumerate()
-        .map(|(i, c)| cells.iter().map(|r| r[i].chars().count()).chain([c.name.chars().count()]).max().unwrap_or(1).min(40))
+        .map(|(i, c)| {
+            cells.iter().map(|r| r[i].chars().count()).chain([c.name.chars().count()]).max().unwrap_or(1).min(40)
+        })
         .collect();
     let fmt_row = |vals: Vec<&str>| -> String {
         vals.iter()
@@ -308,7 +319,76 @@ fn render_table(t: &quarry_agent::Table, max_rows: usize) -> String {
         s.push_str(&fmt_row(r.iter().map(String::as_str).collect()));
     }
     if t.rows.len() > max_rows || t.truncated {
-        s.push_str(&format!("\n… {} rows shown of {}{}", max_rows.min(t.rows.len()), t.rows.len(), if t.truncated { "+" } else { "" }));
+        s.push_str(&format!(
+            "\n… {} rows shown of {}{}",
+            max_rows.min(t.rows.len()),
+            t.rows.len(),
+            if t.truncated { "+" } else { "" }
+        ));
     }
     s
+}
+
+/// `quarry bench-ask`: time `n` questions over the first table of `data`
+/// with an in-process fake LLM that answers at once (a query, then a final
+/// answer), warm workers, no cache. Prints JSON: median and p95 per question.
+pub fn bench(data: &Path, n: usize) -> bool {
+    use quarry_fake_llm::{FakeLlm, Reply, Script};
+    let tables = match Catalog::open(data).and_then(|c| c.tables()) {
+        Ok(t) if !t.is_empty() => t,
+        Ok(_) => return fail(format!("{}: no tables", data.display())),
+        Err(e) => return fail(e),
+    };
+    let t = &tables[0];
+    let sql = format!("SELECT count(*) AS n FROM \"{}\"", t.name.replace('"', "\"\""));
+    let fake = FakeLlm::start(Script {
+        replies: vec![
+            Reply { turn: Some(0), ..Reply::tool("run_sql", serde_json::json!({"sql": sql})) },
+            Reply { turn: Some(1), ..Reply::tool("final_answer", serde_json::json!({"answer": "Rows counted."})) },
+        ],
+        repeat: true,
+    });
+    let overrides =
+        LlmOverrides { base_url: Some(fake.openai_url()), model: Some("bench".into()), ..LlmOverrides::default() };
+    let client = match LlmConfig::resolve(&overrides, &|_| None, None).and_then(Client::new) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let launcher = match Launcher::current() {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    let kernel = SqlWorkers::new(launcher, data, Limits::default(), 1);
+    let analyst = Analyst::new(Arc::new(client), Arc::new(kernel), data);
+    let opts = AskOptions { use_cache: false, ..AskOptions::default() };
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(e),
+    };
+    let mut times = Vec::new();
+    for i in 0..n + 3 {
+        let t0 = std::time::Instant::now();
+        let r = rt.block_on(analyst.ask(
+            &mut Conversation::default(),
+            "How many rows?",
+            &opts,
+            &mut |_| {},
+            &CancellationToken::new(),
+        ));
+        match r {
+            Ok(a) if a.ok => {}
+            Ok(a) => return fail(a.answer),
+            Err(e) => return fail(e),
+        }
+        if i >= 3 {
+            times.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let pick = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "{}",
+        serde_json::json!({"table": t.name, "questions": n, "median_ms": pick(0.5), "p95_ms": pick(0.95), "model_calls_per_question": 2})
+    );
+    true
 }

@@ -131,6 +131,14 @@ enum Cmd {
         #[arg(long)]
         record: Option<PathBuf>,
     },
+    /// Measure the analyst's own overhead per question (fake LLM answering at once).
+    #[command(hide = true)]
+    BenchAsk {
+        #[arg(long, default_value = catalog::DEFAULT_DIR)]
+        data: PathBuf,
+        #[arg(long, default_value_t = 50)]
+        n: usize,
+    },
     /// Generate test and benchmark data.
     #[command(hide = true)]
     Gen {
@@ -246,6 +254,7 @@ fn main() -> ExitCode {
             ask::run(&files, Some(&question), &ask, json, &opts)
         }
         Cmd::Chat { files, ask } => ask::run(&files, None, &ask, false, &opts),
+        Cmd::BenchAsk { data, n } => ask::bench(&data, n),
     };
     if ok {
         ExitCode::SUCCESS

@@ -134,7 +134,14 @@ fn fake_llm_serves_a_script_and_records_requests() {
 }
 
 fn clean_llm_env(cmd: &mut Command) -> &mut Command {
-    for k in ["QUARRY_LLM_BASE_URL", "QUARRY_LLM_MODEL", "QUARRY_LLM_API_KEY", "QUARRY_LLM_PROVIDER", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"] {
+    for k in [
+        "QUARRY_LLM_BASE_URL",
+        "QUARRY_LLM_MODEL",
+        "QUARRY_LLM_API_KEY",
+        "QUARRY_LLM_PROVIDER",
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+    ] {
         cmd.env_remove(k);
     }
     cmd
@@ -166,7 +173,16 @@ fn ask_json_and_chat_follow_ups_through_the_binary() {
         Reply::tool("final_answer", json!({"answer": "Positives aged 5+."})),
     ]));
     let out = clean_llm_env(Command::new(env!("CARGO_BIN_EXE_quarry")).current_dir(tmp.path()))
-        .args(["ask", "clinics.xlsx", "How many positives aged 5+?", "--json", "--llm-base-url", &fake.openai_url(), "--llm-model", "m"])
+        .args([
+            "ask",
+            "clinics.xlsx",
+            "How many positives aged 5+?",
+            "--json",
+            "--llm-base-url",
+            &fake.openai_url(),
+            "--llm-model",
+            "m",
+        ])
         .output()
         .expect("runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
