@@ -477,6 +477,17 @@ impl Analyst {
                 return Ok(a);
             }
         }
+        let provenance = |llm_ms: u64, exec_ms: u64, usage: Usage| Provenance {
+            model: self.llm.model(),
+            privacy: opts.privacy,
+            prompt_hash: prompt_hash.clone(),
+            data_versions: data_versions.clone(),
+            llm_ms,
+            exec_ms,
+            total_ms: started.elapsed().as_millis() as u64,
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+        };
         let tools = if opts.protocol == Protocol::Tools { prompt::tools() } else { Vec::new() };
         let (mut usage, mut llm_ms, mut exec_ms) = (Usage::default(), 0u64, 0u64);
         let (mut step, mut attempt) = (1usize, 0usize);
@@ -659,17 +670,7 @@ impl Analyst {
                         steps: steps.clone(),
                         table: table.cloned(),
                         chart,
-                        provenance: Provenance {
-                            model: self.llm.model(),
-                            privacy: opts.privacy,
-                            prompt_hash: prompt_hash.clone(),
-                            data_versions: data_versions.clone(),
-                            llm_ms,
-                            exec_ms,
-                            total_ms: started.elapsed().as_millis() as u64,
-                            input_tokens: usage.input_tokens,
-                            output_tokens: usage.output_tokens,
-                        },
+                        provenance: provenance(llm_ms, exec_ms, usage),
                         cached: false,
                     };
                     if let Some(c) = &self.cache {
@@ -707,17 +708,7 @@ impl Analyst {
             steps,
             table: if ok { last.as_ref().map(|(_, t)| t.clone()) } else { None },
             chart: None,
-            provenance: Provenance {
-                model: self.llm.model(),
-                privacy: opts.privacy,
-                prompt_hash,
-                data_versions,
-                llm_ms,
-                exec_ms,
-                total_ms: started.elapsed().as_millis() as u64,
-                input_tokens: usage.input_tokens,
-                output_tokens: usage.output_tokens,
-            },
+            provenance: provenance(llm_ms, exec_ms, usage),
             cached: false,
         };
         conversation.turns.push(Turn { question: question.to_string(), model_text: String::new(), sql: None });

@@ -104,7 +104,8 @@ pub fn run(files: &[PathBuf], question: Option<&str>, a: &AskArgs, as_json: bool
     }
 }
 
-fn load_files(files: &[PathBuf], data: &Path, opts: &IngestOptions) -> bool {
+/// Load files through an ingest worker (stopping at the first failure).
+pub(crate) fn load_files(files: &[PathBuf], data: &Path, opts: &IngestOptions) -> bool {
     if files.is_empty() {
         return true;
     }

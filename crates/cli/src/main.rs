@@ -542,20 +542,8 @@ fn cmd_sql(
         return fail("--format parquet needs --out PATH");
     }
     if !files.is_empty() {
-        if let Err(e) = Catalog::open(data) {
-            return fail(e);
-        }
-        let workers = match ingest_workers(data) {
-            Ok(w) => w,
-            Err(e) => return fail(e),
-        };
-        for f in files {
-            let bar = Bar::for_file(f);
-            let r = workers.load(f, opts, &bar);
-            bar.done();
-            if let Err(e) = r {
-                return fail(e);
-            }
+        if !ask::load_files(files, data, opts) {
+            return false;
         }
     } else if !data.join("catalog.sqlite").exists() {
         return fail(format!("{}: no catalog here — load files first, or name them before --query", data.display()));
