@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use quarry_engine::{EngineError, ErrorKind, Limits, QueryResult, SqlKernel};
+use quarry_engine::{quoted, EngineError, ErrorKind, Limits, QueryResult, SqlKernel};
 use quarry_ingest::catalog::{Catalog, TableEntry};
 use quarry_llm::{CancellationToken, ChatModel, ChatRequest, ChatResponse, Delta, Message, ToolCall, Usage};
 use serde::{Deserialize, Serialize};
@@ -277,10 +277,6 @@ fn interpret(resp: &ChatResponse, protocol: Protocol) -> Action {
 
 fn hash(v: &impl Serialize) -> String {
     blake3::hash(serde_json::to_string(v).unwrap_or_default().as_bytes()).to_hex().to_string()
-}
-
-fn quoted(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// Columns of the tables a query mentions (all tables when it names none).

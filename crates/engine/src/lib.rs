@@ -177,7 +177,7 @@ impl Engine {
     }
 }
 
-/// A table name as a quoted SQL identifier.
-fn quoted(name: &str) -> String {
+/// A name as a quoted SQL identifier.
+pub fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }

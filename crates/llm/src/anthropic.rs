@@ -76,13 +76,9 @@ fn finish(s: Option<&str>) -> Option<Finish> {
     })
 }
 
-fn bad(what: &str, v: &str) -> LlmError {
-    let shown: String = v.chars().take(200).collect();
-    LlmError::new(LlmErrorKind::BadResponse, format!("the model server sent {what}: {shown}"))
-}
-
 pub fn parse(v: &Value) -> Result<ChatResponse, LlmError> {
-    let blocks = v["content"].as_array().ok_or_else(|| bad("a reply without content", &v.to_string()))?;
+    let blocks =
+        v["content"].as_array().ok_or_else(|| LlmError::bad_response("a reply without content", &v.to_string()))?;
     let mut text = String::new();
     let mut tool_calls = Vec::new();
     for b in blocks {
@@ -132,7 +128,8 @@ impl Stream {
         if data.is_empty() {
             return Ok(false);
         }
-        let v: Value = serde_json::from_str(data).map_err(|_| bad("a malformed stream event", data))?;
+        let v: Value =
+            serde_json::from_str(data).map_err(|_| LlmError::bad_response("a malformed stream event", data))?;
         match v["type"].as_str().unwrap_or_default() {
             "message_start" => {
                 self.model = v["message"]["model"].as_str().unwrap_or_default().to_string();
@@ -141,7 +138,7 @@ impl Stream {
             "content_block_start" => {
                 let i = v["index"].as_u64().unwrap_or(0) as usize;
                 if i > 256 {
-                    return Err(bad("a content block index out of range", data));
+                    return Err(LlmError::bad_response("a content block index out of range", data));
                 }
                 let cb = &v["content_block"];
                 let block = match cb["type"].as_str() {

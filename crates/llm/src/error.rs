@@ -48,6 +48,12 @@ impl LlmError {
         LlmError { kind, status: Some(status), message: message.into() }
     }
 
+    /// The server sent something unreadable; `v` is quoted (first 200 characters).
+    pub fn bad_response(what: &str, v: &str) -> LlmError {
+        let shown: String = v.chars().take(200).collect();
+        LlmError::new(LlmErrorKind::BadResponse, format!("the model server sent {what}: {shown}"))
+    }
+
     /// Worth retrying: rate limits, overload, server errors, dropped connections.
     pub fn retryable(&self) -> bool {
         match self.kind {

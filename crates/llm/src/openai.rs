@@ -81,14 +81,10 @@ fn usage(v: &Value) -> Usage {
     }
 }
 
-fn bad(what: &str, v: &str) -> LlmError {
-    let shown: String = v.chars().take(200).collect();
-    LlmError::new(LlmErrorKind::BadResponse, format!("the model server sent {what}: {shown}"))
-}
-
 /// A complete (non-streamed) reply.
 pub fn parse(v: &Value) -> Result<ChatResponse, LlmError> {
-    let choice = v["choices"].get(0).ok_or_else(|| bad("a reply without choices", &v.to_string()))?;
+    let choice =
+        v["choices"].get(0).ok_or_else(|| LlmError::bad_response("a reply without choices", &v.to_string()))?;
     let msg = &choice["message"];
     let tool_calls = msg["tool_calls"]
         .as_array()
@@ -139,7 +135,8 @@ impl Stream {
         if data.is_empty() {
             return Ok(false);
         }
-        let v: Value = serde_json::from_str(data).map_err(|_| bad("a malformed stream chunk", data))?;
+        let v: Value =
+            serde_json::from_str(data).map_err(|_| LlmError::bad_response("a malformed stream chunk", data))?;
         if let Some(err) = v.get("error") {
             let msg = err["message"].as_str().map(String::from).unwrap_or_else(|| err.to_string());
             return Err(LlmError::new(LlmErrorKind::Http, format!("the model server reported an error: {msg}")));
@@ -160,7 +157,7 @@ impl Stream {
             for c in calls {
                 let index = c["index"].as_u64().unwrap_or(self.calls.len().saturating_sub(1) as u64) as usize;
                 if index > 64 {
-                    return Err(bad("a tool call index out of range", data));
+                    return Err(LlmError::bad_response("a tool call index out of range", data));
                 }
                 while self.calls.len() <= index {
                     let n = self.calls.len();
