@@ -23,6 +23,7 @@ pub mod chart;
 pub mod context;
 pub mod events;
 pub mod prompt;
+pub mod python;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -106,25 +106,39 @@ pub fn run(files: &[PathBuf], question: Option<&str>, a: &AskArgs, as_json: bool
 
 /// Load files through an ingest worker (stopping at the first failure).
 pub(crate) fn load_files(files: &[PathBuf], data: &Path, opts: &IngestOptions) -> bool {
+    load_files_named(files, data, opts).is_some()
+}
+
+/// The same, returning the names of the tables the files became.
+pub(crate) fn load_files_named(files: &[PathBuf], data: &Path, opts: &IngestOptions) -> Option<Vec<String>> {
     if files.is_empty() {
-        return true;
+        return Some(Vec::new());
     }
     if let Err(e) = Catalog::open(data) {
-        return fail(e);
+        fail(e);
+        return None;
     }
     let workers = match ingest_workers(data) {
         Ok(w) => w,
-        Err(e) => return fail(e),
+        Err(e) => {
+            fail(e);
+            return None;
+        }
     };
+    let mut names = Vec::new();
     for f in files {
         let bar = Bar::for_file(f);
         let r = workers.load(f, opts, &bar);
         bar.done();
-        if let Err(e) = r {
-            return fail(e);
+        match r {
+            Ok(report) => names.extend(report.tables.into_iter().map(|l| l.table.name)),
+            Err(e) => {
+                fail(e);
+                return None;
+            }
         }
     }
-    true
+    Some(names)
 }
 
 /// Live progress on stderr.

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod ask;
+mod python;
 
 use clap::{Parser, Subcommand};
 use quarry_engine::SqlKernel;
@@ -108,8 +109,56 @@ enum Cmd {
     #[command(hide = true)]
     Worker {
         kind: String,
+        /// For `jail`: what to run behind the walls (JSON).
+        spec: Option<String>,
         #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Set up Quarry's Python environment (a venv with pinned pandas, numpy,
+    /// scipy, statsmodels, scikit-learn, matplotlib) and test the sandbox.
+    SetupPython {
+        /// The system Python 3 to build from (default: /usr/bin/python3).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        #[command(flatten)]
+        py: python::PyArgs,
+    },
+    /// Run Python scripts over FILEs (loaded first) or the catalog, in the
+    /// sandboxed kernel the analyst uses: `df` is the table when there is
+    /// one, `dfs["name"]` every table, `sql("SELECT …")` runs on the engine.
+    /// Several --code scripts run in order in one kernel, like notebook cells.
+    Python {
+        files: Vec<PathBuf>,
+        /// The script to run (repeatable).
+        #[arg(long, required = true)]
+        code: Vec<PathBuf>,
+        #[arg(long, default_value = catalog::DEFAULT_DIR)]
         data: PathBuf,
+        /// Print one JSON object per script.
+        #[arg(long)]
+        json: bool,
+        /// Directory for figures (PNG); default the current directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Wall-clock limit per script, in seconds.
+        #[arg(long, default_value_t = 30.0)]
+        time_limit: f64,
+        /// Address space of the kernel, in MiB.
+        #[arg(long, default_value_t = 4096)]
+        memory_limit: u64,
+        #[command(flatten)]
+        py: python::PyArgs,
+        /// Test-only: skip the AST check to show the OS walls hold alone.
+        #[arg(long, hide = true)]
+        skip_ast_check: bool,
+    },
+    /// Measure the warm Python kernel's start against a cold `import pandas`.
+    #[command(hide = true)]
+    BenchPython {
+        #[arg(long, default_value_t = 30)]
+        n: usize,
+        #[command(flatten)]
+        py: python::PyArgs,
     },
     /// Write the demo dataset, load it and profile it.
     Demo {
@@ -246,7 +295,27 @@ fn main() -> ExitCode {
             };
             cmd_sql(&files, &query, &data, &format, out.as_deref(), &limits, &opts)
         }
-        Cmd::Worker { kind, data } => return cmd_worker(&kind, &data),
+        Cmd::Worker { kind, spec, data } => return cmd_worker(&kind, spec.as_deref(), data.as_deref()),
+        Cmd::SetupPython { python, py } => python::cmd_setup_python(python.as_deref(), &py),
+        Cmd::Python { files, code, data, json, out, time_limit, memory_limit, py, skip_ast_check } => {
+            let limits = quarry_sandbox::Limits {
+                address_space_bytes: memory_limit << 20,
+                time: std::time::Duration::from_secs_f64(time_limit.max(0.1)),
+                ..quarry_sandbox::Limits::for_python()
+            };
+            let run = python::PythonRun {
+                files: &files,
+                scripts: &code,
+                data: &data,
+                json,
+                out: out.as_deref(),
+                limits,
+                py: &py,
+                ast_check: !skip_ast_check,
+            };
+            python::cmd_python(run, &opts)
+        }
+        Cmd::BenchPython { n, py } => python::cmd_bench_python(&py, n),
         Cmd::FakeLlm { port, script, record } => cmd_fake_llm(port, &script, record),
         Cmd::Ask { mut args, ask, json } => {
             let question = args.pop().unwrap_or_default();
@@ -609,7 +678,20 @@ fn write_result(r: &quarry_engine::QueryResult, format: &str, out: Option<&Path>
 }
 
 /// Worker mode: runs inside the process the launcher started.
-fn cmd_worker(kind: &str, data: &Path) -> ExitCode {
+fn cmd_worker(kind: &str, spec: Option<&str>, data: Option<&Path>) -> ExitCode {
+    if kind == "jail" {
+        match serde_json::from_str(spec.unwrap_or_default()) {
+            Ok(spec) => quarry_sandbox::jail::enter(spec),
+            Err(e) => {
+                eprintln!("quarry-jail: bad spec: {e}");
+                return ExitCode::from(quarry_sandbox::jail::JAIL_REFUSED as u8);
+            }
+        }
+    }
+    let Some(data) = data else {
+        eprintln!("error: worker {kind} needs --data");
+        return ExitCode::from(2);
+    };
     let (mut input, mut out) = (std::io::stdin().lock(), std::io::stdout().lock());
     let code = match kind {
         "sql" => quarry_engine::worker::serve(data, &mut input, &mut out),

@@ -1,7 +1,7 @@
 //! # quarry-sandbox: worker processes and their limits
 //!
-//! The only crate that spawns processes. A kernel (SQL and ingest today,
-//! Python next) runs as `quarry worker <kind>` in a child process with a
+//! The only crate that spawns processes. A kernel (SQL, ingest, Python)
+//! runs as `quarry worker <kind>` in a child process with a
 //! clean environment (no API keys, no secrets), its own process group, and
 //! rlimits on address space, CPU time, file size, core dumps and open files.
 //!
@@ -17,7 +17,8 @@
 //!
 //! A worker that dies is reported as a clear [`WorkerError`] and the
 //! caller's process lives on. Namespaces, Landlock and seccomp are the Python
-//! kernel's next walls; they slot into [`Launcher::start`]'s `pre_exec`.
+//! kernel's walls, raised by [`jail`] in `quarry worker jail` before it
+//! executes the interpreter; [`python`] is that kernel.
 
 use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -26,6 +27,9 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+pub mod jail;
+pub mod python;
 
 use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::signal::{killpg, Signal};
@@ -72,6 +76,19 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// Limits for one run of Python code: 30 s, 4 GiB of address space
+    /// (pandas, numpy and scipy loaded reserve about 1 GiB of it), files up
+    /// to the scratch tmpfs's size, 64 MiB of results.
+    pub fn for_python() -> Limits {
+        Limits {
+            memory_bytes: 2 << 30,
+            address_space_bytes: 4 << 30,
+            file_size_bytes: 256 << 20,
+            max_result_bytes: 64 << 20,
+            ..Limits::default()
+        }
+    }
+
     /// Limits for parsing an uploaded file in an ingest worker: an hour, 8 GiB
     /// of address space, Parquet files up to 64 GiB.
     pub fn for_ingest() -> Limits {
@@ -117,6 +134,11 @@ impl std::fmt::Display for WorkerError {
             WorkerError::Spawn(e) => write!(f, "the worker process could not be started ({e})"),
             WorkerError::Timeout(t) => {
                 write!(f, "stopped at the time limit: the worker ran longer than {} s and was killed", t.as_secs_f64())
+            }
+            WorkerError::Died { signal: Some(s), .. }
+                if [libc::SIGSEGV, libc::SIGBUS, libc::SIGABRT, libc::SIGILL, libc::SIGFPE].contains(s) =>
+            {
+                write!(f, "the worker process crashed ({}) and was replaced", signal_name(*s))
             }
             WorkerError::Died { signal: Some(s), .. } => write!(
                 f,
@@ -297,6 +319,21 @@ pub struct Worker {
     requests: u64,
 }
 
+/// The way back to a worker in the middle of a request.
+pub struct Reply<'a> {
+    stdin: Option<&'a mut ChildStdin>,
+}
+
+impl Reply<'_> {
+    /// Send `frame` to the worker (an answer to what it asked).
+    pub fn send(&mut self, frame: &Frame) -> Result<(), WorkerError> {
+        match self.stdin.as_mut() {
+            Some(w) => frame.write_to(w).map_err(|e| WorkerError::Protocol(format!("reply: {e}"))),
+            None => Err(WorkerError::Protocol("the worker's input is closed".into())),
+        }
+    }
+}
+
 /// What the caller makes of each frame a worker sends during a request.
 pub enum Step<T> {
     /// An intermediate frame (progress, a figure): keep reading.
@@ -339,10 +376,21 @@ impl Worker {
         time: Duration,
         mut on_frame: impl FnMut(Frame) -> Result<Step<T>, WorkerError>,
     ) -> Result<T, WorkerError> {
+        self.converse(request, time, |f, _| on_frame(f))
+    }
+
+    /// Like [`Worker::call`], for workers that ask the caller for things
+    /// mid-request (the Python kernel's `sql()`): `on_frame` may answer a
+    /// frame through the [`Reply`] it is given.
+    pub fn converse<T>(
+        &mut self,
+        request: &Frame,
+        time: Duration,
+        on_frame: impl FnMut(Frame, &mut Reply<'_>) -> Result<Step<T>, WorkerError>,
+    ) -> Result<T, WorkerError> {
         if let Some(e) = &self.dead {
             return Err(e.clone());
         }
-        let deadline = Instant::now() + time + Duration::from_secs(5);
         let sent = match self.stdin.as_mut() {
             Some(stdin) => request.write_to(stdin).is_ok(),
             None => false,
@@ -350,17 +398,43 @@ impl Worker {
         if !sent {
             return Err(self.died());
         }
+        self.read_until(time, Duration::from_secs(5), on_frame)
+    }
+
+    /// Wait for the worker to send frames without sending a request (a
+    /// worker announcing it is ready), up to `time`.
+    pub fn recv<T>(
+        &mut self,
+        time: Duration,
+        mut on_frame: impl FnMut(Frame) -> Result<Step<T>, WorkerError>,
+    ) -> Result<T, WorkerError> {
+        if let Some(e) = &self.dead {
+            return Err(e.clone());
+        }
+        self.read_until(time, Duration::ZERO, |f, _| on_frame(f))
+    }
+
+    fn read_until<T>(
+        &mut self,
+        time: Duration,
+        grace: Duration,
+        mut on_frame: impl FnMut(Frame, &mut Reply<'_>) -> Result<Step<T>, WorkerError>,
+    ) -> Result<T, WorkerError> {
+        let deadline = Instant::now() + time + grace;
         loop {
             let wait = deadline.saturating_duration_since(Instant::now());
             match self.frames.recv_timeout(wait) {
-                Ok(Ok(Some(frame))) => match on_frame(frame) {
-                    Ok(Step::More) => continue,
-                    Ok(Step::Done(t)) => {
-                        self.requests += 1;
-                        return Ok(t);
+                Ok(Ok(Some(frame))) => {
+                    let mut reply = Reply { stdin: self.stdin.as_mut() };
+                    match on_frame(frame, &mut reply) {
+                        Ok(Step::More) => continue,
+                        Ok(Step::Done(t)) => {
+                            self.requests += 1;
+                            return Ok(t);
+                        }
+                        Err(e) => return Err(self.kill(e)),
                     }
-                    Err(e) => return Err(self.kill(e)),
-                },
+                }
                 Ok(Ok(None)) | Err(RecvTimeoutError::Disconnected) => return Err(self.died()),
                 Ok(Err(e)) => return Err(self.kill(e)),
                 Err(RecvTimeoutError::Timeout) => return Err(self.kill(WorkerError::Timeout(time))),

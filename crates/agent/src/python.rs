@@ -1,0 +1,75 @@
+//! The bridge between the Python kernel and the SQL engine: the kernel's
+//! `df`, `dfs[...]` and `sql()` are answered here, outside the sandbox, by
+//! the [`SqlKernel`] (itself sandboxed), as Arrow IPC streams.
+
+use std::sync::Arc;
+
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
+use quarry_engine::{quoted, Limits, QueryResult, SqlKernel};
+use quarry_sandbox::python::{ArrowData, DataAccess, PyTable};
+
+use crate::answer::Table;
+
+/// Rows a kernel may pull from one table or one `sql()` call.
+pub const MAX_ROWS_TO_PYTHON: usize = 2_000_000;
+
+/// [`DataAccess`] over a [`SqlKernel`].
+pub struct EngineData {
+    kernel: Arc<dyn SqlKernel>,
+    limits: Limits,
+}
+
+impl EngineData {
+    /// `limits` bound each query (time, memory); rows and bytes are raised
+    /// to what a DataFrame may reasonably hold.
+    pub fn new(kernel: Arc<dyn SqlKernel>, limits: &Limits) -> EngineData {
+        let limits = Limits {
+            max_rows: MAX_ROWS_TO_PYTHON,
+            max_result_bytes: limits.max_result_bytes.max(512 << 20),
+            ..limits.clone()
+        };
+        EngineData { kernel, limits }
+    }
+
+    fn run(&self, sql: &str) -> Result<ArrowData, String> {
+        let r = self.kernel.query(sql, &self.limits).map_err(|e| e.to_string())?;
+        Ok(ArrowData { ipc: to_ipc(&r).map_err(|e| e.to_string())?, rows: r.rows, truncated: r.truncated })
+    }
+}
+
+impl DataAccess for EngineData {
+    fn table(&self, name: &str) -> Result<ArrowData, String> {
+        self.run(&format!("SELECT * FROM {}", quoted(name)))
+    }
+
+    fn sql(&self, sql: &str) -> Result<ArrowData, String> {
+        self.run(sql)
+    }
+}
+
+fn to_ipc(r: &QueryResult) -> Result<Vec<u8>, arrow::error::ArrowError> {
+    let mut out = Vec::new();
+    {
+        let mut w = StreamWriter::try_new(&mut out, &r.schema)?;
+        for b in &r.batches {
+            w.write(b)?;
+        }
+        w.finish()?;
+    }
+    Ok(out)
+}
+
+/// A table returned by Python code, decoded from its Arrow stream.
+pub fn decode(t: &PyTable) -> Result<QueryResult, String> {
+    let reader = StreamReader::try_new(std::io::Cursor::new(&t.ipc), None).map_err(|e| e.to_string())?;
+    let schema = reader.schema();
+    let batches: Vec<_> = reader.collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    let rows = batches.iter().map(|b| b.num_rows()).sum();
+    Ok(QueryResult { schema, batches, rows, truncated: t.truncated })
+}
+
+/// The same, as the analyst's [`Table`].
+pub fn table_of(t: &PyTable) -> Option<Table> {
+    decode(t).ok().map(|r| Table::from_result(&r))
+}
