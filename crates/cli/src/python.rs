@@ -260,13 +260,20 @@ fn print_text(result: &Result<quarry_sandbox::python::PyRun, PythonError>, figur
                         let text = arrow::util::pretty::pretty_format_batches(&shown[..shown.len().min(1)])
                             .map(|t| t.to_string())
                             .unwrap_or_default();
-                        println!("{} ({} rows{}):\n{text}", t.name, t.rows, if t.rows > 50 { ", first 50 shown" } else { "" });
+                        println!(
+                            "{} ({} rows{}):\n{text}",
+                            t.name,
+                            t.rows,
+                            if t.rows > 50 { ", first 50 shown" } else { "" }
+                        );
                     }
                     Err(e) => eprintln!("{}: could not decode ({e})", t.name),
                 }
             }
             match &r.value {
-                Some(Value::Object(o)) if o.contains_key("repr") => println!("{}", o["repr"].as_str().unwrap_or_default()),
+                Some(Value::Object(o)) if o.contains_key("repr") => {
+                    println!("{}", o["repr"].as_str().unwrap_or_default())
+                }
                 Some(v) => println!("{v}"),
                 None => {}
             }

@@ -215,7 +215,8 @@ fn raise(spec: &JailSpec) -> Result<WallReport, String> {
         }
     };
     let off = || Err::<(), String>("not raised".to_string());
-    let mut report = WallReport { uid: String::new(), namespaces: off(), landlock: Err("not raised".into()), seccomp: off() };
+    let mut report =
+        WallReport { uid: String::new(), namespaces: off(), landlock: Err("not raised".into()), seccomp: off() };
 
     // 1. An unprivileged uid, and a cap on processes.
     let outer_uid = nix::unistd::geteuid().as_raw();
@@ -368,7 +369,9 @@ fn landlock_restrict(read: &[PathBuf], scratch: &Path) -> Result<String, String>
     let readable: Vec<&Path> = read
         .iter()
         .map(PathBuf::as_path)
-        .chain(["/dev/urandom", "/proc", "/sys/devices/system/cpu", "/etc/ld.so.cache", "/etc/localtime"].map(Path::new))
+        .chain(
+            ["/dev/urandom", "/proc", "/sys/devices/system/cpu", "/etc/ld.so.cache", "/etc/localtime"].map(Path::new),
+        )
         .filter(|p| p.exists())
         .collect();
     let status = Ruleset::default()
@@ -461,13 +464,9 @@ fn seccomp_filter() -> Result<(), String> {
         denied.insert(nr, Vec::new());
     }
     // clone without CLONE_THREAD is a fork: threads yes, processes no.
-    let fork_like = SeccompCondition::new(
-        0,
-        SeccompCmpArgLen::Qword,
-        SeccompCmpOp::MaskedEq(libc::CLONE_THREAD as u64),
-        0,
-    )
-    .map_err(|e| e.to_string())?;
+    let fork_like =
+        SeccompCondition::new(0, SeccompCmpArgLen::Qword, SeccompCmpOp::MaskedEq(libc::CLONE_THREAD as u64), 0)
+            .map_err(|e| e.to_string())?;
     denied.insert(libc::SYS_clone, vec![SeccompRule::new(vec![fork_like]).map_err(|e| e.to_string())?]);
     let deny: BpfProgram =
         SeccompFilter::new(denied, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), arch)

@@ -376,16 +376,27 @@ impl Worker {
         time: Duration,
         mut on_frame: impl FnMut(Frame) -> Result<Step<T>, WorkerError>,
     ) -> Result<T, WorkerError> {
-        self.converse(request, time, |f, _| on_frame(f))
+        self.send_and_read(request, time, Duration::from_secs(5), |f, _| on_frame(f))
     }
 
     /// Like [`Worker::call`], for workers that ask the caller for things
     /// mid-request (the Python kernel's `sql()`): `on_frame` may answer a
-    /// frame through the [`Reply`] it is given.
+    /// frame through the [`Reply`] it is given. The worker is killed at
+    /// `time` exactly (a kernel running user code cannot report its own timeout).
     pub fn converse<T>(
         &mut self,
         request: &Frame,
         time: Duration,
+        on_frame: impl FnMut(Frame, &mut Reply<'_>) -> Result<Step<T>, WorkerError>,
+    ) -> Result<T, WorkerError> {
+        self.send_and_read(request, time, Duration::ZERO, on_frame)
+    }
+
+    fn send_and_read<T>(
+        &mut self,
+        request: &Frame,
+        time: Duration,
+        grace: Duration,
         on_frame: impl FnMut(Frame, &mut Reply<'_>) -> Result<Step<T>, WorkerError>,
     ) -> Result<T, WorkerError> {
         if let Some(e) = &self.dead {
@@ -398,7 +409,7 @@ impl Worker {
         if !sent {
             return Err(self.died());
         }
-        self.read_until(time, Duration::from_secs(5), on_frame)
+        self.read_until(time, grace, on_frame)
     }
 
     /// Wait for the worker to send frames without sending a request (a

@@ -335,7 +335,11 @@ impl<'a> Visitor<'a> for Checker<'_> {
                 }
                 if let Expr::Name(n) = &*c.func {
                     if n.id.as_str() == "type" && c.arguments.args.len() == 3 {
-                        self.refuse(at, Rule::BlockedName, "`type()` with three arguments builds classes dynamically; define a class instead".into());
+                        self.refuse(
+                            at,
+                            Rule::BlockedName,
+                            "`type()` with three arguments builds classes dynamically; define a class instead".into(),
+                        );
                     }
                 }
                 for k in c.arguments.keywords.iter() {
@@ -344,14 +348,12 @@ impl<'a> Visitor<'a> for Checker<'_> {
                     }
                 }
             }
-            Expr::StringLiteral(s) => {
-                if spells_dunder(s.value.to_str()) {
-                    self.refuse(
-                        at,
-                        Rule::DunderString,
-                        "a string that names a dunder attribute (`__…__`) is not allowed in analysis code".into(),
-                    );
-                }
+            Expr::StringLiteral(s) if spells_dunder(s.value.to_str()) => {
+                self.refuse(
+                    at,
+                    Rule::DunderString,
+                    "a string that names a dunder attribute (`__…__`) is not allowed in analysis code".into(),
+                );
             }
             _ => {}
         }

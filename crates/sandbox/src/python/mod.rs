@@ -201,7 +201,11 @@ impl Runtime {
                 for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
                     if let Some(name) = line.strip_prefix("Collecting ") {
                         done += 1;
-                        progress(SetupProgress::Package { done: done.min(total), total, name: name.trim().to_string() });
+                        progress(SetupProgress::Package {
+                            done: done.min(total),
+                            total,
+                            name: name.trim().to_string(),
+                        });
                     } else if line.starts_with("Installing collected packages") {
                         progress(SetupProgress::Step("installing packages".into()));
                     }
@@ -212,7 +216,7 @@ impl Runtime {
                 let err = err_text.join().unwrap_or_default();
                 return Err(unavailable(format!(
                     "pip could not install the kernel's packages (is PyPI reachable?): {}",
-                    err.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or("no message")
+                    err.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("no message")
                 )));
             }
             progress(SetupProgress::Step("building matplotlib's font cache".into()));
@@ -244,7 +248,7 @@ fn run_quiet(cmd: &mut Command, what: &str) -> Result<(), PythonError> {
         return Ok(());
     }
     let err = String::from_utf8_lossy(&out.stderr);
-    let last = err.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or("no message");
+    let last = err.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("no message");
     let hint = if last.contains("ensurepip") || last.contains("venv") {
         " (on Debian/Ubuntu: apt-get install python3-venv)"
     } else {
@@ -435,7 +439,7 @@ struct PyWorker {
 }
 
 enum Slot {
-    Idle(PyWorker, Instant),
+    Idle(Box<PyWorker>, Instant),
     Busy,
 }
 
@@ -460,9 +464,8 @@ impl PythonKernels {
             )));
         }
         cfg.walls.read = cfg.runtime.read_paths();
-        let report = jail::probe(&launcher, &cfg.walls).map_err(|e| {
-            PythonError::Unavailable(format!("could not test the sandbox on this machine: {e}"))
-        })?;
+        let report = jail::probe(&launcher, &cfg.walls)
+            .map_err(|e| PythonError::Unavailable(format!("could not test the sandbox on this machine: {e}")))?;
         if !report.all_up() && !cfg.walls.best_effort {
             return Err(PythonError::Unavailable(format!(
                 "refusing to run Python: this machine cannot raise the sandbox's {} walls. Python code is untrusted; run it only with every wall up, or pass --unsafe-python to run it with what this kernel supports",
@@ -572,7 +575,7 @@ impl PythonKernels {
         let taken = {
             let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
             match sessions.insert(session.to_string(), Slot::Busy) {
-                Some(Slot::Idle(w, _)) => Some(w),
+                Some(Slot::Idle(w, _)) => Some(*w),
                 Some(Slot::Busy) => return Err(PythonError::Busy),
                 None => None,
             }
@@ -590,7 +593,7 @@ impl PythonKernels {
         {
             let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
             if keep {
-                sessions.insert(session.to_string(), Slot::Idle(w, Instant::now()));
+                sessions.insert(session.to_string(), Slot::Idle(Box::new(w), Instant::now()));
             } else {
                 sessions.remove(session);
             }
@@ -601,7 +604,12 @@ impl PythonKernels {
         result.map(|(run, _)| PyRun { fresh_kernel, ..run })
     }
 
-    fn run_on(&self, w: &mut PyWorker, req: &RunRequest<'_>, data: &dyn DataAccess) -> Result<(PyRun, bool), PythonError> {
+    fn run_on(
+        &self,
+        w: &mut PyWorker,
+        req: &RunRequest<'_>,
+        data: &dyn DataAccess,
+    ) -> Result<(PyRun, bool), PythonError> {
         let limits = &self.cfg.limits;
         if !w.ready {
             w.worker
@@ -615,7 +623,11 @@ impl PythonKernels {
                 })
                 .map_err(|e| match e {
                     WorkerError::Died { code: Some(jail::JAIL_REFUSED), stderr, .. } => PythonError::Unavailable(
-                        stderr.lines().rfind(|l| l.contains("quarry-jail")).unwrap_or("the sandbox refused to start").to_string(),
+                        stderr
+                            .lines()
+                            .rfind(|l| l.contains("quarry-jail"))
+                            .unwrap_or("the sandbox refused to start")
+                            .to_string(),
                     ),
                     e => PythonError::Worker(e),
                 })?;
@@ -665,8 +677,10 @@ impl PythonKernels {
                         data.table(h["name"].as_str().unwrap_or_default())
                     };
                     let frame = match answer {
-                        Ok(a) => Frame::json(&serde_json::json!({"ok": true, "rows": a.rows, "truncated": a.truncated}))
-                            .with_payload(a.ipc),
+                        Ok(a) => {
+                            Frame::json(&serde_json::json!({"ok": true, "rows": a.rows, "truncated": a.truncated}))
+                                .with_payload(a.ipc)
+                        }
                         Err(e) => Frame::json(&serde_json::json!({"ok": false, "error": e})),
                     };
                     reply.send(&frame)?;
