@@ -400,7 +400,9 @@ g.head(10)
         assert_eq!(rules("getattr(pd, 'read_csv')"), vec![Rule::BlockedName]);
         assert_eq!(rules("pd.read_csv('/etc/passwd')"), vec![Rule::FileOrCodeCall]);
         assert_eq!(rules("'{0.__globals__}'.format(f)"), vec![Rule::DunderString]);
-        assert_eq!(rules("ｅｖａｌ('1')"), vec![Rule::NonAsciiIdentifier]);
+        // The parser applies Python's NFKC normalisation: fullwidth `ｅｖａｌ` is `eval`.
+        assert_eq!(rules("ｅｖａｌ('1')"), vec![Rule::BlockedName]);
+        assert_eq!(rules("переменная = 1"), vec![Rule::NonAsciiIdentifier]);
         assert_eq!(rules("pd.io.common.os.popen('id')"), vec![Rule::BlockedAttribute]);
         assert_eq!(rules("def f(:\n"), vec![Rule::Syntax]);
         assert_eq!(rules("from . import x"), vec![Rule::Import]);
