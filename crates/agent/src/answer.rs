@@ -181,6 +181,12 @@ pub struct Answer {
     pub table: Option<Table>,
     /// A Vega-Lite spec bound to `table`.
     pub chart: Option<Value>,
+    /// What Python code printed (empty for SQL).
+    #[serde(default)]
+    pub output: String,
+    /// Figures drawn by Python code, PNG in base64.
+    #[serde(default)]
+    pub figures: Vec<String>,
     pub provenance: Provenance,
     #[serde(default)]
     pub cached: bool,
@@ -235,4 +241,33 @@ pub fn narrative(model_text: &str, table: Option<&Table>, privacy: Privacy) -> S
         (_, Some(t)) => format!("{model_text}\n\n{}", describe(t)),
         (_, None) => model_text.to_string(),
     }
+}
+
+/// A one-cell table for a plain value a Python step returned (a number, a
+/// string), so the answer can state it from the result.
+pub fn value_table(v: &Value) -> Option<Table> {
+    match v {
+        Value::Number(_) | Value::String(_) | Value::Bool(_) => Some(Table {
+            columns: vec![Column { name: "value".into(), dtype: if v.is_number() { "float" } else { "text" }.into() }],
+            rows: vec![vec![v.clone()]],
+            truncated: false,
+        }),
+        Value::Object(o) if !o.contains_key("repr") && o.values().all(|x| x.is_number() || x.is_string()) => {
+            Some(Table {
+                columns: vec![
+                    Column { name: "name".into(), dtype: "text".into() },
+                    Column { name: "value".into(), dtype: "float".into() },
+                ],
+                rows: o.iter().map(|(k, x)| vec![Value::String(k.clone()), x.clone()]).collect(),
+                truncated: false,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A PNG as base64, for JSON.
+pub fn png_base64(png: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(png)
 }

@@ -25,6 +25,8 @@ pub enum Event {
     Refused { step: usize, attempt: usize, rule: String, message: String },
     /// The code ran.
     Executed { step: usize, attempt: usize, rows: usize, columns: Vec<String>, truncated: bool, elapsed_ms: u64 },
+    /// What Python code printed, and its figures (PNG, base64).
+    Output { step: usize, attempt: usize, text: String, figures: Vec<String> },
     /// The code failed; `message` is what the user sees (full detail).
     Failed { step: usize, attempt: usize, message: String },
     /// The error goes back to the model for a fix.
@@ -52,6 +54,7 @@ impl Event {
             Event::CodeProposed { .. } => "code_proposed",
             Event::Refused { .. } => "refused",
             Event::Executed { .. } => "executed",
+            Event::Output { .. } => "output",
             Event::Failed { .. } => "failed",
             Event::Retrying { .. } => "retrying",
             Event::EmptyFilter { .. } => "empty_filter",

@@ -33,6 +33,7 @@ use std::time::Instant;
 use quarry_engine::{quoted, EngineError, ErrorKind, Limits, QueryResult, SqlKernel};
 use quarry_ingest::catalog::{Catalog, TableEntry};
 use quarry_llm::{CancellationToken, ChatModel, ChatRequest, ChatResponse, Delta, Message, ToolCall, Usage};
+use quarry_sandbox::python::{PyRun, PythonError, PythonKernels, RunRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -138,10 +139,27 @@ pub struct Turn {
     pub sql: Option<String>,
 }
 
-/// A conversation: follow-up questions see the earlier turns.
+/// A conversation: follow-up questions see the earlier turns, and Python
+/// code runs in one kernel per conversation (named by `id`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Conversation {
+    /// Set on first use when empty.
+    #[serde(default)]
+    pub id: String,
     pub turns: Vec<Turn>,
+}
+
+impl Conversation {
+    fn ensure_id(&mut self) -> &str {
+        if self.id.is_empty() {
+            use std::sync::atomic::{AtomicU64, Ordering};
+            static N: AtomicU64 = AtomicU64::new(0);
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+            let seed = format!("{}-{nanos}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+            self.id = blake3::hash(seed.as_bytes()).to_hex()[..16].to_string();
+        }
+        &self.id
+    }
 }
 
 /// Why a question could not be taken up at all (the model or the catalog
@@ -204,6 +222,7 @@ impl AnswerCache for DirCache {
 pub struct Analyst {
     llm: Arc<dyn ChatModel>,
     kernel: Arc<dyn SqlKernel>,
+    python: Option<Arc<PythonKernels>>,
     data: PathBuf,
     cache: Option<Arc<dyn AnswerCache>>,
 }
@@ -211,11 +230,12 @@ pub struct Analyst {
 /// What the model asked for in one reply.
 enum Action {
     Sql { sql: String, call: Option<ToolCall> },
+    Python { code: String, call: Option<ToolCall> },
     Final { text: String, chart: Option<ChartProposal> },
     Problem { feedback: String, call: Option<ToolCall> },
 }
 
-fn interpret(resp: &ChatResponse, protocol: Protocol) -> Action {
+fn interpret(resp: &ChatResponse, protocol: Protocol, python: bool) -> Action {
     if let Some(call) = resp.tool_calls.first() {
         let call_out = Some(call.clone());
         let args = match call.parsed() {
@@ -235,12 +255,22 @@ fn interpret(resp: &ChatResponse, protocol: Protocol) -> Action {
                     call: call_out,
                 },
             },
+            "run_python" if python => match args["code"].as_str().filter(|s| !s.trim().is_empty()) {
+                Some(code) => Action::Python { code: code.to_string(), call: call_out },
+                None => Action::Problem {
+                    feedback: "run_python needs a non-empty 'code' string argument.".into(),
+                    call: call_out,
+                },
+            },
             "final_answer" => Action::Final {
                 text: args["answer"].as_str().unwrap_or_default().to_string(),
                 chart: serde_json::from_value(args["chart"].clone()).ok(),
             },
             other => Action::Problem {
-                feedback: format!("There is no tool named '{other}': use run_sql or final_answer."),
+                feedback: format!(
+                    "There is no tool named '{other}': use {}.",
+                    if python { "run_sql, run_python or final_answer" } else { "run_sql or final_answer" }
+                ),
                 call: call_out,
             },
         };
@@ -253,6 +283,10 @@ fn interpret(resp: &ChatResponse, protocol: Protocol) -> Action {
                     Some(sql) => Action::Sql { sql: sql.to_string(), call: None },
                     None => Action::Problem { feedback: "action run_sql needs a 'sql' string.".into(), call: None },
                 },
+                Some("run_python") if python => match v["code"].as_str() {
+                    Some(code) => Action::Python { code: code.to_string(), call: None },
+                    None => Action::Problem { feedback: "action run_python needs a 'code' string.".into(), call: None },
+                },
                 _ => Action::Final {
                     text: v["answer"].as_str().unwrap_or_default().to_string(),
                     chart: serde_json::from_value(v["chart"].clone()).ok(),
@@ -262,7 +296,10 @@ fn interpret(resp: &ChatResponse, protocol: Protocol) -> Action {
     }
     let blocks: Vec<_> = quarry_llm::quirks::fenced_blocks(text)
         .into_iter()
-        .filter(|b| matches!(b.lang.as_str(), "sql" | "" | "postgresql" | "postgres" | "sqlite"))
+        .filter(|b| {
+            matches!(b.lang.as_str(), "sql" | "" | "postgresql" | "postgres" | "sqlite")
+                || (python && matches!(b.lang.as_str(), "python" | "py"))
+        })
         .collect();
     if resp.truncated() {
         return Action::Problem {
@@ -271,6 +308,9 @@ fn interpret(resp: &ChatResponse, protocol: Protocol) -> Action {
         };
     }
     if let Some(b) = blocks.last() {
+        if matches!(b.lang.as_str(), "python" | "py") {
+            return Action::Python { code: b.code.clone(), call: None };
+        }
         return Action::Sql { sql: b.code.clone(), call: None };
     }
     Action::Final { text: text.to_string(), chart: None }
@@ -296,7 +336,30 @@ fn schema_for(sql: &str, entries: &[TableEntry]) -> String {
 
 impl Analyst {
     pub fn new(llm: Arc<dyn ChatModel>, kernel: Arc<dyn SqlKernel>, data: &Path) -> Analyst {
-        Analyst { llm, kernel, data: data.to_path_buf(), cache: None }
+        Analyst { llm, kernel, python: None, data: data.to_path_buf(), cache: None }
+    }
+
+    /// Offer the model the `run_python` tool, run in these kernels.
+    pub fn with_python(mut self, python: Arc<PythonKernels>) -> Analyst {
+        self.python = Some(python);
+        self
+    }
+
+    async fn run_python(
+        &self,
+        session: &str,
+        code: &str,
+        tables: Vec<String>,
+        limits: &Limits,
+    ) -> Result<PyRun, PythonError> {
+        let Some(py) = self.python.clone() else {
+            return Err(PythonError::Unavailable("Python is not available here: use run_sql".into()));
+        };
+        let data = python::EngineData::new(self.kernel.clone(), limits);
+        let (session, code) = (session.to_string(), code.to_string());
+        tokio::task::spawn_blocking(move || py.run(&session, &RunRequest { code: &code, tables: &tables }, &data))
+            .await
+            .unwrap_or_else(|e| Err(PythonError::Unavailable(format!("the Python task failed: {e}"))))
     }
 
     pub fn with_cache(mut self, cache: Arc<dyn AnswerCache>) -> Analyst {
@@ -430,7 +493,9 @@ impl Analyst {
             omitted_columns: ctx.omitted_columns,
             approx_tokens: ctx.approx_tokens,
         });
-        let mut messages = vec![Message::system(prompt::system(opts.privacy, &ctx.text))];
+        let python_on = self.python.is_some();
+        let session = conversation.ensure_id().to_string();
+        let mut messages = vec![Message::system(prompt::system_with(opts.privacy, &ctx.text, python_on))];
         for t in &conversation.turns {
             messages.push(Message::user(t.question.clone()));
             let mut said = t.model_text.clone();
@@ -485,11 +550,15 @@ impl Analyst {
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
         };
-        let tools = if opts.protocol == Protocol::Tools { prompt::tools() } else { Vec::new() };
+        let tools = if opts.protocol == Protocol::Tools { prompt::tools_with(python_on) } else { Vec::new() };
         let (mut usage, mut llm_ms, mut exec_ms) = (Usage::default(), 0u64, 0u64);
         let (mut step, mut attempt) = (1usize, 0usize);
         let mut steps: Vec<Step> = Vec::new();
-        let mut last: Option<(String, Table)> = None;
+        let mut last: Option<(String, Option<Table>)> = None;
+        // The language, printed output and figures of the step behind `last`.
+        let mut last_lang = "sql";
+        let mut last_output = String::new();
+        let mut last_figures: Vec<String> = Vec::new();
         let mut notes: Vec<String> = Vec::new();
         let mut last_code = String::new();
         let mut last_error = String::new();
@@ -501,7 +570,7 @@ impl Analyst {
             let req = ChatRequest {
                 messages: messages.clone(),
                 tools: tools.clone(),
-                json_schema: (opts.protocol == Protocol::Json).then(prompt::json_schema),
+                json_schema: (opts.protocol == Protocol::Json).then(|| prompt::json_schema_with(python_on)),
                 stream: opts.stream,
                 max_tokens: None,
                 temperature: Some(0.0),
@@ -524,7 +593,7 @@ impl Analyst {
                 Err(e) => return Err(agent_err("llm", format!("the model could not be reached: {e}"))),
             };
             usage += resp.usage;
-            let action = interpret(&resp, opts.protocol);
+            let action = interpret(&resp, opts.protocol, python_on);
             let plan = resp.text.trim();
             if !plan.is_empty() && !matches!(action, Action::Final { .. }) {
                 let outside: String = strip_fences(plan);
@@ -608,7 +677,8 @@ impl Analyst {
                                     });
                                 }
                             }
-                            last = Some((sql, table));
+                            last = Some((sql, Some(table)));
+                            (last_lang, last_output, last_figures) = ("sql", String::new(), Vec::new());
                             messages.push(assistant(&call));
                             messages.push(reply(&call, text));
                             if step > opts.max_steps {
@@ -649,8 +719,122 @@ impl Analyst {
                         }
                     }
                 }
+                Action::Python { code, call } => {
+                    attempt += 1;
+                    last_code = code.clone();
+                    sink(Event::CodeProposed { step, attempt, language: "python".into(), code: code.clone() });
+                    let t1 = Instant::now();
+                    let tables: Vec<String> = entries.iter().map(|t| t.name.clone()).collect();
+                    let result = tokio::select! {
+                        _ = cancel.cancelled() => return Err(agent_err("cancelled", "cancelled")),
+                        r = self.run_python(&session, &code, tables, &opts.limits) => r,
+                    };
+                    exec_ms += t1.elapsed().as_millis() as u64;
+                    let failure = match result {
+                        Ok(run) if run.ok => {
+                            let table = run
+                                .tables
+                                .first()
+                                .and_then(python::table_of)
+                                .or_else(|| run.value.as_ref().and_then(answer::value_table));
+                            let figures: Vec<String> = run.figures.iter().map(|p| answer::png_base64(p)).collect();
+                            if !run.stdout.is_empty() || !figures.is_empty() {
+                                sink(Event::Output {
+                                    step,
+                                    attempt,
+                                    text: run.stdout.clone(),
+                                    figures: figures.clone(),
+                                });
+                            }
+                            sink(Event::Executed {
+                                step,
+                                attempt,
+                                rows: run.tables.first().map_or(table.as_ref().map_or(0, |t| t.rows.len()), |t| t.rows),
+                                columns: table
+                                    .as_ref()
+                                    .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
+                                    .unwrap_or_default(),
+                                truncated: run.tables.first().is_some_and(|t| t.truncated),
+                                elapsed_ms: t1.elapsed().as_millis() as u64,
+                            });
+                            let summary = python_summary(&run, table.as_ref());
+                            steps.push(Step {
+                                language: "python".into(),
+                                code: code.clone(),
+                                ok: true,
+                                outcome: summary.clone(),
+                            });
+                            let details = (opts.privacy == Privacy::Full).then(|| python_details(&run, table.as_ref()));
+                            let text = prompt::python_ok(&summary, details.as_deref(), step, opts.max_steps);
+                            last = Some((code.clone(), table));
+                            (last_lang, last_output, last_figures) = ("python", run.stdout.clone(), figures);
+                            messages.push(assistant(&call));
+                            messages.push(reply(&call, text));
+                            if step > opts.max_steps {
+                                break;
+                            }
+                            step += 1;
+                            attempt = 0;
+                            None
+                        }
+                        Ok(run) => {
+                            let e = run.error.unwrap_or_else(|| quarry_sandbox::python::PyFailure {
+                                kind: "Error".into(),
+                                message: "the code failed".into(),
+                                line: None,
+                                source: None,
+                                hint: None,
+                            });
+                            let at = e.line.map(|l| format!(" at line {l}")).unwrap_or_default();
+                            let src = e.source.as_ref().map(|s| format!(" (`{s}`)")).unwrap_or_default();
+                            let hint = e.hint.as_ref().map(|h| format!("; {h}")).unwrap_or_default();
+                            let full = format!("{}{at}{src}{hint}", e.message);
+                            // Exception messages can quote cell values: strict mode sends only the type and place.
+                            let shown = if opts.privacy == Privacy::Strict {
+                                format!("{}{at}{src}{hint} (message withheld in strict privacy mode)", e.kind)
+                            } else {
+                                full.clone()
+                            };
+                            sink(Event::Failed { step, attempt, message: full.clone() });
+                            Some((full, shown))
+                        }
+                        Err(PythonError::Refused(rs)) => {
+                            let message = PythonError::Refused(rs.clone()).to_string();
+                            sink(Event::Refused {
+                                step,
+                                attempt,
+                                rule: rs.first().map(|r| format!("{:?}", r.rule)).unwrap_or_default(),
+                                message: message.clone(),
+                            });
+                            Some((message.clone(), message))
+                        }
+                        Err(e) => {
+                            let message = e.to_string();
+                            sink(Event::Failed { step, attempt, message: message.clone() });
+                            Some((message.clone(), message))
+                        }
+                    };
+                    if let Some((full, shown)) = failure {
+                        steps.push(Step {
+                            language: "python".into(),
+                            code: code.clone(),
+                            ok: false,
+                            outcome: full.clone(),
+                        });
+                        last_error = full;
+                        if attempt >= opts.max_attempts {
+                            break;
+                        }
+                        sink(Event::Retrying { step, attempt, max_attempts: opts.max_attempts });
+                        messages.push(assistant(&call));
+                        messages.push(reply(
+                            &call,
+                            prompt::python_error(&shown, attempt, opts.max_attempts, &schema_for("", &entries)),
+                        ));
+                    }
+                }
                 Action::Final { text, chart, .. } => {
-                    let table = last.as_ref().map(|(_, t)| t);
+                    let table = last.as_ref().and_then(|(_, t)| t.as_ref());
                     let mut narrative = answer::narrative(&text, table, opts.privacy);
                     for n in &notes {
                         narrative.push_str("\n\n");
@@ -662,11 +846,13 @@ impl Analyst {
                         ok: true,
                         answer: narrative,
                         code: last.as_ref().map(|(s, _)| s.clone()).unwrap_or_default(),
-                        language: "sql".into(),
+                        language: last_lang.into(),
                         attempts: attempts_of_last_step(&steps),
                         steps: steps.clone(),
                         table: table.cloned(),
                         chart,
+                        output: last_output.clone(),
+                        figures: last_figures.clone(),
                         provenance: provenance(llm_ms, exec_ms, usage),
                         cached: false,
                     };
@@ -676,7 +862,7 @@ impl Analyst {
                     conversation.turns.push(Turn {
                         question: question.to_string(),
                         model_text: text.clone(),
-                        sql: last.as_ref().map(|(s, _)| s.clone()),
+                        sql: last.as_ref().filter(|_| last_lang == "sql").map(|(s, _)| s.clone()),
                     });
                     sink(Event::Answer { answer: Box::new(answer.clone()) });
                     return Ok(answer);
@@ -685,7 +871,8 @@ impl Analyst {
         }
         // Out of attempts (or of steps with a result to show).
         let (ok, text) = match &last {
-            Some((_, t)) if last_error.is_empty() || attempt == 0 => (true, answer::describe(t)),
+            Some((_, Some(t))) if last_error.is_empty() || attempt == 0 => (true, answer::describe(t)),
+            Some((_, None)) if last_error.is_empty() || attempt == 0 => (true, "The code ran; its output is below.".into()),
             _ => (
                 false,
                 format!(
@@ -700,11 +887,13 @@ impl Analyst {
             ok,
             answer: text,
             code: if ok { last.as_ref().map(|(s, _)| s.clone()).unwrap_or_default() } else { last_code },
-            language: "sql".into(),
+            language: if ok { last_lang.into() } else { steps.last().map_or("sql".into(), |s| s.language.clone()) },
             attempts: attempt.max(1),
             steps,
-            table: if ok { last.as_ref().map(|(_, t)| t.clone()) } else { None },
+            table: if ok { last.as_ref().and_then(|(_, t)| t.clone()) } else { None },
             chart: None,
+            output: if ok { last_output } else { String::new() },
+            figures: if ok { last_figures } else { Vec::new() },
             provenance: provenance(llm_ms, exec_ms, usage),
             cached: false,
         };
@@ -712,6 +901,54 @@ impl Analyst {
         sink(Event::Answer { answer: Box::new(answer.clone()) });
         Ok(answer)
     }
+}
+
+/// What the model may always know about a Python run: its shape.
+fn python_summary(run: &PyRun, table: Option<&Table>) -> String {
+    let mut parts = Vec::new();
+    let lines = run.stdout.lines().count();
+    if lines > 0 {
+        parts.push(format!("printed {lines} line{}", if lines == 1 { "" } else { "s" }));
+    }
+    if let Some(t) = run.tables.first() {
+        let shape = table.map(|t| t.shape()).unwrap_or_default();
+        parts.push(format!("result table '{}' with {} rows: {shape}", t.name, t.rows));
+    } else if let Some(v) = &run.value {
+        let kind = match v {
+            Value::Number(_) => "a number",
+            Value::String(_) => "a string",
+            Value::Bool(_) => "a boolean",
+            Value::Array(_) => "a list",
+            Value::Object(o) if o.contains_key("repr") => "an object",
+            Value::Object(_) => "a dict",
+            Value::Null => "None",
+        };
+        parts.push(format!("value: {kind}"));
+    }
+    if !run.figures.is_empty() {
+        parts.push(format!("{} figure{}", run.figures.len(), if run.figures.len() == 1 { "" } else { "s" }));
+    }
+    if parts.is_empty() {
+        "ran, with no output and no result".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// What the model reads of a Python run in full privacy mode.
+fn python_details(run: &PyRun, table: Option<&Table>) -> String {
+    let mut s = String::new();
+    if !run.stdout.is_empty() {
+        let out: String = run.stdout.chars().take(4000).collect();
+        s.push_str(&format!("printed:\n{out}\n"));
+    }
+    if let Some(t) = table.filter(|_| !run.tables.is_empty()) {
+        s.push_str(&format!("table:\n{}\n", t.preview(30)));
+    } else if let Some(v) = &run.value {
+        let text: String = v.to_string().chars().take(4000).collect();
+        s.push_str(&format!("value: {text}\n"));
+    }
+    s.trim_end().to_string()
 }
 
 /// How many tries the last step took: failures since the previous success, plus the success.

@@ -11,7 +11,12 @@ use crate::Privacy;
 pub const PROMPT_VERSION: u32 = 1;
 
 pub fn tools() -> Vec<Tool> {
-    vec![
+    tools_with(false)
+}
+
+/// The tools, with `run_python` when a Python kernel is available.
+pub fn tools_with(python: bool) -> Vec<Tool> {
+    let mut tools = vec![
         Tool {
             name: "run_sql".into(),
             description: "Run exactly one read-only SQL query (SELECT or WITH) over the user's tables. \
@@ -49,21 +54,65 @@ pub fn tools() -> Vec<Tool> {
                 "required": ["answer"]
             }),
         },
-    ]
+    ];
+    if python {
+        tools.insert(
+            1,
+            Tool {
+                name: "run_python".into(),
+                description: "Run pandas code in Quarry's sandboxed Python kernel, for what SQL cannot do \
+                              (statistical tests, regressions, reshaping, custom cleaning, matplotlib figures). \
+                              Variables persist between calls in this conversation."
+                    .into(),
+                parameters: json!({
+                    "type": "object",
+                    "properties": {
+                        "code": {"type": "string", "description": "Python code; its last expression is the result."},
+                        "purpose": {"type": "string", "description": "One short sentence: what this code computes."}
+                    },
+                    "required": ["code"]
+                }),
+            },
+        );
+    }
+    tools
 }
+
+/// How the Python kernel works, for the system prompt.
+const PYTHON_RULES: &str = "Python (call run_python) is for what SQL cannot do: statistical tests, regressions, \
+reshaping, custom cleaning, matplotlib figures. Prefer SQL when one query answers the question.
+- The tables are preloaded: `df` when there is exactly one table, `dfs[\"name\"]` for every table. \
+`sql(\"SELECT …\")` runs SQL on the engine and returns a DataFrame: filter and aggregate there, not in pandas.
+- Already imported: pd, np, plt, stats (scipy.stats), sm (statsmodels.api), smf (statsmodels.formula.api). Other \
+imports allowed: pandas, numpy, scipy, statsmodels, sklearn, matplotlib, math, statistics, datetime, re, json, \
+collections, itertools, functools. No files, network, os, sys or subprocess: the sandbox refuses them.
+- End with the result as the last expression: a DataFrame becomes the result table, a number or dict the \
+value. Figures drawn with plt come back by themselves. print() output is shown too.
+- Variables persist between run_python calls in this conversation.
+If you cannot call tools, reply with the code in one ```python block.";
 
 /// The JSON shape asked for when a server offers constrained output but no tools.
 pub fn json_schema() -> serde_json::Value {
-    json!({
+    json_schema_with(false)
+}
+
+pub fn json_schema_with(python: bool) -> serde_json::Value {
+    let actions: &[&str] =
+        if python { &["run_sql", "run_python", "final_answer"] } else { &["run_sql", "final_answer"] };
+    let mut schema = json!({
         "type": "object",
         "properties": {
-            "action": {"type": "string", "enum": ["run_sql", "final_answer"]},
+            "action": {"type": "string", "enum": actions},
             "sql": {"type": "string"},
             "answer": {"type": "string"},
             "chart": {"type": "object"}
         },
         "required": ["action"]
-    })
+    });
+    if python {
+        schema["properties"]["code"] = json!({"type": "string"});
+    }
+    schema
 }
 
 fn privacy_rules(p: Privacy) -> &'static str {
@@ -87,6 +136,23 @@ fn privacy_rules(p: Privacy) -> &'static str {
 
 /// The system prompt: role, rules, dialect, functions, then the data.
 pub fn system(privacy: Privacy, context: &str) -> String {
+    system_with(privacy, context, false)
+}
+
+/// The same, with the Python kernel's rules when it is available.
+pub fn system_with(privacy: Privacy, context: &str, python: bool) -> String {
+    let base = system_sql(privacy, context);
+    if !python {
+        return base;
+    }
+    let marker = "\n\nThe tables are described between <data>";
+    match base.find(marker) {
+        Some(at) => format!("{}\n\n{PYTHON_RULES}{}", &base[..at], &base[at..]),
+        None => format!("{base}\n\n{PYTHON_RULES}"),
+    }
+}
+
+fn system_sql(privacy: Privacy, context: &str) -> String {
     let functions: Vec<String> =
         quarry_engine::udf::FUNCTIONS.iter().map(|(sig, what)| format!("  {sig}: {what}")).collect();
     format!(
@@ -170,4 +236,26 @@ pub fn empty_filter(column: &str, value: &str, closest: Option<&[String]>) -> St
              privacy mode). Check its spelling and case."
         ),
     }
+}
+
+/// What the model hears after Python code ran.
+pub fn python_ok(summary: &str, details: Option<&str>, step: usize, max_steps: usize) -> String {
+    let mut s = format!("Python OK: {summary}.");
+    match details {
+        Some(d) => s.push_str(&format!("\n<data>\n<result>\n{d}\n</result>\n</data>")),
+        None => s.push_str(" (Printed output and values are not shown in this privacy mode.)"),
+    }
+    if step >= max_steps {
+        s.push_str("\nThis was the last step allowed: call final_answer now.");
+    } else {
+        s.push_str("\nIf this answers the question, call final_answer; otherwise run more code or a query.");
+    }
+    s
+}
+
+pub fn python_error(error: &str, attempt: usize, max_attempts: usize, schema: &str) -> String {
+    format!(
+        "The Python code failed (attempt {attempt} of {max_attempts}): {error}\nFix the code and call run_python \
+         again.\nColumns of the tables:\n<data>\n{schema}</data>"
+    )
 }

@@ -58,8 +58,19 @@ pub fn run(files: &[PathBuf], question: Option<&str>, a: &AskArgs, as_json: bool
     };
     let limits = Limits { time: Duration::from_secs_f64(a.time_limit.max(0.1)), ..Limits::default() };
     let kernel = SqlWorkers::new(launcher, &a.data, limits.clone(), 2);
-    let analyst = Analyst::new(Arc::new(client), Arc::new(kernel), &a.data)
+    let mut analyst = Analyst::new(Arc::new(client), Arc::new(kernel), &a.data)
         .with_cache(Arc::new(DirCache::new(a.data.join("answers"))));
+    if !a.no_python {
+        if a.py.runtime().is_ready() {
+            let py_limits = Limits { time: limits.time, ..Limits::for_python() };
+            match crate::python::start_kernels(&a.py, py_limits, true) {
+                Ok(k) => analyst = analyst.with_python(k),
+                Err(e) => eprintln!("note: Python is not offered to the model: {e}"),
+            }
+        } else {
+            eprintln!("note: SQL only — run `quarry setup-python` once to let the analyst use Python too");
+        }
+    }
     let ask_opts = AskOptions {
         privacy,
         max_attempts: a.max_attempts.max(1),
@@ -75,7 +86,7 @@ pub fn run(files: &[PathBuf], question: Option<&str>, a: &AskArgs, as_json: bool
     };
     let mut conv = Conversation::default();
     match question {
-        Some(q) => ask_once(&rt, &analyst, &mut conv, q, &ask_opts, as_json),
+        Some(q) => ask_once(&rt, &analyst, &mut conv, q, &ask_opts, as_json, a.figures.as_deref()),
         None => {
             let stdin = std::io::stdin();
             let interactive = stdin.is_terminal();
@@ -97,7 +108,7 @@ pub fn run(files: &[PathBuf], question: Option<&str>, a: &AskArgs, as_json: bool
                 if q.is_empty() || q == "exit" || q == "quit" {
                     break;
                 }
-                ok &= ask_once(&rt, &analyst, &mut conv, q, &ask_opts, false);
+                ok &= ask_once(&rt, &analyst, &mut conv, q, &ask_opts, false, a.figures.as_deref());
             }
             ok
         }
@@ -189,6 +200,14 @@ impl Progress {
                 self.say(format!("running step {step} in the sandbox…"));
             }
             Event::Refused { message, .. } => self.print(&format!("  refused: {message}")),
+            Event::Output { text, figures, .. } => {
+                if !text.trim().is_empty() {
+                    self.print(&format!("  output:\n{}", indent(text.trim_end())));
+                }
+                if !figures.is_empty() {
+                    self.print(&format!("  {} figure(s)", figures.len()));
+                }
+            }
             Event::Failed { message, attempt, .. } if *attempt > 0 => self.print(&format!("  failed: {message}")),
             Event::Retrying { attempt, max_attempts, .. } => {
                 self.say(format!("asking the model for a fix (attempt {} of {max_attempts})…", attempt + 1))
@@ -230,6 +249,7 @@ fn ask_once(
     q: &str,
     opts: &AskOptions,
     as_json: bool,
+    figures_dir: Option<&Path>,
 ) -> bool {
     let progress = Progress::new(opts.emit_prompt);
     let cancel = CancellationToken::new();
@@ -247,6 +267,11 @@ fn ask_once(
     progress.finish();
     match result {
         Ok(a) => {
+            if let Some(dir) = figures_dir {
+                if let Err(e) = save_figures(&a, dir) {
+                    eprintln!("warning: {}: could not save the figures ({e})", dir.display());
+                }
+            }
             if as_json {
                 println!("{}", serde_json::to_string_pretty(&answer_json(&a)).unwrap_or_default());
             } else {
@@ -259,6 +284,21 @@ fn ask_once(
 }
 
 /// The documented `--json` shape.
+fn save_figures(a: &Answer, dir: &Path) -> std::io::Result<()> {
+    use base64::Engine;
+    std::fs::create_dir_all(dir)?;
+    let stem: String = a.question.chars().filter(|c| c.is_ascii_alphanumeric()).take(24).collect();
+    for (i, f) in a.figures.iter().enumerate() {
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(f)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let path = dir.join(format!("{}-{}.png", if stem.is_empty() { "answer" } else { &stem }, i + 1));
+        std::fs::write(&path, png)?;
+        eprintln!("figure written: {}", path.display());
+    }
+    Ok(())
+}
+
 fn answer_json(a: &Answer) -> Value {
     serde_json::json!({
         "question": a.question,
@@ -269,6 +309,8 @@ fn answer_json(a: &Answer) -> Value {
         "attempts": a.attempts,
         "table": a.table,
         "chart": a.chart,
+        "output": a.output,
+        "figures": a.figures,
         "steps": a.steps,
         "provenance": a.provenance,
         "cached": a.cached,
@@ -282,6 +324,16 @@ fn print_answer(a: &Answer) {
     }
     if let Some(t) = &a.table {
         let _ = writeln!(out, "\n{}", render_table(t, 40));
+    }
+    if !a.output.trim().is_empty() && a.table.is_none() {
+        let _ = writeln!(out, "\n{}", a.output.trim_end());
+    }
+    if !a.figures.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} figure(s) (--figures DIR saves them; --json carries them as base64 PNG)",
+            a.figures.len()
+        );
     }
     if let Some(c) = &a.chart {
         let _ = writeln!(

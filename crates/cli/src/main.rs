@@ -236,6 +236,14 @@ struct AskArgs {
     /// Configuration file with an [llm] table.
     #[arg(long, default_value = "quarry.toml")]
     config: PathBuf,
+    /// Do not offer the model the Python kernel (SQL only).
+    #[arg(long)]
+    no_python: bool,
+    /// Save figures drawn by Python steps in this directory.
+    #[arg(long)]
+    figures: Option<PathBuf>,
+    #[command(flatten)]
+    py: python::PyArgs,
 }
 
 struct Bar(Option<indicatif::ProgressBar>);

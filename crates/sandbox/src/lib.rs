@@ -136,7 +136,7 @@ impl std::fmt::Display for WorkerError {
                 write!(f, "stopped at the time limit: the worker ran longer than {} s and was killed", t.as_secs_f64())
             }
             WorkerError::Died { signal: Some(s), .. }
-                if [libc::SIGSEGV, libc::SIGBUS, libc::SIGABRT, libc::SIGILL, libc::SIGFPE].contains(s) =>
+                if [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE].contains(s) =>
             {
                 write!(f, "the worker process crashed ({}) and was replaced", signal_name(*s))
             }
