@@ -123,6 +123,8 @@ def main():
     print(sql_table)
     ask_table = ask_bench()
     print(ask_table)
+    py_table = python_bench()
+    print(py_table)
     if not a.no_write:
         machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
         try:
@@ -147,7 +149,14 @@ def main():
             "`quarry bench-ask`: a fake LLM in the same process answers at once (a query, then a final answer), so "
             "the time is everything but the model: context from the catalog, two HTTP round trips, the guard, the "
             "query in a warm sandboxed worker, the filter check, the answer. Target: under 50 ms for a SQL answer.\n\n"
-            + ask_table + "\n"
+            + ask_table + "\n\n"
+            "## Python kernel start\n\n"
+            "`quarry bench-python`: time from the request (before the AST check) to the first line of user code "
+            "running in the sandboxed kernel (CLOCK_MONOTONIC on both sides). Warm: a kernel from the pre-started "
+            "pool (pandas, numpy, scipy, statsmodels, scikit-learn, matplotlib imported; walls up). Cold: the same "
+            "with no pre-started worker (jail, interpreter and imports on the clock), and a bare "
+            "`python -c \"import pandas\"` outside any sandbox. Target: under 20 ms warm.\n\n"
+            + py_table + "\n"
         )
 
 
@@ -236,6 +245,25 @@ def ask_bench():
         "| workbook | table | questions | median ms | p95 ms | target |",
         "|---|---|---|---|---|---|",
         f"| {wb.name} | {r['table']} | {r['questions']} | {r['median_ms']:.1f} | {r['p95_ms']:.1f} | < 50 ms |",
+    ])
+
+
+def python_bench():
+    """Request to first line of user code: warm pool vs cold start."""
+    import json
+    subprocess.run([str(QUARRY), "setup-python"], check=True, stdout=subprocess.DEVNULL)
+    out = subprocess.run([str(QUARRY), "bench-python", "--n", "50"], check=True,
+                         capture_output=True, text=True).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    return "\n".join([
+        "| start | median ms | vs cold `import pandas` | target |",
+        "|---|---|---|---|",
+        f"| warm kernel, same conversation | {r['warm_same_kernel_ms']:.2f} | "
+        f"{r['cold_import_pandas_ms'] / r['warm_same_kernel_ms']:.0f}× faster | < 20 ms |",
+        f"| warm kernel, new conversation (pre-started) | {r['warm_new_conversation_ms']:.2f} | "
+        f"{r['cold_import_pandas_ms'] / r['warm_new_conversation_ms']:.0f}× faster | < 20 ms |",
+        f"| cold kernel (jail + all imports) | {r['cold_kernel_ms']:.0f} | — | — |",
+        f"| cold `python -c \"import pandas\"` | {r['cold_import_pandas_ms']:.0f} | 1× | — |",
     ])
 
 

@@ -332,6 +332,24 @@ pub fn cmd_bench_python(py: &PyArgs, n: usize) -> bool {
         }
         kernels.end(&format!("bench-{i}"));
     }
+    // A new conversation with no pre-started worker: jail, interpreter and imports on the clock.
+    let cold_kernel = {
+        let cfg = PythonConfig { warm: 0, ..kernels.config().clone() };
+        let cold = match Launcher::current().map_err(PythonError::Worker).and_then(|l| PythonKernels::start(l, cfg)) {
+            Ok(k) => k,
+            Err(e) => return fail(e),
+        };
+        let mut v = Vec::new();
+        for i in 0..3 {
+            let t0 = quarry_sandbox::python::monotonic_ns();
+            match cold.run(&format!("cold-{i}"), &RunRequest { code, tables: &[] }, &NoData) {
+                Ok(r) => v.push((r.started_ns.saturating_sub(t0)) as f64 / 1e6),
+                Err(e) => return fail(e),
+            }
+            cold.end(&format!("cold-{i}"));
+        }
+        v
+    };
     let cold = {
         let python = kernels.config().runtime.interpreter();
         let mut v = Vec::new();
@@ -355,6 +373,7 @@ pub fn cmd_bench_python(py: &PyArgs, n: usize) -> bool {
             "warm_same_kernel_ms": med(warm),
             "warm_new_conversation_ms": med(fresh),
             "cold_import_pandas_ms": med(cold),
+            "cold_kernel_ms": med(cold_kernel),
             "n": n,
         })
     );
