@@ -472,3 +472,63 @@ fn a_missing_runtime_is_a_clear_error() {
     let e = PythonKernels::start(Launcher::with_exe(PathBuf::from(BIN)), cfg).err().expect("refused");
     assert!(e.to_string().contains("quarry setup-python"), "{e}");
 }
+
+#[test]
+fn a_wall_that_cannot_be_raised_stops_python_unless_unsafe() {
+    ensure_runtime();
+    for wall in ["namespaces", "landlock", "seccomp"] {
+        let mut cfg = PythonConfig::new(runtime());
+        cfg.walls.inject_failure = Some(wall.into());
+        let e = PythonKernels::start(Launcher::with_exe(PathBuf::from(BIN)), cfg.clone()).err().expect("refused");
+        let msg = e.to_string();
+        assert!(msg.contains("refusing to run Python") && msg.contains("--unsafe-python"), "{msg}");
+        assert!(msg.to_lowercase().contains(wall), "{wall}: {msg}");
+        // With --unsafe-python it runs with the walls that hold, and says which did not.
+        cfg.walls.best_effort = true;
+        let tmp = dataset();
+        let k = PythonKernels::start(Launcher::with_exe(PathBuf::from(BIN)), cfg).expect("unsafe start");
+        assert!(!k.walls().all_up());
+        let sql = quarry_engine::worker::SqlWorkers::new(
+            Launcher::with_exe(PathBuf::from(BIN)),
+            &tmp.path().join("d"),
+            Limits::default(),
+            1,
+        );
+        let data = EngineData::new(Arc::new(sql), &Limits::default());
+        assert_eq!(run(&k, &data, "u", "2 * 21").expect("runs").value, Some(Value::from(42)));
+    }
+}
+
+#[test]
+fn an_idle_kernel_is_recycled() {
+    let tmp = dataset();
+    ensure_runtime();
+    let mut cfg = PythonConfig::new(runtime());
+    cfg.idle = Duration::from_millis(200);
+    let launcher = Launcher::with_exe(PathBuf::from(BIN));
+    let k = PythonKernels::start(launcher.clone(), cfg).expect("kernels");
+    let sql = quarry_engine::worker::SqlWorkers::new(launcher, &tmp.path().join("d"), Limits::default(), 1);
+    let data = EngineData::new(Arc::new(sql), &Limits::default());
+    run(&k, &data, "idle", "x = 1").expect("run");
+    assert_eq!(k.sessions(), 1);
+    std::thread::sleep(Duration::from_millis(400));
+    k.reap();
+    assert_eq!(k.sessions(), 0, "the idle kernel was recycled");
+    let r = run(&k, &data, "idle", "'x' in dir()").expect("run");
+    assert!(r.fresh_kernel);
+    assert_eq!(r.value, Some(Value::Bool(false)));
+}
+
+#[test]
+fn no_python_found_is_a_clear_error() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(BIN)
+        .args(["setup-python", "--python", "/nonexistent/python3", "--python-home"])
+        .arg(tmp.path().join("home"))
+        .output()
+        .expect("setup-python");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no usable Python 3") && err.contains("python3-venv"), "{err}");
+    assert!(err.contains("SQL questions keep working"), "{err}");
+}

@@ -293,6 +293,8 @@ def _error(e, code):
         close = difflib.get_close_matches(e.args[0], cols, n=3)
         if close:
             hint = f"closest columns: {', '.join(close)}"
+    if isinstance(e, NameError) and getattr(e, "name", None) == "df" and len(_NS["dfs"]) != 1:
+        hint = f"df exists only when there is one table; use dfs[name] with one of: {', '.join(_NS['dfs'])}"
     src = code.splitlines()[line - 1].strip() if line and 0 < line <= len(code.splitlines()) else None
     return {"type": type(e).__name__, "message": message, "line": line, "source": src, "hint": hint}
 

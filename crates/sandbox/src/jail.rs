@@ -57,6 +57,11 @@ pub struct Walls {
     pub scratch_bytes: u64,
     /// Processes and threads beyond those the sandbox uid already runs.
     pub max_processes: u64,
+    /// Failure injection for tests: the named wall ("namespaces", "landlock"
+    /// or "seccomp") reports that it could not be raised, as on a kernel
+    /// without it.
+    #[serde(default)]
+    pub inject_failure: Option<String>,
 }
 
 impl Default for Walls {
@@ -69,6 +74,7 @@ impl Default for Walls {
             read: Vec::new(),
             scratch_bytes: 256 << 20,
             max_processes: 64,
+            inject_failure: None,
         }
     }
 }
@@ -215,6 +221,7 @@ fn raise(spec: &JailSpec) -> Result<WallReport, String> {
         }
     };
     let off = || Err::<(), String>("not raised".to_string());
+    let injected = |wall: &str| w.inject_failure.as_deref() == Some(wall);
     let mut report =
         WallReport { uid: String::new(), namespaces: off(), landlock: Err("not raised".into()), seccomp: off() };
 
@@ -237,7 +244,13 @@ fn raise(spec: &JailSpec) -> Result<WallReport, String> {
         .map_err(|e| format!("RLIMIT_NPROC: {e}"))?;
 
     // 2. Namespaces; the kernel becomes PID 1 of a new PID namespace.
-    report.namespaces = if w.namespaces { unshare_all(uid, gid) } else { Err("switched off".into()) };
+    report.namespaces = if injected("namespaces") {
+        Err("not supported by this kernel (injected failure)".into())
+    } else if w.namespaces {
+        unshare_all(uid, gid)
+    } else {
+        Err("switched off".into())
+    };
     if report.namespaces.is_ok() {
         become_pid1()?;
         report.namespaces = mount_private(&spec.scratch, w.scratch_bytes);
@@ -246,11 +259,23 @@ fn raise(spec: &JailSpec) -> Result<WallReport, String> {
     std::env::set_current_dir(&spec.scratch).map_err(|e| format!("scratch {}: {e}", spec.scratch.display()))?;
 
     // 3. Landlock.
-    report.landlock = if w.landlock { landlock_restrict(&w.read, &spec.scratch) } else { Err("switched off".into()) };
+    report.landlock = if injected("landlock") {
+        Err("not supported by this kernel (injected failure)".into())
+    } else if w.landlock {
+        landlock_restrict(&w.read, &spec.scratch)
+    } else {
+        Err("switched off".into())
+    };
     need("Landlock", report.landlock.clone().map(|_| ()))?;
 
     // 4. seccomp, last: it forbids what the steps above needed.
-    report.seccomp = if w.seccomp { seccomp_filter() } else { Err("switched off".into()) };
+    report.seccomp = if injected("seccomp") {
+        Err("not supported by this kernel (injected failure)".into())
+    } else if w.seccomp {
+        seccomp_filter()
+    } else {
+        Err("switched off".into())
+    };
     need("seccomp", report.seccomp.clone())?;
     Ok(report)
 }
