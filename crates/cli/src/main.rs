@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 mod ask;
 mod python;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use quarry_engine::SqlKernel;
@@ -160,12 +161,46 @@ enum Cmd {
         #[command(flatten)]
         py: python::PyArgs,
     },
-    /// Write the demo dataset, load it and profile it.
+    /// Write the demo dataset (a malaria facility workbook, a population
+    /// table, a French CSV, a UTF-16 export) and serve it in the web app.
     Demo {
         /// Where the demo files go.
         #[arg(long, default_value = "quarry-demo")]
         dir: PathBuf,
         #[arg(long, default_value = catalog::DEFAULT_DIR)]
+        data: PathBuf,
+        /// Load and profile the files on the terminal instead of serving them.
+        #[arg(long)]
+        no_serve: bool,
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        #[command(flatten)]
+        py: python::PyArgs,
+    },
+    /// Serve the web app: upload, explore and ask, in the browser.
+    Serve {
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Address to listen on; anything but loopback requires login.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+        /// Holds quarry.sqlite and the workspaces.
+        #[arg(long, default_value = catalog::DEFAULT_DIR)]
+        data: PathBuf,
+        /// Do not offer the model the Python kernel.
+        #[arg(long)]
+        no_python: bool,
+        /// Configuration file with an [llm] table.
+        #[arg(long, default_value = "quarry.toml")]
+        config: PathBuf,
+        #[command(flatten)]
+        py: python::PyArgs,
+    },
+    /// Accounts for `quarry serve --bind` (login required off loopback).
+    User {
+        #[command(subcommand)]
+        cmd: UserCmd,
+        #[arg(long, default_value = catalog::DEFAULT_DIR, global = true)]
         data: PathBuf,
     },
     /// Serve a scripted fake LLM (OpenAI and Anthropic wire protocols) for
@@ -197,6 +232,18 @@ enum Cmd {
         #[arg(long, default_value_t = 1000)]
         rows: usize,
     },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add an account; the password comes from QUARRY_PASSWORD or standard input.
+    Add {
+        name: String,
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Print a new API token for NAME (send it as `Authorization: Bearer …`).
+    Token { name: String },
 }
 
 /// Options shared by `ask` and `chat`.
@@ -291,7 +338,18 @@ fn main() -> ExitCode {
         Cmd::Profile { files, json } => cmd_profile(&files, json, &opts),
         Cmd::Tables { data, json } => cmd_tables(&data, json),
         Cmd::Excluded { table, data } => cmd_excluded(&table, &data),
-        Cmd::Demo { dir, data } => cmd_demo(&dir, &data, &opts),
+        Cmd::Demo { dir, data, no_serve, port, py } => cmd_demo(&dir, &data, no_serve, port, &py, &opts),
+        Cmd::Serve { port, bind, data, no_python, config, py } => serve::cmd_serve(serve::Serve {
+            data: &data,
+            bind,
+            port,
+            demo_files: Vec::new(),
+            py: &py,
+            no_python,
+            config: &config,
+        }),
+        Cmd::User { cmd: UserCmd::Add { name, admin }, data } => serve::cmd_user_add(&data, &name, admin),
+        Cmd::User { cmd: UserCmd::Token { name }, data } => serve::cmd_user_token(&data, &name),
         Cmd::Gen { kind, out, rows } => cmd_gen(&kind, &out, rows),
         Cmd::Sql { files, query, data, format, out, time_limit, memory_limit, max_rows } => {
             let limits = quarry_sandbox::Limits {
@@ -582,13 +640,25 @@ fn cmd_excluded(table: &str, data: &Path) -> bool {
     }
 }
 
-fn cmd_demo(dir: &Path, data: &Path, opts: &IngestOptions) -> bool {
+fn cmd_demo(dir: &Path, data: &Path, no_serve: bool, port: u16, py: &python::PyArgs, opts: &IngestOptions) -> bool {
     let files = match quarry_testdata::write_demo(dir) {
         Ok(f) => f,
         Err(e) => return fail(format!("{}: could not write the demo files ({e})", dir.display())),
     };
     println!("demo files written to {}", dir.display());
-    cmd_load(&files, data, false, opts) && cmd_profile(&files, false, opts)
+    if no_serve {
+        return cmd_load(&files, data, false, opts) && cmd_profile(&files, false, opts);
+    }
+    let files: Vec<PathBuf> = files.iter().map(|f| std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())).collect();
+    serve::cmd_serve(serve::Serve {
+        data,
+        bind: std::net::IpAddr::from([127, 0, 0, 1]),
+        port,
+        demo_files: files,
+        py,
+        no_python: false,
+        config: Path::new("quarry.toml"),
+    })
 }
 
 fn cmd_gen(kind: &str, out: &Path, rows: usize) -> bool {

@@ -244,7 +244,29 @@ pub fn write_demo(dir: &Path) -> io::Result<Vec<PathBuf>> {
     write_french_csv(&fr)?;
     let rain = dir.join("rainfall_kano_utf16.txt");
     write_utf16_rainfall(&rain)?;
-    Ok(vec![wb, fr, rain])
+    let pop = dir.join("population_2024.csv");
+    write_population_csv(&pop)?;
+    Ok(vec![wb, fr, rain, pop])
+}
+
+/// Projected population per state of the clinic workbook, numbers written
+/// with thousands separators (as statistics offices publish them).
+pub fn write_population_csv(path: &Path) -> io::Result<()> {
+    let mut rng = Rng::new(77);
+    let mut s = String::from("State,Population 2024 (projected),Under-5 share (%)\n");
+    for (state, _) in STATES {
+        let pop = rng.range(2_000_000, 15_000_000);
+        let grouped = pop
+            .to_string()
+            .as_bytes()
+            .rchunks(3)
+            .rev()
+            .map(|c| std::str::from_utf8(c).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(",");
+        s.push_str(&format!("{state},\"{grouped}\",{}.{}\n", rng.range(15, 21), rng.range(0, 10)));
+    }
+    std::fs::write(path, s)
 }
 
 const BIG_HEADER: &str = "id,report_date,state,lga,facility,tested,positive,positivity,remark\n";

@@ -1,0 +1,745 @@
+//! The JSON API under `/api/`. Every handler is listed in [`ApiDoc`], from
+//! which `/api/openapi.json` is generated.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::StreamExt;
+use quarry_agent::Table;
+use quarry_engine::{quoted, SqlKernel};
+use quarry_ingest::catalog::Catalog;
+use quarry_ingest::{IngestOptions, Quiet};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::auth::{own_conversation, own_workspace, Caller, COOKIE};
+use crate::{run, web, AppState};
+
+/// An error as the API returns it: `{"error": "…"}` with a status.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, message: message.into() }
+    }
+    pub fn not_found(m: &str) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, m)
+    }
+    pub fn bad(m: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, m)
+    }
+    pub fn internal(e: impl std::fmt::Display) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"error": self.message}))).into_response()
+    }
+}
+
+type Res<T> = Result<Json<T>, ApiError>;
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConfigView {
+    /// The caller.
+    pub user: String,
+    pub login_required: bool,
+    /// The configured model, if any.
+    pub model: Option<String>,
+    /// How to point Quarry at a model, when none is configured.
+    pub llm_help: Option<String>,
+    pub python: bool,
+    pub python_note: Option<String>,
+    pub privacy_modes: Vec<String>,
+    pub max_upload_bytes: u64,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct Login {
+    pub name: String,
+    pub password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenView {
+    pub token: String,
+    pub user: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewUser {
+    pub name: String,
+    pub password: Option<String>,
+    #[serde(default)]
+    pub admin: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserView {
+    pub id: i64,
+    pub name: String,
+    pub admin: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewWorkspace {
+    pub name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WorkspaceView {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DatasetView {
+    pub id: String,
+    pub workspace: String,
+    pub file_name: String,
+    pub size: u64,
+    pub tables: Vec<String>,
+    pub created_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TableView {
+    pub name: String,
+    pub source: String,
+    pub sheet: Option<String>,
+    pub version: u32,
+    pub rows: u64,
+    /// name, label and type of each column.
+    #[schema(value_type = Vec<Object>)]
+    pub columns: Value,
+    /// What ingest noticed or cleaned.
+    #[schema(value_type = Vec<Object>)]
+    pub notes: Value,
+    pub excluded_rows: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RowsView {
+    pub columns: Vec<String>,
+    #[schema(value_type = Vec<Vec<Object>>)]
+    pub rows: Vec<Vec<Value>>,
+    pub offset: usize,
+    pub total: u64,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SqlRequest {
+    pub sql: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SqlView {
+    #[schema(value_type = Object)]
+    pub table: Value,
+    pub rows: usize,
+    pub truncated: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewConversation {
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConversationView {
+    pub id: String,
+    pub workspace: String,
+    pub title: String,
+    pub created_at: String,
+    pub running: bool,
+    /// Every stored event, in order (with `events`).
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<Value>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct Question {
+    pub question: String,
+    /// strict (default), sample or full.
+    pub privacy: Option<String>,
+    /// Another model at the same provider.
+    pub model: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Accepted {
+    pub question: i64,
+}
+
+#[derive(Deserialize)]
+pub struct RowsQuery {
+    #[serde(default)]
+    pub offset: usize,
+    pub limit: Option<usize>,
+}
+
+#[derive(Deserialize)]
+pub struct UploadQuery {
+    pub name: String,
+}
+
+#[derive(Deserialize)]
+pub struct EventsQuery {
+    #[serde(default)]
+    pub after: i64,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Quarry API", description = "Upload tables, explore them, and ask the analyst questions."),
+    paths(
+        get_config,
+        login,
+        logout,
+        me,
+        create_user,
+        create_token,
+        list_workspaces,
+        create_workspace,
+        list_datasets,
+        list_workspace_datasets,
+        upload,
+        list_tables,
+        table_rows,
+        run_sql,
+        list_conversations,
+        create_conversation,
+        get_conversation,
+        ask,
+        cancel,
+        events,
+        export
+    ),
+    components(schemas(
+        ErrorBody,
+        ConfigView,
+        Login,
+        TokenView,
+        NewUser,
+        UserView,
+        NewWorkspace,
+        WorkspaceView,
+        DatasetView,
+        TableView,
+        RowsView,
+        SqlRequest,
+        SqlView,
+        NewConversation,
+        ConversationView,
+        Question,
+        Accepted
+    ))
+)]
+pub struct ApiDoc;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let upload_limit = state.cfg.max_upload_bytes as usize + (1 << 20);
+    Router::new()
+        .route("/api/openapi.json", get(openapi))
+        .route("/api/config", get(get_config))
+        .route("/api/login", post(login))
+        .route("/api/logout", post(logout))
+        .route("/api/me", get(me))
+        .route("/api/users", post(create_user))
+        .route("/api/users/{name}/tokens", post(create_token))
+        .route("/api/workspaces", get(list_workspaces).post(create_workspace))
+        .route("/api/datasets", get(list_datasets))
+        .route(
+            "/api/workspaces/{ws}/datasets",
+            get(list_workspace_datasets).post(upload).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/api/workspaces/{ws}/tables", get(list_tables))
+        .route("/api/workspaces/{ws}/tables/{table}/rows", get(table_rows))
+        .route("/api/workspaces/{ws}/sql", post(run_sql))
+        .route("/api/workspaces/{ws}/conversations", get(list_conversations).post(create_conversation))
+        .route("/api/conversations/{id}", get(get_conversation))
+        .route("/api/conversations/{id}/questions", post(ask))
+        .route("/api/conversations/{id}/cancel", post(cancel))
+        .route("/api/conversations/{id}/events", get(events))
+        .route("/api/conversations/{id}/questions/{q}/export/{format}", get(export))
+        .layer(DefaultBodyLimit::max(1 << 20))
+        .merge(web::routes())
+        .with_state(state)
+}
+
+async fn openapi() -> Response {
+    let body = ApiDoc::openapi().to_pretty_json().unwrap_or_default();
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+#[utoipa::path(get, path = "/api/config", responses((status = 200, body = ConfigView)))]
+async fn get_config(State(st): State<Arc<AppState>>, Caller(u): Caller) -> Res<ConfigView> {
+    Ok(Json(ConfigView {
+        user: u.name,
+        login_required: st.cfg.require_login,
+        model: st.cfg.llm.as_ref().ok().map(|c| c.model.clone()),
+        llm_help: st.cfg.llm.as_ref().err().cloned(),
+        python: st.python.is_some(),
+        python_note: st.python_note.clone(),
+        privacy_modes: vec!["strict".into(), "sample".into(), "full".into()],
+        max_upload_bytes: st.cfg.max_upload_bytes,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/login", request_body = Login,
+    responses((status = 200, body = TokenView), (status = 401, body = ErrorBody)))]
+async fn login(State(st): State<Arc<AppState>>, Json(l): Json<Login>) -> Result<Response, ApiError> {
+    if !st.allow(0, "login", 60) {
+        return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too many login attempts: wait a minute"));
+    }
+    let Some(user) = st.store.check_password(&l.name, &l.password).map_err(ApiError::internal)? else {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong user name or password"));
+    };
+    let token = st.store.issue_token(user.id, "login").map_err(ApiError::internal)?;
+    let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
+    let mut r = Json(TokenView { token, user: user.name }).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(r)
+}
+
+#[utoipa::path(post, path = "/api/logout", responses((status = 200)))]
+async fn logout(State(st): State<Arc<AppState>>, headers: axum::http::HeaderMap) -> Response {
+    let token = headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.split(';').find_map(|p| p.trim().strip_prefix(&format!("{COOKIE}=")).map(String::from)))
+        .or_else(|| {
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer ").map(String::from))
+        });
+    if let Some(t) = token {
+        let _ = st.store.revoke_token(&t);
+    }
+    let mut r = Json(json!({"ok": true})).into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("quarry_token=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    );
+    r
+}
+
+#[utoipa::path(get, path = "/api/me", responses((status = 200, body = UserView), (status = 401, body = ErrorBody)))]
+async fn me(Caller(u): Caller) -> Res<UserView> {
+    Ok(Json(UserView { id: u.id, name: u.name, admin: u.admin }))
+}
+
+#[utoipa::path(post, path = "/api/users", request_body = NewUser,
+    responses((status = 200, body = UserView), (status = 403, body = ErrorBody)))]
+async fn create_user(State(st): State<Arc<AppState>>, Caller(u): Caller, Json(n): Json<NewUser>) -> Res<UserView> {
+    if !u.admin {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "only an admin can add users"));
+    }
+    let made = st.store.create_user(&n.name, n.password.as_deref(), n.admin).map_err(|e| ApiError::bad(e.0))?;
+    Ok(Json(UserView { id: made.id, name: made.name, admin: made.admin }))
+}
+
+#[utoipa::path(post, path = "/api/users/{name}/tokens", params(("name" = String, Path)),
+    responses((status = 200, body = TokenView), (status = 403, body = ErrorBody)))]
+async fn create_token(State(st): State<Arc<AppState>>, Caller(u): Caller, Path(name): Path<String>) -> Res<TokenView> {
+    if !u.admin {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "only an admin can issue tokens"));
+    }
+    let Some(target) = st.store.user_by_name(&name).map_err(ApiError::internal)? else {
+        return Err(ApiError::not_found("no such user"));
+    };
+    let token = st.store.issue_token(target.id, "issued by admin").map_err(ApiError::internal)?;
+    Ok(Json(TokenView { token, user: target.name }))
+}
+
+fn ws_view(w: quarry_store::Workspace) -> WorkspaceView {
+    WorkspaceView { id: w.id, name: w.name, created_at: w.created_at }
+}
+
+#[utoipa::path(get, path = "/api/workspaces", responses((status = 200, body = [WorkspaceView])))]
+async fn list_workspaces(State(st): State<Arc<AppState>>, Caller(u): Caller) -> Res<Vec<WorkspaceView>> {
+    let mut list = st.store.workspaces(u.id).map_err(ApiError::internal)?;
+    if list.is_empty() {
+        list.push(st.store.create_workspace(u.id, "My workspace").map_err(ApiError::internal)?);
+    }
+    Ok(Json(list.into_iter().map(ws_view).collect()))
+}
+
+#[utoipa::path(post, path = "/api/workspaces", request_body = NewWorkspace, responses((status = 200, body = WorkspaceView)))]
+async fn create_workspace(
+    State(st): State<Arc<AppState>>,
+    Caller(u): Caller,
+    Json(n): Json<NewWorkspace>,
+) -> Res<WorkspaceView> {
+    let name = n.name.trim();
+    if name.is_empty() || name.len() > 100 {
+        return Err(ApiError::bad("a workspace name needs 1 to 100 characters"));
+    }
+    Ok(Json(ws_view(st.store.create_workspace(u.id, name).map_err(ApiError::internal)?)))
+}
+
+fn ds_view(d: quarry_store::Dataset) -> DatasetView {
+    DatasetView {
+        id: d.id,
+        workspace: d.workspace,
+        file_name: d.file_name,
+        size: d.size,
+        tables: d.tables,
+        created_at: d.created_at,
+    }
+}
+
+#[utoipa::path(get, path = "/api/datasets", responses((status = 200, body = [DatasetView])))]
+async fn list_datasets(State(st): State<Arc<AppState>>, Caller(u): Caller) -> Res<Vec<DatasetView>> {
+    let mut out = Vec::new();
+    for w in st.store.workspaces(u.id).map_err(ApiError::internal)? {
+        out.extend(st.store.datasets(&w.id).map_err(ApiError::internal)?.into_iter().map(ds_view));
+    }
+    Ok(Json(out))
+}
+
+#[utoipa::path(get, path = "/api/workspaces/{ws}/datasets", params(("ws" = String, Path)),
+    responses((status = 200, body = [DatasetView]), (status = 404, body = ErrorBody)))]
+async fn list_workspace_datasets(
+    State(st): State<Arc<AppState>>,
+    Caller(u): Caller,
+    Path(ws): Path<String>,
+) -> Res<Vec<DatasetView>> {
+    let w = own_workspace(&st, &u, &ws)?;
+    Ok(Json(st.store.datasets(&w.id).map_err(ApiError::internal)?.into_iter().map(ds_view).collect()))
+}
+
+/// Parse an uploaded file in an ingest worker; the names of its tables.
+pub async fn ingest_file(st: &Arc<AppState>, ws: &str, path: &std::path::Path) -> Result<Vec<String>, ApiError> {
+    let k = st.kernels(ws);
+    let path = path.to_path_buf();
+    let report = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(k.dir.join("data")).map_err(|e| e.to_string())?;
+        k.ingest.load(&path, &IngestOptions::default(), &Quiet).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    Ok(report.tables.into_iter().map(|l| l.table.name).collect())
+}
+
+/// The body is the file itself, streamed to disk as it arrives (never held
+/// in memory), then parsed in an ingest worker.
+#[utoipa::path(post, path = "/api/workspaces/{ws}/datasets",
+    params(("ws" = String, Path), ("name" = String, Query, description = "The file's name")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, body = DatasetView), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn upload(
+    State(st): State<Arc<AppState>>,
+    Caller(u): Caller,
+    Path(ws): Path<String>,
+    Query(q): Query<UploadQuery>,
+    body: Body,
+) -> Res<DatasetView> {
+    let w = own_workspace(&st, &u, &ws)?;
+    let name = crate::safe_name(&q.name);
+    let dir = st.ws_dir(&w.id).join("uploads");
+    tokio::fs::create_dir_all(&dir).await.map_err(ApiError::internal)?;
+    // Streamed to a temporary name, then renamed: the file keeps its own name
+    // (so its tables do, and a changed file becomes a new version).
+    let incoming = dir.join(format!(".incoming-{}", quarry_store::random_id(6)));
+    let path = dir.join(&name);
+    let mut file = tokio::fs::File::create(&incoming).await.map_err(ApiError::internal)?;
+    let mut stream = body.into_data_stream();
+    let mut size: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&incoming).await;
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "{name}: the upload stopped ({e}); files up to {} MiB are accepted",
+                        st.cfg.max_upload_bytes >> 20
+                    ),
+                ));
+            }
+        };
+        size += chunk.len() as u64;
+        file.write_all(&chunk).await.map_err(ApiError::internal)?;
+    }
+    file.flush().await.map_err(ApiError::internal)?;
+    drop(file);
+    if size == 0 {
+        let _ = tokio::fs::remove_file(&incoming).await;
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{name}: the file is empty")));
+    }
+    tokio::fs::rename(&incoming, &path).await.map_err(ApiError::internal)?;
+    let tables = ingest_file(&st, &w.id, &path).await?;
+    let d = st.store.add_dataset(&w.id, &name, size, &tables).map_err(ApiError::internal)?;
+    Ok(Json(ds_view(d)))
+}
+
+fn catalog(st: &AppState, ws: &str) -> Result<Option<Catalog>, ApiError> {
+    let data = st.ws_dir(ws).join("data");
+    if !data.join("catalog.sqlite").exists() {
+        return Ok(None);
+    }
+    Catalog::open(&data).map(Some).map_err(ApiError::internal)
+}
+
+#[utoipa::path(get, path = "/api/workspaces/{ws}/tables", params(("ws" = String, Path)),
+    responses((status = 200, body = [TableView]), (status = 404, body = ErrorBody)))]
+async fn list_tables(
+    State(st): State<Arc<AppState>>,
+    Caller(u): Caller,
+    Path(ws): Path<String>,
+) -> Res<Vec<TableView>> {
+    let w = own_workspace(&st, &u, &ws)?;
+    let Some(c) = catalog(&st, &w.id)? else { return Ok(Json(Vec::new())) };
+    let tables = c.tables().map_err(ApiError::internal)?;
+    Ok(Json(
+        tables
+            .into_iter()
+            .map(|t| TableView {
+                name: t.name,
+                source: std::path::Path::new(&t.source)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or(t.source),
+                sheet: t.sheet,
+                version: t.version,
+                rows: t.rows,
+                columns: serde_json::to_value(&t.columns).unwrap_or_default(),
+                notes: serde_json::to_value(&t.notes).unwrap_or_default(),
+                excluded_rows: t.excluded.len(),
+            })
+            .collect(),
+    ))
+}
+
+fn table_json(t: &Table) -> Value {
+    serde_json::to_value(t).unwrap_or_default()
+}
+
+#[utoipa::path(get, path = "/api/workspaces/{ws}/tables/{table}/rows",
+    params(("ws" = String, Path), ("table" = String, Path), ("offset" = Option<usize>, Query), ("limit" = Option<usize>, Query)),
+    responses((status = 200, body = RowsView), (status = 404, body = ErrorBody)))]
+async fn table_rows(
+    State(st): State<Arc<AppState>>,
+    Caller(u): Caller,
+    Path((ws, table)): Path<(String, String)>,
+    Query(q): Query<RowsQuery>,
+) -> Res<RowsView> {
+    let w = own_workspace(&st, &u, &ws)?;
+    let Some(c) = catalog(&st, &w.id)? else { return Err(ApiError::not_found("no such table")) };
+    let entry = c.entry(&table, None).map_err(|_| ApiError::not_found("no such table"))?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let sql = format!("SELECT * FROM {} LIMIT {limit} OFFSET {}", quoted(&entry.name), q.offset);
+    let k = st.kernels(&w.id);
+    let limits = st.cfg.limits.clone();
+    let r = tokio::task::spawn_blocking(move || k.sql.query(&sql, &limits))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::bad(e.to_string()))?;
+    let t = Table::from_result(&r);
+    Ok(Json(RowsView {
+        columns: t.columns.iter().map(|c| c.name.clone()).collect(),
+        rows: t.rows,
+        offset: q.offset,
+        total: entry.rows,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/workspaces/{ws}/sql", params(("ws" = String, Path)), request_body = SqlRequest,
+    responses((status = 200, body = SqlView), (status = 400, body = ErrorBody)))]
+async fn run_sql(
+    State(st): State<Arc<AppState>>,
+    Caller(u): Caller,
+    Path(ws): Path<String>,
+    Json(req): Json<SqlRequest>,
+) -> Res<SqlView> {
+    let w = own_workspace(&st, &u, &ws)?;
+    if catalog(&st, &w.id)?.is_none() {
+        return Err(ApiError::bad("no tables yet: upload a file first"));
+    }
+    let k = st.kernels(&w.id);
+    let limits = st.cfg.limits.clone();
+    let r = tokio::task::spawn_blocking(move || k.sql.query(&req.sql, &limits))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::bad(e.to_string()))?;
+    let t = Table::from_result(&r);
+    Ok(Json(SqlView { table: table_json(&t), rows: r.rows, truncated: r.truncated }))
+}
+
+fn conv_view(st: &AppState, c: quarry_store::ConversationRow, with_events: bool) -> Result<ConversationView, ApiError> {
+    let events = if with_events {
+        st.store
+            .events(&c.id, 0)
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .map(|e| json!({"seq": e.seq, "question": e.question, "event": e.event}))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(ConversationView {
+        running: st.running.lock().map(|r| r.contains_key(&c.id)).unwrap_or(false),
+        id: c.id,
+        workspace: c.workspace,
+        title: c.title,
+        created_at: c.created_at,
+        events,
+    })
+}
+
+#[utoipa::path(get, path = "/api/workspaces/{ws}/conversations", params(("ws" = String, Path)),
+    responses((status = 200, body = [ConversationView])))]
+async fn list_conversations(
+    State(st): State<Arc<AppState>>,
+    Caller(u): Caller,
+    Path(ws): Path<String>,
+) -> Res<Vec<ConversationView>> {
+    let w = own_workspace(&st, &u, &ws)?;
+    let list = st.store.conversations(&w.id).map_err(ApiError::internal)?;
+    Ok(Json(list.into_iter().map(|c| conv_view(&st, c, false)).collect::<Result<_, _>>()?))
+}
+
+#[utoipa::path(post, path = "/api/workspaces/{ws}/conversations", params(("ws" = String, Path)),
+    request_body = NewConversation, responses((status = 200, body = ConversationView)))]
+async fn create_conversation(
+    State(st): State<Arc<AppState>>,
+    Caller(u): Caller,
+    Path(ws): Path<String>,
+    Json(n): Json<NewConversation>,
+) -> Res<ConversationView> {
+    let w = own_workspace(&st, &u, &ws)?;
+    let title = n.title.unwrap_or_default();
+    let c = st.store.create_conversation(&w.id, title.trim()).map_err(ApiError::internal)?;
+    Ok(Json(conv_view(&st, c, false)?))
+}
+
+#[utoipa::path(get, path = "/api/conversations/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = ConversationView), (status = 404, body = ErrorBody)))]
+async fn get_conversation(
+    State(st): State<Arc<AppState>>,
+    Caller(u): Caller,
+    Path(id): Path<String>,
+) -> Res<ConversationView> {
+    let (c, _) = own_conversation(&st, &u, &id)?;
+    Ok(Json(conv_view(&st, c, true)?))
+}
+
+#[utoipa::path(post, path = "/api/conversations/{id}/questions", params(("id" = String, Path)), request_body = Question,
+    responses((status = 202, body = Accepted), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
+async fn ask(
+    State(st): State<Arc<AppState>>,
+    Caller(u): Caller,
+    Path(id): Path<String>,
+    Json(q): Json<Question>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let (c, ws) = own_conversation(&st, &u, &id)?;
+    let question = run::start(&st, &u, c, ws, q)?;
+    Ok((StatusCode::ACCEPTED, Json(Accepted { question })))
+}
+
+#[utoipa::path(post, path = "/api/conversations/{id}/cancel", params(("id" = String, Path)), responses((status = 200)))]
+async fn cancel(State(st): State<Arc<AppState>>, Caller(u): Caller, Path(id): Path<String>) -> Res<Value> {
+    let (c, _) = own_conversation(&st, &u, &id)?;
+    let was = run::cancel(&st, &c.id);
+    Ok(Json(json!({"cancelled": was})))
+}
+
+/// Server-sent events: the stored events after `after`, then live ones.
+/// Each carries its `seq` as the SSE id, so a reconnect resumes.
+#[utoipa::path(get, path = "/api/conversations/{id}/events",
+    params(("id" = String, Path), ("after" = Option<i64>, Query)),
+    responses((status = 200, description = "text/event-stream of {seq, question, event}")))]
+async fn events(
+    State(st): State<Arc<AppState>>,
+    Caller(u): Caller,
+    Path(id): Path<String>,
+    Query(q): Query<EventsQuery>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let (c, _) = own_conversation(&st, &u, &id)?;
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(q.after);
+    Ok(run::sse(&st, &c.id, after)?.into_response())
+}
+
+#[utoipa::path(get, path = "/api/conversations/{id}/questions/{q}/export/{format}",
+    params(("id" = String, Path), ("q" = i64, Path), ("format" = String, Path, description = "csv, xlsx or json")),
+    responses((status = 200, description = "the answer's table as a file"), (status = 404, body = ErrorBody)))]
+async fn export(
+    State(st): State<Arc<AppState>>,
+    Caller(u): Caller,
+    Path((id, q, format)): Path<(String, i64, String)>,
+) -> Result<Response, ApiError> {
+    let (c, _) = own_conversation(&st, &u, &id)?;
+    let answer = st
+        .store
+        .events(&c.id, 0)
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .filter(|e| e.question == q && e.event["type"] == "answer")
+        .map(|e| e.event["answer"].clone())
+        .next_back()
+        .ok_or_else(|| ApiError::not_found("no answer for that question"))?;
+    let file = format!("quarry-{}-q{q}", c.id);
+    match format.as_str() {
+        "json" => Ok((
+            [
+                (header::CONTENT_TYPE, "application/json".to_string()),
+                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}.json\"")),
+            ],
+            serde_json::to_string_pretty(&answer).unwrap_or_default(),
+        )
+            .into_response()),
+        "csv" | "xlsx" => {
+            let table: Table = serde_json::from_value(answer["table"].clone())
+                .map_err(|_| ApiError::not_found("that answer has no table"))?;
+            let (ctype, bytes) = if format == "csv" {
+                ("text/csv; charset=utf-8", crate::web::csv_bytes(&table))
+            } else {
+                (
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    crate::web::xlsx_bytes(&table, &answer).map_err(ApiError::internal)?,
+                )
+            };
+            Ok((
+                [
+                    (header::CONTENT_TYPE, ctype.to_string()),
+                    (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}.{format}\"")),
+                ],
+                bytes,
+            )
+                .into_response())
+        }
+        _ => Err(ApiError::bad("export formats: csv, xlsx, json")),
+    }
+}

@@ -1,0 +1,384 @@
+// Quarry's page: one document, never reloaded. State lives on the server;
+// the URL hash remembers the workspace and conversation, so a reload (or a
+// server restart) shows the same place, rebuilt from the stored events.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const el = (tag, attrs = {}, ...kids) => {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null) e.setAttribute(k, v);
+  }
+  for (const k of kids.flat()) if (k !== null && k !== undefined) e.append(k instanceof Node ? k : String(k));
+  return e;
+};
+
+const state = { config: null, workspace: null, conversation: null, source: null, lastSeq: 0, questions: new Map(), running: false };
+
+async function api(path, opts = {}) {
+  const r = await fetch(path, { credentials: "same-origin", ...opts,
+    headers: { ...(opts.body && typeof opts.body === "string" ? { "content-type": "application/json" } : {}), ...(opts.headers || {}) } });
+  if (r.status === 401) { showLogin(); throw new Error("log in first"); }
+  const text = await r.text();
+  const body = text ? JSON.parse(text) : null;
+  if (!r.ok) throw new Error((body && body.error) || `${r.status} ${r.statusText}`);
+  return body;
+}
+
+function hashState() {
+  const p = new URLSearchParams(location.hash.slice(1));
+  return { ws: p.get("ws"), conv: p.get("c") };
+}
+function setHash() {
+  const p = new URLSearchParams();
+  if (state.workspace) p.set("ws", state.workspace);
+  if (state.conversation) p.set("c", state.conversation);
+  history.replaceState(null, "", "#" + p.toString());
+}
+
+// ---------------------------------------------------------------- start
+
+async function start() {
+  try {
+    state.config = await api("/api/config");
+  } catch (e) { return; }
+  $("#login").hidden = true;
+  $("#app").hidden = false;
+  $("#user").textContent = state.config.user;
+  $("#logout").hidden = !state.config.login_required;
+  $("#model").value = state.config.model || "";
+  const banner = [];
+  if (!state.config.model) banner.push("No model is configured, so questions cannot be answered yet. Upload, preview and the SQL console work without one.\n" + (state.config.llm_help || ""));
+  if (!state.config.python && state.config.python_note) banner.push("Python: " + state.config.python_note);
+  $("#banner").hidden = banner.length === 0;
+  $("#banner").textContent = banner.join("\n\n");
+  await loadWorkspaces();
+}
+
+function showLogin() {
+  $("#app").hidden = true;
+  $("#login").hidden = false;
+}
+
+$("#login").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  const r = await fetch("/api/login", { method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ name: f.get("name"), password: f.get("password") }) });
+  if (!r.ok) { $("#login-error").textContent = (await r.json()).error; return; }
+  $("#login-error").textContent = "";
+  start();
+});
+$("#logout").addEventListener("click", async () => { await fetch("/api/logout", { method: "POST" }); location.hash = ""; showLogin(); });
+
+async function loadWorkspaces() {
+  const list = await api("/api/workspaces");
+  const want = hashState().ws;
+  const sel = $("#workspace");
+  sel.replaceChildren(...list.map((w) => el("option", { value: w.id }, w.name)));
+  state.workspace = list.some((w) => w.id === want) ? want : list[0].id;
+  sel.value = state.workspace;
+  await openWorkspace(hashState().conv);
+}
+$("#workspace").addEventListener("change", async (ev) => { state.workspace = ev.target.value; state.conversation = null; await openWorkspace(null); });
+$("#new-workspace").addEventListener("click", async () => {
+  const name = prompt("Name of the new workspace");
+  if (!name) return;
+  const w = await api("/api/workspaces", { method: "POST", body: JSON.stringify({ name }) });
+  $("#workspace").append(el("option", { value: w.id }, w.name));
+  $("#workspace").value = w.id;
+  state.workspace = w.id; state.conversation = null;
+  await openWorkspace(null);
+});
+
+async function openWorkspace(conv) {
+  setHash();
+  $("#uploads").replaceChildren();
+  await Promise.all([loadTables(), loadConversations(conv)]);
+}
+
+// ---------------------------------------------------------------- data
+
+const drop = $("#drop");
+drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); uploadAll([...e.dataTransfer.files]); });
+$("#file").addEventListener("change", (e) => { uploadAll([...e.target.files]); e.target.value = ""; });
+
+async function uploadAll(files) {
+  await Promise.all(files.map(upload));
+  await loadTables();
+}
+
+// One request per file, the file itself as the body: streamed, with progress.
+function upload(file) {
+  return new Promise((resolve) => {
+    const bar = el("progress", { max: 100, value: 0 });
+    const status = el("span", { class: "muted" }, "uploading…");
+    const li = el("li", { "data-file": file.name }, el("div", {}, file.name, " ", status), bar);
+    $("#uploads").append(li);
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `/api/workspaces/${state.workspace}/datasets?name=${encodeURIComponent(file.name)}`);
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) bar.value = Math.round((100 * e.loaded) / e.total); };
+    xhr.upload.onload = () => { bar.value = 100; status.textContent = "reading the file…"; };
+    xhr.onload = () => {
+      let body = {};
+      try { body = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
+      if (xhr.status === 200) {
+        status.textContent = `✓ ${body.tables.length} table(s): ${body.tables.join(", ")}`;
+        li.dataset.done = "ok";
+      } else {
+        status.replaceChildren(el("span", { class: "error" }, body.error || `failed (${xhr.status})`));
+        li.dataset.done = "error";
+      }
+      resolve();
+    };
+    xhr.onerror = () => { status.replaceChildren(el("span", { class: "error" }, "the connection failed")); li.dataset.done = "error"; resolve(); };
+    xhr.send(file);
+  });
+}
+
+async function loadTables() {
+  const tables = await api(`/api/workspaces/${state.workspace}/tables`);
+  const box = $("#tables");
+  if (tables.length === 0) { box.replaceChildren(el("p", { class: "muted" }, "No tables yet: upload a file.")); return; }
+  box.replaceChildren(...tables.map(tableCard));
+}
+
+function tableCard(t) {
+  const preview = el("div", { class: "preview" });
+  const card = el("div", { class: "table-card", "data-table": t.name },
+    el("h3", {}, t.name, " ", el("span", { class: "muted" }, `${t.rows} rows · ${t.source}${t.sheet ? " / " + t.sheet : ""} · v${t.version}`)),
+    el("div", { class: "cols" }, t.columns.map((c) => `${c.name} (${c.type})`).join(", ")),
+    t.notes.length ? el("ul", { class: "notes" }, t.notes.map((n) => el("li", { "data-note": n.kind }, n.text))) : null,
+    t.excluded_rows ? el("div", { class: "muted" }, `${t.excluded_rows} row(s) kept out of the data (totals, footnotes…)`) : null,
+    el("button", { type: "button", onclick: () => showRows(t.name, 0, preview) }, "Preview"),
+    preview);
+  return card;
+}
+
+async function showRows(table, offset, box) {
+  const limit = 20;
+  const r = await api(`/api/workspaces/${state.workspace}/tables/${encodeURIComponent(table)}/rows?offset=${offset}&limit=${limit}`);
+  const pager = el("div", { class: "pager" },
+    el("button", { type: "button", disabled: offset === 0 ? "" : null, onclick: () => showRows(table, Math.max(0, offset - limit), box) }, "‹ prev"),
+    `rows ${r.total === 0 ? 0 : offset + 1}–${Math.min(offset + limit, r.total)} of ${r.total}`,
+    el("button", { type: "button", disabled: offset + limit >= r.total ? "" : null, onclick: () => showRows(table, offset + limit, box) }, "next ›"));
+  box.replaceChildren(grid({ columns: r.columns.map((name) => ({ name })), rows: r.rows }, { pageSize: limit }), pager);
+}
+
+$("#run-sql").addEventListener("click", async () => {
+  const out = $("#sql-result");
+  out.replaceChildren(el("span", { class: "muted" }, "running…"));
+  try {
+    const r = await api(`/api/workspaces/${state.workspace}/sql`, { method: "POST", body: JSON.stringify({ sql: $("#sql").value }) });
+    out.replaceChildren(el("div", { class: "muted" }, `${r.rows} row(s)${r.truncated ? " (truncated)" : ""}`), grid(r.table));
+  } catch (e) { out.replaceChildren(el("div", { class: "error" }, e.message)); }
+});
+
+// A sortable, paged table.
+function grid(t, { pageSize = 25 } = {}) {
+  const wrap = el("div", { class: "grid-wrap" });
+  let rows = t.rows.slice();
+  let page = 0;
+  let sortCol = -1, asc = true;
+  const render = () => {
+    const pages = Math.max(1, Math.ceil(rows.length / pageSize));
+    const head = el("tr", {}, t.columns.map((c, i) => el("th", { onclick: () => { asc = sortCol === i ? !asc : true; sortCol = i; sort(); render(); } },
+      c.name, sortCol === i ? (asc ? " ▲" : " ▼") : "")));
+    const body = rows.slice(page * pageSize, (page + 1) * pageSize).map((r) => el("tr", {}, r.map((v) => el("td", {}, v === null ? "" : typeof v === "object" ? JSON.stringify(v) : v))));
+    const table = el("table", { class: "grid" }, el("thead", {}, head), el("tbody", {}, body));
+    const kids = [table];
+    if (pages > 1) kids.push(el("div", { class: "pager" },
+      el("button", { type: "button", disabled: page === 0 ? "" : null, onclick: () => { page--; render(); } }, "‹"),
+      `page ${page + 1} of ${pages} (${rows.length} rows)`,
+      el("button", { type: "button", disabled: page >= pages - 1 ? "" : null, onclick: () => { page++; render(); } }, "›")));
+    wrap.replaceChildren(...kids);
+  };
+  const sort = () => {
+    rows.sort((a, b) => {
+      const x = a[sortCol], y = b[sortCol];
+      if (x === y) return 0;
+      if (x === null) return 1;
+      if (y === null) return -1;
+      const r = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y));
+      return asc ? r : -r;
+    });
+    page = 0;
+  };
+  render();
+  return wrap;
+}
+
+// ---------------------------------------------------------------- conversations
+
+async function loadConversations(want) {
+  const list = await api(`/api/workspaces/${state.workspace}/conversations`);
+  const sel = $("#conversation");
+  sel.replaceChildren(...list.map((c) => el("option", { value: c.id }, c.title || "(new conversation)")));
+  if (list.length === 0) { await newConversation(); return; }
+  await openConversation(list.some((c) => c.id === want) ? want : list[0].id);
+}
+$("#conversation").addEventListener("change", (e) => openConversation(e.target.value));
+$("#new-conversation").addEventListener("click", () => newConversation());
+
+async function newConversation() {
+  $("#send").disabled = true;
+  const c = await api(`/api/workspaces/${state.workspace}/conversations`, { method: "POST", body: JSON.stringify({}) });
+  $("#conversation").prepend(el("option", { value: c.id }, "(new conversation)"));
+  $("#conversation").value = c.id;
+  await openConversation(c.id);
+}
+
+async function openConversation(id) {
+  $("#send").disabled = true;
+  if (state.source) state.source.close();
+  state.conversation = id;
+  state.lastSeq = 0;
+  state.questions = new Map();
+  $("#conversation").value = id;
+  setHash();
+  $("#thread").replaceChildren();
+  const c = await api(`/api/conversations/${id}`);
+  for (const e of c.events) onEvent(e);
+  setRunning(c.running);
+  listen();
+}
+
+function listen() {
+  const id = state.conversation;
+  const src = new EventSource(`/api/conversations/${id}/events?after=${state.lastSeq}`);
+  src.onmessage = (m) => { if (state.conversation === id) onEvent(JSON.parse(m.data)); };
+  state.source = src;
+}
+
+$("#ask").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const question = $("#question").value.trim();
+  if (!question) return;
+  try {
+    setRunning(true);
+    await api(`/api/conversations/${state.conversation}/questions`, { method: "POST",
+      body: JSON.stringify({ question, privacy: $("#privacy").value, model: $("#model").value || null }) });
+    $("#question").value = "";
+    const opt = $(`#conversation option[value="${state.conversation}"]`);
+    if (opt && opt.textContent === "(new conversation)") opt.textContent = question.slice(0, 80);
+  } catch (e) {
+    setRunning(false);
+    $("#thread").append(el("div", { class: "error", "data-kind": "ask-error" }, e.message));
+  }
+});
+$("#question").addEventListener("keydown", (e) => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("#ask").requestSubmit(); } });
+$("#stop").addEventListener("click", () => api(`/api/conversations/${state.conversation}/cancel`, { method: "POST" }));
+
+function setRunning(on) {
+  state.running = on;
+  $("#stop").hidden = !on;
+  $("#send").disabled = on;
+}
+
+// ---------------------------------------------------------------- events
+
+function questionBox(n) {
+  let q = state.questions.get(n);
+  if (!q) {
+    const steps = el("div", { class: "steps" });
+    const typing = el("div", { class: "typing" });
+    const box = el("div", { class: "question", "data-question": n }, el("div", { class: "q" }), steps, typing);
+    $("#thread").append(box);
+    q = { box, steps, typing };
+    state.questions.set(n, q);
+  }
+  return q;
+}
+
+function step(q, kind, ...kids) {
+  q.typing.textContent = "";
+  const s = el("div", { class: "step", "data-kind": kind }, ...kids);
+  q.steps.append(s);
+  s.scrollIntoView({ block: "nearest" });
+  return s;
+}
+
+function onEvent({ seq, question, event: e }) {
+  if (seq > 0) { if (seq <= state.lastSeq) return; state.lastSeq = seq; }
+  const q = questionBox(question);
+  switch (e.type) {
+    case "started":
+      q.box.querySelector(".q").textContent = e.question;
+      step(q, "started", el("span", { class: "muted" }, `${e.model} · privacy ${e.privacy}`));
+      if (seq > 0) setRunning(true);
+      break;
+    case "context_built": step(q, "context_built", `Context: ${e.tables.length} table(s), ${e.columns} columns`); break;
+    case "llm_delta": q.typing.textContent += e.text; break;
+    case "plan": step(q, "plan", el("b", {}, "Plan: "), e.text); break;
+    case "code_proposed": step(q, "code_proposed", el("div", { class: "muted" }, `Step ${e.step}, attempt ${e.attempt} · ${e.language}`), highlight(e.code, e.language)); break;
+    case "refused": step(q, "refused", "Refused: ", e.message); break;
+    case "failed": step(q, "failed", "Failed: ", e.message); break;
+    case "retrying": step(q, "retrying", `Asking the model for a fix (attempt ${e.attempt + 1} of ${e.max_attempts})…`); break;
+    case "output": step(q, "output", e.text ? el("pre", { class: "output" }, e.text) : null, figures(e.figures)); break;
+    case "executed": step(q, "executed", `✓ ${e.rows} row(s)${e.truncated ? " (truncated)" : ""} in ${e.elapsed_ms} ms`); break;
+    case "empty_filter": step(q, "empty_filter", `No row has ${e.column} = '${e.value}'${e.closest.length ? "; closest: " + e.closest.join(", ") : ""}`); break;
+    case "cached": step(q, "cached", "Stored answer (same question, data, model and privacy)"); break;
+    case "answer": renderAnswer(q, question, e.answer); break;
+    case "cancelled": step(q, "cancelled", "Stopped."); break;
+    case "done":
+      q.typing.textContent = "";
+      if (e.interrupted) step(q, "interrupted", "The server stopped during this question.");
+      setRunning(false);
+      break;
+    default: break;
+  }
+}
+
+function figures(list) {
+  if (!list || list.length === 0) return null;
+  return el("div", { class: "figure" }, list.map((b64) => el("img", { alt: "figure", src: "data:image/png;base64," + b64 })));
+}
+
+function renderAnswer(q, n, a) {
+  const chart = el("div", { class: "chart" });
+  const box = el("div", { class: "answer", "data-ok": a.ok ? "true" : "false" },
+    el("div", { class: "answer-text" }, a.answer),
+    a.table ? grid(a.table) : null,
+    a.chart ? chart : null,
+    a.output && !a.table ? el("pre", { class: "output" }, a.output) : null,
+    figures(a.figures),
+    a.table ? el("div", { class: "exports" }, "Export:",
+      ["csv", "xlsx", "json"].map((f) => el("a", { href: `/api/conversations/${state.conversation}/questions/${n}/export/${f}`, download: "" }, f.toUpperCase()))) : null,
+    el("div", { class: "provenance" }, `${a.provenance.model} · privacy ${a.provenance.privacy} · ${a.attempts} attempt(s) · ${a.provenance.total_ms} ms · data ${a.provenance.data_versions.map((d) => `${d.table} v${d.version}`).join(", ")}${a.cached ? " · stored answer" : ""}`));
+  step(q, "answer", box);
+  if (a.chart && window.vegaEmbed) {
+    window.vegaEmbed(chart, a.chart, { actions: { export: true, source: false, compiled: false, editor: false } })
+      .catch((err) => chart.replaceChildren(el("div", { class: "error" }, "chart: " + err.message)));
+  }
+}
+
+// Minimal highlighting of the model's code: keywords, strings, numbers, comments.
+const KEYWORDS = {
+  sql: "select from where group by order having limit offset join left right inner outer on as and or not in is null case when then else end with distinct union all count sum avg min max cast over partition desc asc between like",
+  python: "import from as def return if elif else for while in not and or is None True False lambda with try except finally class print",
+};
+function highlight(code, lang) {
+  const words = new Set((KEYWORDS[lang] || KEYWORDS.sql).split(" "));
+  const pre = el("pre", { class: "code", "data-language": lang });
+  const re = /(--[^\n]*|#[^\n]*|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|\b\d+(?:\.\d+)?\b|\b[A-Za-z_][A-Za-z0-9_]*\b)/g;
+  let last = 0;
+  for (const m of code.matchAll(re)) {
+    pre.append(code.slice(last, m.index));
+    const t = m[0];
+    let cls = null;
+    if ((lang === "sql" && t.startsWith("--")) || (lang === "python" && t.startsWith("#"))) cls = "cm";
+    else if (t.startsWith("'") || t.startsWith('"')) cls = "str";
+    else if (/^\d/.test(t)) cls = "num";
+    else if (words.has(lang === "sql" ? t.toLowerCase() : t)) cls = "kw";
+    pre.append(cls ? el("span", { class: cls }, t) : t);
+    last = m.index + t.length;
+  }
+  pre.append(code.slice(last));
+  return pre;
+}
+
+start();

@@ -1,0 +1,210 @@
+// Browser tests: the real `quarry serve` and `quarry fake-llm` binaries,
+// Debian's Chromium driven by playwright-core. Screenshots of the main
+// states go to web/test-results/.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, "../..");
+const quarry = process.env.QUARRY_BIN || join(root, "target/debug/quarry");
+const shots = join(root, "web/test-results");
+mkdirSync(shots, { recursive: true });
+const tmp = mkdtempSync(join(tmpdir(), "quarry-web-"));
+const children = [];
+let browser;
+
+const TABLE = "clinic_reports_2024_monthly_data";
+const GOOD = `SELECT location_state AS state, sum(tested_positive_rdt_ge5yrs) AS positives FROM ${TABLE} GROUP BY 1 ORDER BY 1`;
+const script = {
+  repeat: true,
+  replies: [
+    { when: "Positives by state", turn: 0, tool_calls: [{ name: "run_sql", arguments: { sql: GOOD.replace("tested_positive", "tested_positve") } }] },
+    { when: "Positives by state", turn: 1, text: "Summing positives per state.", tool_calls: [{ name: "run_sql", arguments: { sql: GOOD } }] },
+    { when: "Positives by state", turn: 2, tool_calls: [{ name: "final_answer", arguments: { answer: "Positives aged 5 and over, by state.", chart: { type: "bar", x: "state", y: "positives" } } }] },
+    { when: "Take your time", turn: 0, delay_ms: 30000, text: "too late" },
+  ],
+};
+
+// Start a process and resolve with the first stdout line matching `re`.
+function start(args, env, re) {
+  return new Promise((ok, fail) => {
+    const p = spawn(quarry, args, { cwd: tmp, env: { ...process.env, ...env } });
+    children.push(p);
+    let out = "", err = "";
+    const timer = setTimeout(() => fail(new Error(`${args[0]} did not start: ${out}\n${err}`)), 60000);
+    p.stdout.on("data", (d) => {
+      out += d;
+      const m = out.match(re);
+      if (m) { clearTimeout(timer); ok(m); }
+    });
+    p.stderr.on("data", (d) => { err += d; });
+    p.on("exit", (code) => { clearTimeout(timer); fail(new Error(`${args[0]} exited ${code}: ${err}`)); });
+  });
+}
+
+function noLlmEnv() {
+  const env = {};
+  for (const k of ["QUARRY_LLM_PROVIDER", "QUARRY_LLM_BASE_URL", "QUARRY_LLM_MODEL", "QUARRY_LLM_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"]) env[k] = "";
+  return env;
+}
+
+let llmUrl, local, shared;
+const demo = join(tmp, "demo");
+
+before(async () => {
+  writeFileSync(join(tmp, "script.json"), JSON.stringify(script));
+  execFileSync(quarry, ["demo", "--no-serve", "--dir", demo, "--data", join(tmp, "scratch-data")], { cwd: tmp, stdio: "ignore" });
+  [, llmUrl] = await start(["fake-llm", "--script", join(tmp, "script.json")], {}, /OpenAI-compatible at (\S+)/);
+  const llm = { ...noLlmEnv(), QUARRY_LLM_BASE_URL: llmUrl, QUARRY_LLM_MODEL: "fake-model" };
+  [, local] = await start(["serve", "--port", "0", "--data", join(tmp, "local"), "--no-python"], llm, /serving (http:\S+)/);
+  // A server bound beyond loopback requires login; two accounts.
+  const sharedData = join(tmp, "shared");
+  for (const name of ["alice", "bob"]) {
+    execFileSync(quarry, ["user", "add", name, "--data", sharedData], { env: { ...process.env, QUARRY_PASSWORD: `${name}-password` }, stdio: "ignore" });
+  }
+  const [, addr] = await start(["serve", "--port", "0", "--bind", "0.0.0.0", "--data", sharedData, "--no-python"], llm, /serving http:\/\/(\S+)/);
+  shared = `http://127.0.0.1:${addr.split(":").pop()}`;
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  for (const c of children) c.kill("SIGINT");
+});
+
+const nmep = resolve(root, "../shared/fixtures/nmep_tpr_2024.xlsx");
+
+test("uploading a workbook shows its tables and what was cleaned", async () => {
+  const page = await browser.newPage();
+  await page.goto(local);
+  await page.waitForSelector("#app:not([hidden])");
+  const files = [join(demo, "clinic_reports_2024.xlsx"), join(demo, "population_2024.csv")];
+  if (existsSync(nmep)) files.push(nmep);
+  else if (process.env.QUARRY_REQUIRE_SHARED) assert.fail("../shared/fixtures/nmep_tpr_2024.xlsx is missing");
+  await page.setInputFiles("#file", files);
+  for (const f of files) {
+    const name = f.split("/").pop();
+    await page.waitForSelector(`#uploads li[data-file="${name}"][data-done]`, { timeout: 60000 });
+    assert.equal(await page.getAttribute(`#uploads li[data-file="${name}"]`, "data-done"), "ok", name);
+  }
+  await page.waitForSelector(`.table-card[data-table="${TABLE}"]`);
+  const notes = await page.locator(`.table-card[data-table="${TABLE}"] li[data-note]`).count();
+  assert.ok(notes > 0, "ingest notes are shown");
+  if (existsSync(nmep)) {
+    const cards = await page.locator(".table-card h3").allTextContents();
+    assert.ok(cards.some((t) => t.startsWith("nmep_tpr_2024")), cards.join("\n"));
+  }
+  await page.click(`.table-card[data-table="${TABLE}"] button`);
+  await page.waitForSelector(`.table-card[data-table="${TABLE}"] table.grid tbody tr`);
+  await page.screenshot({ path: join(shots, "1-uploaded.png"), fullPage: true });
+  await page.close();
+});
+
+test("a question streams its steps in order, with a retry, a table and a chart; a reload restores it", async () => {
+  const page = await browser.newPage();
+  await page.goto(local);
+  await page.waitForSelector(`.table-card[data-table="${TABLE}"]`);
+  await page.click("#new-conversation");
+  await page.waitForSelector("#send:not([disabled])");
+  await page.fill("#question", "Positives by state, as a chart");
+  await page.click("#send");
+  await page.waitForSelector('.step[data-kind="answer"]', { timeout: 60000 });
+  const kinds = await page.locator(".question .step").evaluateAll((els) => els.map((e) => e.dataset.kind));
+  const order = ["started", "code_proposed", "failed", "retrying", "code_proposed", "executed", "answer"];
+  let i = 0;
+  for (const k of kinds) if (k === order[i]) i++;
+  assert.equal(i, order.length, `steps in order: ${kinds.join(", ")}`);
+  assert.ok(await page.locator(".step[data-kind=plan]").count() > 0, "the plan is shown");
+  assert.equal(await page.locator(".answer table.grid tbody tr").count(), 4, "one row per state");
+  await page.waitForSelector(".answer .chart svg .mark-rect path, .answer .chart canvas", { timeout: 20000 });
+  const exports = await page.locator(".answer .exports a").count();
+  assert.equal(exports, 3);
+  await page.screenshot({ path: join(shots, "2-answered.png"), fullPage: true });
+  const before = kinds.length;
+  await page.reload();
+  await page.waitForSelector('.step[data-kind="answer"]');
+  const after = await page.locator(".question .step").count();
+  assert.equal(after, before, "the conversation is restored from the store");
+  await page.waitForSelector(".answer .chart svg, .answer .chart canvas");
+  await page.screenshot({ path: join(shots, "3-reloaded.png"), fullPage: true });
+  await page.close();
+});
+
+test("stop cancels a run in flight", async () => {
+  const page = await browser.newPage();
+  await page.goto(local);
+  await page.waitForSelector("#app:not([hidden])");
+  await page.click("#new-conversation");
+  await page.waitForSelector("#send:not([disabled])");
+  await page.fill("#question", "Take your time with this one");
+  await page.click("#send");
+  await page.waitForSelector("#stop:not([hidden])");
+  await page.waitForSelector('.step[data-kind="started"]');
+  const t0 = Date.now();
+  await page.click("#stop");
+  await page.waitForSelector('.step[data-kind="cancelled"]', { timeout: 10000 });
+  assert.ok(Date.now() - t0 < 10000);
+  await page.waitForSelector("#stop", { state: "hidden" });
+  await page.screenshot({ path: join(shots, "4-stopped.png"), fullPage: true });
+  await page.close();
+});
+
+test("without a model the page says how to configure one, and data still works", async () => {
+  const [, url] = await start(["serve", "--port", "0", "--data", join(tmp, "nollm"), "--no-python"], noLlmEnv(), /serving (http:\S+)/);
+  const page = await browser.newPage();
+  await page.goto(url);
+  await page.waitForSelector("#banner:not([hidden])");
+  const text = await page.textContent("#banner");
+  assert.match(text, /QUARRY_LLM_MODEL/);
+  assert.match(text, /11434/);
+  await page.setInputFiles("#file", [join(demo, "population_2024.csv")]);
+  await page.waitForSelector('.table-card[data-table="population_2024"]');
+  await page.close();
+});
+
+test("a second user cannot open the first user's data by URL or API", async () => {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  await page.goto(shared);
+  await page.waitForSelector("#login:not([hidden])");
+  await page.fill('#login input[name="name"]', "alice");
+  await page.fill('#login input[name="password"]', "alice-password");
+  await page.click('#login button[type="submit"]');
+  await page.waitForSelector("#app:not([hidden])");
+  await page.setInputFiles("#file", [join(demo, "population_2024.csv")]);
+  await page.waitForSelector('.table-card[data-table="population_2024"]');
+  const ws = await page.$eval("#workspace", (s) => s.value);
+  const conv = await page.$eval("#conversation", (s) => s.value);
+  // The same URLs, with bob's session.
+  const login = await fetch(`${shared}/api/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "bob", password: "bob-password" }) });
+  const { token } = await login.json();
+  const auth = { authorization: `Bearer ${token}` };
+  for (const path of [`/api/workspaces/${ws}/tables`, `/api/workspaces/${ws}/tables/population_2024/rows`, `/api/workspaces/${ws}/datasets`, `/api/conversations/${conv}`, `/api/conversations/${conv}/events`, `/api/conversations/${conv}/questions/1/export/csv`]) {
+    const r = await fetch(shared + path, { headers: auth });
+    assert.equal(r.status, 404, path);
+  }
+  const sql = await fetch(`${shared}/api/workspaces/${ws}/sql`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ sql: "SELECT * FROM population_2024" }) });
+  assert.equal(sql.status, 404);
+  const mine = await (await fetch(`${shared}/api/datasets`, { headers: auth })).json();
+  assert.equal(mine.length, 0, "bob sees no datasets of alice's");
+  assert.equal((await fetch(`${shared}/api/datasets`)).status, 401, "no session, no data");
+  // In bob's browser, alice's workspace URL shows bob's own workspace instead.
+  const bobCtx = await browser.newContext({ extraHTTPHeaders: auth });
+  const bobPage = await bobCtx.newPage();
+  await bobPage.goto(`${shared}/#ws=${ws}&c=${conv}`);
+  await bobPage.waitForSelector("#app:not([hidden])");
+  assert.notEqual(await bobPage.$eval("#workspace", (s) => s.value), ws);
+  assert.equal(await bobPage.locator('.table-card[data-table="population_2024"]').count(), 0);
+  await bobPage.screenshot({ path: join(shots, "5-second-user.png"), fullPage: true });
+  await ctx.close();
+  await bobCtx.close();
+});
