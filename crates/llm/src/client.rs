@@ -37,11 +37,15 @@ pub struct Client {
     http: reqwest::Client,
 }
 
+/// Install rustls's `ring` provider for this process (no C toolchain needed);
+/// installing twice is harmless. Any reqwest client in the process needs it.
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 impl Client {
     pub fn new(cfg: LlmConfig) -> Result<Client, LlmError> {
-        // rustls with the `ring` provider (no C toolchain needed); installing
-        // twice is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .build()

@@ -24,7 +24,7 @@ pub mod openai;
 pub mod quirks;
 pub mod types;
 
-pub use client::{ChatModel, Client};
+pub use client::{install_crypto, ChatModel, Client};
 pub use config::{LlmConfig, LlmOverrides, Provider, Secret};
 pub use error::{LlmError, LlmErrorKind};
 pub use tokio_util::sync::CancellationToken;

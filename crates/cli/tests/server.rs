@@ -1,0 +1,323 @@
+//! `quarry serve` through HTTP: the API, its OpenAPI document, event streams
+//! and resumption, what a restart or a shutdown leaves in the store, upload
+//! errors, and isolation between users. Real workers, the fake LLM.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use quarry_fake_llm::{FakeLlm, Reply, Script};
+use quarry_llm::{LlmConfig, Provider};
+use quarry_sandbox::Launcher;
+use quarry_server::{AppState, ServerConfig};
+use serde_json::{json, Value};
+
+fn launcher() -> Launcher {
+    Launcher::with_exe(PathBuf::from(env!("CARGO_BIN_EXE_quarry")))
+}
+
+fn llm(fake: &FakeLlm) -> LlmConfig {
+    LlmConfig {
+        provider: Provider::OpenAi,
+        base_url: fake.openai_url(),
+        model: "fake-model".into(),
+        api_key: None,
+        timeout: Duration::from_secs(30),
+        max_retries: 0,
+        retry_base: Duration::from_millis(10),
+        max_tokens: 1024,
+    }
+}
+
+struct Running {
+    url: String,
+    state: Arc<AppState>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    async fn stop(mut self) -> Arc<AppState> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(20), self.done).await;
+        self.state
+    }
+}
+
+async fn serve(data: &Path, llm: Result<LlmConfig, String>, bind: [u8; 4]) -> Running {
+    let addr = SocketAddr::from((bind, 0));
+    let mut cfg = ServerConfig::new(data.to_path_buf(), addr, llm);
+    cfg.require_login = bind != [127, 0, 0, 1];
+    let state = AppState::new(cfg, launcher(), Err("off in this test".into())).expect("state");
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("listen");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let st = state.clone();
+    let done = tokio::spawn(async move {
+        let _ = quarry_server::serve(st, listener, async {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    Running { url, state, stop: Some(tx), done }
+}
+
+fn client() -> reqwest::Client {
+    quarry_llm::install_crypto();
+    reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client")
+}
+
+async fn get(c: &reqwest::Client, url: &str) -> (u16, Value) {
+    let r = c.get(url).send().await.expect("get");
+    let s = r.status().as_u16();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn post(c: &reqwest::Client, url: &str, body: Value) -> (u16, Value) {
+    let r = c.post(url).json(&body).send().await.expect("post");
+    let s = r.status().as_u16();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn upload(c: &reqwest::Client, base: &str, ws: &str, file: &Path) -> (u16, Value) {
+    let name = file.file_name().expect("name").to_string_lossy().to_string();
+    let bytes = std::fs::read(file).expect("file");
+    let r =
+        c.post(format!("{base}/api/workspaces/{ws}/datasets?name={name}")).body(bytes).send().await.expect("upload");
+    let s = r.status().as_u16();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Read the event stream until a `done` event (or `n` seconds).
+async fn events_until_done(c: &reqwest::Client, url: &str) -> Vec<Value> {
+    use futures_util::StreamExt;
+    let r = c.get(url).send().await.expect("sse");
+    let mut stream = r.bytes_stream();
+    let mut buf = String::new();
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while let Ok(Some(chunk)) = tokio::time::timeout_at(deadline, stream.next()).await {
+        buf.push_str(&String::from_utf8_lossy(&chunk.expect("chunk")));
+        while let Some(i) = buf.find("\n\n") {
+            let block: String = buf.drain(..i + 2).collect();
+            for line in block.lines() {
+                if let Some(d) = line.strip_prefix("data: ") {
+                    let v: Value = serde_json::from_str(d).expect("event json");
+                    let done = v["event"]["type"] == "done";
+                    out.push(v);
+                    if done {
+                        return out;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn demo(dir: &Path) -> Vec<PathBuf> {
+    quarry_testdata::write_demo(&dir.join("files")).expect("demo")
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt")
+}
+
+#[test]
+fn a_conversation_survives_a_restart_and_events_resume() {
+    rt().block_on(async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let files = demo(tmp.path());
+        let sql = "SELECT count(*) AS n FROM population_2024";
+        let fake = FakeLlm::start(Script::new(vec![
+            Reply::tool("run_sql", json!({"sql": sql})),
+            Reply::tool("final_answer", json!({"answer": "Counted the states."})),
+        ]));
+        let data = tmp.path().join("data");
+        let s = serve(&data, Ok(llm(&fake)), [127, 0, 0, 1]).await;
+        let c = client();
+        let (_, ws) = get(&c, &format!("{}/api/workspaces", s.url)).await;
+        let ws = ws[0]["id"].as_str().expect("ws").to_string();
+        let (status, d) = upload(&c, &s.url, &ws, &files[3]).await;
+        assert_eq!(status, 200, "{d}");
+        assert_eq!(d["tables"], json!(["population_2024"]));
+        let (_, conv) = post(&c, &format!("{}/api/workspaces/{ws}/conversations", s.url), json!({})).await;
+        let id = conv["id"].as_str().expect("id").to_string();
+        let (status, acc) =
+            post(&c, &format!("{}/api/conversations/{id}/questions", s.url), json!({"question": "How many states?"}))
+                .await;
+        assert_eq!(status, 202, "{acc}");
+        let live = events_until_done(&c, &format!("{}/api/conversations/{id}/events", s.url)).await;
+        let kinds: Vec<&str> = live.iter().filter_map(|e| e["event"]["type"].as_str()).collect();
+        assert!(kinds.starts_with(&["started", "context_built", "code_proposed"]), "{kinds:?}");
+        assert_eq!(kinds.last(), Some(&"done"));
+        let answer = live.iter().find(|e| e["event"]["type"] == "answer").expect("answer");
+        assert_eq!(answer["event"]["answer"]["table"]["rows"][0][0], 4);
+        // Resume from the middle: only later events come back.
+        let mid = live[2]["seq"].as_i64().expect("seq");
+        let rest = events_until_done(&c, &format!("{}/api/conversations/{id}/events?after={mid}", s.url)).await;
+        assert_eq!(rest.len(), live.iter().filter(|e| e["seq"].as_i64().unwrap_or(0) > mid).count());
+        // Exports of the answer.
+        let csv = c.get(format!("{}/api/conversations/{id}/questions/1/export/csv", s.url)).send().await.expect("csv");
+        assert_eq!(csv.text().await.expect("text"), "n\n4\n");
+        let xlsx = c.get(format!("{}/api/conversations/{id}/questions/1/export/xlsx", s.url)).send().await.expect("x");
+        assert!(xlsx.bytes().await.expect("bytes").starts_with(b"PK"));
+        let state = s.stop().await;
+        drop(state);
+        // A question cut off by a crash: started, never done.
+        {
+            let store = quarry_store::Store::open(&data.join("quarry.sqlite")).expect("store");
+            store
+                .append_event(
+                    &id,
+                    2,
+                    &json!({"type": "started", "question": "lost", "privacy": "strict", "model": "m"}),
+                )
+                .expect("append");
+        }
+        let s = serve(&data, Ok(llm(&fake)), [127, 0, 0, 1]).await;
+        let (status, again) = get(&c, &format!("{}/api/conversations/{id}", s.url)).await;
+        assert_eq!(status, 200);
+        let events = again["events"].as_array().expect("events");
+        assert_eq!(events.len(), live.iter().filter(|e| e["seq"].as_i64().unwrap_or(0) > 0).count() + 2);
+        let last = events.last().expect("last");
+        assert_eq!(last["event"]["type"], "done");
+        assert_eq!(last["event"]["interrupted"], true);
+        s.stop().await;
+    });
+}
+
+#[test]
+fn shutdown_cancels_questions_in_flight_and_stores_it() {
+    rt().block_on(async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let files = demo(tmp.path());
+        let mut slow = Reply::text("too late");
+        slow.delay_ms = 30_000;
+        let fake = FakeLlm::start(Script::new(vec![slow]));
+        let data = tmp.path().join("data");
+        let s = serve(&data, Ok(llm(&fake)), [127, 0, 0, 1]).await;
+        let c = client();
+        let (_, ws) = get(&c, &format!("{}/api/workspaces", s.url)).await;
+        let ws = ws[0]["id"].as_str().expect("ws").to_string();
+        assert_eq!(upload(&c, &s.url, &ws, &files[3]).await.0, 200);
+        let (_, conv) = post(&c, &format!("{}/api/workspaces/{ws}/conversations", s.url), json!({})).await;
+        let id = conv["id"].as_str().expect("id").to_string();
+        let (status, _) =
+            post(&c, &format!("{}/api/conversations/{id}/questions", s.url), json!({"question": "slow"})).await;
+        assert_eq!(status, 202);
+        // A second question while the first runs is refused.
+        let (status, _) =
+            post(&c, &format!("{}/api/conversations/{id}/questions", s.url), json!({"question": "again"})).await;
+        assert_eq!(status, 409);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let t0 = std::time::Instant::now();
+        let state = s.stop().await;
+        assert!(t0.elapsed() < Duration::from_secs(15), "shutdown took {:?}", t0.elapsed());
+        let kinds: Vec<String> = state
+            .store
+            .events(&id, 0)
+            .expect("events")
+            .into_iter()
+            .map(|e| e.event["type"].as_str().unwrap_or("").to_string())
+            .collect();
+        assert_eq!(kinds.last().map(String::as_str), Some("done"), "{kinds:?}");
+        assert!(kinds.contains(&"cancelled".to_string()), "{kinds:?}");
+    });
+}
+
+#[test]
+fn bad_uploads_and_requests_get_clear_errors() {
+    rt().block_on(async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let s =
+            serve(&tmp.path().join("data"), Err("no model configured: set QUARRY_LLM_MODEL".into()), [127, 0, 0, 1])
+                .await;
+        let c = client();
+        let (_, ws) = get(&c, &format!("{}/api/workspaces", s.url)).await;
+        let ws = ws[0]["id"].as_str().expect("ws").to_string();
+        let bad = tmp.path().join("report.xlsx");
+        // A zip signature and then nothing a workbook has: a truncated download.
+        std::fs::write(&bad, b"PK\x03\x04\x14\x00\x00\x00\x08\x00garbage that ends early").expect("write");
+        let (status, e) = upload(&c, &s.url, &ws, &bad).await;
+        assert_eq!(status, 422);
+        assert!(e["error"].as_str().unwrap_or("").contains("report.xlsx"), "{e}");
+        let empty = tmp.path().join("empty.csv");
+        std::fs::write(&empty, b"").expect("write");
+        assert_eq!(upload(&c, &s.url, &ws, &empty).await.0, 422);
+        // Nothing configured: questions say how to configure a model; data calls work.
+        let (_, conv) = post(&c, &format!("{}/api/workspaces/{ws}/conversations", s.url), json!({})).await;
+        let id = conv["id"].as_str().expect("id");
+        let (status, e) =
+            post(&c, &format!("{}/api/conversations/{id}/questions", s.url), json!({"question": "hi"})).await;
+        assert_eq!(status, 503);
+        assert!(e["error"].as_str().unwrap_or("").contains("QUARRY_LLM_MODEL"), "{e}");
+        let (status, e) = post(&c, &format!("{}/api/workspaces/{ws}/sql", s.url), json!({"sql": "DROP TABLE x"})).await;
+        assert_eq!(status, 400, "{e}");
+        let (status, _) = get(&c, &format!("{}/api/conversations/nope", s.url)).await;
+        assert_eq!(status, 404);
+        // The OpenAPI document lists the API.
+        let (_, doc) = get(&c, &format!("{}/api/openapi.json", s.url)).await;
+        for p in ["/api/datasets", "/api/workspaces/{ws}/datasets", "/api/conversations/{id}/events", "/api/login"] {
+            assert!(doc["paths"].get(p).is_some(), "{p} missing from the OpenAPI document");
+        }
+        s.stop().await;
+    });
+}
+
+#[test]
+fn users_see_only_their_own_workspaces() {
+    rt().block_on(async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let files = demo(tmp.path());
+        let data = tmp.path().join("data");
+        {
+            let store = quarry_store::Store::open(&data.join("quarry.sqlite")).expect("store");
+            store.create_user("alice", Some("alice-password"), false).expect("alice");
+            store.create_user("bob", Some("bob-password"), false).expect("bob");
+        }
+        let s = serve(&data, Err("none".into()), [0, 0, 0, 0]).await;
+        let anon = client();
+        assert_eq!(get(&anon, &format!("{}/api/workspaces", s.url)).await.0, 401);
+        let (status, _) =
+            post(&anon, &format!("{}/api/login", s.url), json!({"name": "alice", "password": "nope"})).await;
+        assert_eq!(status, 401);
+        let login = |name: &'static str| {
+            let url = s.url.clone();
+            async move {
+                let (st, t) = post(
+                    &client(),
+                    &format!("{url}/api/login"),
+                    json!({"name": name, "password": format!("{name}-password")}),
+                )
+                .await;
+                assert_eq!(st, 200);
+                let token = t["token"].as_str().expect("token").to_string();
+                quarry_llm::install_crypto();
+                let mut h = reqwest::header::HeaderMap::new();
+                h.insert("authorization", format!("Bearer {token}").parse().expect("header"));
+                reqwest::Client::builder().default_headers(h).build().expect("client")
+            }
+        };
+        let alice = login("alice").await;
+        let bob = login("bob").await;
+        let (_, ws) = get(&alice, &format!("{}/api/workspaces", s.url)).await;
+        let ws = ws[0]["id"].as_str().expect("ws").to_string();
+        assert_eq!(upload(&alice, &s.url, &ws, &files[3]).await.0, 200);
+        assert_eq!(upload(&bob, &s.url, &ws, &files[3]).await.0, 404, "bob cannot upload into alice's workspace");
+        for path in [format!("/api/workspaces/{ws}/tables"), format!("/api/workspaces/{ws}/datasets")] {
+            assert_eq!(get(&bob, &format!("{}{path}", s.url)).await.0, 404, "{path}");
+            assert_eq!(get(&alice, &format!("{}{path}", s.url)).await.0, 200, "{path}");
+        }
+        let (_, list) = get(&bob, &format!("{}/api/datasets", s.url)).await;
+        assert_eq!(list, json!([]));
+        // Only admins add users.
+        let (status, _) =
+            post(&bob, &format!("{}/api/users", s.url), json!({"name": "eve", "password": "eve-password"})).await;
+        assert_eq!(status, 403);
+        s.stop().await;
+    });
+}
