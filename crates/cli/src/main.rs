@@ -193,6 +193,12 @@ enum Cmd {
         /// Configuration file with an [llm] table.
         #[arg(long, default_value = "quarry.toml")]
         config: PathBuf,
+        /// Questions each user may ask per minute.
+        #[arg(long, default_value_t = 30)]
+        questions_per_minute: u32,
+        /// API requests each user may make per minute.
+        #[arg(long, default_value_t = 1200)]
+        requests_per_minute: u32,
         #[command(flatten)]
         py: python::PyArgs,
     },
@@ -339,15 +345,19 @@ fn main() -> ExitCode {
         Cmd::Tables { data, json } => cmd_tables(&data, json),
         Cmd::Excluded { table, data } => cmd_excluded(&table, &data),
         Cmd::Demo { dir, data, no_serve, port, py } => cmd_demo(&dir, &data, no_serve, port, &py, &opts),
-        Cmd::Serve { port, bind, data, no_python, config, py } => serve::cmd_serve(serve::Serve {
-            data: &data,
-            bind,
-            port,
-            demo_files: Vec::new(),
-            py: &py,
-            no_python,
-            config: &config,
-        }),
+        Cmd::Serve { port, bind, data, no_python, config, questions_per_minute, requests_per_minute, py } => {
+            serve::cmd_serve(serve::Serve {
+                data: &data,
+                bind,
+                port,
+                demo_files: Vec::new(),
+                py: &py,
+                no_python,
+                config: &config,
+                questions_per_minute,
+                requests_per_minute,
+            })
+        }
         Cmd::User { cmd: UserCmd::Add { name, admin }, data } => serve::cmd_user_add(&data, &name, admin),
         Cmd::User { cmd: UserCmd::Token { name }, data } => serve::cmd_user_token(&data, &name),
         Cmd::Gen { kind, out, rows } => cmd_gen(&kind, &out, rows),
@@ -658,6 +668,8 @@ fn cmd_demo(dir: &Path, data: &Path, no_serve: bool, port: u16, py: &python::PyA
         py,
         no_python: false,
         config: Path::new("quarry.toml"),
+        questions_per_minute: 30,
+        requests_per_minute: 1200,
     })
 }
 

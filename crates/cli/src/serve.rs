@@ -22,6 +22,8 @@ pub struct Serve<'a> {
     pub py: &'a PyArgs,
     pub no_python: bool,
     pub config: &'a Path,
+    pub questions_per_minute: u32,
+    pub requests_per_minute: u32,
 }
 
 pub fn cmd_serve(s: Serve<'_>) -> bool {
@@ -39,6 +41,8 @@ pub fn cmd_serve(s: Serve<'_>) -> bool {
     };
     let mut cfg = ServerConfig::new(s.data.to_path_buf(), SocketAddr::new(s.bind, s.port), llm);
     cfg.demo_files = s.demo_files;
+    cfg.questions_per_minute = s.questions_per_minute;
+    cfg.requests_per_minute = s.requests_per_minute;
     let state = match AppState::new(cfg, launcher, python) {
         Ok(st) => st,
         Err(e) => return fail(format!("{}: {e}", s.data.display())),

@@ -171,6 +171,15 @@ impl AppState {
         map.entry(conversation.to_string()).or_insert_with(|| broadcast::channel(1024).0).clone()
     }
 
+    /// Forget the broadcast channels nobody listens to and no question feeds
+    /// (a later stream starts from the store), so memory stays bounded.
+    pub fn prune_live(&self) {
+        let running: Vec<String> =
+            self.running.lock().map(|r| r.keys().cloned().collect()).unwrap_or_default();
+        let mut map = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|id, tx| tx.receiver_count() > 0 || running.contains(id));
+    }
+
     /// Fixed-window rate limit per user and kind; false when over.
     pub fn allow(&self, user: i64, kind: &'static str, per_minute: u32) -> bool {
         let mut map = self.rate.lock().unwrap_or_else(|p| p.into_inner());

@@ -91,6 +91,7 @@ pub fn start(st: &Arc<AppState>, u: &User, c: ConversationRow, ws: Workspace, q:
         let _ = analyst.ask(&mut conv, &question, &opts, &mut sink, &cancel).await;
         let _ = store.save_state(&cid, &serde_json::to_value(&conv).unwrap_or_default());
         st.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&cid);
+        st.prune_live();
     });
     Ok(number)
 }
