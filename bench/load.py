@@ -127,6 +127,8 @@ def run(quarry, conversations=50, seconds=60):
                     first, ok = None, None
                     with urllib.request.urlopen(f"{base}/api/conversations/{cid}/events?after={after}", timeout=60) as r:
                         for raw in r:
+                            if time.perf_counter() - t0 > 60:
+                                raise RuntimeError(f"no `done` within 60 s (conversation {cid})")
                             line = raw.decode().strip()
                             if not line.startswith("data: "):
                                 continue

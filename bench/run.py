@@ -125,6 +125,9 @@ def main():
     print(ask_table)
     py_table = python_bench()
     print(py_table)
+    import load
+    load_table = load.table(load.run(str(QUARRY), 50, 60))
+    print(load_table)
     if not a.no_write:
         machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
         try:
@@ -156,7 +159,14 @@ def main():
             "pool (pandas, numpy, scipy, statsmodels, scikit-learn, matplotlib imported; walls up). Cold: the same "
             "with no pre-started worker (jail, interpreter and imports on the clock), and a bare "
             "`python -c \"import pandas\"` outside any sandbox. Target: under 20 ms warm.\n\n"
-            + py_table + "\n"
+            + py_table + "\n\n"
+            "## The web app under load\n\n"
+            "`bench/load.py`: `quarry serve` on loopback and 50 concurrent conversations asking for a minute, each "
+            "question in a fresh conversation (POST, then its event stream until `done`), against the fake LLM "
+            "answering at once (a query, then a final answer). First event: from the POST to the first event on the "
+            "stream. Memory: the server process, and with its SQL and ingest workers. Target: no errors, memory "
+            "bounded.\n\n"
+            + load_table + "\n"
         )
 
 

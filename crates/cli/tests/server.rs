@@ -314,6 +314,13 @@ fn users_see_only_their_own_workspaces() {
         }
         let (_, list) = get(&bob, &format!("{}/api/datasets", s.url)).await;
         assert_eq!(list, json!([]));
+        // POST /api/datasets goes to the caller's own workspace.
+        let bytes = std::fs::read(&files[3]).expect("file");
+        let r = bob.post(format!("{}/api/datasets?name=pop.csv", s.url)).body(bytes).send().await.expect("upload");
+        assert_eq!(r.status().as_u16(), 200);
+        let (_, list) = get(&bob, &format!("{}/api/datasets", s.url)).await;
+        assert_eq!(list.as_array().map(Vec::len), Some(1));
+        assert_ne!(list[0]["workspace"], json!(ws));
         // Only admins add users.
         let (status, _) =
             post(&bob, &format!("{}/api/users", s.url), json!({"name": "eve", "password": "eve-password"})).await;

@@ -204,6 +204,13 @@ pub struct UploadQuery {
 }
 
 #[derive(Deserialize)]
+pub struct UploadAnyQuery {
+    pub name: String,
+    /// The workspace; the caller's first one when absent.
+    pub workspace: Option<String>,
+}
+
+#[derive(Deserialize)]
 pub struct EventsQuery {
     #[serde(default)]
     pub after: i64,
@@ -268,7 +275,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/users", post(create_user))
         .route("/api/users/{name}/tokens", post(create_token))
         .route("/api/workspaces", get(list_workspaces).post(create_workspace))
-        .route("/api/datasets", get(list_datasets))
+        .route("/api/datasets", get(list_datasets).post(upload_default).layer(DefaultBodyLimit::max(upload_limit)))
         .route(
             "/api/workspaces/{ws}/datasets",
             get(list_workspace_datasets).post(upload).layer(DefaultBodyLimit::max(upload_limit)),
@@ -430,6 +437,27 @@ async fn list_workspace_datasets(
 ) -> Res<Vec<DatasetView>> {
     let w = own_workspace(&st, &u, &ws)?;
     Ok(Json(st.store.datasets(&w.id).map_err(ApiError::internal)?.into_iter().map(ds_view).collect()))
+}
+
+/// Upload into the caller's workspace (`workspace=`, or their first one).
+#[utoipa::path(post, path = "/api/datasets",
+    params(("name" = String, Query, description = "The file's name"), ("workspace" = Option<String>, Query)),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, body = DatasetView), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn upload_default(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    Query(q): Query<UploadAnyQuery>,
+    body: Body,
+) -> Res<DatasetView> {
+    let ws = match q.workspace {
+        Some(w) => w,
+        None => match st.store.workspaces(caller.0.id).map_err(ApiError::internal)?.into_iter().next() {
+            Some(w) => w.id,
+            None => st.store.create_workspace(caller.0.id, "My workspace").map_err(ApiError::internal)?.id,
+        },
+    };
+    upload(State(st), caller, Path(ws), Query(UploadQuery { name: q.name }), body).await
 }
 
 /// Parse an uploaded file in an ingest worker; the names of its tables.

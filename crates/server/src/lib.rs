@@ -174,10 +174,18 @@ impl AppState {
     /// Forget the broadcast channels nobody listens to and no question feeds
     /// (a later stream starts from the store), so memory stays bounded.
     pub fn prune_live(&self) {
-        let running: Vec<String> =
-            self.running.lock().map(|r| r.keys().cloned().collect()).unwrap_or_default();
+        // Both locks at once (running, then live): a question that starts
+        // meanwhile is either seen as running or creates its channel after.
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         let mut map = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|id, tx| tx.receiver_count() > 0 || running.contains(id));
+        map.retain(|id, tx| tx.receiver_count() > 0 || running.contains_key(id));
+    }
+
+    /// A receiver of the conversation's live events, subscribed under the
+    /// map's lock so pruning cannot orphan it.
+    pub fn subscribe(&self, conversation: &str) -> broadcast::Receiver<StoredEvent> {
+        let mut map = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(conversation.to_string()).or_insert_with(|| broadcast::channel(1024).0).subscribe()
     }
 
     /// Fixed-window rate limit per user and kind; false when over.
@@ -260,5 +268,32 @@ pub fn safe_name(name: &str) -> String {
         "upload".into()
     } else {
         s.chars().take(120).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (load test, 3 of 34 692 questions never saw `done`): a
+    /// prune that read the running set before a question started removed the
+    /// question's fresh channel, so its events went to no one. Pruning now
+    /// holds both locks, and streams subscribe under the map's lock.
+    #[test]
+    fn regression_prune_never_orphans_a_running_questions_channel() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = ServerConfig::new(dir.path().to_path_buf(), ([127, 0, 0, 1], 0).into(), Err("none".into()));
+        let st = AppState::new(cfg, Launcher::with_exe(PathBuf::from("/nonexistent")), Err("off".into())).unwrap();
+        st.running.lock().unwrap().insert("x".into(), Running { cancel: CancellationToken::new(), question: 1 });
+        let tx = st.live("x"); // the question's task takes its sender, nobody listens yet
+        st.prune_live();
+        let mut rx = st.subscribe("x"); // the page's stream arrives
+        tx.send(StoredEvent { seq: 1, question: 1, event: serde_json::json!({"type": "done"}) }).unwrap();
+        assert_eq!(rx.try_recv().unwrap().seq, 1);
+        // Finished and unwatched channels go.
+        st.running.lock().unwrap().clear();
+        drop(rx);
+        st.prune_live();
+        assert!(st.live.lock().unwrap().is_empty());
     }
 }

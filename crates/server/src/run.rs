@@ -126,7 +126,7 @@ pub fn sse(
     after: i64,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     // Subscribe before reading the store, so nothing falls between the two.
-    let rx = st.live(conversation).subscribe();
+    let rx = st.subscribe(conversation);
     let stored = st.store.events(conversation, after).map_err(ApiError::internal)?;
     let last = stored.last().map_or(after, |e| e.seq);
     let first = futures_util::stream::iter(stored.iter().map(to_sse).map(Ok).collect::<Vec<_>>());
