@@ -46,21 +46,12 @@ fn cell(v: &Value) -> String {
 
 /// The table as CSV (RFC 4180 quoting, UTF-8).
 pub fn csv_bytes(t: &Table) -> Vec<u8> {
-    let quote = |s: &str| {
-        if s.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_string()
-        }
-    };
-    let mut out = String::new();
-    out.push_str(&t.columns.iter().map(|c| quote(&c.name)).collect::<Vec<_>>().join(","));
-    out.push('\n');
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record(t.columns.iter().map(|c| c.name.as_str()));
     for r in &t.rows {
-        out.push_str(&r.iter().map(|v| quote(&cell(v))).collect::<Vec<_>>().join(","));
-        out.push('\n');
+        let _ = w.write_record(r.iter().map(cell));
     }
-    out.into_bytes()
+    w.into_inner().unwrap_or_default()
 }
 
 /// The table as an XLSX workbook (numbers stay numbers), with the question,
