@@ -22,11 +22,14 @@ fn launcher() -> Launcher {
     Launcher::with_exe(PathBuf::from(BIN))
 }
 
+/// The runtime the binary uses: QUARRY_PYTHON_HOME, else the default home.
 fn runtime() -> Runtime {
-    Runtime::new(Runtime::default_home(
-        std::env::var_os("XDG_DATA_HOME").map(PathBuf::from),
-        std::env::var_os("HOME").map(PathBuf::from),
-    ))
+    Runtime::new(std::env::var_os("QUARRY_PYTHON_HOME").map(PathBuf::from).unwrap_or_else(|| {
+        Runtime::default_home(
+            std::env::var_os("XDG_DATA_HOME").map(PathBuf::from),
+            std::env::var_os("HOME").map(PathBuf::from),
+        )
+    }))
 }
 
 fn kernels() -> Arc<PythonKernels> {

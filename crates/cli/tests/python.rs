@@ -19,11 +19,14 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_quarry");
 const CANARY: &str = "canary-7f3a-host-secret";
 
+/// The runtime the binary uses: QUARRY_PYTHON_HOME, else the default home.
 fn runtime() -> Runtime {
-    Runtime::new(Runtime::default_home(
-        std::env::var_os("XDG_DATA_HOME").map(PathBuf::from),
-        std::env::var_os("HOME").map(PathBuf::from),
-    ))
+    Runtime::new(std::env::var_os("QUARRY_PYTHON_HOME").map(PathBuf::from).unwrap_or_else(|| {
+        Runtime::default_home(
+            std::env::var_os("XDG_DATA_HOME").map(PathBuf::from),
+            std::env::var_os("HOME").map(PathBuf::from),
+        )
+    }))
 }
 
 /// Quarry's Python runtime, set up once through the binary (idempotent).
