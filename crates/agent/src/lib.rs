@@ -554,11 +554,7 @@ impl Analyst {
         let (mut usage, mut llm_ms, mut exec_ms) = (Usage::default(), 0u64, 0u64);
         let (mut step, mut attempt) = (1usize, 0usize);
         let mut steps: Vec<Step> = Vec::new();
-        let mut last: Option<(String, Option<Table>)> = None;
-        // The language, printed output and figures of the step behind `last`.
-        let mut last_lang = "sql";
-        let mut last_output = String::new();
-        let mut last_figures: Vec<String> = Vec::new();
+        let mut last: Option<LastStep> = None;
         let mut notes: Vec<String> = Vec::new();
         let mut last_code = String::new();
         let mut last_error = String::new();
@@ -677,8 +673,13 @@ impl Analyst {
                                     });
                                 }
                             }
-                            last = Some((sql, Some(table)));
-                            (last_lang, last_output, last_figures) = ("sql", String::new(), Vec::new());
+                            last = Some(LastStep {
+                                code: sql,
+                                language: "sql",
+                                table: Some(table),
+                                output: String::new(),
+                                figures: Vec::new(),
+                            });
                             messages.push(assistant(&call));
                             messages.push(reply(&call, text));
                             if step > opts.max_steps {
@@ -766,8 +767,13 @@ impl Analyst {
                             });
                             let details = (opts.privacy == Privacy::Full).then(|| python_details(&run, table.as_ref()));
                             let text = prompt::python_ok(&summary, details.as_deref(), step, opts.max_steps);
-                            last = Some((code.clone(), table));
-                            (last_lang, last_output, last_figures) = ("python", run.stdout.clone(), figures);
+                            last = Some(LastStep {
+                                code: code.clone(),
+                                language: "python",
+                                table,
+                                output: run.stdout.clone(),
+                                figures,
+                            });
                             messages.push(assistant(&call));
                             messages.push(reply(&call, text));
                             if step > opts.max_steps {
@@ -834,7 +840,7 @@ impl Analyst {
                     }
                 }
                 Action::Final { text, chart, .. } => {
-                    let table = last.as_ref().and_then(|(_, t)| t.as_ref());
+                    let table = last.as_ref().and_then(|l| l.table.as_ref());
                     let mut narrative = answer::narrative(&text, table, opts.privacy);
                     for n in &notes {
                         narrative.push_str("\n\n");
@@ -845,14 +851,14 @@ impl Analyst {
                         question: question.to_string(),
                         ok: true,
                         answer: narrative,
-                        code: last.as_ref().map(|(s, _)| s.clone()).unwrap_or_default(),
-                        language: last_lang.into(),
+                        code: last.as_ref().map(|l| l.code.clone()).unwrap_or_default(),
+                        language: last.as_ref().map_or("sql", |l| l.language).into(),
                         attempts: attempts_of_last_step(&steps),
                         steps: steps.clone(),
                         table: table.cloned(),
                         chart,
-                        output: last_output.clone(),
-                        figures: last_figures.clone(),
+                        output: last.as_ref().map(|l| l.output.clone()).unwrap_or_default(),
+                        figures: last.as_ref().map(|l| l.figures.clone()).unwrap_or_default(),
                         provenance: provenance(llm_ms, exec_ms, usage),
                         cached: false,
                     };
@@ -862,7 +868,7 @@ impl Analyst {
                     conversation.turns.push(Turn {
                         question: question.to_string(),
                         model_text: text.clone(),
-                        sql: last.as_ref().filter(|_| last_lang == "sql").map(|(s, _)| s.clone()),
+                        sql: last.as_ref().filter(|l| l.language == "sql").map(|l| l.code.clone()),
                     });
                     sink(Event::Answer { answer: Box::new(answer.clone()) });
                     return Ok(answer);
@@ -871,8 +877,10 @@ impl Analyst {
         }
         // Out of attempts (or of steps with a result to show).
         let (ok, text) = match &last {
-            Some((_, Some(t))) if last_error.is_empty() || attempt == 0 => (true, answer::describe(t)),
-            Some((_, None)) if last_error.is_empty() || attempt == 0 => (true, "The code ran; its output is below.".into()),
+            Some(LastStep { table: Some(t), .. }) if last_error.is_empty() || attempt == 0 => (true, answer::describe(t)),
+            Some(LastStep { table: None, .. }) if last_error.is_empty() || attempt == 0 => {
+                (true, "The code ran; its output is below.".into())
+            }
             _ => (
                 false,
                 format!(
@@ -886,14 +894,17 @@ impl Analyst {
             question: question.to_string(),
             ok,
             answer: text,
-            code: if ok { last.as_ref().map(|(s, _)| s.clone()).unwrap_or_default() } else { last_code },
-            language: if ok { last_lang.into() } else { steps.last().map_or("sql".into(), |s| s.language.clone()) },
+            code: if ok { last.as_ref().map(|l| l.code.clone()).unwrap_or_default() } else { last_code },
+            language: match (&last, ok) {
+                (Some(l), true) => l.language.into(),
+                _ => steps.last().map_or("sql".into(), |s| s.language.clone()),
+            },
             attempts: attempt.max(1),
             steps,
-            table: if ok { last.as_ref().and_then(|(_, t)| t.clone()) } else { None },
+            table: if ok { last.as_ref().and_then(|l| l.table.clone()) } else { None },
             chart: None,
-            output: if ok { last_output } else { String::new() },
-            figures: if ok { last_figures } else { Vec::new() },
+            output: if ok { last.as_ref().map(|l| l.output.clone()).unwrap_or_default() } else { String::new() },
+            figures: if ok { last.as_ref().map(|l| l.figures.clone()).unwrap_or_default() } else { Vec::new() },
             provenance: provenance(llm_ms, exec_ms, usage),
             cached: false,
         };
@@ -901,6 +912,17 @@ impl Analyst {
         sink(Event::Answer { answer: Box::new(answer.clone()) });
         Ok(answer)
     }
+}
+
+/// The last step that ran well: what the answer is built from.
+struct LastStep {
+    code: String,
+    language: &'static str,
+    table: Option<Table>,
+    /// What Python printed (empty for SQL).
+    output: String,
+    /// Python's figures, PNG in base64.
+    figures: Vec<String>,
 }
 
 /// What the model may always know about a Python run: its shape.
