@@ -498,7 +498,12 @@ fn a_wall_that_cannot_be_raised_stops_python_unless_unsafe() {
             1,
         );
         let data = EngineData::new(Arc::new(sql), &Limits::default());
-        assert_eq!(run(&k, &data, "u", "2 * 21").expect("runs").value, Some(Value::from(42)));
+        assert_eq!(run(&k, &data, "u", "x = 2 * 21\nx").expect("runs").value, Some(Value::from(42)));
+        // Regression: without its own PID namespace the kernel saw the host's
+        // processes as its leftovers and was recycled after every run.
+        let again = run(&k, &data, "u", "x + 1").expect("runs");
+        assert_eq!(again.value, Some(Value::from(43)), "{wall}: the kernel kept its state");
+        assert!(!again.fresh_kernel);
     }
 }
 
