@@ -48,9 +48,14 @@ impl Running {
 }
 
 async fn serve(data: &Path, llm: Result<LlmConfig, String>, bind: [u8; 4]) -> Running {
+    serve_with(data, llm, bind, 2 << 30).await
+}
+
+async fn serve_with(data: &Path, llm: Result<LlmConfig, String>, bind: [u8; 4], max_upload: u64) -> Running {
     let addr = SocketAddr::from((bind, 0));
     let mut cfg = ServerConfig::new(data.to_path_buf(), addr, llm);
     cfg.require_login = bind != [127, 0, 0, 1];
+    cfg.max_upload_bytes = max_upload;
     let state = AppState::new(cfg, launcher(), Err("off in this test".into())).expect("state");
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("listen");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
@@ -233,9 +238,13 @@ fn shutdown_cancels_questions_in_flight_and_stores_it() {
 fn bad_uploads_and_requests_get_clear_errors() {
     rt().block_on(async {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let s =
-            serve(&tmp.path().join("data"), Err("no model configured: set QUARRY_LLM_MODEL".into()), [127, 0, 0, 1])
-                .await;
+        let s = serve_with(
+            &tmp.path().join("data"),
+            Err("no model configured: set QUARRY_LLM_MODEL".into()),
+            [127, 0, 0, 1],
+            64 << 10,
+        )
+        .await;
         let c = client();
         let (_, ws) = get(&c, &format!("{}/api/workspaces", s.url)).await;
         let ws = ws[0]["id"].as_str().expect("ws").to_string();
@@ -248,6 +257,16 @@ fn bad_uploads_and_requests_get_clear_errors() {
         let empty = tmp.path().join("empty.csv");
         std::fs::write(&empty, b"").expect("write");
         assert_eq!(upload(&c, &s.url, &ws, &empty).await.0, 422);
+        // Over the upload limit: refused while streaming, nothing kept.
+        let big = tmp.path().join("big.csv");
+        std::fs::write(&big, "a,b\n1,2\n".repeat(20_000)).expect("write");
+        let (status, e) = upload(&c, &s.url, &ws, &big).await;
+        assert_eq!(status, 413, "{e}");
+        assert!(e["error"].as_str().unwrap_or("").contains("big.csv"), "{e}");
+        let uploads = std::fs::read_dir(tmp.path().join("data/workspaces").join(&ws).join("uploads"))
+            .map(|d| d.flatten().filter(|f| f.file_name().to_string_lossy().contains("big")).count())
+            .unwrap_or(0);
+        assert_eq!(uploads, 0);
         // Nothing configured: questions say how to configure a model; data calls work.
         let (_, conv) = post(&c, &format!("{}/api/workspaces/{ws}/conversations", s.url), json!({})).await;
         let id = conv["id"].as_str().expect("id");

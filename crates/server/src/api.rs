@@ -513,6 +513,14 @@ async fn upload(
             }
         };
         size += chunk.len() as u64;
+        if size > st.cfg.max_upload_bytes {
+            drop(file);
+            let _ = tokio::fs::remove_file(&incoming).await;
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("{name}: larger than the {} MiB upload limit", st.cfg.max_upload_bytes >> 20),
+            ));
+        }
         file.write_all(&chunk).await.map_err(ApiError::internal)?;
     }
     file.flush().await.map_err(ApiError::internal)?;
