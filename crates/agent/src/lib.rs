@@ -727,7 +727,12 @@ impl Analyst {
                     let t1 = Instant::now();
                     let tables: Vec<String> = entries.iter().map(|t| t.name.clone()).collect();
                     let result = tokio::select! {
-                        _ = cancel.cancelled() => return Err(agent_err("cancelled", "cancelled")),
+                        _ = cancel.cancelled() => {
+                            if let Some(py) = &self.python {
+                                py.interrupt(&session);
+                            }
+                            return Err(agent_err("cancelled", "cancelled"));
+                        }
                         r = self.run_python(&session, &code, tables, &opts.limits) => r,
                     };
                     exec_ms += t1.elapsed().as_millis() as u64;

@@ -190,3 +190,34 @@ fn python_privacy_canary_strict_sends_no_cell_value() {
         assert_eq!(leaked, may_leak, "{privacy:?}");
     }
 }
+
+#[test]
+fn stop_during_a_python_step_kills_the_running_code() {
+    let (dir, _) = clinics();
+    let fake = FakeLlm::start(Script::new(vec![
+        Reply::tool("run_python", json!({"code": "while True:\n    pass"})),
+        Reply::tool("run_python", json!({"code": "len(df)"})),
+        Reply::tool("final_answer", json!({"answer": "Counted."})),
+    ]));
+    let a = analyst(&fake, &dir.path().join("data"));
+    let mut conv = Conversation::default();
+    let o = AskOptions { privacy: Privacy::Strict, use_cache: false, ..AskOptions::default() };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        c.cancel();
+    });
+    let t0 = std::time::Instant::now();
+    let r = rt.block_on(a.ask(&mut conv, "spin", &o, &mut |_| {}, &cancel));
+    assert_eq!(r.err().map(|e| e.kind), Some("cancelled".to_string()));
+    assert!(t0.elapsed() < Duration::from_secs(6), "{:?}", t0.elapsed());
+    // The kernel was stopped, not left spinning: the next question runs Python at once.
+    let t1 = std::time::Instant::now();
+    let (ans, _) = ask(&a, &mut conv, "how many rows?", Privacy::Strict);
+    assert!(ans.ok, "{}", ans.answer);
+    assert_eq!(ans.language, "python", "the Python step ran (a busy kernel would have refused it)");
+    assert!(ans.table.as_ref().is_some_and(|t| t.rows[0][0].is_number()), "{:?}", ans.table);
+    assert!(t1.elapsed() < Duration::from_secs(10), "{:?}", t1.elapsed());
+}

@@ -540,3 +540,25 @@ fn no_python_found_is_a_clear_error() {
     assert!(err.contains("no usable Python 3") && err.contains("python3-venv"), "{err}");
     assert!(err.contains("SQL questions keep working"), "{err}");
 }
+
+#[test]
+fn interrupt_stops_running_code_at_once_and_the_next_run_works() {
+    let tmp = dataset();
+    let (k, data) = kernels(tmp.path(), Walls::default(), Limits::for_python());
+    let k = Arc::new(k);
+    run(&k, &data, "s", "x = 1").expect("warm");
+    let k2 = k.clone();
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        k2.interrupt("s")
+    });
+    let t0 = Instant::now();
+    let r = run(&k, &data, "s", "while True:\n    pass");
+    assert!(stopper.join().expect("stopper"), "something was running");
+    assert!(matches!(r, Err(PythonError::Worker(_))), "{r:?}");
+    assert!(t0.elapsed() < Duration::from_secs(5), "stopped after {:?}", t0.elapsed());
+    assert!(!k.interrupt("s"), "nothing runs now");
+    let after = run(&k, &data, "s", "'x' in dir()").expect("runs");
+    assert!(after.fresh_kernel);
+    assert_eq!(after.value, Some(Value::Bool(false)));
+}

@@ -440,7 +440,11 @@ struct PyWorker {
 
 enum Slot {
     Idle(Box<PyWorker>, Instant),
-    Busy,
+    /// Running code (`run` tells runs apart); the worker's process group once it has one.
+    Busy {
+        run: u64,
+        pid: Option<u32>,
+    },
 }
 
 /// Warm, sandboxed Python kernels, one per conversation.
@@ -561,6 +565,25 @@ impl PythonKernels {
         }
     }
 
+    /// Stop the code `session` is running now (the user pressed Stop): its
+    /// kernel is killed, the run returns an error, the next run gets a new
+    /// kernel. False when nothing was running.
+    pub fn interrupt(&self, session: &str) -> bool {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        match sessions.get(session) {
+            Some(Slot::Busy { pid, .. }) => {
+                if let Some(pid) = pid {
+                    let pg = nix::unistd::Pid::from_raw(*pid as i32);
+                    let _ = nix::sys::signal::killpg(pg, nix::sys::signal::Signal::SIGKILL);
+                }
+                // The session is free at once; the killed run cleans up after itself.
+                sessions.remove(session);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Conversations holding a kernel now.
     pub fn sessions(&self) -> usize {
         self.sessions.lock().map(|s| s.len()).unwrap_or(0)
@@ -568,34 +591,56 @@ impl PythonKernels {
 
     /// Run `req.code` in `session`'s kernel (a fresh one for a new session).
     pub fn run(&self, session: &str, req: &RunRequest<'_>, data: &dyn DataAccess) -> Result<PyRun, PythonError> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static RUNS: AtomicU64 = AtomicU64::new(1);
         if self.cfg.ast_check {
             check::check(req.code).map_err(PythonError::Refused)?;
         }
         self.reap();
+        let me = RUNS.fetch_add(1, Ordering::Relaxed);
         let taken = {
             let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-            match sessions.insert(session.to_string(), Slot::Busy) {
+            match sessions.insert(session.to_string(), Slot::Busy { run: me, pid: None }) {
                 Some(Slot::Idle(w, _)) => Some(*w),
-                Some(Slot::Busy) => return Err(PythonError::Busy),
+                Some(busy @ Slot::Busy { .. }) => {
+                    sessions.insert(session.to_string(), busy);
+                    return Err(PythonError::Busy);
+                }
                 None => None,
             }
         };
         let fresh_kernel = taken.is_none();
+        let mine = |s: Option<&Slot>| matches!(s, Some(Slot::Busy { run, .. }) if *run == me);
         let mut w = match taken.map_or_else(|| self.fresh(), Ok) {
             Ok(w) => w,
             Err(e) => {
-                self.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(session);
+                let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+                if mine(sessions.get(session)) {
+                    sessions.remove(session);
+                }
                 return Err(PythonError::Worker(e));
             }
         };
+        {
+            let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+            if !mine(sessions.get(session)) {
+                // Interrupted before the code started: the worker goes.
+                return Err(PythonError::Worker(WorkerError::Protocol("interrupted".into())));
+            }
+            sessions.insert(session.to_string(), Slot::Busy { run: me, pid: Some(w.worker.pid()) });
+        }
         let result = self.run_on(&mut w, req, data);
         let keep = matches!(result, Ok((_, false))) && w.worker.is_alive();
         {
+            // Only this run's own slot: an interrupt may have handed the
+            // session to a newer run already.
             let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-            if keep {
-                sessions.insert(session.to_string(), Slot::Idle(Box::new(w), Instant::now()));
-            } else {
-                sessions.remove(session);
+            if mine(sessions.get(session)) {
+                if keep {
+                    sessions.insert(session.to_string(), Slot::Idle(Box::new(w), Instant::now()));
+                } else {
+                    sessions.remove(session);
+                }
             }
         }
         if fresh_kernel {
