@@ -156,27 +156,19 @@ pub fn probe(launcher: &Launcher, walls: &Walls) -> Result<WallReport, WorkerErr
 
 /// A host directory for one worker's scratch tmpfs, removed when dropped.
 #[derive(Debug)]
-pub struct ScratchDir(PathBuf);
+pub struct ScratchDir(tempfile::TempDir);
 
 impl ScratchDir {
     pub fn new() -> Result<ScratchDir, WorkerError> {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static N: AtomicU64 = AtomicU64::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("quarry-scratch-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| WorkerError::Spawn(format!("scratch {}: {e}", dir.display())))?;
-        Ok(ScratchDir(dir))
+        tempfile::Builder::new()
+            .prefix("quarry-scratch-")
+            .tempdir()
+            .map(ScratchDir)
+            .map_err(|e| WorkerError::Spawn(format!("scratch directory: {e}")))
     }
 
     pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path()
     }
 }
 

@@ -333,17 +333,7 @@ async fn login(State(st): State<Arc<AppState>>, Json(l): Json<Login>) -> Result<
 
 #[utoipa::path(post, path = "/api/logout", responses((status = 200)))]
 async fn logout(State(st): State<Arc<AppState>>, headers: axum::http::HeaderMap) -> Response {
-    let token = headers
-        .get(header::COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|c| c.split(';').find_map(|p| p.trim().strip_prefix(&format!("{COOKIE}=")).map(String::from)))
-        .or_else(|| {
-            headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer ").map(String::from))
-        });
-    if let Some(t) = token {
+    if let Some(t) = crate::auth::token_from(&headers) {
         let _ = st.store.revoke_token(&t);
     }
     let mut r = Json(json!({"ok": true})).into_response();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use quarry_store::{User, Workspace};
 
 use crate::api::ApiError;
@@ -17,13 +17,14 @@ pub const COOKIE: &str = "quarry_token";
 /// The caller, authenticated.
 pub struct Caller(pub User);
 
-fn token_from(parts: &Parts) -> Option<String> {
-    if let Some(v) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+/// The caller's token: `Authorization: Bearer …` or the session cookie.
+pub fn token_from(headers: &HeaderMap) -> Option<String> {
+    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         if let Some(t) = v.strip_prefix("Bearer ") {
             return Some(t.trim().to_string());
         }
     }
-    let cookies = parts.headers.get_all(header::COOKIE);
+    let cookies = headers.get_all(header::COOKIE);
     for c in cookies.iter().filter_map(|v| v.to_str().ok()) {
         for pair in c.split(';') {
             if let Some(t) = pair.trim().strip_prefix(&format!("{COOKIE}=")) {
@@ -41,7 +42,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         let user = if !state.cfg.require_login {
             state.local.clone()
         } else {
-            let Some(token) = token_from(parts) else {
+            let Some(token) = token_from(&parts.headers) else {
                 return Err(ApiError::new(StatusCode::UNAUTHORIZED, "log in first (POST /api/login)"));
             };
             match state.store.user_for_token(&token).map_err(ApiError::internal)? {
