@@ -1,6 +1,8 @@
 //! The analyst end to end: the fake LLM over HTTP, the real engine in real
 //! sandboxed workers, real files.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,15 +10,11 @@ use std::time::{Duration, Instant};
 use quarry_agent::{Analyst, AskOptions, Conversation, DirCache, Event, Privacy};
 use quarry_engine::worker::SqlWorkers;
 use quarry_fake_llm::{FakeLlm, Reply, Script};
-use quarry_ingest::worker::IngestWorkers;
-use quarry_ingest::{IngestOptions, Quiet};
-use quarry_llm::{CancellationToken, Client, LlmConfig, Provider};
-use quarry_sandbox::{Launcher, Limits};
-use serde_json::json;
+use quarry_llm::{CancellationToken, Client};
+use quarry_sandbox::Limits;
 
-fn launcher() -> Launcher {
-    Launcher::with_exe(PathBuf::from(env!("CARGO_BIN_EXE_quarry")))
-}
+use common::{fake_llm, launcher, load};
+use serde_json::json;
 
 struct Ws {
     dir: tempfile::TempDir,
@@ -37,23 +35,8 @@ fn workspace() -> Ws {
     Ws { dir, truth }
 }
 
-fn load(data: &Path, file: &Path) {
-    IngestWorkers::new(launcher(), data, Limits::for_ingest(), 1)
-        .load(file, &IngestOptions::default(), &Quiet)
-        .expect("loads");
-}
-
 fn analyst(fake: &FakeLlm, data: &Path) -> Analyst {
-    let cfg = LlmConfig {
-        provider: Provider::OpenAi,
-        base_url: fake.openai_url(),
-        model: "fake-model".into(),
-        api_key: None,
-        timeout: Duration::from_secs(10),
-        max_retries: 0,
-        retry_base: Duration::from_millis(10),
-        max_tokens: 1024,
-    };
+    let cfg = fake_llm(fake, Duration::from_secs(10));
     let kernel = SqlWorkers::new(launcher(), data, Limits::default(), 2);
     Analyst::new(Arc::new(Client::new(cfg).unwrap()), Arc::new(kernel), data)
 }

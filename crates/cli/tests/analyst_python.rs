@@ -1,65 +1,29 @@
 //! The analyst's `run_python` tool end to end: the fake LLM over HTTP, the
 //! real SQL workers and the real sandboxed Python kernel.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, OnceLock};
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use quarry_agent::{Analyst, AskOptions, Conversation, Event, Privacy};
 use quarry_engine::worker::SqlWorkers;
 use quarry_fake_llm::{FakeLlm, Reply, Script};
-use quarry_ingest::worker::IngestWorkers;
-use quarry_ingest::{IngestOptions, Quiet};
-use quarry_llm::{CancellationToken, Client, LlmConfig, Provider};
-use quarry_sandbox::python::{PythonConfig, PythonKernels, Runtime};
-use quarry_sandbox::{Launcher, Limits};
+use quarry_llm::{CancellationToken, Client};
+use quarry_sandbox::python::{PythonConfig, PythonKernels};
+use quarry_sandbox::Limits;
 use serde_json::json;
 
-const BIN: &str = env!("CARGO_BIN_EXE_quarry");
-
-fn launcher() -> Launcher {
-    Launcher::with_exe(PathBuf::from(BIN))
-}
-
-/// The runtime the binary uses: QUARRY_PYTHON_HOME, else the default home.
-fn runtime() -> Runtime {
-    Runtime::new(std::env::var_os("QUARRY_PYTHON_HOME").map(PathBuf::from).unwrap_or_else(|| {
-        Runtime::default_home(
-            std::env::var_os("XDG_DATA_HOME").map(PathBuf::from),
-            std::env::var_os("HOME").map(PathBuf::from),
-        )
-    }))
-}
+use common::{ensure_python_runtime, fake_llm, launcher, load, python_runtime};
 
 fn kernels() -> Arc<PythonKernels> {
-    static READY: OnceLock<()> = OnceLock::new();
-    READY.get_or_init(|| {
-        if !runtime().is_ready() {
-            let out = Command::new(BIN).arg("setup-python").output().expect("setup-python");
-            assert!(out.status.success(), "setup-python: {}", String::from_utf8_lossy(&out.stderr));
-        }
-    });
-    Arc::new(PythonKernels::start(launcher(), PythonConfig::new(runtime())).expect("kernels"))
-}
-
-fn load(data: &Path, file: &Path) {
-    IngestWorkers::new(launcher(), data, Limits::for_ingest(), 1)
-        .load(file, &IngestOptions::default(), &Quiet)
-        .expect("loads");
+    ensure_python_runtime();
+    Arc::new(PythonKernels::start(launcher(), PythonConfig::new(python_runtime())).expect("kernels"))
 }
 
 fn analyst(fake: &FakeLlm, data: &Path) -> Analyst {
-    let cfg = LlmConfig {
-        provider: Provider::OpenAi,
-        base_url: fake.openai_url(),
-        model: "fake-model".into(),
-        api_key: None,
-        timeout: Duration::from_secs(30),
-        max_retries: 0,
-        retry_base: Duration::from_millis(10),
-        max_tokens: 1024,
-    };
+    let cfg = fake_llm(fake, Duration::from_secs(30));
     let kernel = SqlWorkers::new(launcher(), data, Limits::default(), 2);
     Analyst::new(Arc::new(Client::new(cfg).expect("client")), Arc::new(kernel), data).with_python(kernels())
 }

@@ -3,10 +3,12 @@
 //! each OS wall on its own, statistics with known answers, figures, `sql()`,
 //! kernel state per conversation, and limits.
 
+mod common;
+
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use quarry_agent::python::{decode, EngineData};
@@ -16,34 +18,9 @@ use quarry_sandbox::{Launcher, Limits, WorkerError};
 use quarry_testdata::shared_dir as shared;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_quarry");
+use common::{ensure_python_runtime, python_runtime, BIN};
+
 const CANARY: &str = "canary-7f3a-host-secret";
-
-/// The runtime the binary uses: QUARRY_PYTHON_HOME, else the default home.
-fn runtime() -> Runtime {
-    Runtime::new(std::env::var_os("QUARRY_PYTHON_HOME").map(PathBuf::from).unwrap_or_else(|| {
-        Runtime::default_home(
-            std::env::var_os("XDG_DATA_HOME").map(PathBuf::from),
-            std::env::var_os("HOME").map(PathBuf::from),
-        )
-    }))
-}
-
-/// Quarry's Python runtime, set up once through the binary (idempotent).
-fn ensure_runtime() {
-    static READY: OnceLock<()> = OnceLock::new();
-    READY.get_or_init(|| {
-        if runtime().is_ready() {
-            return;
-        }
-        let out = Command::new(BIN).arg("setup-python").output().expect("setup-python");
-        assert!(
-            out.status.success(),
-            "quarry setup-python failed (tests need Python 3 with venv and PyPI): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
-}
 
 /// A data directory holding `t` (state, tests, positives) and `groups` (g, v).
 fn dataset() -> tempfile::TempDir {
@@ -154,7 +131,7 @@ fn pwned() -> Vec<PathBuf> {
 #[test]
 fn shared_python_attacks_stopped_with_and_without_the_ast_check() {
     let Some(attacks) = shared("attacks/python") else { return };
-    ensure_runtime();
+    ensure_python_runtime();
     let tmp = dataset();
     for p in pwned() {
         let _ = std::fs::remove_file(&p);
@@ -223,7 +200,7 @@ fn shared_python_attacks_stopped_with_and_without_the_ast_check() {
 
 #[test]
 fn own_attacks_held_by_the_os_walls_alone() {
-    ensure_runtime();
+    ensure_python_runtime();
     let tmp = dataset();
     let _ = std::fs::remove_file("/tmp/pwned_quarry_own");
     let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
@@ -272,8 +249,8 @@ print(json.dumps(out))
 
 /// Kernels over the data directory, with the given walls.
 fn kernels(dir: &Path, walls: Walls, limits: Limits) -> (PythonKernels, EngineData) {
-    ensure_runtime();
-    let mut cfg = PythonConfig::new(runtime());
+    ensure_python_runtime();
+    let mut cfg = PythonConfig::new(python_runtime());
     // The walls are what these tests are about; the AST check stays out of the way.
     cfg.ast_check = false;
     cfg.walls = walls;
@@ -478,9 +455,9 @@ fn a_missing_runtime_is_a_clear_error() {
 
 #[test]
 fn a_wall_that_cannot_be_raised_stops_python_unless_unsafe() {
-    ensure_runtime();
+    ensure_python_runtime();
     for wall in ["namespaces", "landlock", "seccomp"] {
-        let mut cfg = PythonConfig::new(runtime());
+        let mut cfg = PythonConfig::new(python_runtime());
         cfg.walls.inject_failure = Some(wall.into());
         let e = PythonKernels::start(Launcher::with_exe(PathBuf::from(BIN)), cfg.clone()).err().expect("refused");
         let msg = e.to_string();
@@ -510,8 +487,8 @@ fn a_wall_that_cannot_be_raised_stops_python_unless_unsafe() {
 #[test]
 fn an_idle_kernel_is_recycled() {
     let tmp = dataset();
-    ensure_runtime();
-    let mut cfg = PythonConfig::new(runtime());
+    ensure_python_runtime();
+    let mut cfg = PythonConfig::new(python_runtime());
     cfg.idle = Duration::from_millis(200);
     let launcher = Launcher::with_exe(PathBuf::from(BIN));
     let k = PythonKernels::start(launcher.clone(), cfg).expect("kernels");

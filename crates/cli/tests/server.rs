@@ -2,33 +2,19 @@
 //! and resumption, what a restart or a shutdown leaves in the store, upload
 //! errors, and isolation between users. Real workers, the fake LLM.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use quarry_fake_llm::{FakeLlm, Reply, Script};
-use quarry_llm::{LlmConfig, Provider};
-use quarry_sandbox::Launcher;
+use quarry_llm::LlmConfig;
 use quarry_server::{AppState, ServerConfig};
 use serde_json::{json, Value};
 
-fn launcher() -> Launcher {
-    Launcher::with_exe(PathBuf::from(env!("CARGO_BIN_EXE_quarry")))
-}
-
-fn llm(fake: &FakeLlm) -> LlmConfig {
-    LlmConfig {
-        provider: Provider::OpenAi,
-        base_url: fake.openai_url(),
-        model: "fake-model".into(),
-        api_key: None,
-        timeout: Duration::from_secs(30),
-        max_retries: 0,
-        retry_base: Duration::from_millis(10),
-        max_tokens: 1024,
-    }
-}
+use common::{fake_llm, launcher};
 
 struct Running {
     url: String,
@@ -142,7 +128,7 @@ fn a_conversation_survives_a_restart_and_events_resume() {
             Reply::tool("final_answer", json!({"answer": "Counted the states."})),
         ]));
         let data = tmp.path().join("data");
-        let s = serve(&data, Ok(llm(&fake)), [127, 0, 0, 1]).await;
+        let s = serve(&data, Ok(fake_llm(&fake, Duration::from_secs(30))), [127, 0, 0, 1]).await;
         let c = client();
         let (_, ws) = get(&c, &format!("{}/api/workspaces", s.url)).await;
         let ws = ws[0]["id"].as_str().expect("ws").to_string();
@@ -183,7 +169,7 @@ fn a_conversation_survives_a_restart_and_events_resume() {
                 )
                 .expect("append");
         }
-        let s = serve(&data, Ok(llm(&fake)), [127, 0, 0, 1]).await;
+        let s = serve(&data, Ok(fake_llm(&fake, Duration::from_secs(30))), [127, 0, 0, 1]).await;
         let (status, again) = get(&c, &format!("{}/api/conversations/{id}", s.url)).await;
         assert_eq!(status, 200);
         let events = again["events"].as_array().expect("events");
@@ -204,7 +190,7 @@ fn shutdown_cancels_questions_in_flight_and_stores_it() {
         slow.delay_ms = 30_000;
         let fake = FakeLlm::start(Script::new(vec![slow]));
         let data = tmp.path().join("data");
-        let s = serve(&data, Ok(llm(&fake)), [127, 0, 0, 1]).await;
+        let s = serve(&data, Ok(fake_llm(&fake, Duration::from_secs(30))), [127, 0, 0, 1]).await;
         let c = client();
         let (_, ws) = get(&c, &format!("{}/api/workspaces", s.url)).await;
         let ws = ws[0]["id"].as_str().expect("ws").to_string();
