@@ -181,7 +181,16 @@ impl Runtime {
             std::fs::write(&req, REQUIREMENTS).map_err(|e| unavailable(e.to_string()))?;
             let total = REQUIREMENTS.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).count();
             let mut child = Command::new(tmp.join("venv/bin/python"))
-                .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--progress-bar", "off"])
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--disable-pip-version-check",
+                    "--no-input",
+                    "--no-cache-dir",
+                    "--progress-bar",
+                    "off",
+                ])
                 .arg("-r")
                 .arg(&req)
                 .stdout(Stdio::piped())

@@ -1,8 +1,6 @@
 //! The analyst end to end: the fake LLM over HTTP, the real engine in real
 //! sandboxed workers, real files.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +11,7 @@ use quarry_fake_llm::{FakeLlm, Reply, Script};
 use quarry_llm::{CancellationToken, Client};
 use quarry_sandbox::Limits;
 
-use common::{fake_llm, launcher, load};
+use crate::common::{fake_llm, launcher, load};
 use serde_json::json;
 
 struct Ws {

@@ -1,8 +1,6 @@
 //! The analyst's `run_python` tool end to end: the fake LLM over HTTP, the
 //! real SQL workers and the real sandboxed Python kernel.
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +13,7 @@ use quarry_sandbox::python::{PythonConfig, PythonKernels};
 use quarry_sandbox::Limits;
 use serde_json::json;
 
-use common::{ensure_python_runtime, fake_llm, launcher, load, python_runtime};
+use crate::common::{ensure_python_runtime, fake_llm, launcher, load, python_runtime};
 
 fn kernels() -> Arc<PythonKernels> {
     ensure_python_runtime();

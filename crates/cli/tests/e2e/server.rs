@@ -2,8 +2,6 @@
 //! and resumption, what a restart or a shutdown leaves in the store, upload
 //! errors, and isolation between users. Real workers, the fake LLM.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,7 +12,7 @@ use quarry_llm::LlmConfig;
 use quarry_server::{AppState, ServerConfig};
 use serde_json::{json, Value};
 
-use common::{fake_llm, launcher};
+use crate::common::{fake_llm, launcher};
 
 struct Running {
     url: String,

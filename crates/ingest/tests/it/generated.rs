@@ -1,10 +1,8 @@
 //! The project's own generated files (no ../shared needed): each messy file's
 //! facts come from the generator's `Truth`, computed while it was written.
 
-mod common;
-
-use common::load_all;
-use common::load_one;
+use crate::common::load_all;
+use crate::common::load_one;
 use quarry_ingest::catalog::{Catalog, Outcome};
 use quarry_ingest::{ColumnType, IngestOptions, Quiet};
 

@@ -1,7 +1,6 @@
 //! Helpers the integration tests share: the `quarry` binary as the workers'
 //! launcher, the fake LLM as a configured model, loading files through an
 //! ingest worker, and Quarry's Python runtime.
-#![allow(dead_code)] // each test crate uses its own subset
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

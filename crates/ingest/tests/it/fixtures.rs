@@ -1,8 +1,6 @@
 //! Every file in `../shared/fixtures/` loads with the facts its README states.
 
-mod common;
-
-use common::{load_all, load_one};
+use crate::common::{load_all, load_one};
 use quarry_ingest::{ColumnType, ErrorKind, IngestOptions, Quiet};
 use quarry_testdata::shared_dir as shared;
 

@@ -3,8 +3,6 @@
 //! each OS wall on its own, statistics with known answers, figures, `sql()`,
 //! kernel state per conversation, and limits.
 
-mod common;
-
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,7 +16,7 @@ use quarry_sandbox::{Launcher, Limits, WorkerError};
 use quarry_testdata::shared_dir as shared;
 use serde_json::Value;
 
-use common::{ensure_python_runtime, python_runtime, BIN};
+use crate::common::{ensure_python_runtime, python_runtime, BIN};
 
 const CANARY: &str = "canary-7f3a-host-secret";
 

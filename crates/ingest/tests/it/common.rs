@@ -1,5 +1,4 @@
 //! Helpers shared by the ingest integration tests.
-#![allow(dead_code)]
 
 use std::path::Path;
 

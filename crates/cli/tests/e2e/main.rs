@@ -1,0 +1,13 @@
+//! The end-to-end suite: the real `quarry` binary, real sandboxed workers,
+//! real files and the fake LLM over HTTP. One test binary (not one per file)
+//! so the workspace links DataFusion once for these tests, not seven times.
+
+mod common;
+
+mod analyst;
+mod analyst_python;
+mod attacks;
+mod cli;
+mod python;
+mod server;
+mod workers;

@@ -1,0 +1,7 @@
+//! The ingest integration tests, in one test binary.
+
+mod common;
+
+mod fixtures;
+mod fuzz;
+mod generated;
