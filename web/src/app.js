@@ -236,6 +236,8 @@ async function openConversation(id) {
   $("#send").disabled = true;
   if (state.source) state.source.close();
   state.conversation = id;
+  $("#export-report").href = `/api/conversations/${id}/export/html`;
+  $("#export-notebook").href = `/api/conversations/${id}/export/ipynb`;
   state.lastSeq = 0;
   state.questions = new Map();
   $("#conversation").value = id;
@@ -338,6 +340,8 @@ function figures(list) {
   return el("div", { class: "figure" }, list.map((b64) => el("img", { alt: "figure", src: "data:image/png;base64," + b64 })));
 }
 
+const EXPORT_LABELS = { csv: "CSV", xlsx: "XLSX", html: "Report", ipynb: "Notebook", json: "JSON" };
+
 function renderAnswer(q, n, a) {
   const chart = el("div", { class: "chart" });
   const box = el("div", { class: "answer", "data-ok": a.ok ? "true" : "false" },
@@ -346,8 +350,9 @@ function renderAnswer(q, n, a) {
     a.chart ? chart : null,
     a.output && !a.table ? el("pre", { class: "output" }, a.output) : null,
     figures(a.figures),
-    a.table ? el("div", { class: "exports" }, "Export:",
-      ["csv", "xlsx", "json"].map((f) => el("a", { href: `/api/conversations/${state.conversation}/questions/${n}/export/${f}`, download: "" }, f.toUpperCase()))) : null,
+    el("div", { class: "exports" }, "Export:",
+      (a.table ? ["csv", "xlsx"] : []).concat(["html", "ipynb", "json"]).map((f) =>
+        el("a", { href: `/api/conversations/${state.conversation}/questions/${n}/export/${f}`, download: "" }, EXPORT_LABELS[f]))),
     el("div", { class: "provenance" }, `${a.provenance.model} · privacy ${a.provenance.privacy} · ${a.attempts} attempt(s) · ${a.provenance.total_ms} ms · data ${a.provenance.data_versions.map((d) => `${d.table} v${d.version}`).join(", ")}${a.cached ? " · stored answer" : ""}`));
   step(q, "answer", box);
   if (a.chart && window.vegaEmbed) {

@@ -127,7 +127,18 @@ test("a question streams its steps in order, with a retry, a table and a chart; 
   assert.equal(await page.locator(".answer table.grid tbody tr").count(), 4, "one row per state");
   await page.waitForSelector(".answer .chart svg .mark-rect path, .answer .chart canvas", { timeout: 20000 });
   const exports = await page.locator(".answer .exports a").count();
-  assert.equal(exports, 3);
+  assert.equal(exports, 5, "CSV, XLSX, report, notebook and JSON");
+  // The conversation's HTML report renders its chart with nothing fetched:
+  // the chart libraries are inside the file.
+  const report = await page.request.get(await page.locator("#export-report").getAttribute("href"));
+  assert.equal(report.status(), 200);
+  const offline = await browser.newPage();
+  await offline.route("**/*", (route) => route.abort());
+  await offline.setContent(await report.text());
+  await offline.waitForSelector(".chart svg .mark-rect path", { timeout: 20000 });
+  assert.equal(await offline.locator("section.q table tbody tr").count(), 4);
+  await offline.screenshot({ path: join(shots, "2b-report.png"), fullPage: true });
+  await offline.close();
   await page.screenshot({ path: join(shots, "2-answered.png"), fullPage: true });
   const before = kinds.length;
   await page.reload();

@@ -12,6 +12,7 @@ use quarry_engine::worker::SqlWorkers;
 use quarry_ingest::catalog::Catalog;
 use quarry_ingest::IngestOptions;
 use quarry_llm::{CancellationToken, Client, LlmConfig, LlmOverrides};
+use quarry_report::{Format, Report, Source};
 use quarry_sandbox::{Launcher, Limits};
 use serde_json::Value;
 
@@ -28,6 +29,11 @@ pub fn run(files: &[PathBuf], question: Option<&str>, a: &AskArgs, as_json: bool
         "text" => Protocol::Text,
         other => return fail(format!("unknown protocol '{other}': use tools, json or text")),
     };
+    if let Some(path) = &a.export {
+        if let Err(e) = Format::parse(path.extension().and_then(|e| e.to_str()).unwrap_or_default()) {
+            return fail(format!("--export {}: {e}", path.display()));
+        }
+    }
     let overrides = LlmOverrides {
         provider: a.llm_provider.clone(),
         base_url: a.llm_base_url.clone(),
@@ -85,8 +91,23 @@ pub fn run(files: &[PathBuf], question: Option<&str>, a: &AskArgs, as_json: bool
         Err(e) => return fail(format!("the runtime could not start: {e}")),
     };
     let mut conv = Conversation::default();
+    let mut answers = Vec::new();
+    let mut ask = |q: &str, as_json: bool| -> bool {
+        let Some(answer) = ask_once(&rt, &analyst, &mut conv, q, &ask_opts, as_json, a.figures.as_deref()) else {
+            return false;
+        };
+        let ok = answer.ok;
+        answers.push(answer);
+        if let Some(path) = &a.export {
+            if let Err(e) = export(path, &answers, &a.data) {
+                return fail(format!("{}: {e}", path.display()));
+            }
+            eprintln!("exported: {}", path.display());
+        }
+        ok
+    };
     match question {
-        Some(q) => ask_once(&rt, &analyst, &mut conv, q, &ask_opts, as_json, a.figures.as_deref()),
+        Some(q) => ask(q, as_json),
         None => {
             let stdin = std::io::stdin();
             let interactive = stdin.is_terminal();
@@ -108,7 +129,7 @@ pub fn run(files: &[PathBuf], question: Option<&str>, a: &AskArgs, as_json: bool
                 if q.is_empty() || q == "exit" || q == "quit" {
                     break;
                 }
-                ok &= ask_once(&rt, &analyst, &mut conv, q, &ask_opts, false, a.figures.as_deref());
+                ok &= ask(q, false);
             }
             ok
         }
@@ -250,7 +271,7 @@ fn ask_once(
     opts: &AskOptions,
     as_json: bool,
     figures_dir: Option<&Path>,
-) -> bool {
+) -> Option<Answer> {
     let progress = Progress::new(opts.emit_prompt);
     let cancel = CancellationToken::new();
     let result = rt.block_on(async {
@@ -277,10 +298,26 @@ fn ask_once(
             } else {
                 print_answer(&a);
             }
-            a.ok
+            Some(a)
         }
-        Err(e) => fail(e),
+        Err(e) => {
+            fail(e);
+            None
+        }
     }
+}
+
+/// Writes `answers` to `path` in the format its extension names, with the
+/// Parquet files of the data versions they read (for notebooks).
+fn export(path: &Path, answers: &[Answer], data: &Path) -> Result<(), String> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
+    let format = Format::parse(ext).map_err(|e| e.to_string())?;
+    let catalog = Catalog::open(data).map_err(|e| e.to_string())?;
+    let sources = Source::for_answers(answers, |t, v| catalog.entry(t, Some(v)).ok().map(|e| e.parquet));
+    let title = answers.first().map(|a| a.question.as_str()).unwrap_or("Quarry");
+    let bytes =
+        quarry_report::render(format, &Report { title, answers, sources: &sources }).map_err(|e| e.to_string())?;
+    std::fs::write(path, bytes).map_err(|e| e.to_string())
 }
 
 /// The documented `--json` shape.

@@ -295,6 +295,11 @@ struct AskArgs {
     /// Save figures drawn by Python steps in this directory.
     #[arg(long)]
     figures: Option<PathBuf>,
+    /// Write the answers to FILE, by its extension: .html (a self-contained
+    /// report), .ipynb (a Jupyter notebook), .json, or .csv/.xlsx (the last
+    /// result table). In `chat` it is rewritten after every answer.
+    #[arg(long, value_name = "FILE")]
+    export: Option<PathBuf>,
     #[command(flatten)]
     py: python::PyArgs,
 }

@@ -10,10 +10,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::StreamExt;
-use quarry_agent::Table;
+use quarry_agent::{Answer, Table};
 use quarry_engine::{quoted, SqlKernel};
 use quarry_ingest::catalog::Catalog;
 use quarry_ingest::{IngestOptions, Quiet};
+use quarry_report::{Format, Report, Source};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
@@ -240,7 +241,8 @@ pub struct EventsQuery {
         ask,
         cancel,
         events,
-        export
+        export,
+        export_conversation
     ),
     components(schemas(
         ErrorBody,
@@ -289,6 +291,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/conversations/{id}/cancel", post(cancel))
         .route("/api/conversations/{id}/events", get(events))
         .route("/api/conversations/{id}/questions/{q}/export/{format}", get(export))
+        .route("/api/conversations/{id}/export/{format}", get(export_conversation))
         .layer(DefaultBodyLimit::max(1 << 20))
         .merge(web::routes())
         .with_state(state)
@@ -719,53 +722,73 @@ async fn events(
 }
 
 #[utoipa::path(get, path = "/api/conversations/{id}/questions/{q}/export/{format}",
-    params(("id" = String, Path), ("q" = i64, Path), ("format" = String, Path, description = "csv, xlsx or json")),
-    responses((status = 200, description = "the answer's table as a file"), (status = 404, body = ErrorBody)))]
+    params(("id" = String, Path), ("q" = i64, Path),
+        ("format" = String, Path, description = "csv, xlsx, json, html (a self-contained report) or ipynb (a Jupyter notebook)")),
+    responses((status = 200, description = "the answer as a file"), (status = 404, body = ErrorBody)))]
 async fn export(
     State(st): State<Arc<AppState>>,
     Caller(u): Caller,
     Path((id, q, format)): Path<(String, i64, String)>,
 ) -> Result<Response, ApiError> {
-    let (c, _) = own_conversation(&st, &u, &id)?;
-    let answer = st
-        .store
-        .events(&c.id, 0)
-        .map_err(ApiError::internal)?
-        .into_iter()
-        .filter(|e| e.question == q && e.event["type"] == "answer")
-        .map(|e| e.event["answer"].clone())
-        .next_back()
-        .ok_or_else(|| ApiError::not_found("no answer for that question"))?;
-    let file = format!("quarry-{}-q{q}", c.id);
-    match format.as_str() {
-        "json" => Ok((
-            [
-                (header::CONTENT_TYPE, "application/json".to_string()),
-                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}.json\"")),
-            ],
-            serde_json::to_string_pretty(&answer).unwrap_or_default(),
-        )
-            .into_response()),
-        "csv" | "xlsx" => {
-            let table: Table = serde_json::from_value(answer["table"].clone())
-                .map_err(|_| ApiError::not_found("that answer has no table"))?;
-            let (ctype, bytes) = if format == "csv" {
-                ("text/csv; charset=utf-8", crate::web::csv_bytes(&table))
-            } else {
-                (
-                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                    crate::web::xlsx_bytes(&table, &answer).map_err(ApiError::internal)?,
-                )
-            };
-            Ok((
-                [
-                    (header::CONTENT_TYPE, ctype.to_string()),
-                    (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}.{format}\"")),
-                ],
-                bytes,
-            )
-                .into_response())
+    export_answers(&st, &u, &id, Some(q), &format)
+}
+
+#[utoipa::path(get, path = "/api/conversations/{id}/export/{format}",
+    params(("id" = String, Path),
+        ("format" = String, Path, description = "html (a self-contained report), ipynb (a Jupyter notebook), json; csv and xlsx take the last answer's table")),
+    responses((status = 200, description = "every answer of the conversation as one file"), (status = 404, body = ErrorBody)))]
+async fn export_conversation(
+    State(st): State<Arc<AppState>>,
+    Caller(u): Caller,
+    Path((id, format)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    export_answers(&st, &u, &id, None, &format)
+}
+
+/// The answers of one question (`q`) or of the whole conversation, rendered
+/// by `quarry-report`, with the Parquet files of the data versions they read.
+fn export_answers(
+    st: &AppState,
+    u: &quarry_store::User,
+    id: &str,
+    q: Option<i64>,
+    format: &str,
+) -> Result<Response, ApiError> {
+    let format = Format::parse(format).map_err(|e| ApiError::bad(e.to_string()))?;
+    let (c, _) = own_conversation(st, u, id)?;
+    let mut answers: Vec<(i64, Answer)> = Vec::new();
+    for e in st.store.events(&c.id, 0).map_err(ApiError::internal)? {
+        if e.event["type"] != "answer" || q.is_some_and(|q| q != e.question) {
+            continue;
         }
-        _ => Err(ApiError::bad("export formats: csv, xlsx, json")),
+        let a: Answer = serde_json::from_value(e.event["answer"].clone()).map_err(ApiError::internal)?;
+        // A question answered twice (a retry after a restart) keeps its last answer.
+        match answers.last_mut() {
+            Some((n, last)) if *n == e.question => *last = a,
+            _ => answers.push((e.question, a)),
+        }
     }
+    let answers: Vec<Answer> = answers.into_iter().map(|(_, a)| a).collect();
+    if answers.is_empty() {
+        return Err(ApiError::not_found(if q.is_some() { "no answer for that question" } else { "no answers yet" }));
+    }
+    let sources = match catalog(st, &c.workspace)? {
+        Some(cat) => Source::for_answers(&answers, |t, v| cat.entry(t, Some(v)).ok().map(|e| e.parquet)),
+        None => Vec::new(),
+    };
+    let title = if c.title.is_empty() { "Quarry conversation" } else { c.title.as_str() };
+    let report = Report { title, answers: &answers, sources: &sources };
+    let bytes = quarry_report::render(format, &report).map_err(|e| ApiError::not_found(&e.to_string()))?;
+    let file = match q {
+        Some(q) => format!("quarry-{}-q{q}.{}", c.id, format.extension()),
+        None => format!("quarry-{}.{}", c.id, format.extension()),
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.content_type().to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\"")),
+        ],
+        bytes,
+    )
+        .into_response())
 }

@@ -202,7 +202,16 @@ fn ask_json_and_chat_follow_ups_through_the_binary() {
         Reply::tool("final_answer", json!({"answer": "Kano only."})),
     ]));
     let mut child = clean_llm_env(Command::new(env!("CARGO_BIN_EXE_quarry")).current_dir(tmp.path()))
-        .args(["chat", "--llm-base-url", &fake.openai_url(), "--llm-model", "m", "--no-cache"])
+        .args([
+            "chat",
+            "--llm-base-url",
+            &fake.openai_url(),
+            "--llm-model",
+            "m",
+            "--no-cache",
+            "--export",
+            "chat.ipynb",
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -217,4 +226,22 @@ fn ask_json_and_chat_follow_ups_through_the_binary() {
     let reqs = fake.requests();
     let follow_up = reqs.last().unwrap().raw.clone();
     assert!(follow_up.contains("positives aged 5+") && follow_up.contains("now only for Kano"), "{follow_up}");
+    // --export: the whole chat as a notebook reading the catalog's Parquet file.
+    let nb: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("chat.ipynb")).expect("notebook written")).expect("json");
+    let text = nb.to_string();
+    assert!(text.contains("2. now only for Kano") && text.contains("location_state = 'Kano'"), "{text}");
+    let parquet = tmp.path().join("quarry-data/tables/clinics_monthly_data");
+    assert!(text.contains(parquet.to_str().unwrap()), "{text}");
+
+    // An export format Quarry cannot write is refused before the model is asked.
+    let asked = fake.requests().len();
+    let out = clean_llm_env(Command::new(env!("CARGO_BIN_EXE_quarry")).current_dir(tmp.path()))
+        .args(["ask", "How many?", "--export", "answer.pdf", "--llm-base-url", &fake.openai_url(), "--llm-model", "m"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("answer.pdf") && err.contains("html or ipynb"), "{err}");
+    assert_eq!(fake.requests().len(), asked);
 }

@@ -154,6 +154,24 @@ fn a_conversation_survives_a_restart_and_events_resume() {
         assert_eq!(csv.text().await.expect("text"), "n\n4\n");
         let xlsx = c.get(format!("{}/api/conversations/{id}/questions/1/export/xlsx", s.url)).send().await.expect("x");
         assert!(xlsx.bytes().await.expect("bytes").starts_with(b"PK"));
+        let report = c.get(format!("{}/api/conversations/{id}/export/html", s.url)).send().await.expect("html");
+        assert_eq!(report.status(), 200);
+        assert_eq!(report.headers()["content-type"], "text/html; charset=utf-8");
+        let page = report.text().await.expect("text");
+        assert!(page.contains("How many states?") && page.contains(sql) && page.contains("Counted the states."));
+        let nb = c.get(format!("{}/api/conversations/{id}/questions/1/export/ipynb", s.url)).send().await.expect("nb");
+        let nb: Value = nb.json().await.expect("notebook json");
+        let setup: String =
+            nb["cells"][1]["source"].as_array().expect("cells").iter().filter_map(Value::as_str).collect();
+        let parquet = data.join("workspaces");
+        assert!(
+            setup.contains("\"population_2024\": \"") && setup.contains(parquet.to_str().expect("path")),
+            "{setup}"
+        );
+        let bad = c.get(format!("{}/api/conversations/{id}/export/pdf", s.url)).send().await.expect("pdf");
+        assert_eq!(bad.status(), 400);
+        let none = c.get(format!("{}/api/conversations/{id}/questions/9/export/html", s.url)).send().await.expect("q9");
+        assert_eq!(none.status(), 404);
         let state = s.stop().await;
         drop(state);
         // A question cut off by a crash: started, never done.
