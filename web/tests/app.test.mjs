@@ -130,7 +130,7 @@ test("a question streams its steps in order, with a retry, a table and a chart; 
   assert.equal(exports, 5, "CSV, XLSX, report, notebook and JSON");
   // The conversation's HTML report renders its chart with nothing fetched:
   // the chart libraries are inside the file.
-  const report = await page.request.get(await page.locator("#export-report").getAttribute("href"));
+  const report = await page.request.get(new URL(await page.locator("#export-report").getAttribute("href"), page.url()).href);
   assert.equal(report.status(), 200);
   const offline = await browser.newPage();
   await offline.route("**/*", (route) => route.abort());
