@@ -14,7 +14,7 @@ use quarry_agent::{Answer, Table};
 use quarry_engine::{quoted, SqlKernel};
 use quarry_ingest::catalog::Catalog;
 use quarry_ingest::{IngestOptions, Quiet};
-use quarry_report::{Format, Report, Source};
+use quarry_report::{Format, Report, ReportError, Source};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
@@ -778,7 +778,10 @@ fn export_answers(
     };
     let title = if c.title.is_empty() { "Quarry conversation" } else { c.title.as_str() };
     let report = Report { title, answers: &answers, sources: &sources };
-    let bytes = quarry_report::render(format, &report).map_err(|e| ApiError::not_found(&e.to_string()))?;
+    let bytes = quarry_report::render(format, &report).map_err(|e| match e {
+        ReportError::Xlsx(_) => ApiError::internal(e),
+        _ => ApiError::not_found(&e.to_string()),
+    })?;
     let file = match q {
         Some(q) => format!("quarry-{}-q{q}.{}", c.id, format.extension()),
         None => format!("quarry-{}.{}", c.id, format.extension()),
