@@ -606,7 +606,7 @@ impl Analyst {
                 Some(c) => Message::tool_result(c.id.clone(), text),
                 None => Message::user(text),
             };
-            match action {
+            let (call, ran) = match action {
                 Action::Problem { feedback, call } => {
                     attempt += 1;
                     sink(Event::Failed { step, attempt, message: feedback.clone() });
@@ -617,6 +617,7 @@ impl Analyst {
                     sink(Event::Retrying { step, attempt, max_attempts: opts.max_attempts });
                     messages.push(assistant(&call));
                     messages.push(reply(&call, feedback));
+                    continue;
                 }
                 Action::Sql { sql, call } => {
                     attempt += 1;
@@ -628,7 +629,7 @@ impl Analyst {
                         r = self.run_sql(&sql, &opts.limits) => r,
                     };
                     exec_ms += t1.elapsed().as_millis() as u64;
-                    match result {
+                    let ran = match result {
                         Ok(r) => {
                             let table = Table::from_result(&r);
                             sink(Event::Executed {
@@ -673,20 +674,14 @@ impl Analyst {
                                     });
                                 }
                             }
-                            last = Some(LastStep {
+                            let last = LastStep {
                                 code: sql,
                                 language: "sql",
                                 table: Some(table),
                                 output: String::new(),
                                 figures: Vec::new(),
-                            });
-                            messages.push(assistant(&call));
-                            messages.push(reply(&call, text));
-                            if step > opts.max_steps {
-                                break;
-                            }
-                            step += 1;
-                            attempt = 0;
+                            };
+                            Ran::Ok(last, text)
                         }
                         Err(e) => {
                             let refused = e.kind == ErrorKind::Refused;
@@ -700,25 +695,21 @@ impl Analyst {
                             } else {
                                 sink(Event::Failed { step, attempt, message: e.to_string() });
                             }
-                            steps.push(Step {
-                                language: "sql".into(),
-                                code: sql.clone(),
-                                ok: false,
-                                outcome: e.to_string(),
-                            });
-                            last_error = e.to_string();
-                            if attempt >= opts.max_attempts {
-                                break;
-                            }
-                            sink(Event::Retrying { step, attempt, max_attempts: opts.max_attempts });
                             let shown = if opts.privacy == Privacy::Strict { e.redacted() } else { e.to_string() };
-                            messages.push(assistant(&call));
-                            messages.push(reply(
-                                &call,
-                                prompt::result_error(&shown, attempt, opts.max_attempts, &schema_for(&sql, &entries)),
-                            ));
+                            Ran::Failed {
+                                language: "sql",
+                                reply: prompt::result_error(
+                                    &shown,
+                                    attempt,
+                                    opts.max_attempts,
+                                    &schema_for(&sql, &entries),
+                                ),
+                                code: sql,
+                                full: e.to_string(),
+                            }
                         }
-                    }
+                    };
+                    (call, ran)
                 }
                 Action::Python { code, call } => {
                     attempt += 1;
@@ -736,7 +727,13 @@ impl Analyst {
                         r = self.run_python(&session, &code, tables, &opts.limits) => r,
                     };
                     exec_ms += t1.elapsed().as_millis() as u64;
-                    let failure = match result {
+                    let failed = |full: String, shown: &str| Ran::Failed {
+                        language: "python",
+                        code: code.clone(),
+                        full,
+                        reply: prompt::python_error(shown, attempt, opts.max_attempts, &schema_for("", &entries)),
+                    };
+                    let ran = match result {
                         Ok(run) if run.ok => {
                             let table = run
                                 .tables
@@ -772,21 +769,14 @@ impl Analyst {
                             });
                             let details = (opts.privacy == Privacy::Full).then(|| python_details(&run, table.as_ref()));
                             let text = prompt::python_ok(&summary, details.as_deref(), step, opts.max_steps);
-                            last = Some(LastStep {
+                            let last = LastStep {
                                 code: code.clone(),
                                 language: "python",
                                 table,
                                 output: run.stdout.clone(),
                                 figures,
-                            });
-                            messages.push(assistant(&call));
-                            messages.push(reply(&call, text));
-                            if step > opts.max_steps {
-                                break;
-                            }
-                            step += 1;
-                            attempt = 0;
-                            None
+                            };
+                            Ran::Ok(last, text)
                         }
                         Ok(run) => {
                             let e = run.error.unwrap_or_else(|| quarry_sandbox::python::PyFailure {
@@ -807,7 +797,7 @@ impl Analyst {
                                 full.clone()
                             };
                             sink(Event::Failed { step, attempt, message: full.clone() });
-                            Some((full, shown))
+                            failed(full, &shown)
                         }
                         Err(PythonError::Refused(rs)) => {
                             let message = PythonError::Refused(rs.clone()).to_string();
@@ -817,32 +807,15 @@ impl Analyst {
                                 rule: rs.first().map(|r| format!("{:?}", r.rule)).unwrap_or_default(),
                                 message: message.clone(),
                             });
-                            Some((message.clone(), message))
+                            failed(message.clone(), &message)
                         }
                         Err(e) => {
                             let message = e.to_string();
                             sink(Event::Failed { step, attempt, message: message.clone() });
-                            Some((message.clone(), message))
+                            failed(message.clone(), &message)
                         }
                     };
-                    if let Some((full, shown)) = failure {
-                        steps.push(Step {
-                            language: "python".into(),
-                            code: code.clone(),
-                            ok: false,
-                            outcome: full.clone(),
-                        });
-                        last_error = full;
-                        if attempt >= opts.max_attempts {
-                            break;
-                        }
-                        sink(Event::Retrying { step, attempt, max_attempts: opts.max_attempts });
-                        messages.push(assistant(&call));
-                        messages.push(reply(
-                            &call,
-                            prompt::python_error(&shown, attempt, opts.max_attempts, &schema_for("", &entries)),
-                        ));
-                    }
+                    (call, ran)
                 }
                 Action::Final { text, chart, .. } => {
                     let table = last.as_ref().and_then(|l| l.table.as_ref());
@@ -877,6 +850,30 @@ impl Analyst {
                     });
                     sink(Event::Answer { answer: Box::new(answer.clone()) });
                     return Ok(answer);
+                }
+            };
+            // What a step came to, the same for SQL and Python: a result moves
+            // on to the next step; a failure is recorded and retried.
+            match ran {
+                Ran::Ok(step_behind_answer, text) => {
+                    last = Some(step_behind_answer);
+                    messages.push(assistant(&call));
+                    messages.push(reply(&call, text));
+                    if step > opts.max_steps {
+                        break;
+                    }
+                    step += 1;
+                    attempt = 0;
+                }
+                Ran::Failed { language, code, full, reply: text } => {
+                    steps.push(Step { language: language.into(), code, ok: false, outcome: full.clone() });
+                    last_error = full;
+                    if attempt >= opts.max_attempts {
+                        break;
+                    }
+                    sink(Event::Retrying { step, attempt, max_attempts: opts.max_attempts });
+                    messages.push(assistant(&call));
+                    messages.push(reply(&call, text));
                 }
             }
         }
@@ -917,6 +914,15 @@ impl Analyst {
         sink(Event::Answer { answer: Box::new(answer.clone()) });
         Ok(answer)
     }
+}
+
+/// What one piece of code came to, for the loop's shared bookkeeping.
+enum Ran {
+    /// It ran: the step the answer would now be built from, and what the model is told.
+    Ok(LastStep, String),
+    /// It failed: what the user sees (`full`) and what the model is told
+    /// (`reply`, redacted as the privacy mode requires).
+    Failed { language: &'static str, code: String, full: String, reply: String },
 }
 
 /// The last step that ran well: what the answer is built from.
