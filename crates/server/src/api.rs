@@ -730,7 +730,9 @@ async fn export(
     Caller(u): Caller,
     Path((id, q, format)): Path<(String, i64, String)>,
 ) -> Result<Response, ApiError> {
-    export_answers(&st, &u, &id, Some(q), &format)
+    tokio::task::spawn_blocking(move || export_answers(&st, &u, &id, Some(q), &format))
+        .await
+        .map_err(ApiError::internal)?
 }
 
 #[utoipa::path(get, path = "/api/conversations/{id}/export/{format}",
@@ -742,11 +744,14 @@ async fn export_conversation(
     Caller(u): Caller,
     Path((id, format)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    export_answers(&st, &u, &id, None, &format)
+    tokio::task::spawn_blocking(move || export_answers(&st, &u, &id, None, &format))
+        .await
+        .map_err(ApiError::internal)?
 }
 
 /// The answers of one question (`q`) or of the whole conversation, rendered
 /// by `quarry-report`, with the Parquet files of the data versions they read.
+/// Blocking (SQLite reads, XLSX building): handlers run it in `spawn_blocking`.
 fn export_answers(
     st: &AppState,
     u: &quarry_store::User,
