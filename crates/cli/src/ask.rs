@@ -146,7 +146,7 @@ pub(crate) fn load_files_named(files: &[PathBuf], data: &Path, opts: &IngestOpti
     if files.is_empty() {
         return Some(Vec::new());
     }
-    if let Err(e) = Catalog::open(data) {
+    if let Err(e) = crate::open_repaired(data) {
         fail(e);
         return None;
     }

@@ -414,8 +414,26 @@ fn main() -> ExitCode {
 }
 
 pub(crate) fn fail(e: impl std::fmt::Display) -> bool {
-    eprintln!("error: {e}");
+    eprintln!("error: {}", printable(&e.to_string()));
     false
+}
+
+/// Text from a file (names, sheet names, cell values in notes) made safe
+/// for a terminal: control characters and bidirectional overrides are
+/// written as escapes (`\u{1b}`), so a file name cannot move the cursor,
+/// recolour the screen or reorder what follows. Newlines and tabs stay.
+pub(crate) fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    };
+    if !s.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(
+        s.chars().map(|c| if bad(c) { c.escape_unicode().to_string() } else { c.to_string() }).collect(),
+    )
 }
 
 /// Files are parsed in an ingest worker process, never in this one.
@@ -424,8 +442,23 @@ pub(crate) fn ingest_workers(data: &Path) -> Result<IngestWorkers, quarry_sandbo
     Ok(IngestWorkers::new(launcher, data, quarry_sandbox::Limits::for_ingest(), 1))
 }
 
+/// Open the catalog, clearing what an interrupted load left behind (with a
+/// line saying so).
+pub(crate) fn open_repaired(data: &Path) -> quarry_ingest::Result<Catalog> {
+    let mut cat = Catalog::open(data)?;
+    let removed = cat.repair()?;
+    if !removed.is_empty() {
+        eprintln!(
+            "note: {}: cleared what an interrupted load left: {}",
+            data.display(),
+            printable(&removed.join(", "))
+        );
+    }
+    Ok(cat)
+}
+
 fn cmd_load(files: &[PathBuf], data: &Path, as_json: bool, opts: &IngestOptions) -> bool {
-    if let Err(e) = Catalog::open(data) {
+    if let Err(e) = open_repaired(data) {
         return fail(e);
     }
     let workers = match ingest_workers(data) {
@@ -447,7 +480,7 @@ fn cmd_load(files: &[PathBuf], data: &Path, as_json: bool, opts: &IngestOptions)
                             Outcome::NewVersion => format!("changed → version {}", l.table.version),
                             Outcome::Unchanged => "unchanged".to_string(),
                         };
-                        println!(
+                        let line = format!(
                             "{}  {} rows × {} columns  ({what})  from {}{}",
                             l.table.name,
                             l.table.rows,
@@ -455,9 +488,10 @@ fn cmd_load(files: &[PathBuf], data: &Path, as_json: bool, opts: &IngestOptions)
                             report.file,
                             l.table.sheet.as_ref().map(|s| format!(" [{s}]")).unwrap_or_default()
                         );
+                        println!("{}", printable(&line));
                     }
                     for n in &report.notes {
-                        println!("  note: {}", n.text);
+                        println!("  note: {}", printable(&n.text));
                     }
                 }
                 reports.push(serde_json::to_value(&report).unwrap_or(Value::Null));
@@ -495,28 +529,23 @@ fn table_json(
     })
 }
 
+/// Files are profiled in an ingest worker, under the same limits as a load.
 fn cmd_profile(files: &[PathBuf], as_json: bool, opts: &IngestOptions) -> bool {
+    let workers = match quarry_sandbox::Launcher::current() {
+        Ok(l) => IngestWorkers::profiling(l, quarry_sandbox::Limits::for_ingest()),
+        Err(e) => return fail(e),
+    };
     let mut ok = true;
     let mut tables = Vec::new();
     let mut errors = Vec::new();
     for f in files {
         let bar = Bar::for_file(f);
-        let prepared = quarry_ingest::prepare(f, opts, &bar);
-        let result = prepared.and_then(|pf| {
-            let mut out = Vec::new();
-            for t in &pf.tables {
-                let stats = catalog::profile(t, &bar).map_err(|e| e.in_file(f.display().to_string()))?;
-                let mut notes = t.meta.notes.clone();
-                notes.extend(stats.notes.iter().cloned());
-                notes.extend(pf.notes.iter().cloned());
-                out.push((t.meta.clone(), stats, notes));
-            }
-            Ok(out)
-        });
+        let result = workers.profile(f, opts, &bar);
         bar.done();
         match result {
-            Ok(ts) => {
-                for (meta, stats, notes) in ts {
+            Ok(p) => {
+                for t in p.tables {
+                    let (meta, stats, notes) = (t.meta, t.stats, t.notes);
                     if !as_json {
                         print_table(&meta.name, &meta.source, meta.sheet.as_deref(), &stats, &notes);
                     }
@@ -563,7 +592,12 @@ fn summary(c: &ColumnStats) -> String {
 }
 
 fn print_table(name: &str, source: &str, sheet: Option<&str>, stats: &TableStats, notes: &[Note]) {
-    let mut out = std::io::stdout().lock();
+    let mut text = Vec::new();
+    write_table(&mut text, name, source, sheet, stats, notes);
+    let _ = std::io::stdout().lock().write_all(printable(&String::from_utf8_lossy(&text)).as_bytes());
+}
+
+fn write_table(out: &mut Vec<u8>, name: &str, source: &str, sheet: Option<&str>, stats: &TableStats, notes: &[Note]) {
     let _ = writeln!(
         out,
         "\n{name}  —  {} rows × {} columns  from {source}{}",
@@ -596,7 +630,7 @@ fn print_table(name: &str, source: &str, sheet: Option<&str>, stats: &TableStats
 }
 
 fn cmd_tables(data: &Path, as_json: bool) -> bool {
-    let cat = match Catalog::open(data) {
+    let cat = match open_repaired(data) {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
@@ -609,7 +643,7 @@ fn cmd_tables(data: &Path, as_json: bool) -> bool {
                 println!("no tables yet: run `quarry load FILE`");
             } else {
                 for t in ts {
-                    println!(
+                    let line = format!(
                         "{}  v{}  {} rows × {} columns  {}{}  data version {}",
                         t.name,
                         t.version,
@@ -619,6 +653,7 @@ fn cmd_tables(data: &Path, as_json: bool) -> bool {
                         t.sheet.as_ref().map(|s| format!(" [{s}]")).unwrap_or_default(),
                         &t.content_hash[..12]
                     );
+                    println!("{}", printable(&line));
                 }
             }
             true
@@ -647,7 +682,8 @@ fn cmd_excluded(table: &str, data: &Path) -> bool {
                 println!("{table}: no rows were kept out");
             }
             for e in &t.excluded {
-                println!("row {:>6}  {:<24} {}", e.row, e.reason.describe(), e.cells.join(" | "));
+                let line = format!("row {:>6}  {:<24} {}", e.row, e.reason.describe(), e.cells.join(" | "));
+                println!("{}", printable(&line));
             }
             true
         }
@@ -783,6 +819,10 @@ fn cmd_worker(kind: &str, spec: Option<&str>, data: Option<&Path>) -> ExitCode {
             }
         }
     }
+    if kind == "ingest" {
+        let (mut input, mut out) = (std::io::stdin().lock(), std::io::stdout().lock());
+        return ExitCode::from(quarry_ingest::worker::serve(data, &mut input, &mut out) as u8);
+    }
     let Some(data) = data else {
         eprintln!("error: worker {kind} needs --data");
         return ExitCode::from(2);
@@ -790,7 +830,6 @@ fn cmd_worker(kind: &str, spec: Option<&str>, data: Option<&Path>) -> ExitCode {
     let (mut input, mut out) = (std::io::stdin().lock(), std::io::stdout().lock());
     let code = match kind {
         "sql" => quarry_engine::worker::serve(data, &mut input, &mut out),
-        "ingest" => quarry_ingest::worker::serve(data, &mut input, &mut out),
         _ => {
             eprintln!("error: unknown worker kind '{kind}'");
             2

@@ -72,6 +72,38 @@ pub struct Catalog {
     conn: Connection,
 }
 
+/// Where the next version of a table goes.
+struct Target {
+    /// The table's row, when it exists.
+    id: Option<i64>,
+    name: String,
+    version: u32,
+    previous_hash: Option<String>,
+}
+
+/// What one table version's rows hold.
+struct Version<'a> {
+    source: &'a str,
+    sheet: &'a str,
+    format: &'a str,
+    hash: &'a str,
+    meta: &'a crate::TableMeta,
+}
+
+/// A named point in a load where tests can stop the process as a crash
+/// would: when `QUARRY_FAILPOINT` names it, the process kills itself with
+/// SIGKILL there (the launcher passes the variable on to workers). Points:
+/// `load:before_parquet`, `load:parquet_written`, `load:renamed` (file in
+/// place, transaction not committed), `load:committed`.
+pub fn failpoint(name: &str) {
+    if std::env::var_os("QUARRY_FAILPOINT").is_some_and(|v| v == name) {
+        // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+}
+
 fn cat_err(e: impl std::fmt::Display) -> IngestError {
     IngestError::new(
         ErrorKind::Catalog,
@@ -107,7 +139,7 @@ CREATE TABLE IF NOT EXISTS versions (
 /// BLAKE3 of a file's bytes, hex.
 pub fn hash_file(path: &Path) -> Result<String> {
     let mut h = blake3::Hasher::new();
-    h.update_reader(File::open(path)?)?;
+    h.update_reader(crate::detect::open_regular(path)?)?;
     Ok(h.finalize().to_hex().to_string())
 }
 
@@ -126,10 +158,20 @@ impl Catalog {
     }
 
     /// Load a file: every table in it becomes (or stays) a catalog table.
+    ///
+    /// Atomic per table version: the Parquet file is written under a
+    /// temporary name first; then one transaction adds the table's row (for
+    /// a new table) and its version's row, the file is renamed into place,
+    /// and the transaction commits. A load stopped anywhere — an error, a
+    /// kill -9, a full disk — leaves the catalog as it was; what it leaves
+    /// on disk (a `*.tmp`, an unreferenced Parquet file) is removed by
+    /// [`Catalog::repair`]. Named failure points ([`failpoint`]) let tests
+    /// kill the process between the steps.
     pub fn load(&mut self, path: &Path, opts: &IngestOptions, progress: &dyn Progress) -> Result<LoadReport> {
         let shown = path.display().to_string();
         let canon = std::fs::canonicalize(path).map_err(|e| IngestError::io(e).in_file(&shown))?;
         let source = canon.display().to_string();
+        let _loading = self.lock(false)?;
         let hash = hash_file(&canon).map_err(|e| e.in_file(&shown))?;
         let existing = self.latest_for_source(&source)?;
         if !existing.is_empty() && existing.iter().all(|t| t.content_hash == hash) {
@@ -143,76 +185,154 @@ impl Catalog {
         let mut loaded = Vec::new();
         for p in &prepared.tables {
             let sheet = p.meta.sheet.clone().unwrap_or_default();
-            let found: Option<(i64, String)> = self
-                .conn
-                .query_row(
-                    "SELECT id, name FROM tables WHERE source = ?1 AND sheet = ?2",
-                    params![source, sheet],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()
-                .map_err(cat_err)?;
-            let (id, name, version, outcome) = match found {
-                Some((id, name)) => {
-                    let v: u32 = self
-                        .conn
-                        .query_row("SELECT COALESCE(MAX(version), 0) FROM versions WHERE table_id = ?1", [id], |r| {
-                            r.get(0)
-                        })
-                        .map_err(cat_err)?;
-                    let prev: Option<String> = self
-                        .conn
-                        .query_row(
-                            "SELECT content_hash FROM versions WHERE table_id = ?1 AND version = ?2",
-                            params![id, v],
-                            |r| r.get(0),
-                        )
-                        .optional()
-                        .map_err(cat_err)?;
-                    if prev.as_deref() == Some(hash.as_str()) {
-                        let t = self.entry(&name, None)?;
-                        loaded.push(Loaded { outcome: Outcome::Unchanged, table: t });
-                        continue;
-                    }
-                    (id, name, v + 1, if v == 0 { Outcome::New } else { Outcome::NewVersion })
-                }
-                None => {
-                    let name = self.free_name(&p.meta.name)?;
-                    self.conn
-                        .execute(
-                            "INSERT INTO tables (name, source, sheet, format) VALUES (?1, ?2, ?3, ?4)",
-                            params![name, source, sheet, p.meta.format],
-                        )
-                        .map_err(cat_err)?;
-                    (self.conn.last_insert_rowid(), name, 1, Outcome::New)
-                }
-            };
-            let rel = PathBuf::from("tables").join(&name).join(format!("v{version}.parquet"));
-            let stats = write_parquet(p, &self.dir.join(&rel), progress).map_err(|e| e.in_file(&shown))?;
+            let target = self.target(&source, &sheet, &p.meta.name)?;
+            if target.previous_hash.as_deref() == Some(hash.as_str()) {
+                loaded.push(Loaded { outcome: Outcome::Unchanged, table: self.entry(&target.name, None)? });
+                continue;
+            }
+            failpoint("load:before_parquet");
+            let tmp = self.dir.join("tables").join(&target.name).join(format!("v{}.parquet.tmp", target.version));
+            let stats = write_parquet_tmp(p, &tmp, progress).map_err(|e| e.in_file(&shown))?;
+            failpoint("load:parquet_written");
             let mut meta = p.meta.clone();
-            meta.name = name.clone();
             meta.notes.extend(stats.notes.iter().cloned());
             meta.notes.extend(prepared.notes.iter().cloned());
-            self.conn
-                .execute(
-                    "INSERT INTO versions (table_id, version, content_hash, rows, parquet, columns_json, notes_json, excluded_json, stats_json)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    params![
-                        id,
-                        version,
-                        hash,
-                        stats.rows as i64,
-                        rel.display().to_string(),
-                        json(&meta.columns)?,
-                        json(&meta.notes)?,
-                        json(&meta.excluded)?,
-                        json(&stats)?,
-                    ],
-                )
-                .map_err(cat_err)?;
-            loaded.push(Loaded { outcome, table: self.entry(&name, Some(version))? });
+            let version = Version { source: &source, sheet: &sheet, format: &p.meta.format, hash: &hash, meta: &meta };
+            let (name, v, outcome) = match self.commit(target, &tmp, &version, &stats) {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e.in_file(&shown));
+                }
+            };
+            failpoint("load:committed");
+            loaded.push(Loaded { outcome, table: self.entry(&name, Some(v))? });
         }
         Ok(LoadReport { file: shown, tables: loaded, notes: prepared.notes })
+    }
+
+    /// Where a table of `source`/`sheet` goes: its existing name and next
+    /// version, or a free name for a new table (nothing is written yet).
+    fn target(&self, source: &str, sheet: &str, base: &str) -> Result<Target> {
+        let found: Option<(i64, String)> = self
+            .conn
+            .query_row("SELECT id, name FROM tables WHERE source = ?1 AND sheet = ?2", params![source, sheet], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(cat_err)?;
+        let Some((id, name)) = found else {
+            return Ok(Target { id: None, name: self.free_name(base)?, version: 1, previous_hash: None });
+        };
+        let (v, prev): (u32, Option<String>) = self
+            .conn
+            .query_row(
+                "SELECT COALESCE(MAX(version), 0), (SELECT content_hash FROM versions WHERE table_id = ?1 ORDER BY version DESC LIMIT 1)
+                 FROM versions WHERE table_id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(cat_err)?;
+        Ok(Target { id: Some(id), name, version: v + 1, previous_hash: prev })
+    }
+
+    /// One transaction: the table's row (if new) and the version's row;
+    /// the Parquet file is renamed into place before the commit.
+    fn commit(&mut self, t: Target, tmp: &Path, v: &Version<'_>, stats: &TableStats) -> Result<(String, u32, Outcome)> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(cat_err)?;
+        let id = match t.id {
+            Some(id) => id,
+            None => {
+                tx.execute(
+                    "INSERT INTO tables (name, source, sheet, format) VALUES (?1, ?2, ?3, ?4)",
+                    params![t.name, v.source, v.sheet, v.format],
+                )
+                .map_err(cat_err)?;
+                tx.last_insert_rowid()
+            }
+        };
+        let rel = PathBuf::from("tables").join(&t.name).join(format!("v{}.parquet", t.version));
+        tx.execute(
+            "INSERT INTO versions (table_id, version, content_hash, rows, parquet, columns_json, notes_json, excluded_json, stats_json)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                id,
+                t.version,
+                v.hash,
+                stats.rows as i64,
+                rel.display().to_string(),
+                json(&v.meta.columns)?,
+                json(&v.meta.notes)?,
+                json(&v.meta.excluded)?,
+                json(stats)?,
+            ],
+        )
+        .map_err(cat_err)?;
+        let dest = self.dir.join(&rel);
+        std::fs::rename(tmp, &dest)?;
+        failpoint("load:renamed");
+        if let Err(e) = tx.commit() {
+            let _ = std::fs::remove_file(&dest);
+            return Err(cat_err(e));
+        }
+        let outcome = if t.version == 1 { Outcome::New } else { Outcome::NewVersion };
+        Ok((t.name, t.version, outcome))
+    }
+
+    /// Take the data directory's load lock: shared while loading (several
+    /// loads may run at once), exclusive for [`Catalog::repair`], which must
+    /// not remove a running load's temporary file. `None` when the
+    /// exclusive lock is held elsewhere.
+    fn lock(&self, exclusive: bool) -> Result<Option<File>> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join("catalog.lock"))
+            .map_err(|e| IngestError::io(e).in_file(self.dir.display().to_string()))?;
+        if exclusive {
+            return Ok(f.try_lock().ok().map(|()| f));
+        }
+        f.lock_shared().map_err(IngestError::io)?;
+        Ok(Some(f))
+    }
+
+    /// Clear what an interrupted load left behind: table rows without a
+    /// version (from older Quarry versions), temporary Parquet files, and
+    /// Parquet files no version refers to. Does nothing while a load runs
+    /// (another process holds the load lock). Returns what it removed, for
+    /// a log line.
+    pub fn repair(&mut self) -> Result<Vec<String>> {
+        let Some(_lock) = self.lock(true)? else { return Ok(Vec::new()) };
+        let mut done = Vec::new();
+        let dangling = self
+            .conn
+            .execute("DELETE FROM tables WHERE id NOT IN (SELECT table_id FROM versions)", [])
+            .map_err(cat_err)?;
+        if dangling > 0 {
+            done.push(format!("{dangling} table entries without data"));
+        }
+        let mut stmt = self.conn.prepare("SELECT parquet FROM versions").map_err(cat_err)?;
+        let known: HashSet<PathBuf> = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(cat_err)?
+            .filter_map(|r| r.ok())
+            .map(|p| self.dir.join(p))
+            .collect();
+        drop(stmt);
+        let tables = self.dir.join("tables");
+        for d in std::fs::read_dir(&tables).into_iter().flatten().flatten() {
+            for f in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
+                let p = f.path();
+                let leftover = p.extension().is_some_and(|e| e == "tmp")
+                    || (p.extension().is_some_and(|e| e == "parquet") && !known.contains(&p));
+                if leftover && std::fs::remove_file(&p).is_ok() {
+                    done.push(format!("{}", p.strip_prefix(&self.dir).unwrap_or(&p).display()));
+                }
+            }
+            let _ = std::fs::remove_dir(d.path()); // only if empty
+        }
+        Ok(done)
     }
 
     fn free_name(&self, base: &str) -> Result<String> {
@@ -223,7 +343,10 @@ impl Catalog {
     }
 
     fn latest_for_source(&self, source: &str) -> Result<Vec<TableEntry>> {
-        let mut stmt = self.conn.prepare("SELECT name FROM tables WHERE source = ?1 ORDER BY id").map_err(cat_err)?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name FROM tables WHERE source = ?1 AND id IN (SELECT table_id FROM versions) ORDER BY id")
+            .map_err(cat_err)?;
         let names: Vec<String> =
             stmt.query_map([source], |r| r.get(0)).map_err(cat_err)?.collect::<Result<_, _>>().map_err(cat_err)?;
         names.iter().map(|n| self.entry(n, None)).collect()
@@ -286,7 +409,10 @@ impl Catalog {
 
     /// The latest version of every table, by name.
     pub fn tables(&self) -> Result<Vec<TableEntry>> {
-        let mut stmt = self.conn.prepare("SELECT name FROM tables ORDER BY name").map_err(cat_err)?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name FROM tables WHERE id IN (SELECT table_id FROM versions) ORDER BY name")
+            .map_err(cat_err)?;
         let names: Vec<String> =
             stmt.query_map([], |r| r.get(0)).map_err(cat_err)?.collect::<Result<_, _>>().map_err(cat_err)?;
         names.iter().map(|n| self.entry(n, None)).collect()
@@ -317,14 +443,13 @@ fn parse<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T> {
     serde_json::from_str(s).map_err(cat_err)
 }
 
-/// Stream a prepared table into a Parquet file (written to a temporary name,
-/// then renamed), profiling it on the way.
-pub fn write_parquet(p: &crate::Prepared, dest: &Path, progress: &dyn Progress) -> Result<TableStats> {
-    if let Some(parent) = dest.parent() {
+/// Stream a prepared table into the Parquet file `tmp`, profiling it on the
+/// way. The caller renames it into place; on error it is removed here.
+pub fn write_parquet_tmp(p: &crate::Prepared, tmp: &Path, progress: &dyn Progress) -> Result<TableStats> {
+    if let Some(parent) = tmp.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let tmp = dest.with_extension("parquet.tmp");
-    let file = File::create(&tmp)?;
+    let file = File::create(tmp)?;
     let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
     let werr = |e: parquet::errors::ParquetError| {
         IngestError::new(ErrorKind::Io, format!("writing Parquet failed ({e})"), "check free disk space")
@@ -358,16 +483,10 @@ pub fn write_parquet(p: &crate::Prepared, dest: &Path, progress: &dyn Progress) 
         (Err(e), _) | (Ok(_), Err(e)) => Err(e),
         (Ok(st), Ok(())) => Ok(st),
     };
-    match outcome {
-        Ok(st) => {
-            std::fs::rename(&tmp, dest)?;
-            Ok(st)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
+    if outcome.is_err() {
+        let _ = std::fs::remove_file(tmp);
     }
+    outcome
 }
 
 /// Profile a prepared table without writing it anywhere.

@@ -175,17 +175,18 @@ pub fn classify_number(s: &str) -> Option<NumClass> {
     let has_space = body.contains(&b' ');
     if !has_comma && !has_space {
         if all_digits(body) {
-            if body.len() <= 18 {
-                fits |= numfmt::PLAIN;
-                integral |= numfmt::PLAIN;
-            } else {
-                fits |= numfmt::PLAIN;
+            // Integers beyond i64 would become approximate floats: they are
+            // not numbers here (see `beyond_range`), so no digit is lost.
+            if s.parse::<i64>().is_err() {
+                return None;
             }
+            fits |= numfmt::PLAIN;
+            integral |= numfmt::PLAIN;
             // A bare integer is also valid under the comma notations.
             fits |= numfmt::THOUSANDS_COMMA | numfmt::DECIMAL_COMMA;
             integral |= numfmt::THOUSANDS_COMMA | numfmt::DECIMAL_COMMA;
         } else if body.iter().all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'-' | b'+'))
-            && s.parse::<f64>().is_ok()
+            && s.parse::<f64>().is_ok_and(f64::is_finite)
         {
             fits |= numfmt::PLAIN | numfmt::THOUSANDS_COMMA;
             // `1.234.567` style (dots as thousands) is read as decimal-comma notation.
@@ -229,6 +230,23 @@ pub fn classify_number(s: &str) -> Option<NumClass> {
         }
     }
     (fits != 0).then_some(NumClass { fits, integral })
+}
+
+/// True for text written as a plain number that no 64-bit integer or
+/// finite float holds exactly: `12345678901234567890123`, `1e400`.
+/// [`classify_number`] does not count these as numbers; ingest says so.
+pub fn beyond_range(s: &str) -> bool {
+    let body = s.strip_prefix(['-', '+']).unwrap_or(s);
+    let b = body.as_bytes();
+    if b.is_empty() || b.len() > 400 || !b[0].is_ascii_digit() || (b.len() > 1 && b[0] == b'0' && b[1].is_ascii_digit())
+    {
+        return false;
+    }
+    if all_digits(b) {
+        return s.parse::<i64>().is_err();
+    }
+    b.iter().all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'-' | b'+'))
+        && s.parse::<f64>().is_ok_and(|f| !f.is_finite())
 }
 
 /// Parse text under one notation. Returns `None` when it does not fit.

@@ -43,14 +43,39 @@ fn not_tabular(what: &str) -> IngestError {
     )
 }
 
+/// Open a file for reading only if it is a regular file. A named pipe, a
+/// device or a socket would block or never end, so it is refused before
+/// anything waits on it (the open itself does not block: `O_NONBLOCK`, and
+/// the type is checked on the opened descriptor, not the path).
+pub fn open_regular(path: &Path) -> Result<File> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    let t = f.metadata()?.file_type();
+    if t.is_file() {
+        return Ok(f);
+    }
+    let what = if t.is_dir() {
+        return Err(IngestError::new(ErrorKind::Io, "this is a folder, not a file", "name the files inside it"));
+    } else if t.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    };
+    Err(IngestError::new(
+        ErrorKind::NotTabular,
+        format!("this is {what}, not a file Quarry can read"),
+        "copy the data into a regular file (CSV, XLSX, ODS, Parquet or JSON) and load that",
+    ))
+}
+
 /// Detect the format; returns it with the first bytes of the file.
 pub fn detect(path: &Path) -> Result<(Format, Vec<u8>)> {
-    let meta = std::fs::metadata(path)?;
-    if meta.is_dir() {
-        return Err(IngestError::new(ErrorKind::Io, "this is a folder, not a file", "name the files inside it"));
-    }
     let mut head = Vec::with_capacity(HEAD);
-    File::open(path)?.take(HEAD as u64).read_to_end(&mut head)?;
+    open_regular(path)?.take(HEAD as u64).read_to_end(&mut head)?;
     if head.is_empty() {
         return Err(IngestError::new(
             ErrorKind::Empty,

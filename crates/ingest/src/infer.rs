@@ -27,6 +27,9 @@ pub struct ColumnInfer {
     numbers: u64,
     non_numbers: u64,
     non_number_examples: Vec<String>,
+    /// Numbers no integer or float column can hold exactly (kept as text).
+    beyond_range: u64,
+    beyond_example: Option<String>,
     placeholders: HashMap<String, u64>,
     errors: u64,
     trimmed: u64,
@@ -49,6 +52,8 @@ impl Default for ColumnInfer {
             numbers: 0,
             non_numbers: 0,
             non_number_examples: Vec::new(),
+            beyond_range: 0,
+            beyond_example: None,
             placeholders: HashMap::new(),
             errors: 0,
             trimmed: 0,
@@ -100,6 +105,10 @@ impl ColumnInfer {
                     None => {
                         self.num_fits = 0;
                         self.non_numbers += 1;
+                        if cell::beyond_range(t) {
+                            self.beyond_range += 1;
+                            self.beyond_example.get_or_insert_with(|| truncate(t, 40));
+                        }
                         if self.non_number_examples.len() < 3 && !self.non_number_examples.iter().any(|e| e == t) {
                             self.non_number_examples.push(truncate(t, 40));
                         }
@@ -261,6 +270,17 @@ impl ColumnInfer {
                 false,
             ));
         }
+        if let (true, Some(e)) = (self.beyond_range > 0, &self.beyond_example) {
+            notes.push(Note::column(
+                "out_of_range",
+                name,
+                format!(
+                    "'{label}': {} values are numbers too large for a 64-bit integer or float to hold exactly (e.g. '{e}'); the column is kept as text so no digit is lost",
+                    self.beyond_range
+                ),
+                true,
+            ));
+        }
         if plan.dtype == ColumnType::Text && self.numbers > 0 && self.non_numbers > 0 {
             let share = self.numbers as f64 / self.non_null as f64;
             if share >= 0.5 {
@@ -362,6 +382,21 @@ fn is_shouting(s: &str) -> bool {
 
 /// A value made safe to quote in a one-line note: at most `n` characters,
 /// line breaks and tabs shown as `⏎` and `⇥`.
+/// `s` as it is when it has at most `max` bytes; else its first `max` bytes
+/// (on a character boundary) and `…`. Keeps excluded rows verbatim without
+/// letting one 200 MB cell through.
+pub fn cap(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
 pub fn truncate(s: &str, n: usize) -> String {
     let mut t: String = s
         .chars()

@@ -70,7 +70,8 @@ pub fn read(path: &Path, format: Format, opts: &IngestOptions) -> Result<Grid> {
             "convert it to NDJSON split into parts, CSV or Parquet",
         ));
     }
-    let bytes = std::fs::read(path)?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut crate::detect::open_regular(path)?, &mut bytes)?;
     let text = String::from_utf8_lossy(bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(&bytes)).into_owned();
     drop(bytes);
     let recs: Vec<Value> = if format == Format::Ndjson {
@@ -78,6 +79,18 @@ pub fn read(path: &Path, format: Format, opts: &IngestOptions) -> Result<Grid> {
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
+            }
+            if line.len() > opts.max_record_bytes {
+                return Err(IngestError::new(
+                    ErrorKind::TooLarge,
+                    format!(
+                        "line {} is {} MiB long, above the {} MiB limit for one record",
+                        i + 1,
+                        line.len() >> 20,
+                        opts.max_record_bytes >> 20
+                    ),
+                    "split the record, or export the data as CSV or Parquet",
+                ));
             }
             out.push(serde_json::from_str(line).map_err(|e| bad(format!("line {}: {e}", i + 1)))?);
         }
@@ -100,6 +113,25 @@ pub fn read(path: &Path, format: Format, opts: &IngestOptions) -> Result<Grid> {
             }
         }
     }
+    let width =
+        if arrays { recs.iter().filter_map(|r| r.as_array().map(Vec::len)).max().unwrap_or(0) } else { keys.len() };
+    if width > opts.max_columns {
+        return Err(IngestError::new(
+            ErrorKind::TooLarge,
+            format!("the JSON has {width} distinct fields, above the limit of {} columns", opts.max_columns),
+            "keep the fields you need, or raise max_columns",
+        ));
+    }
+    if let Some((row, field)) = oversized_value(&recs, &keys, arrays, opts.max_record_bytes) {
+        return Err(IngestError::new(
+            ErrorKind::TooLarge,
+            format!(
+                "record {row} holds a value in '{field}' longer than the {} MiB limit for one record",
+                opts.max_record_bytes >> 20
+            ),
+            "shorten that value, or export the data as CSV or Parquet",
+        ));
+    }
     let mut rows: Vec<Vec<Data>> = Vec::with_capacity(recs.len() + 1);
     if !arrays {
         rows.push(keys.iter().map(|k| Data::String(k.clone())).collect());
@@ -118,4 +150,30 @@ pub fn read(path: &Path, format: Format, opts: &IngestOptions) -> Result<Grid> {
         }
     }
     Ok(Grid { rows, first_row: 0, first_col: 0 })
+}
+
+/// The first record (1-based) and field whose text value exceeds `max` bytes.
+fn oversized_value(recs: &[Value], keys: &[String], arrays: bool, max: usize) -> Option<(usize, String)> {
+    let long = |v: &Value| matches!(v, Value::String(s) if s.len() > max);
+    for (i, r) in recs.iter().enumerate() {
+        match r {
+            Value::Object(o) => {
+                if let Some((k, _)) = o.iter().find(|(_, v)| long(v)) {
+                    return Some((i + 1, infer_label(k)));
+                }
+            }
+            Value::Array(a) if arrays => {
+                if let Some(j) = a.iter().position(long) {
+                    return Some((i + 1, format!("column {}", j + 1)));
+                }
+            }
+            other if long(other) => return Some((i + 1, keys.first().cloned().unwrap_or_default())),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn infer_label(k: &str) -> String {
+    crate::infer::truncate(k, 60)
 }

@@ -66,6 +66,15 @@ pub struct IngestOptions {
     pub max_record_bytes: usize,
     /// Largest JSON file read whole (default 1 GiB).
     pub max_json_bytes: u64,
+    /// Most columns a table may have (default 16 384, Excel's own limit):
+    /// a 2 MB CSV with 200 000 columns is refused, not laid out.
+    pub max_columns: usize,
+    /// Values a Parquet file may hold per byte of file (default 256, plus
+    /// 10 million free): run-length and dictionary bombs claim billions.
+    pub max_values_per_byte: u64,
+    /// Bytes one decoded batch of 8 192 Parquet rows may expand to
+    /// (default 256 MiB), checked before text is expanded.
+    pub max_batch_bytes: u64,
 }
 
 impl Default for IngestOptions {
@@ -75,6 +84,9 @@ impl Default for IngestOptions {
             max_cells: 50_000_000,
             max_record_bytes: 64 << 20,
             max_json_bytes: 1 << 30,
+            max_columns: 16_384,
+            max_values_per_byte: 256,
+            max_batch_bytes: 256 << 20,
         }
     }
 }
@@ -329,7 +341,7 @@ pub struct Prepared {
 enum Source {
     Text(Box<text::TextPlan>),
     Sheet(Box<sheet::SheetPlan>),
-    Batches(Vec<RecordBatch>),
+    Parquet(Box<parquet_in::ParquetPlan>),
 }
 
 impl Prepared {
@@ -338,7 +350,7 @@ impl Prepared {
         match &self.source {
             Source::Text(p) => text::batches(p, progress, sink),
             Source::Sheet(p) => sheet::batches(p, sink),
-            Source::Batches(b) => b.iter().try_for_each(|b| sink(b.clone())),
+            Source::Parquet(p) => parquet_in::batches(p, sink),
         }
     }
 }
@@ -410,9 +422,8 @@ fn prepare_inner(path: &Path, opts: &IngestOptions, progress: &dyn Progress) -> 
             }
         }
         detect::Format::Parquet => {
-            let (meta, batches) = parquet_in::read(path)?;
-            let schema = Arc::new(meta.schema());
-            tables.push(Prepared { meta, schema, source: Source::Batches(batches) });
+            let (meta, plan) = parquet_in::prepare(path, opts)?;
+            tables.push(Prepared { meta, schema: plan.schema(), source: Source::Parquet(Box::new(plan)) });
         }
     }
     if tables.is_empty() {

@@ -291,7 +291,8 @@ impl<R: RowLike> Shaper<R> {
 
     fn exclude(&mut self, index: u64, line: u64, row: &R, reason: ExcludeReason) {
         if self.excluded.len() < MAX_EXCLUDED_KEPT {
-            self.excluded.insert(index, ExcludedRow { row: line, reason, cells: row.texts() });
+            let cells = row.texts().into_iter().map(|t| crate::infer::cap(t, 1000)).collect();
+            self.excluded.insert(index, ExcludedRow { row: line, reason, cells });
         } else {
             self.excluded.insert(index, ExcludedRow { row: line, reason, cells: Vec::new() });
         }

@@ -114,7 +114,10 @@ fn too_many_cells(opts: &IngestOptions, sheet: &str) -> IngestError {
 }
 
 /// Lay non-empty cells out as rows. Memory follows the cells present, not
-/// the area they span.
+/// the area they span: columns with no cell at all are left out (a header
+/// in A1 and one cell per row in column XFD make two columns, not 16 384),
+/// and a sheet whose used rows × used columns still exceed `max_cells` is
+/// refused before anything is laid out.
 fn grid_from_cells(items: Vec<((u32, u32), Data)>, opts: &IngestOptions, sheet: &str) -> Result<Grid> {
     if items.len() as u64 > opts.max_cells {
         return Err(too_many_cells(opts, sheet));
@@ -125,13 +128,27 @@ fn grid_from_cells(items: Vec<((u32, u32), Data)>, opts: &IngestOptions, sheet: 
     let r0 = items.iter().map(|c| c.0 .0).min().unwrap_or(0);
     let r1 = items.iter().map(|c| c.0 .0).max().unwrap_or(0);
     let c0 = items.iter().map(|c| c.0 .1).min().unwrap_or(0);
-    if (r1 - r0) as u64 > opts.max_cells {
-        return Err(too_many_cells(opts, sheet));
+    let mut used: Vec<u32> = items.iter().map(|c| c.0 .1).collect();
+    used.sort_unstable();
+    used.dedup();
+    let area = (r1 - r0 + 1) as u64 * used.len() as u64;
+    if area > opts.max_cells {
+        return Err(IngestError::new(
+            ErrorKind::TooLarge,
+            format!(
+                "sheet '{sheet}' spreads {} cells over {} rows × {} columns, more than {} cells laid out",
+                items.len(),
+                r1 - r0 + 1,
+                used.len(),
+                opts.max_cells
+            ),
+            "copy the table into a fresh sheet (or export it as CSV) and load that",
+        ));
     }
     let mut rows: Vec<Vec<Data>> = vec![Vec::new(); (r1 - r0 + 1) as usize];
     for ((r, c), v) in items {
         let row = &mut rows[(r - r0) as usize];
-        let ci = (c - c0) as usize;
+        let ci = used.binary_search(&c).unwrap_or(0);
         if row.len() <= ci {
             row.resize(ci + 1, Data::Empty);
         }
@@ -156,7 +173,7 @@ pub fn read_workbook(path: &Path, format: &str, opts: &IngestOptions) -> Result<
     if format != "xls" {
         check_zip(path, opts, format)?;
     }
-    let open = || -> Result<BufReader<File>> { Ok(BufReader::new(File::open(path)?)) };
+    let open = || -> Result<BufReader<File>> { Ok(BufReader::new(crate::detect::open_regular(path)?)) };
     let mut out = Vec::new();
     match format {
         "xlsx" => {

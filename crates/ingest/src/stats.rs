@@ -200,14 +200,14 @@ impl StatsBuilder {
                         seen(acc, &v);
                         if let Some(n) = acc.top.get_mut(v) {
                             *n += 1;
-                        } else if acc.top.len() < TOP_TRACK {
+                        } else if acc.top.len() < TOP_TRACK && v.len() <= SHOWN_BYTES {
                             acc.top.insert(v.to_string(), 1);
                         }
                         if acc.tmin.as_deref().is_none_or(|m| v < m) {
-                            acc.tmin = Some(v.to_string());
+                            acc.tmin = Some(shown(v));
                         }
                         if acc.tmax.as_deref().is_none_or(|m| v > m) {
-                            acc.tmax = Some(v.to_string());
+                            acc.tmax = Some(shown(v));
                         }
                     }
                 }
@@ -287,6 +287,14 @@ impl<T: Hash + ?Sized> HashKey for T {
     }
 }
 
+/// Longest text value a profile shows (min, max, top values): a 200 MB cell
+/// is summarised, not printed.
+pub const SHOWN_BYTES: usize = 200;
+
+fn shown(v: &str) -> String {
+    crate::infer::truncate(v, SHOWN_BYTES)
+}
+
 fn num_json(x: f64) -> serde_json::Value {
     if x.fract() == 0.0 && x.abs() < 9.0e15 {
         serde_json::Value::from(x as i64)
@@ -295,9 +303,15 @@ fn num_json(x: f64) -> serde_json::Value {
     }
 }
 
+/// A day number as a date; days no calendar date holds (a Parquet file
+/// may store any i32) come out as the number, never as a panic.
 fn date_json(days: i64) -> serde_json::Value {
-    let d = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::Duration::days(days);
-    serde_json::Value::from(d.format("%Y-%m-%d").to_string())
+    let d = chrono::TimeDelta::try_days(days)
+        .and_then(|t| chrono::NaiveDate::from_ymd_opt(1970, 1, 1).and_then(|e| e.checked_add_signed(t)));
+    match d {
+        Some(d) => serde_json::Value::from(d.format("%Y-%m-%d").to_string()),
+        None => serde_json::Value::from(days),
+    }
 }
 
 fn ts_json(ms: i64) -> serde_json::Value {

@@ -5,7 +5,6 @@
 //! the second builds Arrow batches. Encoding is detected once, from the BOM,
 //! the bytes, or (for legacy 8-bit text) `chardetng`.
 
-use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -31,14 +30,35 @@ pub struct TextPlan {
 
 /// Wraps a reader and remembers the last bytes it produced, to tell whether
 /// the file ended inside a quoted field.
+///
+/// It also enforces the record-length limit *before* the CSV reader buffers
+/// a record: once more than `max_record` bytes have been read since the last
+/// record ended (`record_start`, kept up to date by [`next_record`]), reading
+/// fails, so a 300 MB line costs 64 MiB, not gigabytes.
 struct TailReader<R> {
     inner: R,
     tail: Vec<u8>,
     pub bytes: u64,
+    record_start: std::cell::Cell<u64>,
+    max_record: u64,
 }
+
+/// The read error that stands for "this record is too long".
+#[derive(Debug)]
+struct RecordTooLong;
+impl std::fmt::Display for RecordTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("record too long")
+    }
+}
+impl std::error::Error for RecordTooLong {}
 
 impl<R: Read> Read for TailReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // Slack for the CSV reader's own buffer, which reads ahead.
+        if self.bytes.saturating_sub(self.record_start.get()) > self.max_record + (2 << 20) {
+            return Err(io::Error::other(RecordTooLong));
+        }
         let n = self.inner.read(buf)?;
         if n > 0 {
             self.bytes += n as u64;
@@ -51,7 +71,7 @@ impl<R: Read> Read for TailReader<R> {
 }
 
 fn open_decoded(path: &Path, encoding: Option<&'static Encoding>) -> Result<Box<dyn Read + Send>> {
-    let f = File::open(path)?;
+    let f = crate::detect::open_regular(path)?;
     let r: Box<dyn Read + Send> = match encoding {
         None => {
             let mut br = BufReader::with_capacity(1 << 20, f);
@@ -165,13 +185,56 @@ pub fn sniff_delimiter(sample: &str) -> u8 {
     best.0
 }
 
-fn reader(r: Box<dyn Read + Send>, delimiter: u8) -> csv::Reader<TailReader<Box<dyn Read + Send>>> {
+type Records = csv::Reader<TailReader<Box<dyn Read + Send>>>;
+
+fn reader(r: Box<dyn Read + Send>, delimiter: u8, max_record: usize) -> Records {
     csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(false)
         .flexible(true)
         .buffer_capacity(1 << 20)
-        .from_reader(TailReader { inner: r, tail: Vec::new(), bytes: 0 })
+        .from_reader(TailReader {
+            inner: r,
+            tail: Vec::new(),
+            bytes: 0,
+            record_start: std::cell::Cell::new(0),
+            max_record: max_record as u64,
+        })
+}
+
+/// Read the next record and move the record-length window past it.
+fn next_record(rdr: &mut Records, rec: &mut csv::StringRecord) -> csv::Result<bool> {
+    let more = rdr.read_record(rec)?;
+    rdr.get_ref().record_start.set(rdr.position().byte());
+    Ok(more)
+}
+
+fn record_too_long(rdr: &Records) -> IngestError {
+    let line = rdr.position().line() + 1;
+    let max = rdr.get_ref().max_record;
+    IngestError::new(
+        ErrorKind::Corrupt,
+        format!("the record starting on line {line} is longer than {} MiB", max >> 20),
+        "a quote is probably never closed, or the file has no line breaks; fix the file near that line",
+    )
+}
+
+/// A CSV error, with the record-length refusal told apart.
+fn read_error(rdr: &Records, e: csv::Error) -> IngestError {
+    if let csv::ErrorKind::Io(io) = e.kind() {
+        if io.get_ref().is_some_and(|i| i.is::<RecordTooLong>()) {
+            return record_too_long(rdr);
+        }
+    }
+    csv_error(e)
+}
+
+fn too_many_columns(line: u64, n: usize, max: usize) -> IngestError {
+    IngestError::new(
+        ErrorKind::TooLarge,
+        format!("the record on line {line} has {n} fields, above the limit of {max} columns"),
+        "keep the columns you need, or raise max_columns",
+    )
 }
 
 fn csv_error(e: csv::Error) -> IngestError {
@@ -221,22 +284,26 @@ fn prepare_with(
     let delimiter = sniff_delimiter(&sample_text);
     let mut head_rows: Vec<csv::StringRecord> = Vec::new();
     {
-        let mut rdr = reader(open_decoded(path, encoding)?, delimiter);
+        let mut rdr = reader(open_decoded(path, encoding)?, delimiter, opts.max_record_bytes);
         let mut rec = csv::StringRecord::new();
         while head_rows.len() < 50 {
-            match rdr.read_record(&mut rec) {
+            match next_record(&mut rdr, &mut rec) {
+                Ok(true) if rec.len() > opts.max_columns => {
+                    return Err(too_many_columns(head_rows.len() as u64 + 1, rec.len(), opts.max_columns))
+                }
                 Ok(true) => head_rows.push(rec.clone()),
                 Ok(false) => break,
                 Err(e) if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) => return Err(utf8_retry()),
-                Err(e) => return Err(csv_error(e)),
+                Err(e) => return Err(read_error(&rdr, e)),
             }
         }
     }
     let layout = find_layout(&head_rows);
     let mut shaper: Shaper<csv::StringRecord> = Shaper::new(&layout, true);
     let file_len = std::fs::metadata(path)?.len();
-    let rdr = reader(open_decoded(path, encoding)?, delimiter);
+    let rdr = reader(open_decoded(path, encoding)?, delimiter, opts.max_record_bytes);
     let max_record = opts.max_record_bytes;
+    let max_columns = opts.max_columns;
     // Two stages on two threads: one splits records, this one shapes and
     // infers. Record buffers go back and forth, so nothing is allocated per row.
     let scanned = std::thread::scope(|s| -> Result<()> {
@@ -256,15 +323,18 @@ fn prepare_with(
                         }
                     }
                     let mut rec = spare.pop().unwrap_or_default();
-                    match rdr.read_record(&mut rec) {
+                    match next_record(&mut rdr, &mut rec) {
                         Ok(true) => {}
                         Ok(false) => break,
                         Err(e) if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) && encoding.is_none() => {
                             return Err(utf8_retry())
                         }
-                        Err(e) => return Err(csv_error(e)),
+                        Err(e) => return Err(read_error(&rdr, e)),
                     }
                     let line = rec.position().map_or(n + 1, |p| p.line());
+                    if rec.len() > max_columns {
+                        return Err(too_many_columns(line, rec.len(), max_columns));
+                    }
                     if rec.as_slice().len() > max_record {
                         return Err(IngestError::new(
                             ErrorKind::Corrupt,
@@ -356,11 +426,13 @@ pub fn batches(
     let f = &plan.finished;
     let file_len = std::fs::metadata(&plan.path)?.len();
     let mut builder = crate::build::BatchBuilder::new(f.schema.clone(), f.sources.clone(), &f.plans);
-    let mut rdr = reader(open_decoded(&plan.path, plan.encoding)?, plan.delimiter);
+    // The first pass already refused over-long records; this bound only
+    // keeps a file changed in between from being buffered whole.
+    let mut rdr = reader(open_decoded(&plan.path, plan.encoding)?, plan.delimiter, usize::MAX >> 1);
     let mut rec = csv::StringRecord::new();
     let mut n: u64 = 0;
     let start = plan.layout.data_start as u64;
-    while rdr.read_record(&mut rec).map_err(csv_error)? {
+    while next_record(&mut rdr, &mut rec).map_err(csv_error)? {
         if n >= start {
             let idx = n - start;
             if !f.excluded.contains_key(&idx) && !RowLike::is_blank(&rec) {

@@ -1,10 +1,11 @@
-//! Parsing uploaded files in a worker process.
+//! Parsing files in a worker process.
 //!
-//! [`serve`] runs inside `quarry worker ingest`: for each request (`{path,
-//! options}`) it loads the file into the catalog with
-//! [`Catalog::load`], sending progress frames while it reads and one final
-//! frame with the [`LoadReport`] or the [`IngestError`]. [`IngestWorkers`] is
-//! the caller's side. A file that crashes the parser or exhausts the
+//! [`serve`] runs inside `quarry worker ingest`: for each request it loads
+//! the file into the catalog with [`Catalog::load`] (or, for `quarry
+//! profile`, only prepares and profiles it, writing nothing), sending
+//! progress frames while it reads and one final frame with the
+//! [`LoadReport`], the [`Profile`] or the [`IngestError`]. [`IngestWorkers`]
+//! is the caller's side; a call can be cancelled, which kills the worker. A file that crashes the parser or exhausts the
 //! worker's memory ends the worker, not the caller, and is reported as an
 //! error naming the file.
 
@@ -18,12 +19,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, LoadReport};
 use crate::error::{ErrorKind, IngestError};
+use crate::stats::TableStats;
 use crate::{IngestOptions, Progress};
 
 #[derive(Debug, Serialize, Deserialize)]
-struct Request {
-    path: PathBuf,
-    options: IngestOptions,
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Request {
+    Load { path: PathBuf, options: IngestOptions },
+    Profile { path: PathBuf, options: IngestOptions },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -31,7 +34,36 @@ struct Request {
 enum Reply {
     Progress { phase: String, done: u64, total: u64 },
     Loaded { report: LoadReport },
+    Profiled { profile: Profile },
     Failed { error: IngestError },
+}
+
+/// One file profiled without loading it: each table's metadata, statistics
+/// and every note (the table's, its data's and the file's).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Profile {
+    pub tables: Vec<ProfiledTable>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProfiledTable {
+    pub meta: crate::TableMeta,
+    pub stats: TableStats,
+    pub notes: Vec<crate::Note>,
+}
+
+/// Prepare and profile a file, in this process (the worker's side).
+pub fn profile_file(path: &Path, opts: &IngestOptions, progress: &dyn Progress) -> Result<Profile, IngestError> {
+    let pf = crate::prepare(path, opts, progress)?;
+    let mut tables = Vec::new();
+    for t in &pf.tables {
+        let stats = crate::catalog::profile(t, progress).map_err(|e| e.in_file(path.display().to_string()))?;
+        let mut notes = t.meta.notes.clone();
+        notes.extend(stats.notes.iter().cloned());
+        notes.extend(pf.notes.iter().cloned());
+        tables.push(ProfiledTable { meta: t.meta.clone(), stats, notes });
+    }
+    Ok(Profile { tables })
 }
 
 /// Sends progress as frames, at most every 100 ms.
@@ -52,15 +84,11 @@ impl<W: Write> Progress for FrameProgress<'_, W> {
     }
 }
 
-/// Inside the worker: load files until stdin closes. Returns the exit code.
-pub fn serve(data: &Path, input: &mut impl Read, out: &mut impl Write) -> i32 {
-    let mut catalog = match Catalog::open(data) {
-        Ok(c) => c,
-        Err(error) => {
-            let _ = Frame::json(&Reply::Failed { error }).write_to(out);
-            return 2;
-        }
-    };
+/// Inside the worker: load or profile files until stdin closes. Returns
+/// the exit code. The catalog is opened on the first load (a profiling
+/// worker never creates one).
+pub fn serve(data: Option<&Path>, input: &mut impl Read, out: &mut impl Write) -> i32 {
+    let mut catalog: Option<Catalog> = None;
     loop {
         let req: Request = match quarry_sandbox::read_request(input) {
             Ok(Some(f)) => match f.parse() {
@@ -70,18 +98,36 @@ pub fn serve(data: &Path, input: &mut impl Read, out: &mut impl Write) -> i32 {
             Ok(None) => return 0,
             Err(e) => return fail(out, IngestError::internal(e.to_string())),
         };
-        let result = {
+        let reply = {
             let progress = FrameProgress { out: Mutex::new(&mut *out), last: Mutex::new(None) };
-            catalog.load(&req.path, &req.options, &progress)
-        };
-        let reply = match result {
-            Ok(report) => Reply::Loaded { report },
-            Err(error) => Reply::Failed { error },
+            match req {
+                Request::Profile { path, options } => match profile_file(&path, &options, &progress) {
+                    Ok(profile) => Reply::Profiled { profile },
+                    Err(error) => Reply::Failed { error },
+                },
+                Request::Load { path, options } => match open_catalog(&mut catalog, data) {
+                    Ok(c) => match c.load(&path, &options, &progress) {
+                        Ok(report) => Reply::Loaded { report },
+                        Err(error) => Reply::Failed { error },
+                    },
+                    Err(error) => Reply::Failed { error },
+                },
+            }
         };
         if Frame::json(&reply).write_to(out).is_err() {
             return 3;
         }
     }
+}
+
+fn open_catalog<'c>(slot: &'c mut Option<Catalog>, data: Option<&Path>) -> Result<&'c mut Catalog, IngestError> {
+    if slot.is_none() {
+        let Some(dir) = data else {
+            return Err(IngestError::internal("this ingest worker was started without a data directory"));
+        };
+        *slot = Some(Catalog::open(dir)?);
+    }
+    slot.as_mut().ok_or_else(|| IngestError::internal("catalog"))
 }
 
 fn fail(out: &mut impl Write, error: IngestError) -> i32 {
@@ -103,35 +149,102 @@ impl IngestWorkers {
         IngestWorkers { pool: Pool::new(launcher, args, limits, max) }
     }
 
-    /// Load one file into the catalog in a worker.
+    /// Workers with no data directory: they can only profile.
+    pub fn profiling(launcher: Launcher, limits: Limits) -> IngestWorkers {
+        IngestWorkers { pool: Pool::new(launcher, vec!["ingest".to_string()], limits, 1) }
+    }
+
+    /// Load one file into the catalog in a worker. Errors name the file as
+    /// `path` is written.
     pub fn load(
         &self,
         path: &Path,
         options: &IngestOptions,
         progress: &dyn Progress,
     ) -> Result<LoadReport, IngestError> {
+        self.load_as(path, &path.display().to_string(), options, progress, &|| false)
+    }
+
+    /// [`IngestWorkers::load`], naming the file `shown` in errors (a server
+    /// shows the uploaded name, not its own directories), and stopping —
+    /// the worker killed, nothing committed past that point — as soon as
+    /// `cancelled` says so.
+    pub fn load_as(
+        &self,
+        path: &Path,
+        shown: &str,
+        options: &IngestOptions,
+        progress: &dyn Progress,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<LoadReport, IngestError> {
+        let abs = std::path::absolute(path).map_err(|e| IngestError::io(e).in_file(shown))?;
+        let request = Request::Load { path: abs, options: options.clone() };
+        let mut report: LoadReport = self.call(&request, shown, progress, cancelled, |r| match r {
+            Reply::Loaded { report } => Some(report),
+            _ => None,
+        })?;
+        report.file = shown.to_string();
+        Ok(report)
+    }
+
+    /// Profile one file in a worker, writing nothing.
+    pub fn profile(
+        &self,
+        path: &Path,
+        options: &IngestOptions,
+        progress: &dyn Progress,
+    ) -> Result<Profile, IngestError> {
         let shown = path.display().to_string();
         let abs = std::path::absolute(path).map_err(|e| IngestError::io(e).in_file(&shown))?;
-        let mut worker = self.pool.get().map_err(|e| worker_error(e, &shown))?;
+        let request = Request::Profile { path: abs, options: options.clone() };
+        self.call(&request, &shown, progress, &|| false, |r| match r {
+            Reply::Profiled { profile } => Some(profile),
+            _ => None,
+        })
+    }
+
+    fn call<T>(
+        &self,
+        request: &Request,
+        shown: &str,
+        progress: &dyn Progress,
+        cancelled: &dyn Fn() -> bool,
+        done: impl Fn(Reply) -> Option<T>,
+    ) -> Result<T, IngestError> {
+        let mut worker = self.pool.get().map_err(|e| worker_error(e, shown))?;
         let time = self.pool.limits().time;
-        let request = Frame::json(&Request { path: abs, options: options.clone() });
         let reply = worker
-            .call(&request, time, |frame| match frame.parse::<Reply>()? {
+            .call_cancellable(&Frame::json(request), time, cancelled, |frame| match frame.parse::<Reply>()? {
                 Reply::Progress { phase, done, total } => {
                     progress.advance(&phase, done, total);
                     Ok(Step::More)
                 }
-                Reply::Loaded { report } => Ok(Step::Done(Ok(report))),
                 Reply::Failed { error } => Ok(Step::Done(Err(error))),
+                other => match done(other) {
+                    Some(t) => Ok(Step::Done(Ok(t))),
+                    None => Err(WorkerError::Protocol("an answer to another request".into())),
+                },
             })
-            .map_err(|e| worker_error(e, &shown))?;
-        reply.map_err(|e| e.in_file(&shown))
+            .map_err(|e| worker_error(e, shown))?;
+        reply.map_err(|e| relabel(e, shown))
     }
+}
+
+/// The worker names files by the absolute path it was given; callers know
+/// them as `shown`.
+fn relabel(mut e: IngestError, shown: &str) -> IngestError {
+    e.file = shown.to_string();
+    e
 }
 
 fn worker_error(e: WorkerError, file: &str) -> IngestError {
     let (kind, hint) = match &e {
         WorkerError::Timeout(_) => (ErrorKind::TooLarge, "the file took too long to read; split it or load it as CSV"),
+        WorkerError::Cancelled => (ErrorKind::Io, "the load was cancelled; nothing of it was kept"),
+        WorkerError::Spawn(_) => (
+            ErrorKind::Io,
+            "Quarry could not start its ingest worker: check that the system allows new processes and enough memory (ulimit -v)",
+        ),
         WorkerError::Died { signal: Some(_), .. } => (
             ErrorKind::TooLarge,
             "reading the file needed more memory than the ingest limit; split it or save it as CSV or Parquet",

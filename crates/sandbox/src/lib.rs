@@ -126,6 +126,9 @@ pub enum WorkerError {
     TooMuchOutput(usize),
     /// The worker broke the frame protocol (and was killed).
     Protocol(String),
+    /// The caller gave up on the request (a cancelled load or upload); the
+    /// worker was killed.
+    Cancelled,
 }
 
 impl std::fmt::Display for WorkerError {
@@ -153,6 +156,7 @@ impl std::fmt::Display for WorkerError {
             ),
             WorkerError::TooMuchOutput(n) => write!(f, "the result is larger than the {} MiB cap", n >> 20),
             WorkerError::Protocol(e) => write!(f, "the worker sent something unreadable ({e}) and was stopped"),
+            WorkerError::Cancelled => write!(f, "cancelled: the worker was stopped"),
         }
     }
 }
@@ -251,24 +255,42 @@ impl Launcher {
         cmd.arg("worker").args(args);
         // No secrets in the worker: a clean environment.
         cmd.env_clear().env("PATH", "/usr/bin:/bin").env("LC_ALL", "C.UTF-8");
+        // Tests stop workers at named points (`quarry_ingest::catalog::failpoint`).
+        if let Some(v) = std::env::var_os("QUARRY_FAILPOINT") {
+            cmd.env("QUARRY_FAILPOINT", v);
+        }
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         cmd.process_group(0);
-        let as_bytes = limits.address_space_bytes;
-        let cpu = cpu_budget(limits);
-        let fsize = limits.file_size_bytes;
-        // SAFETY: only async-signal-safe calls (setrlimit) run between fork and exec.
+        // A limit cannot be raised above the hard limit this process runs
+        // under (`ulimit -v` in a shell): the worker gets the lower one.
+        let as_bytes = within_hard(Resource::RLIMIT_AS, limits.address_space_bytes);
+        let cpu = within_hard(Resource::RLIMIT_CPU, cpu_budget(limits));
+        let cpu_hard = within_hard(Resource::RLIMIT_CPU, nix::sys::resource::RLIM_INFINITY);
+        let fsize = within_hard(Resource::RLIMIT_FSIZE, limits.file_size_bytes);
+        let nofile = within_hard(Resource::RLIMIT_NOFILE, 256);
+        let parent = std::process::id() as i32;
+        // SAFETY: only async-signal-safe calls (prctl, getppid, setrlimit)
+        // run between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
+                // The worker dies with the thread that started it (the
+                // spawner thread, which lives as long as the process).
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::getppid() != parent {
+                    return Err(std::io::Error::other("the parent exited before the worker started"));
+                }
                 let set = |r, soft, hard| setrlimit(r, soft, hard).map_err(std::io::Error::from);
                 set(Resource::RLIMIT_AS, as_bytes, as_bytes)?;
-                set(Resource::RLIMIT_CPU, cpu, nix::sys::resource::RLIM_INFINITY)?;
+                set(Resource::RLIMIT_CPU, cpu, cpu_hard)?;
                 set(Resource::RLIMIT_CORE, 0, 0)?;
                 set(Resource::RLIMIT_FSIZE, fsize, fsize)?;
-                set(Resource::RLIMIT_NOFILE, 256, 256)?;
+                set(Resource::RLIMIT_NOFILE, nofile, nofile)?;
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().map_err(|e| WorkerError::Spawn(e.to_string()))?;
+        let mut child = spawn(cmd).map_err(|e| WorkerError::Spawn(e.to_string()))?;
         let stdin = child.stdin.take().expect("piped stdin");
         let mut out = child.stdout.take().expect("piped stdout");
         let max_payload = limits.max_result_bytes + (1 << 20);
@@ -300,6 +322,43 @@ impl Launcher {
         });
         Ok(Worker { child, stdin: Some(stdin), frames, stderr, limits: limits.clone(), dead: None, requests: 0 })
     }
+}
+
+/// `want`, or this process's hard limit for `r` when that is lower.
+fn within_hard(r: Resource, want: u64) -> u64 {
+    match nix::sys::resource::getrlimit(r) {
+        Ok((_, hard)) if hard != nix::sys::resource::RLIM_INFINITY => want.min(hard),
+        _ => want,
+    }
+}
+
+type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
+
+/// Spawn on one long-lived thread. `PR_SET_PDEATHSIG` fires when the
+/// *thread* that forked the child exits, and the threads that ask for
+/// workers (a server's blocking pool) come and go; this one stays for the
+/// life of the process, so workers die exactly when the process does —
+/// by exit, a signal or kill -9.
+fn spawn(cmd: Command) -> std::io::Result<Child> {
+    static SPAWNER: std::sync::OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = std::sync::OnceLock::new();
+    let tx = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
+        std::thread::Builder::new()
+            .name("quarry-spawner".into())
+            .spawn(move || {
+                for (mut cmd, back) in rx {
+                    let _ = back.send(cmd.spawn());
+                }
+            })
+            .expect("the spawner thread starts");
+        Mutex::new(tx)
+    });
+    let (back, answer) = mpsc::channel();
+    tx.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .send((cmd, back))
+        .map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
+    answer.recv().map_err(|_| std::io::Error::other("the spawner thread is gone"))?
 }
 
 /// CPU seconds a request may use: twice the wall limit (two threads) plus slack.
@@ -379,6 +438,25 @@ impl Worker {
         self.send_and_read(request, time, Duration::from_secs(5), |f, _| on_frame(f))
     }
 
+    /// [`Worker::call`] that also stops — killing the worker — as soon as
+    /// `cancelled` returns true (checked every 50 ms).
+    pub fn call_cancellable<T>(
+        &mut self,
+        request: &Frame,
+        time: Duration,
+        cancelled: &dyn Fn() -> bool,
+        mut on_frame: impl FnMut(Frame) -> Result<Step<T>, WorkerError>,
+    ) -> Result<T, WorkerError> {
+        if let Some(e) = &self.dead {
+            return Err(e.clone());
+        }
+        let sent = self.stdin.as_mut().is_some_and(|stdin| request.write_to(stdin).is_ok());
+        if !sent {
+            return Err(self.died());
+        }
+        self.read_frames(time, Duration::from_secs(5), cancelled, |f, _| on_frame(f))
+    }
+
     /// Like [`Worker::call`], for workers that ask the caller for things
     /// mid-request (the Python kernel's `sql()`): `on_frame` may answer a
     /// frame through the [`Reply`] it is given. The worker is killed at
@@ -429,12 +507,27 @@ impl Worker {
         &mut self,
         time: Duration,
         grace: Duration,
+        on_frame: impl FnMut(Frame, &mut Reply<'_>) -> Result<Step<T>, WorkerError>,
+    ) -> Result<T, WorkerError> {
+        self.read_frames(time, grace, &|| false, on_frame)
+    }
+
+    fn read_frames<T>(
+        &mut self,
+        time: Duration,
+        grace: Duration,
+        cancelled: &dyn Fn() -> bool,
         mut on_frame: impl FnMut(Frame, &mut Reply<'_>) -> Result<Step<T>, WorkerError>,
     ) -> Result<T, WorkerError> {
         let deadline = Instant::now() + time + grace;
         loop {
-            let wait = deadline.saturating_duration_since(Instant::now());
+            if cancelled() {
+                return Err(self.kill(WorkerError::Cancelled));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let wait = left.min(Duration::from_millis(50));
             match self.frames.recv_timeout(wait) {
+                Err(RecvTimeoutError::Timeout) if !left.is_zero() && wait < left => continue,
                 Ok(Ok(Some(frame))) => {
                     let mut reply = Reply { stdin: self.stdin.as_mut() };
                     match on_frame(frame, &mut reply) {

@@ -8,6 +8,7 @@ mod analyst;
 mod analyst_python;
 mod attacks;
 mod cli;
+mod hostile;
 mod python;
 mod server;
 mod workers;
