@@ -48,6 +48,8 @@ async function start() {
   $("#app").hidden = false;
   $("#user").textContent = state.config.user;
   $("#logout").hidden = !state.config.login_required;
+  $("#sessions").hidden = !state.config.login_required;
+  if (state.config.login_required) loadTokens();
   $("#model").value = state.config.model || "";
   const banner = [];
   if (!state.config.model) banner.push("No model is configured, so questions cannot be answered yet. Upload, preview and the SQL console work without one.\n" + (state.config.llm_help || ""));
@@ -55,6 +57,15 @@ async function start() {
   $("#banner").hidden = banner.length === 0;
   $("#banner").textContent = banner.join("\n\n");
   await loadWorkspaces();
+}
+
+// Sessions and API tokens of the signed-in user, each revocable.
+async function loadTokens() {
+  const list = await api("/api/tokens");
+  const when = (t) => (t ? new Date(t * 1000).toLocaleString() : "—");
+  $("#tokens").replaceChildren(...list.map((t) => el("li", { "data-token": t.id },
+    `${t.kind === "session" ? "login session" : "API token"} (${t.label}), created ${t.created_at}, last used ${when(t.last_used_unix)}, ends ${t.expires_unix ? when(t.expires_unix) : "when revoked"} `,
+    el("button", { type: "button", onclick: async () => { await api(`/api/tokens/${t.id}`, { method: "DELETE" }); loadTokens(); } }, "Revoke"))));
 }
 
 function showLogin() {
@@ -121,6 +132,8 @@ function upload(file) {
     $("#uploads").append(li);
     const xhr = new XMLHttpRequest();
     xhr.open("POST", `/api/workspaces/${state.workspace}/datasets?name=${encodeURIComponent(file.name)}`);
+    // Not a type a page elsewhere could send without asking (the server refuses those).
+    xhr.setRequestHeader("Content-Type", "application/octet-stream");
     xhr.upload.onprogress = (e) => { if (e.lengthComputable) bar.value = Math.round((100 * e.loaded) / e.total); };
     xhr.upload.onload = () => { bar.value = 100; status.textContent = "reading the file…"; };
     xhr.onload = () => {

@@ -125,7 +125,7 @@ fn spec(
         .collect();
     let field = |i: usize| {
         let c = &table.columns[i];
-        json!({"field": c.name, "type": vl_type(&c.dtype), "title": c.name})
+        json!({"field": field_ref(&c.name), "type": vl_type(&c.dtype), "title": c.name})
     };
     let mut encoding = Map::new();
     let mark = match kind {
@@ -177,6 +177,19 @@ fn spec(
         s["title"] = json!(crate::context::data_str(&t, 120));
     }
     s
+}
+
+/// A column name as a Vega-Lite field reference: `.` and `[]` mean nested
+/// access there, so they (and quotes and backslashes) are escaped with `\`.
+pub fn field_ref(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if matches!(c, '.' | '[' | ']' | '"' | '\'' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -200,6 +200,8 @@ enum Cmd {
         #[arg(long, default_value_t = 1200)]
         requests_per_minute: u32,
         #[command(flatten)]
+        web: WebArgs,
+        #[command(flatten)]
         py: python::PyArgs,
     },
     /// Accounts for `quarry serve --bind` (login required off loopback).
@@ -250,6 +252,25 @@ enum UserCmd {
     },
     /// Print a new API token for NAME (send it as `Authorization: Bearer …`).
     Token { name: String },
+}
+
+/// Who may reach `quarry serve`, and how long logins last.
+#[derive(clap::Args, Clone, Default)]
+pub(crate) struct WebArgs {
+    /// A host name the server answers to besides IP addresses and
+    /// localhost (repeatable); other names are refused (DNS rebinding).
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    pub allowed_hosts: Vec<String>,
+    /// The URL users reach Quarry at behind a proxy, e.g. https://quarry.example.org
+    /// (its host is allowed; https makes the session cookie Secure).
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// A login session ends after this many hours unused.
+    #[arg(long, default_value_t = 12.0)]
+    pub session_idle_hours: f64,
+    /// A login session ends this many days after it began.
+    #[arg(long, default_value_t = 7.0)]
+    pub session_max_days: f64,
 }
 
 /// Options shared by `ask` and `chat`.
@@ -350,8 +371,9 @@ fn main() -> ExitCode {
         Cmd::Tables { data, json } => cmd_tables(&data, json),
         Cmd::Excluded { table, data } => cmd_excluded(&table, &data),
         Cmd::Demo { dir, data, no_serve, port, py } => cmd_demo(&dir, &data, no_serve, port, &py, &opts),
-        Cmd::Serve { port, bind, data, no_python, config, questions_per_minute, requests_per_minute, py } => {
+        Cmd::Serve { port, bind, data, no_python, config, questions_per_minute, requests_per_minute, web, py } => {
             serve::cmd_serve(serve::Serve {
+                web,
                 data: &data,
                 bind,
                 port,
@@ -702,6 +724,7 @@ fn cmd_demo(dir: &Path, data: &Path, no_serve: bool, port: u16, py: &python::PyA
     }
     let files: Vec<PathBuf> = files.iter().map(|f| std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())).collect();
     serve::cmd_serve(serve::Serve {
+        web: WebArgs { session_idle_hours: 12.0, session_max_days: 7.0, ..WebArgs::default() },
         data,
         bind: std::net::IpAddr::from([127, 0, 0, 1]),
         port,

@@ -15,6 +15,7 @@ use crate::python::{start_kernels, PyArgs};
 
 /// Options of `quarry serve`.
 pub struct Serve<'a> {
+    pub web: crate::WebArgs,
     pub data: &'a Path,
     pub bind: IpAddr,
     pub port: u16,
@@ -43,6 +44,13 @@ pub fn cmd_serve(s: Serve<'_>) -> bool {
     cfg.demo_files = s.demo_files;
     cfg.questions_per_minute = s.questions_per_minute;
     cfg.requests_per_minute = s.requests_per_minute;
+    cfg.allowed_hosts = s.web.allowed_hosts.clone();
+    if let Some(u) = &s.web.public_url {
+        cfg = cfg.with_public_url(u);
+    }
+    let hours = |h: f64| std::time::Duration::from_secs_f64((h * 3600.0).clamp(60.0, 1e9));
+    cfg.session_idle = hours(s.web.session_idle_hours);
+    cfg.session_max = hours(s.web.session_max_days * 24.0);
     let state = match AppState::new(cfg, launcher, python) {
         Ok(st) => st,
         Err(e) => return fail(format!("{}: {e}", s.data.display())),

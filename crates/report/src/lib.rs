@@ -155,12 +155,28 @@ fn cell_text(v: &Value) -> String {
     }
 }
 
-/// The table as CSV (RFC 4180 quoting, UTF-8), values as computed (not rounded).
+/// What the CSV export does to text that a spreadsheet would run as a
+/// formula; the XLSX "about" sheet repeats it.
+pub const CSV_FORMULA_NOTE: &str = "In the CSV export, text cells that begin with =, +, -, @, a tab or a carriage return \
+     start with an apostrophe (') so spreadsheet programs show them instead of running them as formulas (OWASP CSV injection advice); \
+     numbers are written as they are.";
+
+/// Text a spreadsheet would run as a formula (`=HYPERLINK(…)`, `+cmd|…`,
+/// `@SUM(…)`) gets a leading `'`, as OWASP recommends; numbers stay.
+fn neutralised(v: &Value) -> String {
+    match v {
+        Value::String(s) if s.starts_with(['=', '+', '-', '@', '\t', '\r']) => format!("'{s}"),
+        other => cell_text(other),
+    }
+}
+
+/// The table as CSV (RFC 4180 quoting, UTF-8), values as computed (not
+/// rounded), formula-leading text neutralised ([`CSV_FORMULA_NOTE`]).
 pub fn csv(t: &Table) -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    let _ = w.write_record(t.columns.iter().map(|c| c.name.as_str()));
+    let _ = w.write_record(t.columns.iter().map(|c| neutralised(&Value::String(c.name.clone()))));
     for r in &t.rows {
-        let _ = w.write_record(r.iter().map(cell_text));
+        let _ = w.write_record(r.iter().map(neutralised));
     }
     w.into_inner().unwrap_or_default()
 }
@@ -193,7 +209,9 @@ pub fn xlsx(a: &Answer) -> Result<Vec<u8>, ReportError> {
         }
     }
     let about = wb.add_worksheet().set_name("about")?;
-    for (i, (k, v)) in about_rows(a).iter().enumerate() {
+    let mut rows = about_rows(a);
+    rows.push(("csv export", CSV_FORMULA_NOTE.to_string()));
+    for (i, (k, v)) in rows.iter().enumerate() {
         about.write_string_with_format(i as u32, 0, *k, &bold)?;
         about.write_string(i as u32, 1, v)?;
     }
@@ -601,6 +619,26 @@ mod tests {
             version: 2,
             parquet: "/srv/quarry/data/tables/malaria/v2.parquet".into(),
         }]
+    }
+
+    /// Formula-leading text is neutralised (OWASP), numbers are not.
+    #[test]
+    fn csv_neutralises_formulas() {
+        let mut a = sql_answer();
+        let t = a.table.as_mut().unwrap();
+        t.rows = vec![
+            vec![json!("=HYPERLINK(\"http://x\",\"y\")"), json!(-5), json!(3)],
+            vec![json!("+cmd|' /C calc'!A0"), json!("@SUM(A1)"), json!("-1+2")],
+            vec![json!("Kano"), json!("\tx"), json!(null)],
+        ];
+        let text = String::from_utf8(csv(t)).unwrap();
+        let rows: Vec<Vec<String>> = csv::Reader::from_reader(text.as_bytes())
+            .records()
+            .map(|r| r.unwrap().iter().map(str::to_string).collect())
+            .collect();
+        assert_eq!(rows[0], ["'=HYPERLINK(\"http://x\",\"y\")", "-5", "3"]);
+        assert_eq!(rows[1], ["'+cmd|' /C calc'!A0", "'@SUM(A1)", "'-1+2"]);
+        assert_eq!(rows[2], ["Kano", "'\tx", ""]);
     }
 
     #[test]

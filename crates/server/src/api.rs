@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -52,6 +52,10 @@ impl IntoResponse for ApiError {
 }
 
 type Res<T> = Result<Json<T>, ApiError>;
+
+/// Longest conversation title (a question's first 80 characters name it
+/// when none is given).
+pub const MAX_TITLE_CHARS: usize = 200;
 
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
@@ -201,12 +205,13 @@ pub struct RowsQuery {
 
 #[derive(Deserialize)]
 pub struct UploadQuery {
-    pub name: String,
+    /// The file's name (multipart uploads carry it in the part).
+    pub name: Option<String>,
 }
 
 #[derive(Deserialize)]
 pub struct UploadAnyQuery {
-    pub name: String,
+    pub name: Option<String>,
     /// The workspace; the caller's first one when absent.
     pub workspace: Option<String>,
 }
@@ -227,6 +232,8 @@ pub struct EventsQuery {
         me,
         create_user,
         create_token,
+        list_tokens,
+        revoke_token,
         list_workspaces,
         create_workspace,
         list_datasets,
@@ -249,6 +256,7 @@ pub struct EventsQuery {
         ConfigView,
         Login,
         TokenView,
+        TokenInfoView,
         NewUser,
         UserView,
         NewWorkspace,
@@ -276,6 +284,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/me", get(me))
         .route("/api/users", post(create_user))
         .route("/api/users/{name}/tokens", post(create_token))
+        .route("/api/tokens", get(list_tokens))
+        .route("/api/tokens/{id}", axum::routing::delete(revoke_token))
         .route("/api/workspaces", get(list_workspaces).post(create_workspace))
         .route("/api/datasets", get(list_datasets).post(upload_default).layer(DefaultBodyLimit::max(upload_limit)))
         .route(
@@ -294,6 +304,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/conversations/{id}/export/{format}", get(export_conversation))
         .layer(DefaultBodyLimit::max(1 << 20))
         .merge(web::routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::guard::guard))
         .with_state(state)
 }
 
@@ -317,21 +328,77 @@ async fn get_config(State(st): State<Arc<AppState>>, Caller(u): Caller) -> Res<C
 }
 
 #[utoipa::path(post, path = "/api/login", request_body = Login,
-    responses((status = 200, body = TokenView), (status = 401, body = ErrorBody)))]
-async fn login(State(st): State<Arc<AppState>>, Json(l): Json<Login>) -> Result<Response, ApiError> {
-    if !st.allow(0, "login", 60) {
-        return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too many login attempts: wait a minute"));
+    responses((status = 200, body = TokenView), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn login(
+    State(st): State<Arc<AppState>>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    Json(l): Json<Login>,
+) -> Result<Response, ApiError> {
+    let ip = peer.ip();
+    if let Some(wait) = st.login_blocked(&l.name, ip) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many failed logins: try again in {} minute(s)", wait.div_ceil(60)),
+        ));
     }
-    let Some(user) = st.store.check_password(&l.name, &l.password).map_err(ApiError::internal)? else {
+    let (store, name, password) = (st.store.clone(), l.name.clone(), l.password);
+    let user = tokio::task::spawn_blocking(move || store.check_password(&name, &password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    st.login_result(&l.name, ip, user.is_some());
+    let Some(user) = user else {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong user name or password"));
     };
-    let token = st.store.issue_token(user.id, "login").map_err(ApiError::internal)?;
-    let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
+    let token = st.store.issue_session(user.id, st.cfg.session_max).map_err(ApiError::internal)?;
+    let secure = if st.cfg.public_url.as_deref().is_some_and(|u| u.starts_with("https://")) { "; Secure" } else { "" };
+    let cookie = format!(
+        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+        st.cfg.session_max.as_secs()
+    );
     let mut r = Json(TokenView { token, user: user.name }).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(r)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenInfoView {
+    /// What to revoke it by (not the token).
+    pub id: String,
+    pub label: String,
+    /// `session` (a login) or `api` (for scripts).
+    pub kind: String,
+    pub created_at: String,
+    pub last_used_unix: Option<i64>,
+    pub expires_unix: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/tokens", responses((status = 200, body = [TokenInfoView])))]
+async fn list_tokens(State(st): State<Arc<AppState>>, Caller(u): Caller) -> Res<Vec<TokenInfoView>> {
+    let list = st.store.tokens(u.id).map_err(ApiError::internal)?;
+    Ok(Json(
+        list.into_iter()
+            .map(|t| TokenInfoView {
+                id: t.id,
+                label: t.label,
+                kind: t.kind,
+                created_at: t.created_at,
+                last_used_unix: t.last_used_unix,
+                expires_unix: t.expires_unix,
+            })
+            .collect(),
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/tokens/{id}", params(("id" = String, Path)),
+    responses((status = 200), (status = 404, body = ErrorBody)))]
+async fn revoke_token(State(st): State<Arc<AppState>>, Caller(u): Caller, Path(id): Path<String>) -> Res<Value> {
+    if !st.store.revoke_token_id(u.id, &id).map_err(ApiError::internal)? {
+        return Err(ApiError::not_found("no such token"));
+    }
+    Ok(Json(json!({"revoked": true})))
 }
 
 #[utoipa::path(post, path = "/api/logout", responses((status = 200)))]
@@ -434,13 +501,15 @@ async fn list_workspace_datasets(
 
 /// Upload into the caller's workspace (`workspace=`, or their first one).
 #[utoipa::path(post, path = "/api/datasets",
-    params(("name" = String, Query, description = "The file's name"), ("workspace" = Option<String>, Query)),
+    params(("name" = Option<String>, Query, description = "The file's name (raw bodies)"), ("workspace" = Option<String>, Query)),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 200, body = DatasetView), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = DatasetView), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
 async fn upload_default(
     State(st): State<Arc<AppState>>,
     caller: Caller,
     Query(q): Query<UploadAnyQuery>,
+    headers: HeaderMap,
     body: Body,
 ) -> Res<DatasetView> {
     let ws = match q.workspace {
@@ -450,16 +519,36 @@ async fn upload_default(
             None => st.store.create_workspace(caller.0.id, "My workspace").map_err(ApiError::internal)?.id,
         },
     };
-    upload(State(st), caller, Path(ws), Query(UploadQuery { name: q.name }), body).await
+    upload(State(st), caller, Path(ws), Query(UploadQuery { name: q.name }), headers, body).await
+}
+
+/// Set when the request that started a load goes away (the client hung up,
+/// the server is stopping): the load's worker is then killed.
+struct CancelOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Parse an uploaded file in an ingest worker; the names of its tables.
-pub async fn ingest_file(st: &Arc<AppState>, ws: &str, path: &std::path::Path) -> Result<Vec<String>, ApiError> {
+/// Errors name the file as `shown` (the uploaded name), never the server's
+/// directories. Dropping the future stops the worker.
+pub async fn ingest_file(
+    st: &Arc<AppState>,
+    ws: &str,
+    path: &std::path::Path,
+    shown: &str,
+) -> Result<Vec<String>, ApiError> {
     let k = st.kernels(ws);
-    let path = path.to_path_buf();
+    let (path, shown) = (path.to_path_buf(), shown.to_string());
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _cancel = CancelOnDrop(flag.clone());
     let report = tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(k.dir.join("data")).map_err(|e| e.to_string())?;
-        k.ingest.load(&path, &IngestOptions::default(), &Quiet).map_err(|e| e.to_string())
+        let cancelled = || flag.load(std::sync::atomic::Ordering::SeqCst);
+        k.ingest.load_as(&path, &shown, &IngestOptions::default(), &Quiet, &cancelled).map_err(|e| e.to_string())
     })
     .await
     .map_err(ApiError::internal)?
@@ -467,63 +556,145 @@ pub async fn ingest_file(st: &Arc<AppState>, ws: &str, path: &std::path::Path) -
     Ok(report.tables.into_iter().map(|l| l.table.name).collect())
 }
 
-/// The body is the file itself, streamed to disk as it arrives (never held
-/// in memory), then parsed in an ingest worker.
+/// A file arriving under a temporary name; removed unless kept (an upload
+/// cut off, refused or failed leaves nothing behind).
+struct Incoming {
+    path: std::path::PathBuf,
+    kept: bool,
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Content types a web page can send cross-site without asking (CORS
+/// "simple" requests): a raw upload must not use them.
+fn simple_content_type(ctype: &str) -> bool {
+    ctype.is_empty() || ctype.starts_with("text/plain") || ctype.starts_with("application/x-www-form-urlencoded")
+}
+
+/// Append `chunk` to the incoming file, enforcing the upload limit.
+async fn write_chunk(
+    st: &AppState,
+    file: &mut tokio::fs::File,
+    size: &mut u64,
+    chunk: &[u8],
+    name: &str,
+) -> Result<(), ApiError> {
+    *size += chunk.len() as u64;
+    if *size > st.cfg.max_upload_bytes {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{name}: larger than the {} MiB upload limit", st.cfg.max_upload_bytes >> 20),
+        ));
+    }
+    file.write_all(chunk).await.map_err(ApiError::internal)
+}
+
+fn cut_off(st: &AppState, name: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("{name}: the upload stopped ({e}); files up to {} MiB are accepted", st.cfg.max_upload_bytes >> 20),
+    )
+}
+
+/// A raw body (`application/octet-stream` or the file's own type), streamed.
+async fn receive_raw(st: &AppState, body: Body, file: &mut tokio::fs::File, name: &str) -> Result<u64, ApiError> {
+    let mut stream = body.into_data_stream();
+    let mut size = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| cut_off(st, name, e))?;
+        write_chunk(st, file, &mut size, &chunk, name).await?;
+    }
+    Ok(size)
+}
+
+/// The first file part of a `multipart/form-data` body (`curl -F file=@x.csv`),
+/// streamed; its file name, unless the query gave one.
+async fn receive_multipart(
+    st: &AppState,
+    ctype: &str,
+    body: Body,
+    file: &mut tokio::fs::File,
+    name: Option<String>,
+) -> Result<(String, u64), ApiError> {
+    let boundary = multer::parse_boundary(ctype)
+        .map_err(|e| ApiError::bad(format!("a multipart upload needs a boundary ({e})")))?;
+    let mut parts = multer::Multipart::new(body.into_data_stream(), boundary);
+    while let Some(mut part) = parts.next_field().await.map_err(|e| cut_off(st, "upload", e))? {
+        let Some(part_name) = part.file_name().map(str::to_string).or_else(|| name.clone()) else { continue };
+        let shown = crate::safe_name(name.as_deref().unwrap_or(&part_name));
+        let mut size = 0;
+        while let Some(chunk) = part.chunk().await.map_err(|e| cut_off(st, &shown, e))? {
+            write_chunk(st, file, &mut size, &chunk, &shown).await?;
+        }
+        return Ok((name.unwrap_or(part_name), size));
+    }
+    Err(ApiError::bad("the multipart upload holds no file part (send it as -F file=@NAME)"))
+}
+
+/// The file, streamed to disk as it arrives (never held in memory), then
+/// parsed in an ingest worker. The body is the file itself
+/// (`Content-Type: application/octet-stream`, `?name=` required) or a
+/// `multipart/form-data` form with one file part. Content types a web page
+/// may send cross-site without asking (`text/plain`, form-encoded) are
+/// refused.
 #[utoipa::path(post, path = "/api/workspaces/{ws}/datasets",
-    params(("ws" = String, Path), ("name" = String, Query, description = "The file's name")),
+    params(("ws" = String, Path), ("name" = Option<String>, Query, description = "The file's name (raw bodies)")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 200, body = DatasetView), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = DatasetView), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
 async fn upload(
     State(st): State<Arc<AppState>>,
     Caller(u): Caller,
     Path(ws): Path<String>,
     Query(q): Query<UploadQuery>,
+    headers: HeaderMap,
     body: Body,
 ) -> Res<DatasetView> {
     let w = own_workspace(&st, &u, &ws)?;
-    let name = crate::safe_name(&q.name);
+    // As sent: a multipart boundary is case-sensitive.
+    let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").trim().to_string();
+    let multipart = ctype.to_ascii_lowercase().starts_with("multipart/form-data");
+    if !multipart
+        && simple_content_type(&ctype.to_ascii_lowercase())
+        && (headers.contains_key("origin") || !ctype.is_empty())
+    {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the file as application/octet-stream (curl --data-binary @FILE -H 'Content-Type: application/octet-stream') or as multipart/form-data (curl -F file=@FILE)",
+        ));
+    }
+    if !multipart && q.name.is_none() {
+        return Err(ApiError::bad("name the file: ?name=FILE"));
+    }
     let dir = st.ws_dir(&w.id).join("uploads");
     tokio::fs::create_dir_all(&dir).await.map_err(ApiError::internal)?;
     // Streamed to a temporary name, then renamed: the file keeps its own name
     // (so its tables do, and a changed file becomes a new version).
-    let incoming = dir.join(format!(".incoming-{}", quarry_store::random_id(6)));
-    let path = dir.join(&name);
-    let mut file = tokio::fs::File::create(&incoming).await.map_err(ApiError::internal)?;
-    let mut stream = body.into_data_stream();
-    let mut size: u64 = 0;
-    while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&incoming).await;
-                return Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!(
-                        "{name}: the upload stopped ({e}); files up to {} MiB are accepted",
-                        st.cfg.max_upload_bytes >> 20
-                    ),
-                ));
-            }
-        };
-        size += chunk.len() as u64;
-        if size > st.cfg.max_upload_bytes {
-            drop(file);
-            let _ = tokio::fs::remove_file(&incoming).await;
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("{name}: larger than the {} MiB upload limit", st.cfg.max_upload_bytes >> 20),
-            ));
-        }
-        file.write_all(&chunk).await.map_err(ApiError::internal)?;
-    }
+    let mut incoming = Incoming { path: dir.join(format!(".incoming-{}", quarry_store::random_id(6))), kept: false };
+    let mut file = tokio::fs::File::create(&incoming.path).await.map_err(ApiError::internal)?;
+    let (name, size) = if multipart {
+        receive_multipart(&st, &ctype, body, &mut file, q.name).await?
+    } else {
+        let name = q.name.unwrap_or_default();
+        let size = receive_raw(&st, body, &mut file, &crate::safe_name(&name)).await?;
+        (name, size)
+    };
+    let name = crate::safe_name(&name);
     file.flush().await.map_err(ApiError::internal)?;
     drop(file);
     if size == 0 {
-        let _ = tokio::fs::remove_file(&incoming).await;
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{name}: the file is empty")));
     }
-    tokio::fs::rename(&incoming, &path).await.map_err(ApiError::internal)?;
-    let tables = ingest_file(&st, &w.id, &path).await?;
+    let path = dir.join(&name);
+    tokio::fs::rename(&incoming.path, &path).await.map_err(ApiError::internal)?;
+    incoming.kept = true;
+    let tables = ingest_file(&st, &w.id, &path, &name).await?;
     let d = st.store.add_dataset(&w.id, &name, size, &tables).map_err(ApiError::internal)?;
     Ok(Json(ds_view(d)))
 }
@@ -664,6 +835,9 @@ async fn create_conversation(
 ) -> Res<ConversationView> {
     let w = own_workspace(&st, &u, &ws)?;
     let title = n.title.unwrap_or_default();
+    if title.chars().count() > MAX_TITLE_CHARS {
+        return Err(ApiError::bad(format!("a conversation title has at most {MAX_TITLE_CHARS} characters")));
+    }
     let c = st.store.create_conversation(&w.id, title.trim()).map_err(ApiError::internal)?;
     Ok(Json(conv_view(&st, c, false)?))
 }
@@ -777,8 +951,20 @@ fn export_answers(
     if answers.is_empty() {
         return Err(ApiError::not_found(if q.is_some() { "no answer for that question" } else { "no answers yet" }));
     }
+    // Notebooks name the data relative to the workspace (`data/tables/…`),
+    // not the server's own directories.
+    let ws_dir = st.ws_dir(&c.workspace);
     let sources = match catalog(st, &c.workspace)? {
-        Some(cat) => Source::for_answers(&answers, |t, v| cat.entry(t, Some(v)).ok().map(|e| e.parquet)),
+        Some(cat) => Source::for_answers(&answers, |t, v| cat.entry(t, Some(v)).ok().map(|e| e.parquet))
+            .into_iter()
+            .map(|mut s| {
+                let abs = std::path::absolute(&ws_dir).unwrap_or_else(|_| ws_dir.clone());
+                if let Ok(rel) = s.parquet.strip_prefix(&abs) {
+                    s.parquet = rel.to_path_buf();
+                }
+                s
+            })
+            .collect(),
         None => Vec::new(),
     };
     let title = if c.title.is_empty() { "Quarry conversation" } else { c.title.as_str() };

@@ -45,7 +45,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             let Some(token) = token_from(&parts.headers) else {
                 return Err(ApiError::new(StatusCode::UNAUTHORIZED, "log in first (POST /api/login)"));
             };
-            match state.store.user_for_token(&token).map_err(ApiError::internal)? {
+            match state.store.user_for_token(&token, state.cfg.session_idle).map_err(ApiError::internal)? {
                 Some(u) => u,
                 None => return Err(ApiError::new(StatusCode::UNAUTHORIZED, "the session has ended: log in again")),
             }

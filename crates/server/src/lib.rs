@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod guard;
 pub mod run;
 pub mod web;
 
@@ -51,11 +52,31 @@ pub struct ServerConfig {
     pub questions_per_minute: u32,
     /// API requests each user may make per minute (default 1200).
     pub requests_per_minute: u32,
-    /// Login required: true unless bound to loopback.
+    /// Login required: true unless bound to 127.0.0.1 or ::1 exactly
+    /// (other 127.x addresses can be reached from containers and other
+    /// network namespaces sharing the host's loopback).
     pub require_login: bool,
     /// Files loaded into the local user's first workspace ("Demo").
     pub demo_files: Vec<PathBuf>,
+    /// Host names the server answers to besides IP addresses and
+    /// `localhost` (`--allowed-host`); the host of `public_url` is added.
+    pub allowed_hosts: Vec<String>,
+    /// The address users reach the server at behind a proxy
+    /// (`https://quarry.example.org`): its origin may change things, and an
+    /// `https` one makes the session cookie `Secure`.
+    pub public_url: Option<String>,
+    /// A login session ends after this long unused (default 12 h)…
+    pub session_idle: Duration,
+    /// …and this long after it began, used or not (default 7 days).
+    pub session_max: Duration,
+    /// Failed logins allowed per account from one client address in
+    /// [`LOGIN_WINDOW`] (default 10); per account from anywhere, ten
+    /// times that; per client address over all accounts, five times that.
+    pub login_failures: u32,
 }
+
+/// The window failed logins are counted in.
+pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 impl ServerConfig {
     pub fn new(data: PathBuf, bind: SocketAddr, llm: Result<LlmConfig, String>) -> ServerConfig {
@@ -67,10 +88,30 @@ impl ServerConfig {
             max_upload_bytes: 2 << 30,
             questions_per_minute: 30,
             requests_per_minute: 1200,
-            require_login: !bind.ip().is_loopback(),
+            require_login: !is_loopback(bind.ip()),
             demo_files: Vec::new(),
+            allowed_hosts: Vec::new(),
+            public_url: None,
+            session_idle: Duration::from_secs(12 * 3600),
+            session_max: Duration::from_secs(7 * 24 * 3600),
+            login_failures: 10,
         }
     }
+
+    /// Set `public_url`, allowing its host name.
+    pub fn with_public_url(mut self, url: &str) -> ServerConfig {
+        let url = url.trim_end_matches('/').to_string();
+        if let Some((_, rest)) = url.split_once("://") {
+            self.allowed_hosts.push(rest.split('/').next().unwrap_or_default().to_string());
+        }
+        self.public_url = Some(url);
+        self
+    }
+}
+
+/// Only 127.0.0.1 and ::1 count as "this machine, one local user, no login".
+pub fn is_loopback(ip: std::net::IpAddr) -> bool {
+    ip == std::net::IpAddr::from([127, 0, 0, 1]) || ip == std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
 }
 
 /// One workspace's kernels and directory.
@@ -102,6 +143,8 @@ pub struct AppState {
     running: Mutex<HashMap<String, Running>>,
     live: Mutex<HashMap<String, broadcast::Sender<StoredEvent>>>,
     rate: Mutex<HashMap<RateKey, (Instant, u32)>>,
+    /// Failed logins per account, per account and address, per address.
+    login_failures: Mutex<HashMap<String, (Instant, u32)>>,
     local: User,
     /// Cancelled when the server begins to shut down (ends event streams).
     pub shutdown: CancellationToken,
@@ -123,6 +166,7 @@ impl AppState {
             })
             .map_err(|e| e.to_string())?;
         let local = store.local_user().map_err(|e| e.to_string())?;
+        repair_workspaces(&cfg.data.join("workspaces"));
         let llm: Option<Arc<dyn ChatModel>> = match &cfg.llm {
             Ok(c) => Some(Arc::new(quarry_llm::Client::new(c.clone()).map_err(|e| e.to_string())?)),
             Err(_) => None,
@@ -142,6 +186,7 @@ impl AppState {
             running: Mutex::new(HashMap::new()),
             live: Mutex::new(HashMap::new()),
             rate: Mutex::new(HashMap::new()),
+            login_failures: Mutex::new(HashMap::new()),
             local,
             shutdown: CancellationToken::new(),
         }))
@@ -200,6 +245,40 @@ impl AppState {
         e.1 <= per_minute
     }
 
+    /// Seconds until a login for `name` from `ip` may be tried again, when
+    /// too many have failed lately (per account and address, per account,
+    /// per address); `None` when it may be tried now.
+    pub fn login_blocked(&self, name: &str, ip: std::net::IpAddr) -> Option<u64> {
+        let map = self.login_failures.lock().unwrap_or_else(|p| p.into_inner());
+        let n = self.cfg.login_failures;
+        let keys = login_keys(name, ip);
+        keys.iter().zip([n, n.saturating_mul(10), n.saturating_mul(5)]).find_map(|(k, limit)| {
+            let (since, count) = map.get(k)?;
+            let left = LOGIN_WINDOW.saturating_sub(since.elapsed());
+            (*count >= limit && !left.is_zero()).then(|| left.as_secs().max(1))
+        })
+    }
+
+    /// Count a failed login (or, with `ok`, clear the account-and-address count).
+    pub fn login_result(&self, name: &str, ip: std::net::IpAddr, ok: bool) {
+        let mut map = self.login_failures.lock().unwrap_or_else(|p| p.into_inner());
+        let keys = login_keys(name, ip);
+        if ok {
+            map.remove(&keys[0]);
+            return;
+        }
+        if map.len() > 100_000 {
+            map.retain(|_, (since, _)| since.elapsed() < LOGIN_WINDOW);
+        }
+        for k in keys {
+            let e = map.entry(k).or_insert((Instant::now(), 0));
+            if e.0.elapsed() >= LOGIN_WINDOW {
+                *e = (Instant::now(), 0);
+            }
+            e.1 += 1;
+        }
+    }
+
     /// Cancel every question in flight (shutdown).
     pub fn cancel_all(&self) {
         for r in self.running.lock().unwrap_or_else(|p| p.into_inner()).values() {
@@ -210,6 +289,35 @@ impl AppState {
     /// Questions in flight.
     pub fn running(&self) -> usize {
         self.running.lock().map(|r| r.len()).unwrap_or(0)
+    }
+}
+
+fn login_keys(name: &str, ip: std::net::IpAddr) -> [String; 3] {
+    let name = name.trim().to_lowercase();
+    [format!("{name}\u{0}{ip}"), format!("{name}\u{0}*"), format!("*\u{0}{ip}")]
+}
+
+/// At start: clear what a crash left in each workspace — uploads that
+/// never finished arriving (`uploads/.incoming-*`) and interrupted loads in
+/// its catalog — with a log line for each.
+fn repair_workspaces(dir: &Path) {
+    for ws in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(ws.path().join("uploads")).into_iter().flatten().flatten() {
+            if f.file_name().to_string_lossy().starts_with(".incoming-") && std::fs::remove_file(f.path()).is_ok() {
+                eprintln!("note: removed an upload that never finished: {}", f.path().display());
+            }
+        }
+        let data = ws.path().join("data");
+        if !data.join("catalog.sqlite").exists() {
+            continue;
+        }
+        match quarry_ingest::catalog::Catalog::open(&data).and_then(|mut c| c.repair()) {
+            Ok(done) if !done.is_empty() => {
+                eprintln!("note: {}: cleared what an interrupted load left: {}", data.display(), done.join(", "))
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("warning: {}: {e}", data.display()),
+        }
     }
 }
 
@@ -226,7 +334,7 @@ pub async fn seed_demo(state: &Arc<AppState>) -> Result<(), String> {
     for f in state.cfg.demo_files.clone() {
         let name = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let size = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
-        let tables = api::ingest_file(state, &ws.id, &f).await.map_err(|e| e.message)?;
+        let tables = api::ingest_file(state, &ws.id, &f, &name).await.map_err(|e| e.message)?;
         state.store.add_dataset(&ws.id, &name, size, &tables).map_err(|e| e.to_string())?;
     }
     Ok(())
@@ -257,23 +365,45 @@ pub async fn serve(
     Ok(())
 }
 
+/// Longest stored upload name, in bytes (file systems count bytes: 255).
+pub const MAX_NAME_BYTES: usize = 120;
+
 /// A file name safe to keep on disk: its last component, with anything
-/// but letters, digits, `.`, `-` and `_` replaced.
+/// but letters, digits, `.`, `-` and `_` replaced, at most
+/// [`MAX_NAME_BYTES`] bytes (the extension kept).
 pub fn safe_name(name: &str) -> String {
     let base = Path::new(name).file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let s: String =
         base.chars().map(|c| if c.is_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' }).collect();
     let s = s.trim_start_matches('.').to_string();
     if s.is_empty() {
-        "upload".into()
-    } else {
-        s.chars().take(120).collect()
+        return "upload".into();
     }
+    if s.len() <= MAX_NAME_BYTES {
+        return s;
+    }
+    let ext = s.rfind('.').map(|i| &s[i..]).filter(|e| e.len() <= 16).unwrap_or("");
+    let mut stem = s[..s.len() - ext.len()].to_string();
+    let mut cut = MAX_NAME_BYTES - ext.len();
+    while !stem.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    stem.truncate(cut);
+    stem + ext
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_capped_in_bytes_with_their_extension() {
+        let cjk = "表".repeat(130) + ".csv";
+        let n = safe_name(&cjk);
+        assert!(n.len() <= MAX_NAME_BYTES && n.ends_with(".csv"), "{n}");
+        assert_eq!(safe_name("../../etc/passwd"), "passwd");
+        assert!(!is_loopback([127, 0, 0, 2].into()) && is_loopback([127, 0, 0, 1].into()));
+    }
 
     /// Regression (load test, 3 of 34 692 questions never saw `done`): a
     /// prune that read the running set before a question started removed the

@@ -135,6 +135,7 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        migrate_tokens(&conn)?;
         Ok(Store { conn: Mutex::new(conn) })
     }
 
@@ -194,7 +195,9 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// The user, when the password matches (constant-time comparison by argon2).
+    /// The user, when the password matches (constant-time comparison by
+    /// argon2). Unknown users and users without a password cost the same
+    /// argon2 work as known ones, so timing does not tell which names exist.
     pub fn check_password(&self, name: &str, password: &str) -> Result<Option<User>> {
         let row: Option<(i64, String, bool, Option<String>)> = self
             .db()
@@ -202,9 +205,60 @@ impl Store {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
             .optional()?;
-        let Some((id, name, admin, Some(hash))) = row else { return Ok(None) };
+        let Some((id, name, admin, Some(hash))) = row else {
+            let _ = PasswordHash::new(dummy_hash())
+                .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok());
+            return Ok(None);
+        };
         let Ok(parsed) = PasswordHash::new(&hash) else { return Ok(None) };
         Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok().then_some(User { id, name, admin }))
+    }
+
+    /// A new login session for the user: it ends `max` after it began, or
+    /// earlier when unused for longer than the idle limit given to
+    /// [`Store::user_for_token`]. Only its hash is stored.
+    pub fn issue_session(&self, user: i64, max: std::time::Duration) -> Result<String> {
+        let token = format!("qs_{}", random_id(24));
+        let now = unix_now();
+        self.db().execute(
+            "INSERT INTO tokens (token_hash, user_id, label, kind, created_unix, last_used_unix, expires_unix)
+             VALUES (?1, ?2, 'login', 'session', ?3, ?3, ?4)",
+            params![token_hash(&token), user, now, now.saturating_add(max.as_secs() as i64)],
+        )?;
+        Ok(token)
+    }
+
+    /// The caller's sessions and API tokens (never the tokens themselves).
+    pub fn tokens(&self, user: i64) -> Result<Vec<TokenInfo>> {
+        let db = self.db();
+        let mut st = db.prepare(
+            "SELECT substr(token_hash, 1, 16), label, kind, created_at, last_used_unix, expires_unix
+             FROM tokens WHERE user_id = ?1 ORDER BY created_at, token_hash",
+        )?;
+        let rows = st.query_map([user], |r| {
+            Ok(TokenInfo {
+                id: r.get(0)?,
+                label: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                kind: r.get(2)?,
+                created_at: r.get(3)?,
+                last_used_unix: r.get(4)?,
+                expires_unix: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Revoke one of the user's tokens by the id [`Store::tokens`] lists;
+    /// false when the user has no such token.
+    pub fn revoke_token_id(&self, user: i64, id: &str) -> Result<bool> {
+        if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(false);
+        }
+        let n = self.db().execute(
+            "DELETE FROM tokens WHERE user_id = ?1 AND substr(token_hash, 1, 16) = ?2",
+            params![user, id.to_ascii_lowercase()],
+        )?;
+        Ok(n > 0)
     }
 
     /// A new API/session token for the user; only its hash is stored.
@@ -217,15 +271,31 @@ impl Store {
         Ok(token)
     }
 
-    pub fn user_for_token(&self, token: &str) -> Result<Option<User>> {
-        Ok(self
-            .db()
+    /// The token's user. A session past its end, or unused for longer than
+    /// `idle`, is deleted and answers `None`; API tokens last until revoked.
+    pub fn user_for_token(&self, token: &str, idle: std::time::Duration) -> Result<Option<User>> {
+        let hash = token_hash(token);
+        let db = self.db();
+        let row: Option<(User, String, Option<i64>, Option<i64>)> = db
             .query_row(
-                "SELECT u.id, u.name, u.admin FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?1",
-                [token_hash(token)],
-                |r| Ok(User { id: r.get(0)?, name: r.get(1)?, admin: r.get(2)? }),
+                "SELECT u.id, u.name, u.admin, t.kind, t.last_used_unix, t.expires_unix
+                 FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?1",
+                [&hash],
+                |r| Ok((User { id: r.get(0)?, name: r.get(1)?, admin: r.get(2)? }, r.get(3)?, r.get(4)?, r.get(5)?)),
             )
-            .optional()?)
+            .optional()?;
+        let Some((user, kind, last_used, expires)) = row else { return Ok(None) };
+        let now = unix_now();
+        let idle_for = now - last_used.unwrap_or(now);
+        if kind == "session" && (expires.is_some_and(|e| now >= e) || idle_for > idle.as_secs() as i64) {
+            db.execute("DELETE FROM tokens WHERE token_hash = ?1", [&hash])?;
+            return Ok(None);
+        }
+        // One write a minute at most per token, not one per request.
+        if last_used.is_none_or(|t| now - t >= 60) {
+            db.execute("UPDATE tokens SET last_used_unix = ?2 WHERE token_hash = ?1", params![hash, now])?;
+        }
+        Ok(Some(user))
     }
 
     pub fn revoke_token(&self, token: &str) -> Result<()> {
@@ -374,6 +444,52 @@ impl Store {
     }
 }
 
+/// One of a user's tokens as listed to them: an id to revoke it by, never
+/// the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub id: String,
+    pub label: String,
+    /// `session` (a login; expires) or `api` (issued for scripts; lasts until revoked).
+    pub kind: String,
+    pub created_at: String,
+    pub last_used_unix: Option<i64>,
+    pub expires_unix: Option<i64>,
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// A valid argon2 hash of a random password, computed once: unknown users
+/// are checked against it so they cost what known ones do.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        Argon2::default()
+            .hash_password(random_id(16).as_bytes(), &SaltString::generate(&mut OsRng))
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}
+
+/// Tokens gained a kind, use and expiry times; stores made before get the
+/// columns (their login tokens become sessions that expire like new ones).
+fn migrate_tokens(conn: &Connection) -> Result<()> {
+    let has_kind: bool = conn.prepare("SELECT 1 FROM pragma_table_info('tokens') WHERE name = 'kind'")?.exists([])?;
+    if !has_kind {
+        conn.execute_batch(
+            "ALTER TABLE tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'api';
+             ALTER TABLE tokens ADD COLUMN created_unix INTEGER;
+             ALTER TABLE tokens ADD COLUMN last_used_unix INTEGER;
+             ALTER TABLE tokens ADD COLUMN expires_unix INTEGER;
+             UPDATE tokens SET kind = 'session', expires_unix = CAST(strftime('%s','now') AS INTEGER) + 604800
+               WHERE label = 'login';",
+        )?;
+    }
+    Ok(())
+}
+
 const DATASET: &str = "SELECT id, workspace, file_name, size, tables, created_at FROM datasets";
 const CONV: &str = "SELECT id, workspace, title, created_at, state FROM conversations";
 
@@ -420,9 +536,21 @@ mod tests {
         assert_eq!(s.check_password("ada", "wrong horse").unwrap(), None);
         assert_eq!(s.check_password("nobody", "correct horse").unwrap(), None);
         let t = s.issue_token(ada.id, "login").unwrap();
-        assert_eq!(s.user_for_token(&t).unwrap(), Some(ada));
+        let idle = std::time::Duration::from_secs(3600);
+        assert_eq!(s.user_for_token(&t, idle).unwrap(), Some(ada.clone()));
         s.revoke_token(&t).unwrap();
-        assert_eq!(s.user_for_token(&t).unwrap(), None);
+        assert_eq!(s.user_for_token(&t, idle).unwrap(), None);
+        // Sessions end: past their lifetime, or idle too long; they are listed and revocable by id.
+        let gone = s.issue_session(ada.id, std::time::Duration::ZERO).unwrap();
+        assert_eq!(s.user_for_token(&gone, idle).unwrap(), None);
+        let live = s.issue_session(ada.id, std::time::Duration::from_secs(3600)).unwrap();
+        assert_eq!(s.user_for_token(&live, idle).unwrap(), Some(ada.clone()));
+        let listed = s.tokens(ada.id).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].kind, "session");
+        assert!(!s.revoke_token_id(ada.id + 1, &listed[0].id).unwrap(), "not another user's");
+        assert!(s.revoke_token_id(ada.id, &listed[0].id).unwrap());
+        assert_eq!(s.user_for_token(&live, idle).unwrap(), None);
         // Only hashes are stored.
         let raw = std::fs::read(dir.path().join("q.sqlite")).unwrap_or_default();
         assert!(!String::from_utf8_lossy(&raw).contains("correct horse"));

@@ -249,7 +249,7 @@ fn amplifying_files_stay_within_a_gibibyte_or_are_refused() {
     let props = WriterProperties::builder()
         .set_data_page_row_count_limit(usize::MAX)
         .set_data_page_size_limit(usize::MAX)
-        .set_max_row_group_size(1 << 24)
+        .set_max_row_group_row_count(Some(1 << 24))
         .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
         .build();
     write_parquet_with(

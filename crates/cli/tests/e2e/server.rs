@@ -36,10 +36,19 @@ async fn serve(data: &Path, llm: Result<LlmConfig, String>, bind: [u8; 4]) -> Ru
 }
 
 async fn serve_with(data: &Path, llm: Result<LlmConfig, String>, bind: [u8; 4], max_upload: u64) -> Running {
+    serve_cfg(data, llm, bind, |c| c.max_upload_bytes = max_upload).await
+}
+
+async fn serve_cfg(
+    data: &Path,
+    llm: Result<LlmConfig, String>,
+    bind: [u8; 4],
+    set: impl FnOnce(&mut ServerConfig),
+) -> Running {
     let addr = SocketAddr::from((bind, 0));
     let mut cfg = ServerConfig::new(data.to_path_buf(), addr, llm);
     cfg.require_login = bind != [127, 0, 0, 1];
-    cfg.max_upload_bytes = max_upload;
+    set(&mut cfg);
     let state = AppState::new(cfg, launcher(), Err("off in this test".into())).expect("state");
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("listen");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
@@ -163,11 +172,12 @@ fn a_conversation_survives_a_restart_and_events_resume() {
         let nb: Value = nb.json().await.expect("notebook json");
         let setup: String =
             nb["cells"][1]["source"].as_array().expect("cells").iter().filter_map(Value::as_str).collect();
-        let parquet = data.join("workspaces");
+        // The notebook names the data relative to the workspace, never the server's directories.
         assert!(
-            setup.contains("\"population_2024\": \"") && setup.contains(parquet.to_str().expect("path")),
+            setup.contains("\"population_2024\": \"") && setup.contains("data/tables/population_2024/v1.parquet"),
             "{setup}"
         );
+        assert!(!setup.contains(data.to_str().expect("path")), "{setup}");
         let bad = c.get(format!("{}/api/conversations/{id}/export/pdf", s.url)).send().await.expect("pdf");
         assert_eq!(bad.status(), 400);
         let none = c.get(format!("{}/api/conversations/{id}/questions/9/export/html", s.url)).send().await.expect("q9");
@@ -346,6 +356,213 @@ fn users_see_only_their_own_workspaces() {
         let (status, _) =
             post(&bob, &format!("{}/api/users", s.url), json!({"name": "eve", "password": "eve-password"})).await;
         assert_eq!(status, 403);
+        s.stop().await;
+    });
+}
+
+// ------------------------------------------------------------ hardening
+
+/// 3. Another web page cannot drive a loopback server: cross-site and
+/// "simple" uploads are refused and change nothing, a foreign Host name is
+/// refused (DNS rebinding), and every response carries the security headers.
+#[test]
+fn other_origins_and_host_names_cannot_drive_a_loopback_server() {
+    rt().block_on(async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let files = demo(tmp.path());
+        let data = tmp.path().join("data");
+        let s = serve_cfg(&data, Err("none".into()), [127, 0, 0, 1], |c| {
+            c.allowed_hosts = vec!["quarry.internal".into()];
+        })
+        .await;
+        let c = client();
+        let (_, ws) = get(&c, &format!("{}/api/workspaces", s.url)).await;
+        let ws = ws[0]["id"].as_str().expect("ws").to_string();
+        let pop = files.iter().find(|f| f.ends_with("population_2024.csv")).expect("pop");
+        let bytes = std::fs::read(pop).expect("bytes");
+        let url = format!("{}/api/workspaces/{ws}/datasets?name=pop.csv", s.url);
+        // A form post or no-cors fetch from another site.
+        for (ctype, origin) in [
+            ("text/plain", Some("http://evil.example")),
+            ("application/x-www-form-urlencoded", Some("http://evil.example")),
+            ("application/octet-stream", Some("http://evil.example")),
+            ("application/octet-stream", Some("null")),
+            ("text/plain", None),
+            ("application/x-www-form-urlencoded", None),
+        ] {
+            let mut r = c.post(&url).header("content-type", ctype).body(bytes.clone());
+            if let Some(o) = origin {
+                r = r.header("origin", o);
+            }
+            let r = r.send().await.expect("post");
+            assert!([403, 415].contains(&r.status().as_u16()), "{ctype} from {origin:?}: {}", r.status());
+        }
+        let r = c.post(&url).header("sec-fetch-site", "cross-site").body(bytes.clone()).send().await.expect("post");
+        assert_eq!(r.status(), 403);
+        let (_, list) = get(&c, &format!("{}/api/workspaces/{ws}/datasets", s.url)).await;
+        assert_eq!(list.as_array().map(Vec::len), Some(0), "nothing was uploaded: {list}");
+        // DNS rebinding: the page's own name, not ours.
+        for (host, ok) in [("evil.example:8080", false), ("quarry.internal:8080", true), ("localhost", true)] {
+            let r =
+                c.get(format!("{}/api/workspaces/{ws}/tables", s.url)).header("host", host).send().await.expect("get");
+            assert_eq!(r.status().is_success(), ok, "{host}: {}", r.status());
+        }
+        // Our own page (same origin) and tools without Origin still work.
+        let own = s.url.clone();
+        let r =
+            c.post(&url).header("origin", &own).header("content-type", "application/octet-stream").body(bytes.clone());
+        assert_eq!(r.send().await.expect("own").status(), 200);
+        let page = c.get(format!("{}/", s.url)).send().await.expect("page");
+        let h = page.headers();
+        assert!(h["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+        assert!(h["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        let api = c.get(format!("{}/api/config", s.url)).send().await.expect("api");
+        assert!(api.headers()["content-security-policy"].to_str().unwrap().starts_with("default-src 'none'"));
+        // Only 127.0.0.1 and ::1 are "local, no login".
+        let cfg = ServerConfig::new(data.clone(), SocketAddr::from(([127, 0, 0, 2], 0)), Err("none".into()));
+        assert!(cfg.require_login);
+        s.stop().await;
+    });
+}
+
+/// 4. Failed logins are limited per account (and client), not for the whole
+/// server; unknown users cost what known ones do; sessions expire; the
+/// cookie has a Max-Age; tokens are listed and revocable.
+#[test]
+fn logins_are_limited_per_account_and_sessions_expire() {
+    rt().block_on(async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("data");
+        {
+            let store = quarry_store::Store::open(&data.join("quarry.sqlite")).expect("store");
+            store.create_user("alice", Some("alice-password"), false).expect("alice");
+            store.create_user("bob", Some("bob-password"), false).expect("bob");
+        }
+        let s = serve_cfg(&data, Err("none".into()), [0, 0, 0, 0], |c| {
+            c.session_idle = Duration::from_secs(2);
+        })
+        .await;
+        let c = client();
+        let login = |name: &str, pw: &str| {
+            let (c, url, body) = (c.clone(), format!("{}/api/login", s.url), json!({"name": name, "password": pw}));
+            async move { c.post(url).json(&body).send().await.expect("login") }
+        };
+        // Timing: an unknown user takes argon2 time too (within a factor of 3).
+        let mut known = Vec::new();
+        let mut unknown = Vec::new();
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            assert_eq!(login("bob", "wrong-password").await.status(), 401);
+            known.push(t.elapsed());
+            let t = std::time::Instant::now();
+            assert_eq!(login("nobody-here", "wrong-password").await.status(), 401);
+            unknown.push(t.elapsed());
+        }
+        known.sort();
+        unknown.sort();
+        assert!(unknown[1] * 3 >= known[1], "unknown {unknown:?} vs known {known:?}");
+        for _ in 0..10 {
+            assert_eq!(login("alice", "guess-guess").await.status(), 401);
+        }
+        assert_eq!(login("alice", "alice-password").await.status(), 429, "alice is locked for this client");
+        let r = login("bob", "bob-password").await;
+        assert_eq!(r.status(), 200, "bob is not locked out by alice's attacker");
+        let cookie = r.headers()["set-cookie"].to_str().expect("cookie").to_string();
+        assert!(cookie.contains("Max-Age=") && cookie.contains("HttpOnly"), "{cookie}");
+        let token = r.json::<Value>().await.expect("json")["token"].as_str().expect("token").to_string();
+        let auth = format!("Bearer {token}");
+        let r = c.get(format!("{}/api/tokens", s.url)).header("authorization", &auth).send().await.expect("tokens");
+        let list: Value = r.json().await.expect("json");
+        assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+        assert_eq!(list[0]["kind"], "session");
+        assert!(!list.to_string().contains(&token), "tokens are never listed");
+        // A second session, revoked by id, stops working.
+        let r2 = login("bob", "bob-password").await;
+        let t2 = r2.json::<Value>().await.expect("json")["token"].as_str().expect("t").to_string();
+        let r = c.get(format!("{}/api/tokens", s.url)).header("authorization", &auth).send().await.expect("tokens");
+        let list: Value = r.json().await.expect("json");
+        let id = list.as_array().expect("list").last().expect("one")["id"].as_str().expect("id").to_string();
+        let r =
+            c.delete(format!("{}/api/tokens/{id}", s.url)).header("authorization", &auth).send().await.expect("del");
+        assert_eq!(r.status(), 200);
+        let me = c.get(format!("{}/api/me", s.url)).header("authorization", format!("Bearer {t2}")).send().await;
+        assert_eq!(me.expect("me").status(), 401);
+        // Idle past the limit: the session has ended.
+        let me = c.get(format!("{}/api/me", s.url)).header("authorization", &auth).send().await.expect("me");
+        assert_eq!(me.status(), 200);
+        tokio::time::sleep(Duration::from_millis(3100)).await;
+        let me = c.get(format!("{}/api/me", s.url)).header("authorization", &auth).send().await.expect("me");
+        assert_eq!(me.status(), 401);
+        s.stop().await;
+    });
+}
+
+/// 3 and 7. Uploads as multipart (curl -F), names capped in bytes,
+/// titles capped, error messages without the server's paths, and what a
+/// killed upload left is cleared at the next start.
+#[test]
+fn uploads_multipart_long_names_and_leftovers() {
+    rt().block_on(async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let files = demo(tmp.path());
+        let data = tmp.path().join("data");
+        let s = serve(&data, Err("none".into()), [127, 0, 0, 1]).await;
+        let c = client();
+        let (_, ws) = get(&c, &format!("{}/api/workspaces", s.url)).await;
+        let ws = ws[0]["id"].as_str().expect("ws").to_string();
+        let pop = files.iter().find(|f| f.ends_with("population_2024.csv")).expect("pop");
+        let bytes = std::fs::read(pop).expect("bytes");
+        let mut body = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"pop.csv\"\r\nContent-Type: text/csv\r\n\r\n".to_vec();
+        body.extend_from_slice(&bytes);
+        body.extend_from_slice(b"\r\n--XyZ--\r\n");
+        let r = c
+            .post(format!("{}/api/workspaces/{ws}/datasets", s.url))
+            .header("content-type", "multipart/form-data; boundary=XyZ")
+            .body(body)
+            .send()
+            .await
+            .expect("multipart");
+        let status = r.status();
+        let v: Value = r.json().await.expect("json");
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["file_name"], "pop.csv");
+        let long = format!("{}.csv", "表".repeat(130));
+        let r = c
+            .post(format!("{}/api/workspaces/{ws}/datasets?name={long}", s.url))
+            .body(bytes.clone())
+            .send()
+            .await
+            .expect("long");
+        let status = r.status();
+        let v: Value = r.json().await.expect("json");
+        assert_eq!(status, 200, "{v}");
+        assert!(v["file_name"].as_str().expect("name").len() <= 120, "{v}");
+        let uploads = data.join("workspaces").join(&ws).join("uploads");
+        let leftovers = || {
+            std::fs::read_dir(&uploads)
+                .expect("dir")
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(".incoming-"))
+                .count()
+        };
+        assert_eq!(leftovers(), 0);
+        let r = c.post(format!("{}/api/workspaces/{ws}/datasets?name=bad.csv", s.url)).body(vec![0u8; 300]).send().await;
+        let r = r.expect("bad");
+        assert_eq!(r.status(), 422);
+        let msg = r.json::<Value>().await.expect("json")["error"].as_str().expect("error").to_string();
+        assert!(msg.starts_with("bad.csv: ") && !msg.contains(data.to_str().expect("path")), "{msg}");
+        assert_eq!(leftovers(), 0);
+        let (st, _) =
+            post(&c, &format!("{}/api/workspaces/{ws}/conversations", s.url), json!({"title": "x".repeat(900_000)})).await;
+        assert_eq!(st, 400, "titles are capped");
+        s.stop().await;
+        // An upload killed mid-stream leaves `.incoming-*`; the next start clears it.
+        std::fs::write(uploads.join(".incoming-deadbeef0000"), b"half an upload").expect("write");
+        let s = serve(&data, Err("none".into()), [127, 0, 0, 1]).await;
+        assert_eq!(leftovers(), 0);
         s.stop().await;
     });
 }
