@@ -219,3 +219,35 @@ test("a second user cannot open the first user's data by URL or API", async () =
   await ctx.close();
   await bobCtx.close();
 });
+
+test("a page from another origin cannot change anything on the loopback server", async () => {
+  const { createServer } = await import("node:http");
+  const [{ id: ws }] = await (await fetch(`${local}/api/workspaces`)).json();
+  const target = `${local}/api/workspaces/${ws}/datasets?name=evil.csv`;
+  const before = (await (await fetch(`${local}/api/workspaces/${ws}/datasets`)).json()).length;
+  // The attacker's page: an auto-submitted text/plain form, a no-cors fetch
+  // with a simple body, and a fetch that tries to read the tables.
+  const evil = `<!doctype html><body>
+    <iframe name="sink"></iframe>
+    <form id="f" method="POST" action="${target}" enctype="text/plain" target="sink"><input name="a,b&#10;1,2&#10;x" value="y"></form>
+    <script>
+      window.results = {};
+      fetch(${JSON.stringify(target)}, { method: "POST", mode: "no-cors", body: "a,b\\n1,2\\n" })
+        .then(() => { window.results.post = "sent"; }, (e) => { window.results.post = String(e); });
+      fetch(${JSON.stringify(`${local}/api/workspaces/${ws}/tables`)})
+        .then((r) => r.text()).then((t) => { window.results.read = t; }, (e) => { window.results.read = "blocked"; });
+      document.getElementById("f").submit();
+    </script></body>`;
+  const server = createServer((req, res) => { res.writeHead(200, { "content-type": "text/html" }); res.end(evil); });
+  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+  const page = await browser.newPage();
+  await page.goto(`http://127.0.0.1:${server.address().port}/`);
+  await page.waitForFunction(() => window.results && window.results.post && window.results.read, null, { timeout: 20000 });
+  await page.waitForTimeout(1000);
+  assert.equal(await page.evaluate(() => window.results.read), "blocked", "the other origin cannot read the tables");
+  const after = await (await fetch(`${local}/api/workspaces/${ws}/datasets`)).json();
+  assert.equal(after.length, before, "no dataset was created");
+  assert.ok(!after.some((d) => d.file_name === "evil.csv"));
+  await page.close();
+  server.close();
+});
