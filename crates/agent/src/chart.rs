@@ -205,6 +205,20 @@ mod tests {
         }
     }
 
+    /// Field names with `"`, `]` or `.` are escaped in the encoding (Vega-Lite
+    /// reads those as nested access) and stay raw in the data and titles.
+    #[test]
+    fn field_names_are_escaped_for_vega_lite() {
+        let name = "a.b[\"x\"]";
+        let t = table(&[("state", "text"), (name, "float")], vec![vec![json!("Kano"), json!(0.3)]]);
+        let p =
+            ChartProposal { kind: "bar".into(), x: Some("state".into()), y: Some(name.into()), ..Default::default() };
+        let s = build(Some(&p), &t, "chart").unwrap();
+        assert_eq!(s["encoding"]["y"]["field"], "a\\.b\\[\\\"x\\\"\\]");
+        assert_eq!(s["encoding"]["y"]["title"], name);
+        assert_eq!(s["data"]["values"][0][name], 0.3);
+    }
+
     #[test]
     fn proposals_are_validated_and_defaults_fill_in() {
         let t = table(

@@ -136,8 +136,10 @@ pub fn read(path: &Path, format: Format, opts: &IngestOptions) -> Result<Grid> {
     if !arrays {
         rows.push(keys.iter().map(|k| Data::String(k.clone())).collect());
     }
-    for r in &recs {
-        match r {
+    // Records are consumed as they become rows, so the parsed tree and the
+    // grid are not both held whole.
+    for r in recs {
+        match &r {
             Value::Object(o) => {
                 let mut row = vec![Data::Empty; keys.len()];
                 for (k, v) in o {

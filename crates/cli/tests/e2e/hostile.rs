@@ -70,7 +70,7 @@ fn write_parquet_with(path: &Path, batches: impl IntoIterator<Item = RecordBatch
     w.close().unwrap();
 }
 
-/// 1. A Parquet date column holding i32::MAX and i32::MIN: a clear note,
+/// (Failure 1.) A Parquet date column holding i32::MAX and i32::MIN: a clear note,
 /// no panic, and the workspace stays usable for every later command.
 #[test]
 fn parquet_dates_outside_the_calendar_are_noted_and_the_workspace_stays_usable() {
@@ -108,7 +108,7 @@ fn demo_csv(dir: &Path, rows: usize) -> PathBuf {
     p
 }
 
-/// 2. A load stopped (SIGKILL) at every named step leaves the catalog as it
+/// (Failure 2.) A load stopped (SIGKILL) at every named step leaves the catalog as it
 /// was, nothing half-written visible, and the next load works.
 #[test]
 fn a_load_killed_at_every_step_leaves_the_catalog_usable() {
@@ -155,7 +155,7 @@ fn ingest_workers_for(data: &Path) -> Vec<i32> {
     pids
 }
 
-/// 2 and 6. kill -9 of `quarry load` at spread-out moments: its worker dies
+/// (Failures 2 and 6.) kill -9 of `quarry load` at spread-out moments: its worker dies
 /// with it (nothing is committed behind the user's back), and afterwards
 /// `quarry tables`, the next load and queries all work.
 #[test]
@@ -185,7 +185,29 @@ fn kill_9_at_random_points_of_a_load_never_breaks_the_workspace() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("200000"), "{}", text(&o));
 }
 
-/// 6. A FIFO is refused at once by `profile` and `load`, not waited on.
+/// (Failure 2.) While a load runs, `quarry tables` keeps working (the new table
+/// appears only when complete).
+#[test]
+fn tables_work_while_a_load_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = demo_csv(dir.path(), 300_000);
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    assert!(quarry(&["tables", "--data", d]).status.success());
+    let mut child = Command::new(BIN).args(["load", "--data", d, file.to_str().unwrap()]).spawn().unwrap();
+    let mut polls = 0;
+    while child.try_wait().unwrap().is_none() {
+        for t in tables(&data) {
+            assert_eq!(t["rows"], 300_000, "only a complete table is visible: {t}");
+        }
+        polls += 1;
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(polls > 0);
+    assert_eq!(tables(&data).len(), 1);
+}
+
+/// (Failure 6.) A FIFO is refused at once by `profile` and `load`, not waited on.
 #[test]
 fn a_named_pipe_is_refused_without_waiting() {
     let dir = tempfile::tempdir().unwrap();
@@ -212,7 +234,7 @@ fn expect_refused_within(limit_mib: u64, file: &Path, words: &str) {
     assert!(t.elapsed() < Duration::from_secs(60), "{}: took {:?}", file.display(), t.elapsed());
 }
 
-/// 5. Files that claim far more than they hold: each is read within 1 GiB
+/// (Failure 5.) Files that claim far more than they hold: each is read within 1 GiB
 /// or refused with a clear message.
 #[test]
 fn amplifying_files_stay_within_a_gibibyte_or_are_refused() {
@@ -302,7 +324,7 @@ fn amplifying_files_stay_within_a_gibibyte_or_are_refused() {
     expect_refused_within(1024, &big, "line 2");
 }
 
-/// 7. Numbers no column type can hold exactly are kept as text with a note,
+/// (Failure 7.) Numbers no column type can hold exactly are kept as text with a note,
 /// never rounded or nulled silently.
 #[test]
 fn numbers_beyond_range_are_kept_as_text_with_a_note() {
@@ -321,7 +343,7 @@ fn numbers_beyond_range_are_kept_as_text_with_a_note() {
     assert!(notes.contains("out_of_range") && notes.contains("1e400"), "{notes}");
 }
 
-/// 7. Escape sequences in a file name are printed escaped, never raw.
+/// (Failure 7.) Escape sequences in a file name are printed escaped, never raw.
 #[test]
 fn terminal_escapes_in_names_are_printed_escaped() {
     let dir = tempfile::tempdir().unwrap();
@@ -338,7 +360,7 @@ fn terminal_escapes_in_names_are_printed_escaped() {
     assert!(!o.status.success() && !text(&o).contains('\u{1b}'), "{:?}", text(&o));
 }
 
-/// 7. Under a hard `ulimit -v` below the ingest worker's 8 GiB, loads work
+/// (Failure 7.) Under a hard `ulimit -v` below the ingest worker's 8 GiB, loads work
 /// (the worker takes the lower limit) instead of failing to start.
 #[test]
 fn a_hard_address_space_limit_below_the_workers_does_not_stop_loads() {

@@ -362,7 +362,7 @@ fn users_see_only_their_own_workspaces() {
 
 // ------------------------------------------------------------ hardening
 
-/// 3. Another web page cannot drive a loopback server: cross-site and
+/// (Failure 3.) Another web page cannot drive a loopback server: cross-site and
 /// "simple" uploads are refused and change nothing, a foreign Host name is
 /// refused (DNS rebinding), and every response carries the security headers.
 #[test]
@@ -428,7 +428,7 @@ fn other_origins_and_host_names_cannot_drive_a_loopback_server() {
     });
 }
 
-/// 4. Failed logins are limited per account (and client), not for the whole
+/// (Failure 4.) Failed logins are limited per account (and client), not for the whole
 /// server; unknown users cost what known ones do; sessions expire; the
 /// cookie has a Max-Age; tokens are listed and revocable.
 #[test]
@@ -500,7 +500,7 @@ fn logins_are_limited_per_account_and_sessions_expire() {
     });
 }
 
-/// 3 and 7. Uploads as multipart (curl -F), names capped in bytes,
+/// (Failures 3 and 7.) Uploads as multipart (curl -F), names capped in bytes,
 /// titles capped, error messages without the server's paths, and what a
 /// killed upload left is cleared at the next start.
 #[test]
@@ -563,6 +563,49 @@ fn uploads_multipart_long_names_and_leftovers() {
         std::fs::write(uploads.join(".incoming-deadbeef0000"), b"half an upload").expect("write");
         let s = serve(&data, Err("none".into()), [127, 0, 0, 1]).await;
         assert_eq!(leftovers(), 0);
+        s.stop().await;
+    });
+}
+
+/// (Failure 6.) An upload whose client goes away while it is being read stops its
+/// ingest worker: nothing is committed behind the user's back.
+#[test]
+fn a_cancelled_upload_stops_its_worker() {
+    rt().block_on(async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("data");
+        let s = serve(&data, Err("none".into()), [127, 0, 0, 1]).await;
+        let c = client();
+        let (_, ws) = get(&c, &format!("{}/api/workspaces", s.url)).await;
+        let ws = ws[0]["id"].as_str().expect("ws").to_string();
+        let mut csv = String::from("state,facility,tested,positive\n");
+        for i in 0..400_000 {
+            csv.push_str(&format!("State {},Facility {i},{},{}\n", i % 37, 100 + i % 900, i % 97));
+        }
+        let quick = reqwest::Client::builder().timeout(Duration::from_millis(700)).build().expect("client");
+        let r = quick.post(format!("{}/api/workspaces/{ws}/datasets?name=big.csv", s.url)).body(csv).send().await;
+        assert!(r.is_err(), "the client gave up before the load finished");
+        let ws_data = data.join("workspaces").join(&ws).join("data");
+        // It got as far as the ingest worker: the file arrived whole.
+        assert!(data.join("workspaces").join(&ws).join("uploads/big.csv").exists());
+        let workers = || {
+            std::fs::read_dir("/proc")
+                .expect("proc")
+                .flatten()
+                .filter(|e| {
+                    let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+                    let cmd = String::from_utf8_lossy(&cmd).to_string();
+                    cmd.contains("worker\0ingest") && cmd.contains(ws_data.to_str().expect("path"))
+                })
+                .count()
+        };
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while workers() > 0 && std::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(workers(), 0, "the ingest worker was stopped");
+        let (_, tables) = get(&c, &format!("{}/api/workspaces/{ws}/tables", s.url)).await;
+        assert_eq!(tables.as_array().map(Vec::len), Some(0), "nothing was committed: {tables}");
         s.stop().await;
     });
 }

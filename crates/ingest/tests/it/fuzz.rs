@@ -44,6 +44,18 @@ proptest! {
     }
 
     #[test]
+    fn ole_prefixed_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        let mut b = vec![0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+        b.extend(bytes);
+        run(&b, "xls");
+    }
+
+    #[test]
+    fn random_ndjson(lines in proptest::collection::vec("[{}\\[\\]\":,0-9a-z ]{0,40}", 0..20)) {
+        run(lines.join("\n").as_bytes(), "ndjson");
+    }
+
+    #[test]
     fn zip_prefixed_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..1024)) {
         let mut b = b"PK\x03\x04".to_vec();
         b.extend(bytes);
