@@ -45,6 +45,9 @@ def call(url, method="GET", body=None, data=None, timeout=60):
         json.dumps(body).encode() if body is not None else None))
     if body is not None:
         req.add_header("content-type", "application/json")
+    elif data is not None:
+        # urllib would say form-encoded, which the server refuses for uploads.
+        req.add_header("content-type", "application/octet-stream")
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return r.status, json.loads(r.read() or b"null")
 
