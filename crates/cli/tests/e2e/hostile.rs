@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use arrow::array::{ArrayRef, Date32Array, DictionaryArray, Int32Array, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Int32Type, Schema};
 use arrow::record_batch::RecordBatch;
+use futures_util::StreamExt;
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 use serde_json::Value;
@@ -370,4 +371,99 @@ fn a_hard_address_space_limit_below_the_workers_does_not_stop_loads() {
     let o = quarry_within(3072, &["load", "--data", data.to_str().unwrap(), file.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(tables(&data).len(), 1);
+}
+
+/// `quarry serve` as a process, on a free port; its URL.
+fn start_server(data: &Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(BIN)
+        .args(["serve", "--port", "0", "--no-python", "--data", data.to_str().unwrap()])
+        .env("QUARRY_LLM_MODEL", "")
+        .env("QUARRY_LLM_BASE_URL", "")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(out).read_line(&mut line).unwrap();
+    let url = line.split("serving ").nth(1).and_then(|s| s.split_whitespace().next()).expect("url").to_string();
+    (child, url)
+}
+
+/// (Failures 2 and 6.) kill -9 of the server at spread-out moments of an
+/// upload (while the body streams in, while it is parsed): after a restart
+/// no half upload is left, no worker outlived the server, the workspace's
+/// tables answer, and the next upload works.
+#[test]
+fn kill_9_of_the_server_mid_upload_never_breaks_the_workspace() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut csv = String::from("state,facility,tested,positive\n");
+    for i in 0..300_000 {
+        csv.push_str(&format!("State {},Facility {i},{},{}\n", i % 37, 100 + i % 900, i % 97));
+    }
+    let csv = csv.into_bytes();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        quarry_llm::install_crypto();
+        let c = reqwest::Client::new();
+        for delay in [30u64, 150, 400, 900, 1500] {
+            let (mut server, url) = start_server(&data);
+            let ws: Value = c.get(format!("{url}/api/workspaces")).send().await.unwrap().json().await.unwrap();
+            let ws = ws[0]["id"].as_str().unwrap().to_string();
+            // The body trickles in for the first 300 ms, then the server parses it.
+            let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+                csv.chunks(csv.len() / 6 + 1).map(|c| Ok(c.to_vec())).collect();
+            let body = futures_util::stream::iter(chunks).then(|c| async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                c
+            });
+            let req = c
+                .post(format!("{url}/api/workspaces/{ws}/datasets?name=big.csv"))
+                .header("content-type", "application/octet-stream")
+                .body(reqwest::Body::wrap_stream(body))
+                .send();
+            let upload = tokio::spawn(req);
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            server.kill().unwrap();
+            server.wait().unwrap();
+            let _ = upload.await;
+            let ws_data = data.join("workspaces").join(&ws).join("data");
+            let until = Instant::now() + Duration::from_secs(5);
+            while !ingest_workers_for(&ws_data).is_empty() && Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert!(ingest_workers_for(&ws_data).is_empty(), "after {delay} ms: a worker outlived the server");
+            let (mut server, url) = start_server(&data);
+            let uploads = data.join("workspaces").join(&ws).join("uploads");
+            let half: Vec<_> = std::fs::read_dir(&uploads)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(".incoming-"))
+                .collect();
+            assert!(half.is_empty(), "after {delay} ms: {half:?}");
+            assert!(files_under(&ws_data, &|p| p.to_string_lossy().ends_with(".tmp")).is_empty());
+            let r = c.get(format!("{url}/api/workspaces/{ws}/tables")).send().await.unwrap();
+            assert_eq!(r.status(), 200, "after {delay} ms");
+            server.kill().unwrap();
+            server.wait().unwrap();
+        }
+        let (mut server, url) = start_server(&data);
+        let ws: Value = c.get(format!("{url}/api/workspaces")).send().await.unwrap().json().await.unwrap();
+        let ws = ws[0]["id"].as_str().unwrap().to_string();
+        let r = c
+            .post(format!("{url}/api/workspaces/{ws}/datasets?name=big.csv"))
+            .header("content-type", "application/octet-stream")
+            .body(csv.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let t: Value = c.get(format!("{url}/api/workspaces/{ws}/tables")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(t[0]["rows"], 300_000, "{t}");
+        server.kill().unwrap();
+        server.wait().unwrap();
+    });
 }
