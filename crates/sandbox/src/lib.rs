@@ -435,7 +435,7 @@ impl Worker {
         time: Duration,
         mut on_frame: impl FnMut(Frame) -> Result<Step<T>, WorkerError>,
     ) -> Result<T, WorkerError> {
-        self.send_and_read(request, time, Duration::from_secs(5), |f, _| on_frame(f))
+        self.send_and_read(request, time, Duration::from_secs(5), &|| false, |f, _| on_frame(f))
     }
 
     /// [`Worker::call`] that also stops — killing the worker — as soon as
@@ -447,14 +447,7 @@ impl Worker {
         cancelled: &dyn Fn() -> bool,
         mut on_frame: impl FnMut(Frame) -> Result<Step<T>, WorkerError>,
     ) -> Result<T, WorkerError> {
-        if let Some(e) = &self.dead {
-            return Err(e.clone());
-        }
-        let sent = self.stdin.as_mut().is_some_and(|stdin| request.write_to(stdin).is_ok());
-        if !sent {
-            return Err(self.died());
-        }
-        self.read_frames(time, Duration::from_secs(5), cancelled, |f, _| on_frame(f))
+        self.send_and_read(request, time, Duration::from_secs(5), cancelled, |f, _| on_frame(f))
     }
 
     /// Like [`Worker::call`], for workers that ask the caller for things
@@ -467,7 +460,7 @@ impl Worker {
         time: Duration,
         on_frame: impl FnMut(Frame, &mut Reply<'_>) -> Result<Step<T>, WorkerError>,
     ) -> Result<T, WorkerError> {
-        self.send_and_read(request, time, Duration::ZERO, on_frame)
+        self.send_and_read(request, time, Duration::ZERO, &|| false, on_frame)
     }
 
     fn send_and_read<T>(
@@ -475,6 +468,7 @@ impl Worker {
         request: &Frame,
         time: Duration,
         grace: Duration,
+        cancelled: &dyn Fn() -> bool,
         on_frame: impl FnMut(Frame, &mut Reply<'_>) -> Result<Step<T>, WorkerError>,
     ) -> Result<T, WorkerError> {
         if let Some(e) = &self.dead {
@@ -487,7 +481,7 @@ impl Worker {
         if !sent {
             return Err(self.died());
         }
-        self.read_until(time, grace, on_frame)
+        self.read_frames(time, grace, cancelled, on_frame)
     }
 
     /// Wait for the worker to send frames without sending a request (a
@@ -500,16 +494,7 @@ impl Worker {
         if let Some(e) = &self.dead {
             return Err(e.clone());
         }
-        self.read_until(time, Duration::ZERO, |f, _| on_frame(f))
-    }
-
-    fn read_until<T>(
-        &mut self,
-        time: Duration,
-        grace: Duration,
-        on_frame: impl FnMut(Frame, &mut Reply<'_>) -> Result<Step<T>, WorkerError>,
-    ) -> Result<T, WorkerError> {
-        self.read_frames(time, grace, &|| false, on_frame)
+        self.read_frames(time, Duration::ZERO, &|| false, |f, _| on_frame(f))
     }
 
     fn read_frames<T>(
