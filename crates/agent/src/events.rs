@@ -40,7 +40,16 @@ pub enum Event {
     /// The run was cancelled.
     Cancelled,
     /// The run ended (after `Answer`, a give-up, a cancel or an error).
-    Done { ok: bool, input_tokens: u64, output_tokens: u64, elapsed_ms: u64 },
+    /// `interrupted`: the process running it stopped mid-question (a sink
+    /// closing the question after a restart says so).
+    Done {
+        ok: bool,
+        input_tokens: u64,
+        output_tokens: u64,
+        elapsed_ms: u64,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        interrupted: bool,
+    },
 }
 
 impl Event {

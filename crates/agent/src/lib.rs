@@ -451,6 +451,7 @@ impl Analyst {
                 input_tokens: a.provenance.input_tokens,
                 output_tokens: a.provenance.output_tokens,
                 elapsed_ms: started.elapsed().as_millis() as u64,
+                interrupted: false,
             }),
             Err(e) => {
                 if e.kind == "cancelled" {
@@ -463,6 +464,7 @@ impl Analyst {
                     input_tokens: 0,
                     output_tokens: 0,
                     elapsed_ms: started.elapsed().as_millis() as u64,
+                    interrupted: false,
                 });
             }
         }

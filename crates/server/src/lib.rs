@@ -161,8 +161,14 @@ impl AppState {
         // Questions cut off by a previous stop get a closing event.
         store
             .close_interrupted(|_| {
-                serde_json::json!({"type": "done", "ok": false, "input_tokens": 0, "output_tokens": 0,
-                                   "elapsed_ms": 0, "interrupted": true})
+                let done = quarry_agent::Event::Done {
+                    ok: false,
+                    input_tokens: 0,
+                    output_tokens: 0,
+                    elapsed_ms: 0,
+                    interrupted: true,
+                };
+                serde_json::to_value(done).unwrap_or_default()
             })
             .map_err(|e| e.to_string())?;
         let local = store.local_user().map_err(|e| e.to_string())?;
