@@ -51,6 +51,9 @@ async function start() {
   $("#sessions").hidden = !state.config.login_required;
   if (state.config.login_required) loadTokens();
   $("#model").value = state.config.model || "";
+  // The modes come from the server (one definition, in the analyst).
+  $("#privacy").replaceChildren(...state.config.privacy_modes.map((m, i) =>
+    el("option", { value: m }, `${m} — ${state.config.privacy_help[i] || ""}`)));
   const banner = [];
   if (!state.config.model) banner.push("No model is configured, so questions cannot be answered yet. Upload, preview and the SQL console work without one.\n" + (state.config.llm_help || ""));
   if (!state.config.python && state.config.python_note) banner.push("Python: " + state.config.python_note);

@@ -191,6 +191,10 @@ test("a second user cannot open the first user's data by URL or API", async () =
   await page.fill('#login input[name="password"]', "alice-password");
   await page.click('#login button[type="submit"]');
   await page.waitForSelector("#app:not([hidden])");
+  // Her sessions are listed, each with a Revoke button.
+  await page.click("#sessions summary");
+  await page.waitForSelector("#tokens li button");
+  assert.match(await page.textContent("#tokens li"), /login session/);
   await page.setInputFiles("#file", [join(demo, "population_2024.csv")]);
   await page.waitForSelector('.table-card[data-table="population_2024"]');
   const ws = await page.$eval("#workspace", (s) => s.value);

@@ -55,6 +55,18 @@ pub enum Privacy {
 }
 
 impl Privacy {
+    /// Every mode, strictest first: the CLI, the API and the page list these.
+    pub const ALL: [Privacy; 3] = [Privacy::Strict, Privacy::Sample, Privacy::Full];
+
+    /// What the mode lets the model see, in a few words for a menu.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Privacy::Strict => "no values to the model",
+            Privacy::Sample => "a few rows",
+            Privacy::Full => "model reads results",
+        }
+    }
+
     pub fn allows_values(self) -> bool {
         self != Privacy::Strict
     }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::StreamExt;
-use quarry_agent::{Answer, Table};
+use quarry_agent::{Answer, Privacy, Table};
 use quarry_engine::{quoted, SqlKernel};
 use quarry_ingest::catalog::Catalog;
 use quarry_ingest::{IngestOptions, Quiet};
@@ -73,7 +73,10 @@ pub struct ConfigView {
     pub llm_help: Option<String>,
     pub python: bool,
     pub python_note: Option<String>,
+    /// Privacy modes, strictest (the default) first.
     pub privacy_modes: Vec<String>,
+    /// What each mode lets the model see, in the same order.
+    pub privacy_help: Vec<String>,
     pub max_upload_bytes: u64,
 }
 
@@ -322,7 +325,8 @@ async fn get_config(State(st): State<Arc<AppState>>, Caller(u): Caller) -> Res<C
         llm_help: st.cfg.llm.as_ref().err().cloned(),
         python: st.python.is_some(),
         python_note: st.python_note.clone(),
-        privacy_modes: vec!["strict".into(), "sample".into(), "full".into()],
+        privacy_modes: Privacy::ALL.iter().map(|p| p.as_str().to_string()).collect(),
+        privacy_help: Privacy::ALL.iter().map(|p| p.describe().to_string()).collect(),
         max_upload_bytes: st.cfg.max_upload_bytes,
     }))
 }
