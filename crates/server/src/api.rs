@@ -23,16 +23,38 @@ use utoipa::{OpenApi, ToSchema};
 use crate::auth::{own_conversation, own_workspace, Caller, COOKIE};
 use crate::{run, web, AppState};
 
-/// An error as the API returns it: `{"error": "…"}` with a status.
+/// An error as the API returns it: `{"error": "…", "code": "…"}` with a
+/// status. Errors of the other crates convert with their own status and
+/// code ([`crate::errors`]).
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// A stable name for the kind of error (`file_corrupt`, `sql_refused`, …).
+    pub code: &'static str,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, message: message.into() }
+        let code = match status {
+            StatusCode::BAD_REQUEST => "bad_request",
+            StatusCode::UNAUTHORIZED => "login_required",
+            StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::CONFLICT => "conflict",
+            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            StatusCode::MISDIRECTED_REQUEST => "unknown_host",
+            StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            _ => "internal",
+        };
+        ApiError { status, message: message.into(), code }
+    }
+    pub fn with_code(mut self, code: &'static str) -> ApiError {
+        self.code = code;
+        self
     }
     pub fn not_found(m: &str) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, m)
@@ -47,7 +69,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": self.message}))).into_response()
+        (self.status, Json(json!({"error": self.message, "code": self.code}))).into_response()
     }
 }
 
@@ -60,6 +82,8 @@ pub const MAX_TITLE_CHARS: usize = 200;
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
     pub error: String,
+    /// A stable name for the kind of error.
+    pub code: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -508,7 +532,7 @@ async fn list_workspace_datasets(
     params(("name" = Option<String>, Query, description = "The file's name (raw bodies)"), ("workspace" = Option<String>, Query)),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 200, body = DatasetView), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-              (status = 422, body = ErrorBody)))]
+              (status = 422, body = ErrorBody), (status = 500, body = ErrorBody)))]
 async fn upload_default(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -550,13 +574,12 @@ pub async fn ingest_file(
     let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let _cancel = CancelOnDrop(flag.clone());
     let report = tokio::task::spawn_blocking(move || {
-        std::fs::create_dir_all(k.dir.join("data")).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(k.dir.join("data")).map_err(ApiError::internal)?;
         let cancelled = || flag.load(std::sync::atomic::Ordering::SeqCst);
-        k.ingest.load_as(&path, &shown, &IngestOptions::default(), &Quiet, &cancelled).map_err(|e| e.to_string())
+        k.ingest.load_as(&path, &shown, &IngestOptions::default(), &Quiet, &cancelled).map_err(ApiError::from)
     })
     .await
-    .map_err(ApiError::internal)?
-    .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    .map_err(ApiError::internal)??;
     Ok(report.tables.into_iter().map(|l| l.table.name).collect())
 }
 
@@ -651,7 +674,7 @@ async fn receive_multipart(
     params(("ws" = String, Path), ("name" = Option<String>, Query, description = "The file's name (raw bodies)")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 200, body = DatasetView), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-              (status = 422, body = ErrorBody)))]
+              (status = 422, body = ErrorBody), (status = 500, body = ErrorBody)))]
 async fn upload(
     State(st): State<Arc<AppState>>,
     Caller(u): Caller,
@@ -764,7 +787,7 @@ async fn table_rows(
     let r = tokio::task::spawn_blocking(move || k.sql.query(&sql, &limits))
         .await
         .map_err(ApiError::internal)?
-        .map_err(|e| ApiError::bad(e.to_string()))?;
+        .map_err(ApiError::from)?;
     let t = Table::from_result(&r);
     Ok(Json(RowsView {
         columns: t.columns.iter().map(|c| c.name.clone()).collect(),
@@ -791,7 +814,7 @@ async fn run_sql(
     let r = tokio::task::spawn_blocking(move || k.sql.query(&req.sql, &limits))
         .await
         .map_err(ApiError::internal)?
-        .map_err(|e| ApiError::bad(e.to_string()))?;
+        .map_err(ApiError::from)?;
     let t = Table::from_result(&r);
     Ok(Json(SqlView { table: table_json(&t), rows: r.rows, truncated: r.truncated }))
 }

@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod errors;
 pub mod guard;
 pub mod run;
 pub mod web;

@@ -552,8 +552,10 @@ fn uploads_multipart_long_names_and_leftovers() {
         let r = c.post(format!("{}/api/workspaces/{ws}/datasets?name=bad.csv", s.url)).body(vec![0u8; 300]).send().await;
         let r = r.expect("bad");
         assert_eq!(r.status(), 422);
-        let msg = r.json::<Value>().await.expect("json")["error"].as_str().expect("error").to_string();
+        let body = r.json::<Value>().await.expect("json");
+        let msg = body["error"].as_str().expect("error").to_string();
         assert!(msg.starts_with("bad.csv: ") && !msg.contains(data.to_str().expect("path")), "{msg}");
+        assert_eq!(body["code"], "file_not_tabular", "a stable code beside the message");
         assert_eq!(leftovers(), 0);
         let (st, _) =
             post(&c, &format!("{}/api/workspaces/{ws}/conversations", s.url), json!({"title": "x".repeat(900_000)})).await;
