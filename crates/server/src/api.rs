@@ -686,11 +686,9 @@ async fn upload(
     let w = own_workspace(&st, &u, &ws)?;
     // As sent: a multipart boundary is case-sensitive.
     let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").trim().to_string();
-    let multipart = ctype.to_ascii_lowercase().starts_with("multipart/form-data");
-    if !multipart
-        && simple_content_type(&ctype.to_ascii_lowercase())
-        && (headers.contains_key("origin") || !ctype.is_empty())
-    {
+    let lower = ctype.to_ascii_lowercase();
+    let multipart = lower.starts_with("multipart/form-data");
+    if !multipart && simple_content_type(&lower) && (headers.contains_key("origin") || !ctype.is_empty()) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "send the file as application/octet-stream (curl --data-binary @FILE -H 'Content-Type: application/octet-stream') or as multipart/form-data (curl -F file=@FILE)",
