@@ -161,7 +161,7 @@ fn oversized_value(recs: &[Value], keys: &[String], arrays: bool, max: usize) ->
         match r {
             Value::Object(o) => {
                 if let Some((k, _)) = o.iter().find(|(_, v)| long(v)) {
-                    return Some((i + 1, infer_label(k)));
+                    return Some((i + 1, crate::infer::truncate(k, 60)));
                 }
             }
             Value::Array(a) if arrays => {
@@ -174,8 +174,4 @@ fn oversized_value(recs: &[Value], keys: &[String], arrays: bool, max: usize) ->
         }
     }
     None
-}
-
-fn infer_label(k: &str) -> String {
-    crate::infer::truncate(k, 60)
 }

@@ -7,7 +7,9 @@
 //! decoded (columns, values per byte of file), the file is streamed one batch
 //! at a time, text columns are decoded as dictionaries first so the size of a
 //! batch is known before its strings are expanded, and dates and timestamps
-//! no calendar holds become null with a note instead of reaching a formatter.
+//! no calendar holds become null with a note instead of reaching a formatter
+//! (found from the footer's statistics, or by one pass over the date columns
+//! when those cannot tell).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -35,6 +37,40 @@ fn bad(e: impl std::fmt::Display) -> IngestError {
     )
 }
 
+/// Run a read of the `parquet` crate, turning a panic into an error: it
+/// asserts on some corrupt footers (negative offsets, unknown enum values)
+/// instead of returning one — found by the mutated-Parquet fuzz target. The
+/// footer is also checked first ([`check_chunks`]) so the usual cases get a
+/// precise message.
+fn guarded<T>(read: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|p| {
+        let why = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "a malformed structure".into());
+        Err(bad(why))
+    })
+}
+
+/// Every column chunk must lie inside the file.
+fn check_chunks(md: &parquet::file::metadata::ParquetMetaData, file_len: u64) -> Result<()> {
+    for (g, rg) in md.row_groups().iter().enumerate() {
+        for c in rg.columns() {
+            let start = c.dictionary_page_offset().unwrap_or(c.data_page_offset());
+            let (start, len) = (start, c.compressed_size());
+            if start < 0 || len < 0 || (start as u64).saturating_add(len as u64) > file_len {
+                return Err(bad(format!(
+                    "row group {} says a column's data is at bytes {start}…{}, outside the file's {file_len} bytes",
+                    g + 1,
+                    start.saturating_add(len)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn too_large(problem: String) -> IngestError {
     IngestError::new(
         ErrorKind::TooLarge,
@@ -56,11 +92,15 @@ pub struct ParquetPlan {
     max_batch_bytes: u64,
 }
 
+/// The embedded Arrow schema (`ARROW:schema`, a flatbuffer in the footer)
+/// is never decoded: arrow-ipc 59 panics on enum values it does not know
+/// (a mutated file found it), and the Parquet schema says all Quarry needs.
 fn open_builder(path: &Path, schema: Option<SchemaRef>) -> Result<ParquetRecordBatchReaderBuilder<File>> {
     let f = crate::detect::open_regular(path)?;
+    let opts = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
     let opts = match schema {
-        Some(s) => ArrowReaderOptions::new().with_schema(s),
-        None => ArrowReaderOptions::new(),
+        Some(s) => opts.with_schema(s),
+        None => opts,
     };
     ParquetRecordBatchReaderBuilder::try_new_with_options(f, opts).map_err(bad)
 }
@@ -77,6 +117,10 @@ fn read_type(t: &DataType) -> DataType {
 /// Check the footer and plan the read. Nothing is decoded but date and
 /// timestamp columns, which are scanned once for values no calendar holds.
 pub fn prepare(path: &Path, opts: &IngestOptions) -> Result<(TableMeta, ParquetPlan)> {
+    guarded(|| prepare_inner(path, opts))
+}
+
+fn prepare_inner(path: &Path, opts: &IngestOptions) -> Result<(TableMeta, ParquetPlan)> {
     let builder = open_builder(path, None)?;
     let schema = builder.schema().clone();
     let md = builder.metadata().clone();
@@ -90,6 +134,7 @@ pub fn prepare(path: &Path, opts: &IngestOptions) -> Result<(TableMeta, ParquetP
     let values: u64 =
         md.row_groups().iter().flat_map(|rg| rg.columns()).map(|c| c.num_values().max(0) as u64).sum::<u64>();
     let file_len = std::fs::metadata(path)?.len().max(1);
+    check_chunks(&md, file_len)?;
     let allowed = file_len.saturating_mul(opts.max_values_per_byte).saturating_add(10_000_000);
     if values > allowed {
         return Err(too_large(format!(
@@ -153,13 +198,15 @@ impl ParquetPlan {
     /// One pass over the date and timestamp columns: a note for each that
     /// holds values outside the calendar (they are read as null).
     fn calendar_notes(&self, meta: &TableMeta) -> Result<Vec<Note>> {
+        let builder = open_builder(&self.path, None)?;
+        // Only columns whose footer statistics cannot rule it out are read.
         let cols: Vec<usize> = (0..self.types.len())
             .filter(|&i| matches!(self.types[i], ColumnType::Date | ColumnType::DateTime))
+            .filter(|&i| !footer_proves_calendar(builder.metadata(), i, self.read_schema.field(i).data_type()))
             .collect();
         if cols.is_empty() {
             return Ok(Vec::new());
         }
-        let builder = open_builder(&self.path, None)?;
         let mask = ProjectionMask::roots(builder.parquet_schema(), cols.iter().copied());
         let reader = builder.with_projection(mask).with_batch_size(BATCH).build().map_err(bad)?;
         let mut out_of_range = vec![0u64; cols.len()];
@@ -189,12 +236,42 @@ impl ParquetPlan {
     }
 }
 
+const MIN_DAY: i32 = -96_465_658; // -262143-01-01
+const MAX_DAY: i32 = 95_026_601; // +262142-12-31
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// True when the footer's statistics show that root column `i` holds only
+/// dates or times the calendar can show, so it need not be scanned.
+/// Nanosecond timestamps always fit (i64 nanoseconds span ±292 years).
+fn footer_proves_calendar(md: &parquet::file::metadata::ParquetMetaData, i: usize, t: &DataType) -> bool {
+    use arrow::datatypes::TimeUnit;
+    use parquet::file::statistics::Statistics;
+    let per_day: i64 = match t {
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => return true,
+        DataType::Date32 => 1,
+        DataType::Timestamp(TimeUnit::Second, _) => 86_400,
+        DataType::Timestamp(TimeUnit::Millisecond, _) => MS_PER_DAY,
+        DataType::Timestamp(TimeUnit::Microsecond, _) => MS_PER_DAY * 1000,
+        _ => return false,
+    };
+    let schema = md.file_metadata().schema_descr();
+    let Some(leaf) = (0..schema.num_columns()).find(|&j| schema.get_column_root_idx(j) == i) else { return false };
+    let range = (MIN_DAY as i64).saturating_mul(per_day)..=(MAX_DAY as i64).saturating_mul(per_day);
+    md.row_groups().iter().all(|rg| match rg.column(leaf).statistics() {
+        Some(Statistics::Int32(v)) => v
+            .min_opt()
+            .zip(v.max_opt())
+            .is_some_and(|(a, b)| range.contains(&(*a as i64)) && range.contains(&(*b as i64))),
+        Some(Statistics::Int64(v)) => {
+            v.min_opt().zip(v.max_opt()).is_some_and(|(a, b)| range.contains(a) && range.contains(b))
+        }
+        _ => false,
+    })
+}
+
 /// Days and milliseconds that chrono (and so every formatter) can show;
 /// anything else becomes null.
 fn calendar_only(c: &ArrayRef) -> ArrayRef {
-    const MIN_DAY: i32 = -96_465_658; // -262143-01-01
-    const MAX_DAY: i32 = 95_026_601; // +262142-12-31
-    const MS_PER_DAY: i64 = 86_400_000;
     match c.data_type() {
         DataType::Date32 => {
             let a = c.as_primitive::<arrow::datatypes::Date32Type>();
@@ -232,6 +309,10 @@ fn expanded_bytes(c: &ArrayRef) -> u64 {
 /// Stream the file as Quarry-typed batches, refusing any batch that would
 /// expand past the budget before its text is expanded.
 pub fn batches(plan: &ParquetPlan, sink: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<()> {
+    guarded(|| batches_inner(plan, sink))
+}
+
+fn batches_inner(plan: &ParquetPlan, sink: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<()> {
     let reader =
         open_builder(&plan.path, Some(plan.read_schema.clone()))?.with_batch_size(BATCH).build().map_err(bad)?;
     let mut row: u64 = 0;

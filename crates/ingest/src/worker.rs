@@ -5,9 +5,9 @@
 //! profile`, only prepares and profiles it, writing nothing), sending
 //! progress frames while it reads and one final frame with the
 //! [`LoadReport`], the [`Profile`] or the [`IngestError`]. [`IngestWorkers`]
-//! is the caller's side; a call can be cancelled, which kills the worker. A file that crashes the parser or exhausts the
-//! worker's memory ends the worker, not the caller, and is reported as an
-//! error naming the file.
+//! is the caller's side; a call can be cancelled, which kills the worker.
+//! A file that crashes the parser or exhausts the worker's memory ends the
+//! worker, not the caller, and is reported as an error naming the file.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
