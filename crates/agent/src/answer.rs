@@ -1,196 +1,12 @@
-//! The answer object every sink shows and stores, the result table as JSON,
-//! and the narrative Quarry writes itself from executed results (privacy
-//! modes `strict` and `sample`, where the model never sees values).
+//! The narrative Quarry writes itself from executed results (privacy modes
+//! `strict` and `sample`, where the model never sees values), and the
+//! answer's pieces built from Python values. The answer's types live in
+//! `quarry-types` and are re-exported here.
 
-use arrow::array::Array;
-use arrow::datatypes::DataType;
-use arrow::util::display::{ArrayFormatter, FormatOptions};
-use quarry_engine::QueryResult;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::Privacy;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Column {
-    pub name: String,
-    /// integer, float, boolean, date, datetime, text or other.
-    #[serde(rename = "type")]
-    pub dtype: String,
-}
-
-/// A result table as JSON: what the answer shows and exports.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Table {
-    pub columns: Vec<Column>,
-    pub rows: Vec<Vec<Value>>,
-    /// True when the query produced more rows than are kept here.
-    pub truncated: bool,
-}
-
-fn type_name(t: &DataType) -> &'static str {
-    match t {
-        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => "integer",
-        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => "integer",
-        DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Decimal128(..) => "float",
-        DataType::Boolean => "boolean",
-        DataType::Date32 | DataType::Date64 => "date",
-        DataType::Timestamp(..) => "datetime",
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "text",
-        _ => "other",
-    }
-}
-
-impl Table {
-    pub fn from_result(r: &QueryResult) -> Table {
-        let columns: Vec<Column> = r
-            .schema
-            .fields()
-            .iter()
-            .map(|f| Column { name: f.name().clone(), dtype: type_name(f.data_type()).into() })
-            .collect();
-        let mut rows = Vec::with_capacity(r.rows);
-        let opts = FormatOptions::default().with_null("");
-        for b in &r.batches {
-            let fmts: Vec<Option<ArrayFormatter>> =
-                b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).ok()).collect();
-            for i in 0..b.num_rows() {
-                let row = b
-                    .columns()
-                    .iter()
-                    .zip(&fmts)
-                    .zip(&columns)
-                    .map(|((c, f), col)| {
-                        if c.is_null(i) {
-                            return Value::Null;
-                        }
-                        let s = f.as_ref().map(|f| f.value(i).to_string()).unwrap_or_default();
-                        match col.dtype.as_str() {
-                            "integer" => s.parse::<i64>().map(Value::from).unwrap_or(Value::String(s)),
-                            "float" => s
-                                .parse::<f64>()
-                                .ok()
-                                .and_then(|v| serde_json::Number::from_f64(v).map(Value::Number))
-                                .unwrap_or(Value::Null),
-                            "boolean" => Value::Bool(s == "true"),
-                            _ => Value::String(s),
-                        }
-                    })
-                    .collect();
-                rows.push(row);
-            }
-        }
-        Table { columns, rows, truncated: r.truncated }
-    }
-
-    /// The shape alone: what the model sees in `strict` and `sample` modes.
-    pub fn shape(&self) -> String {
-        let cols: Vec<String> = self.columns.iter().map(|c| format!("{} ({})", c.name, c.dtype)).collect();
-        format!(
-            "{} row{}{} × {} column{}: {}",
-            self.rows.len(),
-            if self.rows.len() == 1 { "" } else { "s" },
-            if self.truncated { " (truncated)" } else { "" },
-            self.columns.len(),
-            if self.columns.len() == 1 { "" } else { "s" },
-            cols.join(", ")
-        )
-    }
-
-    /// The first `n` rows as pipe-separated text, for `full` mode.
-    pub fn preview(&self, n: usize) -> String {
-        let mut s = self.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(" | ");
-        for r in self.rows.iter().take(n) {
-            s.push('\n');
-            s.push_str(&r.iter().map(|v| crate::context::data_str(&plain(v), 60)).collect::<Vec<_>>().join(" | "));
-        }
-        if self.rows.len() > n {
-            s.push_str(&format!("\n… {} more rows", self.rows.len() - n));
-        }
-        s
-    }
-}
-
-/// A value as a person reads it: numbers rounded sensibly, nulls empty.
-pub fn plain(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => i.to_string(),
-            None => {
-                let f = n.as_f64().unwrap_or(f64::NAN);
-                let s = if f.abs() >= 100.0 { format!("{f:.1}") } else { format!("{f:.3}") };
-                let s = s.trim_end_matches('0').trim_end_matches('.').to_string();
-                if s.is_empty() || s == "-" {
-                    "0".into()
-                } else {
-                    s
-                }
-            }
-        },
-        other => other.to_string(),
-    }
-}
-
-/// One piece of code that ran (or failed) on the way to the answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Step {
-    pub language: String,
-    pub code: String,
-    pub ok: bool,
-    /// Rows returned, or the error shown to the user.
-    pub outcome: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DataVersion {
-    pub table: String,
-    pub version: u32,
-    pub content_hash: String,
-}
-
-/// Enough to reproduce an answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Provenance {
-    pub model: String,
-    pub privacy: Privacy,
-    /// BLAKE3 of the first request sent to the model (system prompt, context, question).
-    pub prompt_hash: String,
-    pub data_versions: Vec<DataVersion>,
-    pub llm_ms: u64,
-    pub exec_ms: u64,
-    pub total_ms: u64,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Answer {
-    pub question: String,
-    /// True when the question was answered from executed code.
-    pub ok: bool,
-    /// The narrative.
-    pub answer: String,
-    /// The code that produced `table` (or the last code tried).
-    pub code: String,
-    pub language: String,
-    /// Attempts the final step took (1 = first try).
-    pub attempts: usize,
-    pub steps: Vec<Step>,
-    pub table: Option<Table>,
-    /// A Vega-Lite spec bound to `table`.
-    pub chart: Option<Value>,
-    /// What Python code printed (empty for SQL).
-    #[serde(default)]
-    pub output: String,
-    /// Figures drawn by Python code, PNG in base64.
-    #[serde(default)]
-    pub figures: Vec<String>,
-    pub provenance: Provenance,
-    #[serde(default)]
-    pub cached: bool,
-}
+pub use quarry_types::answer::{plain, Answer, Column, DataVersion, Provenance, Step, Table};
+use quarry_types::Privacy;
 
 /// What Quarry says about a result by itself, from the numbers the code
 /// produced: no model involved, so nothing is invented.
@@ -270,4 +86,17 @@ pub fn value_table(v: &Value) -> Option<Table> {
 pub fn png_base64(png: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(png)
+}
+
+/// The first `n` rows as pipe-separated text: the result view of `full` mode.
+pub fn preview(table: &Table, n: usize) -> String {
+    let mut s = table.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(" | ");
+    for r in table.rows.iter().take(n) {
+        s.push('\n');
+        s.push_str(&r.iter().map(|v| crate::context::data_str(&plain(v), 60)).collect::<Vec<_>>().join(" | "));
+    }
+    if table.rows.len() > n {
+        s.push_str(&format!("\n… {} more rows", table.rows.len() - n));
+    }
+    s
 }

@@ -40,56 +40,7 @@ use serde_json::Value;
 pub use answer::{Answer, DataVersion, Provenance, Step, Table};
 pub use chart::ChartProposal;
 pub use events::Event;
-
-/// What may reach the model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Privacy {
-    /// Schema and counts only; no cell value in context, errors or results.
-    #[default]
-    Strict,
-    /// Adds a few sample rows per table to the context.
-    Sample,
-    /// The model also reads (bounded) results.
-    Full,
-}
-
-impl Privacy {
-    /// Every mode, strictest first: the CLI, the API and the page list these.
-    pub const ALL: [Privacy; 3] = [Privacy::Strict, Privacy::Sample, Privacy::Full];
-
-    /// What the mode lets the model see, in a few words for a menu.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Privacy::Strict => "no values to the model",
-            Privacy::Sample => "a few rows",
-            Privacy::Full => "model reads results",
-        }
-    }
-
-    pub fn allows_values(self) -> bool {
-        self != Privacy::Strict
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Privacy::Strict => "strict",
-            Privacy::Sample => "sample",
-            Privacy::Full => "full",
-        }
-    }
-}
-
-impl std::str::FromStr for Privacy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Privacy, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "strict" => Ok(Privacy::Strict),
-            "sample" => Ok(Privacy::Sample),
-            "full" => Ok(Privacy::Full),
-            other => Err(format!("unknown privacy mode '{other}': use strict, sample or full")),
-        }
-    }
-}
+pub use quarry_types::Privacy;
 
 /// How the model is asked to act.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -662,7 +613,7 @@ impl Analyst {
                             });
                             let mut text = prompt::result_ok(
                                 &table.shape(),
-                                (opts.privacy == Privacy::Full).then(|| table.preview(30)).as_deref(),
+                                (opts.privacy == Privacy::Full).then(|| answer::preview(&table, 30)).as_deref(),
                                 step,
                                 opts.max_steps,
                             );
@@ -990,7 +941,7 @@ fn python_details(run: &PyRun, table: Option<&Table>) -> String {
         s.push_str(&format!("printed:\n{out}\n"));
     }
     if let Some(t) = table.filter(|_| !run.tables.is_empty()) {
-        s.push_str(&format!("table:\n{}\n", t.preview(30)));
+        s.push_str(&format!("table:\n{}\n", answer::preview(t, 30)));
     } else if let Some(v) = &run.value {
         let text: String = v.to_string().chars().take(4000).collect();
         s.push_str(&format!("value: {text}\n"));

@@ -1,163 +1,91 @@
-//! Errors the model can fix: refusals say which rule; unknown names come with
-//! the closest names (by edit distance over names and labels) and the
-//! table's columns. Redaction is a property of the type: [`EngineError::redacted`]
-//! never contains anything taken from cell values, only from the schema.
+//! Errors the model can fix, made from DataFusion's: refusals say which rule;
+//! unknown names come with the closest names (by edit distance over names and
+//! labels) and the table's columns. The error type itself
+//! ([`EngineError`], with its redaction) is `quarry-types`'; this module
+//! classifies DataFusion's typed errors — `SchemaError` variants and
+//! `ResourcesExhausted` — and reads the message only where DataFusion has no
+//! type for the case (a missing table is a plan error in words).
 
+use datafusion::common::SchemaError;
 use datafusion::error::DataFusionError;
-use serde::{Deserialize, Serialize};
 
-use crate::guard::Refusal;
-use crate::TableInfo;
+pub use quarry_types::sql::{EngineError, ErrorKind};
+use quarry_types::TableInfo;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    /// The guard or the plan check refused the query.
-    Refused,
-    /// A table or column name that does not exist.
-    UnknownName,
-    /// The query is well-formed but wrong (types, ambiguity, syntax DataFusion rejects).
-    Invalid,
-    /// The memory pool was exhausted.
-    MemoryLimit,
-    /// The wall-time limit was reached; the query was cancelled.
-    Timeout,
-    /// The result was larger than the byte cap.
-    ResultTooLarge,
-    /// Reading the catalog failed.
-    Catalog,
-    /// A bug in Quarry.
-    Internal,
+const MEMORY_HINT: &str =
+    "the query needs more memory than its limit: aggregate earlier, select fewer columns, or avoid large joins";
+
+/// The catalog could not be read.
+pub fn from_ingest(e: quarry_ingest::IngestError) -> EngineError {
+    EngineError::new(ErrorKind::Catalog, e.to_string(), "")
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EngineError {
-    pub kind: ErrorKind,
-    /// The message, which may quote values from the query or the data.
-    pub message: String,
-    /// What to do: closest names, the table's columns, the limit hit.
-    /// Built only from schema names and labels, never from cell values.
-    pub hint: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub refusal: Option<Refusal>,
-}
-
-impl std::fmt::Display for EngineError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.message)?;
-        if !self.hint.is_empty() {
-            write!(f, " — {}", self.hint)?;
-        }
-        Ok(())
+/// A DataFusion error as one the model can fix.
+pub fn from_datafusion(e: DataFusionError, tables: &[TableInfo]) -> EngineError {
+    let root = e.find_root();
+    // One line: DataFusion's messages may span several.
+    let msg = root.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+    match root {
+        DataFusionError::ResourcesExhausted(_) => EngineError::new(ErrorKind::MemoryLimit, msg, MEMORY_HINT),
+        DataFusionError::SchemaError(s, _) => from_schema_error(s, msg, tables),
+        _ => from_message(msg, tables),
     }
 }
 
-impl std::error::Error for EngineError {}
-
-impl EngineError {
-    fn new(kind: ErrorKind, message: impl Into<String>, hint: impl Into<String>) -> Self {
-        EngineError { kind, message: message.into(), hint: hint.into(), refusal: None }
+fn from_schema_error(s: &SchemaError, msg: String, tables: &[TableInfo]) -> EngineError {
+    match s {
+        SchemaError::FieldNotFound { field, .. } => {
+            EngineError::new(ErrorKind::UnknownName, msg, column_hint(field.name(), tables))
+        }
+        SchemaError::AmbiguousReference { field } => ambiguous(field.name(), msg, tables),
+        _ => EngineError::new(ErrorKind::Invalid, msg, ""),
     }
+}
 
-    pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Internal, message, "this is a bug in Quarry")
+/// Cases DataFusion reports in words only (and errors that arrive wrapped in
+/// text, e.g. from an execution task): matched on the message.
+fn from_message(msg: String, tables: &[TableInfo]) -> EngineError {
+    if msg.contains("Resources exhausted") || msg.contains("ResourcesExhausted") {
+        return EngineError::new(ErrorKind::MemoryLimit, msg, MEMORY_HINT);
     }
-
-    pub fn refused(r: Refusal) -> Self {
-        EngineError {
-            kind: ErrorKind::Refused,
-            message: r.to_string(),
-            hint: "write exactly one read-only query (SELECT, WITH, VALUES or EXPLAIN) over the loaded tables".into(),
-            refusal: Some(r),
+    if let Some(name) = quoted_after(&msg, "table '").or_else(|| quoted_after(&msg, "table \"")) {
+        if msg.contains("not found") {
+            let hint = table_hint(&name, tables);
+            return EngineError::new(ErrorKind::UnknownName, msg, hint);
         }
     }
-
-    pub fn timeout(limit: std::time::Duration) -> Self {
-        Self::new(
-            ErrorKind::Timeout,
-            format!("the query ran longer than {} s and was cancelled", limit.as_secs_f64()),
-            "aggregate earlier, filter more, or avoid joins that multiply rows",
-        )
+    if msg.contains("No field named") {
+        let name = quoted_after(&msg, "No field named ").unwrap_or_default();
+        let hint = column_hint(&name, tables);
+        return EngineError::new(ErrorKind::UnknownName, msg, hint);
     }
-
-    pub fn from_ingest(e: quarry_ingest::IngestError) -> Self {
-        Self::new(ErrorKind::Catalog, e.to_string(), "")
+    if msg.contains("Ambiguous reference") {
+        let name = quoted_after(&msg, "Ambiguous reference to unqualified field ").unwrap_or_default();
+        return ambiguous(&name, msg, tables);
     }
-
-    /// The error with nothing but its kind and schema-derived hint: safe to
-    /// send to an LLM in privacy mode `strict`.
-    pub fn redacted(&self) -> String {
-        let what = match self.kind {
-            ErrorKind::Refused => match &self.refusal {
-                Some(r) => format!("refused by rule {:?}", r.rule),
-                None => "refused".into(),
-            },
-            ErrorKind::UnknownName => "a table or column name does not exist".into(),
-            ErrorKind::Invalid => "the query is invalid (types, ambiguity or syntax)".into(),
-            ErrorKind::MemoryLimit => "the query exceeded its memory limit".into(),
-            ErrorKind::Timeout => "the query exceeded its time limit".into(),
-            ErrorKind::ResultTooLarge => "the result exceeded the size cap".into(),
-            ErrorKind::Catalog => "the catalog could not be read".into(),
-            ErrorKind::Internal => "an internal error occurred".into(),
-        };
-        if self.hint.is_empty() {
-            what
-        } else {
-            format!("{what} — {}", self.hint)
-        }
+    if msg.contains("Cannot coerce")
+        || msg.contains("type") && msg.contains("coerc")
+        || msg.contains("Cannot infer common")
+    {
+        let types: Vec<String> = tables
+            .iter()
+            .map(|t| format!("{}({})", t.name, t.columns.iter().map(|c| c.0.clone()).collect::<Vec<_>>().join(", ")))
+            .collect();
+        let hint =
+            format!("check the column types; cast with CAST(x AS DOUBLE) or try_cast. Tables: {}", types.join("; "));
+        return EngineError::new(ErrorKind::Invalid, msg, hint);
     }
+    EngineError::new(ErrorKind::Invalid, msg, "")
+}
 
-    pub fn from_datafusion(e: DataFusionError, tables: &[TableInfo]) -> Self {
-        // One line: DataFusion's messages may span several.
-        let msg = e.find_root().to_string().split_whitespace().collect::<Vec<_>>().join(" ");
-        if msg.contains("Resources exhausted") || msg.contains("ResourcesExhausted") {
-            return Self::new(
-                ErrorKind::MemoryLimit,
-                msg,
-                "the query needs more memory than its limit: aggregate earlier, select fewer columns, or avoid large joins",
-            );
-        }
-        if let Some(name) = quoted_after(&msg, "table '").or_else(|| quoted_after(&msg, "table \"")) {
-            if msg.contains("not found") {
-                return Self::new(ErrorKind::UnknownName, msg, table_hint(&name, tables));
-            }
-        }
-        if msg.contains("No field named") || msg.contains("Schema error") && msg.contains("not found") {
-            let name = quoted_after(&msg, "No field named ")
-                .or_else(|| quoted_after(&msg, "field named "))
-                .unwrap_or_default();
-            return Self::new(ErrorKind::UnknownName, msg, column_hint(&name, tables));
-        }
-        if msg.contains("Ambiguous reference") {
-            let name = quoted_after(&msg, "Ambiguous reference to unqualified field ").unwrap_or_default();
-            let owners: Vec<String> = tables
-                .iter()
-                .filter(|t| t.columns.iter().any(|(n, _)| n.eq_ignore_ascii_case(name.trim_matches('"'))))
-                .map(|t| format!("{}.{}", t.name, name.trim_matches('"')))
-                .collect();
-            return Self::new(ErrorKind::Invalid, msg, format!("qualify the column: one of {}", owners.join(", ")));
-        }
-        if msg.contains("Cannot coerce")
-            || msg.contains("type") && msg.contains("coerc")
-            || msg.contains("Cannot infer common")
-        {
-            let types: Vec<String> = tables
-                .iter()
-                .map(|t| {
-                    format!("{}({})", t.name, t.columns.iter().map(|c| c.0.clone()).collect::<Vec<_>>().join(", "))
-                })
-                .collect();
-            return Self::new(
-                ErrorKind::Invalid,
-                msg,
-                format!(
-                    "check the column types; cast with CAST(x AS DOUBLE) or try_cast. Tables: {}",
-                    types.join("; ")
-                ),
-            );
-        }
-        Self::new(ErrorKind::Invalid, msg, "")
-    }
+fn ambiguous(name: &str, msg: String, tables: &[TableInfo]) -> EngineError {
+    let name = name.trim_matches('"');
+    let owners: Vec<String> = tables
+        .iter()
+        .filter(|t| t.columns.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)))
+        .map(|t| format!("{}.{name}", t.name))
+        .collect();
+    EngineError::new(ErrorKind::Invalid, msg, format!("qualify the column: one of {}", owners.join(", ")))
 }
 
 /// The identifier right after `prefix`, without quotes or qualifiers.

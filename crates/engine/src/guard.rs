@@ -9,43 +9,7 @@
 
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
-use serde::{Deserialize, Serialize};
-
-/// Which rule refused a query. Stable names, so the agent can explain them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Rule {
-    /// The text is not SQL the parser understands.
-    Syntax,
-    /// No statement at all.
-    Empty,
-    /// More than one statement (`SELECT 1; DROP TABLE t`).
-    StackedStatements,
-    /// A statement that is not a read-only query.
-    NotAQuery,
-    /// Planning found DDL, DML or a statement (layer 2).
-    PlanNotReadOnly,
-}
-
-/// A refused query, with the rule, where, and what to do instead.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Refusal {
-    pub rule: Rule,
-    /// What was refused, in one sentence.
-    pub message: String,
-    /// 1-based line and column where the problem starts, when known.
-    pub at: Option<(u64, u64)>,
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "refused ({:?}): {}", self.rule, self.message)?;
-        if let Some((l, c)) = self.at {
-            write!(f, " at line {l}, column {c}")?;
-        }
-        Ok(())
-    }
-}
+pub use quarry_types::sql::{Refusal, Rule};
 
 fn statement_kind(s: &Statement) -> String {
     let text = s.to_string();

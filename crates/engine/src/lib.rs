@@ -22,8 +22,6 @@ pub mod worker;
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -33,35 +31,7 @@ use quarry_ingest::catalog::Catalog;
 
 pub use error::{EngineError, ErrorKind};
 pub use guard::{Refusal, Rule};
-pub use quarry_sandbox::Limits;
-
-/// A table as the engine knows it: for error hints and for the agent's context.
-#[derive(Debug, Clone)]
-pub struct TableInfo {
-    pub name: String,
-    /// (name, label) per column.
-    pub columns: Vec<(String, String)>,
-}
-
-/// A query's result, capped by [`Limits`].
-#[derive(Debug, Clone)]
-pub struct QueryResult {
-    pub schema: SchemaRef,
-    pub batches: Vec<RecordBatch>,
-    /// Rows returned in `batches`.
-    pub rows: usize,
-    /// True when the query produced more than `max_rows` rows or `max_result_bytes`.
-    pub truncated: bool,
-}
-
-/// Where SQL runs. The agent and the sinks depend on this, not on a process
-/// model: [`worker::SqlWorkers`] runs queries in warm sandboxed worker
-/// processes; a distributed executor (Ballista) would be another
-/// implementation behind the same call.
-pub trait SqlKernel: Send + Sync {
-    /// Check, plan and run one query under `limits`.
-    fn query(&self, sql: &str, limits: &Limits) -> Result<QueryResult, EngineError>;
-}
+pub use quarry_types::{Limits, QueryResult, SqlKernel, TableInfo};
 
 /// A DataFusion session over one data directory's catalog.
 pub struct Engine {
@@ -92,15 +62,15 @@ impl Engine {
             .ok_or_else(|| EngineError::internal("the default catalog is missing"))?
             .register_schema("versions", versions)
             .map_err(|e| EngineError::internal(e.to_string()))?;
-        let entries = catalog.tables().map_err(EngineError::from_ingest)?;
+        let entries = catalog.tables().map_err(error::from_ingest)?;
         let mut tables = Vec::new();
         for t in entries {
             let path = t.parquet.display().to_string();
             ctx.register_parquet(quoted(&t.name), &path, ParquetReadOptions::default())
                 .await
                 .map_err(|e| EngineError::internal(format!("registering {}: {e}", t.name)))?;
-            for v in catalog.versions(&t.name).map_err(EngineError::from_ingest)? {
-                let old = catalog.entry(&t.name, Some(v)).map_err(EngineError::from_ingest)?;
+            for v in catalog.versions(&t.name).map_err(error::from_ingest)? {
+                let old = catalog.entry(&t.name, Some(v)).map_err(error::from_ingest)?;
                 ctx.register_parquet(
                     format!("versions.{}", quoted(&format!("{}_v{v}", t.name))),
                     &old.parquet.display().to_string(),
@@ -134,20 +104,16 @@ impl Engine {
         guard::check(sql).map_err(EngineError::refused)?;
         let opts = sql_options();
         let run = async {
-            let df = self
-                .ctx
-                .sql_with_options(sql, opts)
-                .await
-                .map_err(|e| EngineError::from_datafusion(e, &self.tables))?;
+            let df = self.ctx.sql_with_options(sql, opts).await.map_err(|e| error::from_datafusion(e, &self.tables))?;
             opts.verify_plan(df.logical_plan()).map_err(|e| {
                 EngineError::refused(Refusal { rule: Rule::PlanNotReadOnly, message: e.to_string(), at: None })
             })?;
-            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            let mut stream = df.execute_stream().await.map_err(|e| EngineError::from_datafusion(e, &self.tables))?;
+            let schema: datafusion::arrow::datatypes::SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let mut stream = df.execute_stream().await.map_err(|e| error::from_datafusion(e, &self.tables))?;
             let mut batches = Vec::new();
             let (mut rows, mut bytes, mut truncated) = (0usize, 0usize, false);
             while let Some(b) = stream.next().await {
-                let b = b.map_err(|e| EngineError::from_datafusion(e, &self.tables))?;
+                let b = b.map_err(|e| error::from_datafusion(e, &self.tables))?;
                 let room = self.limits.max_rows - rows;
                 let b = if b.num_rows() > room {
                     truncated = true;

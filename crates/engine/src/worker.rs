@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use quarry_ingest::catalog::Catalog;
-use quarry_sandbox::{Frame, Launcher, Limits, Pool, Step, WorkerError};
+use quarry_worker::{Frame, Launcher, Limits, Pool, Step, WorkerError};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, ErrorKind};
@@ -49,13 +49,13 @@ pub fn serve(data: &Path, input: &mut impl Read, out: &mut impl Write) -> i32 {
     };
     let catalog = match Catalog::open(data) {
         Ok(c) => c,
-        Err(e) => return reply_err(out, EngineError::from_ingest(e)),
+        Err(e) => return reply_err(out, crate::error::from_ingest(e)),
     };
     // (catalog data_version, memory_bytes) the engine was built for.
     let mut session: Option<(i64, usize, Engine)> = None;
     let mut code = 0;
     loop {
-        let req: Request = match quarry_sandbox::read_request(input) {
+        let req: Request = match quarry_worker::read_request(input) {
             Ok(Some(f)) => match f.parse() {
                 Ok(r) => r,
                 Err(e) => return reply_err(out, EngineError::internal(e.to_string())),
@@ -63,7 +63,7 @@ pub fn serve(data: &Path, input: &mut impl Read, out: &mut impl Write) -> i32 {
             Ok(None) => break,
             Err(e) => return reply_err(out, EngineError::internal(e.to_string())),
         };
-        quarry_sandbox::arm_cpu_limit(&req.limits);
+        quarry_worker::arm_cpu_limit(&req.limits);
         let version = catalog.data_version().unwrap_or(-1);
         let stale = match &session {
             Some((v, m, _)) => *v != version || *m != req.limits.memory_bytes,

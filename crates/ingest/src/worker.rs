@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use quarry_sandbox::{Frame, Launcher, Limits, Pool, Step, WorkerError};
+use quarry_worker::{Frame, Launcher, Limits, Pool, Step, WorkerError};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, LoadReport};
@@ -90,7 +90,7 @@ impl<W: Write> Progress for FrameProgress<'_, W> {
 pub fn serve(data: Option<&Path>, input: &mut impl Read, out: &mut impl Write) -> i32 {
     let mut catalog: Option<Catalog> = None;
     loop {
-        let req: Request = match quarry_sandbox::read_request(input) {
+        let req: Request = match quarry_worker::read_request(input) {
             Ok(Some(f)) => match f.parse() {
                 Ok(r) => r,
                 Err(e) => return fail(out, IngestError::internal(e.to_string())),

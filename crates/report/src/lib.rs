@@ -18,8 +18,8 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use base64::Engine as _;
-use quarry_agent::answer::plain;
-use quarry_agent::{Answer, Table};
+use quarry_types::plain;
+use quarry_types::{Answer, Table};
 use serde_json::{json, Value};
 
 pub mod vendor {
@@ -552,8 +552,8 @@ pub fn notebook(report: &Report) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use quarry_agent::answer::Column;
-    use quarry_agent::{DataVersion, Privacy, Provenance, Step};
+    use quarry_types::Column;
+    use quarry_types::{DataVersion, Privacy, Provenance, Step};
 
     const HOSTILE: &str = "</script><img src=x onerror=alert(1)>";
 

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::StreamExt;
-use quarry_agent::{Answer, Privacy, Table};
+use quarry_agent::{Answer, Event, Privacy, Table};
 use quarry_engine::{quoted, SqlKernel};
 use quarry_ingest::catalog::Catalog;
 use quarry_ingest::{IngestOptions, Quiet};
@@ -962,10 +962,11 @@ fn export_answers(
     let (c, _) = own_conversation(st, u, id)?;
     let mut answers: Vec<(i64, Answer)> = Vec::new();
     for e in st.store.events(&c.id, 0).map_err(ApiError::internal)? {
-        if e.event["type"] != "answer" || q.is_some_and(|q| q != e.question) {
+        let Event::Answer { answer } = e.event else { continue };
+        if q.is_some_and(|q| q != e.question) {
             continue;
         }
-        let a: Answer = serde_json::from_value(e.event["answer"].clone()).map_err(ApiError::internal)?;
+        let a: Answer = *answer;
         // A question answered twice (a retry after a restart) keeps its last answer.
         match answers.last_mut() {
             Some((n, last)) if *n == e.question => *last = a,

@@ -160,18 +160,7 @@ impl AppState {
     ) -> Result<Arc<AppState>, String> {
         let store = Store::open(&cfg.data.join("quarry.sqlite")).map_err(|e| e.to_string())?;
         // Questions cut off by a previous stop get a closing event.
-        store
-            .close_interrupted(|_| {
-                let done = quarry_agent::Event::Done {
-                    ok: false,
-                    input_tokens: 0,
-                    output_tokens: 0,
-                    elapsed_ms: 0,
-                    interrupted: true,
-                };
-                serde_json::to_value(done).unwrap_or_default()
-            })
-            .map_err(|e| e.to_string())?;
+        store.close_interrupted().map_err(|e| e.to_string())?;
         let local = store.local_user().map_err(|e| e.to_string())?;
         repair_workspaces(&cfg.data.join("workspaces"));
         let llm: Option<Arc<dyn ChatModel>> = match &cfg.llm {
@@ -425,7 +414,7 @@ mod tests {
         let tx = st.live("x"); // the question's task takes its sender, nobody listens yet
         st.prune_live();
         let mut rx = st.subscribe("x"); // the page's stream arrives
-        tx.send(StoredEvent { seq: 1, question: 1, event: serde_json::json!({"type": "done"}) }).unwrap();
+        tx.send(StoredEvent { seq: 1, question: 1, event: quarry_agent::Event::Cancelled }).unwrap();
         assert_eq!(rx.try_recv().unwrap().seq, 1);
         // Finished and unwatched channels go.
         st.running.lock().unwrap().clear();

@@ -73,11 +73,10 @@ pub fn start(st: &Arc<AppState>, u: &User, c: ConversationRow, ws: Workspace, q:
         let store = st.store.clone();
         let cid = c.id.clone();
         let mut sink = |e: Event| {
-            let v = serde_json::to_value(&e).unwrap_or_default();
             let seq = if matches!(e, Event::LlmDelta { .. }) {
                 0
             } else {
-                match store.append_event(&cid, number, &v) {
+                match store.append_event(&cid, number, &e) {
                     Ok(s) => s,
                     Err(err) => {
                         tracing::error!("storing an event failed: {err}");
@@ -85,7 +84,7 @@ pub fn start(st: &Arc<AppState>, u: &User, c: ConversationRow, ws: Workspace, q:
                     }
                 }
             };
-            let _ = tx.send(StoredEvent { seq, question: number, event: v });
+            let _ = tx.send(StoredEvent { seq, question: number, event: e });
         };
         let opts = AskOptions { privacy, limits: st.cfg.limits.clone(), ..AskOptions::default() };
         let _ = analyst.ask(&mut conv, &question, &opts, &mut sink, &cancel).await;

@@ -15,6 +15,7 @@ use std::sync::Mutex;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use quarry_types::Event;
 use rand_core::{OsRng, RngCore};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -82,7 +83,7 @@ pub struct ConversationRow {
 pub struct StoredEvent {
     pub seq: i64,
     pub question: i64,
-    pub event: Value,
+    pub event: Event,
 }
 
 const SCHEMA: &str = "
@@ -385,8 +386,10 @@ impl Store {
     }
 
     /// Append one event (written now, durable once this returns); its `seq`.
-    pub fn append_event(&self, conversation: &str, question: i64, event: &Value) -> Result<i64> {
-        let kind = event["type"].as_str().unwrap_or("event").to_string();
+    pub fn append_event(&self, conversation: &str, question: i64, event: &Event) -> Result<i64> {
+        let kind = event.kind();
+        let body =
+            serde_json::to_string(event).map_err(|e| StoreError(format!("an event could not be written: {e}")))?;
         let db = self.db();
         let seq: i64 = db.query_row(
             "SELECT coalesce(max(seq), 0) + 1 FROM events WHERE conversation = ?1",
@@ -395,25 +398,28 @@ impl Store {
         )?;
         db.execute(
             "INSERT INTO events (conversation, seq, question, kind, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![conversation, seq, question, kind, event.to_string()],
+            params![conversation, seq, question, kind, body],
         )?;
         Ok(seq)
     }
 
-    /// Events after `after`, in order.
+    /// Events after `after`, in order. A row this version cannot read as an
+    /// [`Event`] (written by a newer Quarry) is left out, not an error.
     pub fn events(&self, conversation: &str, after: i64) -> Result<Vec<StoredEvent>> {
         let db = self.db();
         let mut st =
             db.prepare("SELECT seq, question, body FROM events WHERE conversation = ?1 AND seq > ?2 ORDER BY seq")?;
         let rows = st.query_map(params![conversation, after], |r| {
-            let body: String = r.get(2)?;
-            Ok(StoredEvent {
-                seq: r.get(0)?,
-                question: r.get(1)?,
-                event: serde_json::from_str(&body).unwrap_or(Value::Null),
-            })
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, question, body) = row?;
+            if let Ok(event) = serde_json::from_str(&body) {
+                out.push(StoredEvent { seq, question, event });
+            }
+        }
+        Ok(out)
     }
 
     /// The number the next question of a conversation gets.
@@ -426,8 +432,10 @@ impl Store {
     }
 
     /// Questions whose run ended without a `done` event (the server stopped
-    /// mid-run): each gets a closing event so the page shows what happened.
-    pub fn close_interrupted(&self, note: impl Fn(i64) -> Value) -> Result<usize> {
+    /// mid-run): each gets an interrupted [`Event::Done`] so the page shows
+    /// what happened.
+    pub fn close_interrupted(&self) -> Result<usize> {
+        let done = Event::Done { ok: false, input_tokens: 0, output_tokens: 0, elapsed_ms: 0, interrupted: true };
         let open: Vec<(String, i64)> = {
             let db = self.db();
             let mut st = db.prepare(
@@ -438,7 +446,7 @@ impl Store {
             rows.collect::<rusqlite::Result<_>>()?
         };
         for (c, q) in &open {
-            self.append_event(c, *q, &note(*q))?;
+            self.append_event(c, *q, &done)?;
         }
         Ok(open.len())
     }
@@ -523,7 +531,7 @@ fn conv_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConversationRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use quarry_types::Privacy;
 
     #[test]
     fn users_tokens_and_passwords() {
@@ -566,8 +574,9 @@ mod tests {
             let ws = s.create_workspace(u.id, "demo").unwrap();
             let c = s.create_conversation(&ws.id, "TPR").unwrap();
             assert_eq!(s.next_question(&c.id).unwrap(), 1);
-            s.append_event(&c.id, 1, &json!({"type": "started"})).unwrap();
-            s.append_event(&c.id, 1, &json!({"type": "executed", "rows": 3})).unwrap();
+            let started = Event::Started { question: "TPR?".into(), privacy: Privacy::Strict, model: "m".into() };
+            s.append_event(&c.id, 1, &started).unwrap();
+            s.append_event(&c.id, 1, &Event::Cancelled).unwrap();
             c.id
         };
         let s = Store::open(&path).unwrap();
@@ -576,8 +585,10 @@ mod tests {
         assert_eq!(s.events(&conv_id, 1).unwrap().len(), 1);
         assert_eq!(s.next_question(&conv_id).unwrap(), 2);
         // A question cut off by a restart gets a closing event.
-        assert_eq!(s.close_interrupted(|q| json!({"type": "done", "ok": false, "question": q})).unwrap(), 1);
-        assert_eq!(s.close_interrupted(|_| json!({"type": "done"})).unwrap(), 0);
+        assert_eq!(s.close_interrupted().unwrap(), 1);
+        assert_eq!(s.close_interrupted().unwrap(), 0);
+        let last = s.events(&conv_id, 0).unwrap().pop().unwrap().event;
+        assert!(matches!(last, Event::Done { interrupted: true, ok: false, .. }), "{last:?}");
         assert_eq!(s.local_user().unwrap().name, "local");
     }
 }

@@ -124,6 +124,161 @@ pub fn undocumented(files: &BTreeMap<String, Vec<Source>>) -> Vec<String> {
         .collect()
 }
 
+/// Workspace crates in `crates` that reach any of `targets` through other
+/// workspace crates (or directly), with the path that gets there.
+pub fn never_reach(packages: &[Package], crates: &[&str], targets: &[&str]) -> Vec<String> {
+    let by_name: BTreeMap<&str, &Package> = packages.iter().map(|p| (p.name.as_str(), p)).collect();
+    let mut out = Vec::new();
+    for start in crates {
+        let mut stack = vec![vec![start.to_string()]];
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(path) = stack.pop() {
+            let here = path.last().cloned().unwrap_or_default();
+            if !seen.insert(here.clone()) {
+                continue;
+            }
+            let Some(p) = by_name.get(here.as_str()) else { continue };
+            for d in &p.deps {
+                let mut next = path.clone();
+                next.push(d.clone());
+                if targets.contains(&d.as_str()) {
+                    out.push(format!("{start} links {d} ({}); it must not", next.join(" → ")));
+                } else {
+                    stack.push(next);
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The code with comments, strings and character literals blanked (kept as
+/// spaces, newlines kept), so braces and `fn` can be counted.
+fn code_only(text: &str) -> String {
+    let b: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let blank = |c: char| if c == '\n' { '\n' } else { ' ' };
+    while i < b.len() {
+        let c = b[i];
+        let next = b.get(i + 1).copied().unwrap_or(' ');
+        if c == '/' && next == '/' {
+            while i < b.len() && b[i] != '\n' {
+                out.push(' ');
+                i += 1;
+            }
+        } else if c == '/' && next == '*' {
+            while i < b.len() && !(b[i] == '*' && b.get(i + 1) == Some(&'/')) {
+                out.push(blank(b[i]));
+                i += 1;
+            }
+            out.push_str("  ");
+            i += 2;
+        } else if c == 'r'
+            && (next == '"' || next == '#')
+            && !b.get(i.wrapping_sub(1)).is_some_and(|p| p.is_alphanumeric() || *p == '_')
+        {
+            let hashes = b[i + 1..].iter().take_while(|c| **c == '#').count();
+            if b.get(i + 1 + hashes) != Some(&'"') {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            let close: String = std::iter::once('"').chain(std::iter::repeat_n('#', hashes)).collect();
+            let start = i + 2 + hashes;
+            let rest: String = b[start..].iter().collect();
+            let len =
+                rest.find(&close).map_or(rest.chars().count(), |k| rest[..k].chars().count() + close.chars().count());
+            for ch in b[i..(start + len).min(b.len())].iter() {
+                out.push(blank(*ch));
+            }
+            i = start + len;
+        } else if c == '"' {
+            out.push(' ');
+            i += 1;
+            while i < b.len() && b[i] != '"' {
+                let skip = if b[i] == '\\' { 2 } else { 1 };
+                for ch in &b[i..(i + skip).min(b.len())] {
+                    out.push(blank(*ch));
+                }
+                i += skip;
+            }
+            out.push(' ');
+            i += 1;
+        } else if c == '\'' && (b.get(i + 2) == Some(&'\'') || next == '\\') {
+            // A character literal ('{', '\n', '\u{7f}'); a lifetime has no closing quote.
+            let end = (i + 1..b.len().min(i + 12)).find(|&k| b[k] == '\'' && k > i + 1).unwrap_or(i);
+            for _ in i..=end {
+                out.push(' ');
+            }
+            i = end + 1;
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Functions longer than `max` lines (from `fn` to its closing brace), test
+/// code included, as `path:line name (N lines)`.
+pub fn long_functions(files: &BTreeMap<String, Vec<Source>>, max: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for (path, text) in files.values().flatten() {
+        let code = code_only(text);
+        let line_of = |at: usize| code[..at].matches('\n').count() + 1;
+        let mut from = 0;
+        while let Some(k) = code[from..].find("fn ") {
+            let at = from + k;
+            from = at + 3;
+            if code[..at].chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                continue;
+            }
+            let name: String =
+                code[at + 3..].trim_start().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+            let Some(open) = code[at..].find(['{', ';']).map(|o| at + o).filter(|&o| code[o..].starts_with('{')) else {
+                continue;
+            };
+            let mut depth = 0usize;
+            let mut close = code.len();
+            for (j, c) in code[open..].char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            close = open + j;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let lines = line_of(close) - line_of(at) + 1;
+            if lines > max {
+                out.push(format!("{}:{} fn {name} has {lines} lines (at most {max})", path.display(), line_of(at)));
+            }
+        }
+    }
+    out
+}
+
+/// Modules whose non-test code is longer than `max` lines, except `exempt`
+/// (paths ending so: generated or table-like code, each with its reason).
+pub fn long_modules(files: &BTreeMap<String, Vec<Source>>, max: usize, exempt: &[&str]) -> Vec<String> {
+    files
+        .values()
+        .flatten()
+        .filter(|(path, _)| !exempt.iter().any(|e| path.ends_with(e)))
+        .filter_map(|(path, text)| {
+            let lines = non_test(text).trim_end().lines().count();
+            (lines > max).then(|| format!("{} has {lines} lines of non-test code (at most {max})", path.display()))
+        })
+        .collect()
+}
+
 /// Every `src/**/*.rs` of each package, by crate name.
 pub fn sources(packages: &[Package]) -> std::io::Result<BTreeMap<String, Vec<Source>>> {
     let mut out = BTreeMap::new();
@@ -204,5 +359,37 @@ mod tests {
         assert!(v[0].starts_with("a.rs (quarry-report) spawns a process"), "{v:?}");
         assert!(v[1].starts_with("d.rs (quarry-report)"), "code after a test module counts: {v:?}");
         assert_eq!(undocumented(&files), ["c.rs does not open with a //! comment"]);
+    }
+
+    #[test]
+    fn a_renderer_reaching_datafusion_through_the_analyst_is_reported() {
+        let ps = [
+            pkg("quarry-report", &["quarry-agent", "csv"]),
+            pkg("quarry-agent", &["quarry-engine"]),
+            pkg("quarry-engine", &["datafusion"]),
+        ];
+        let v = never_reach(&ps, &["quarry-report"], &["datafusion"]);
+        assert_eq!(
+            v,
+            ["quarry-report links datafusion (quarry-report → quarry-agent → quarry-engine → datafusion); it must not"]
+        );
+        assert!(never_reach(&ps[..1], &["quarry-report"], &["datafusion"]).is_empty());
+    }
+
+    #[test]
+    fn long_functions_and_modules_are_reported() {
+        let body = |n: usize| (0..n).map(|i| format!("    let x{i} = \"{{\"; // }}\n")).collect::<String>();
+        let text = format!(
+            "//! m\nfn short() {{\n}}\nfn long() {{\n{}}}\ntrait T {{ fn decl(&self); }}\nfn chars() {{ let _ = '{{'; let _: &'static str = r#\"}}\"#; }}\n",
+            body(130)
+        );
+        let mut files = BTreeMap::new();
+        files.insert("c".to_string(), vec![(PathBuf::from("m.rs"), text)]);
+        let v = long_functions(&files, 120);
+        assert_eq!(v, ["m.rs:4 fn long has 132 lines (at most 120)"], "{v:?}");
+        assert!(long_functions(&files, 200).is_empty());
+        assert_eq!(long_modules(&files, 100, &[]).len(), 1);
+        assert!(long_modules(&files, 100, &["m.rs"]).is_empty());
+        assert!(long_modules(&files, 200, &[]).is_empty());
     }
 }

@@ -1,7 +1,10 @@
 //! The invariants of ARCHITECTURE.md over the real workspace: a change that
 //! breaks one fails here, naming the crate and the file.
 
-use quarry_tidy::{only_these_contain, only_these_depend_on, packages, sources, undocumented, Package};
+use quarry_tidy::{
+    long_functions, long_modules, never_reach, only_these_contain, only_these_depend_on, packages, sources,
+    undocumented, Package,
+};
 
 fn workspace() -> Vec<Package> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -40,12 +43,12 @@ fn only_the_server_and_the_fake_llm_serve_http() {
 }
 
 #[test]
-fn only_the_sandbox_spawns_processes() {
+fn only_the_worker_crates_spawn_processes() {
     let files = sources(&workspace()).expect("sources");
     assert_none(only_these_contain(
         &files,
         &["Command::new", "process::Command", "libc::fork", "unistd::fork", "execve", "posix_spawn"],
-        &["quarry-sandbox", "quarry-tidy"],
+        &["quarry-worker", "quarry-sandbox", "quarry-tidy"],
         "spawns a process",
     ));
 }
@@ -62,4 +65,54 @@ fn only_the_sandbox_raises_os_walls() {
 #[test]
 fn every_source_file_says_what_it_owns() {
     assert_none(undocumented(&sources(&workspace()).expect("sources")));
+}
+
+#[test]
+fn shared_types_depend_on_no_quarry_crate() {
+    let ws = workspace();
+    let ours: Vec<&str> = ws.iter().map(|p| p.name.as_str()).collect();
+    assert_none(never_reach(&ws, &["quarry-types"], &ours));
+}
+
+#[test]
+fn renderers_and_stores_do_not_link_the_engine_or_the_walls() {
+    assert_none(never_reach(
+        &workspace(),
+        &["quarry-types", "quarry-report", "quarry-store", "quarry-worker", "quarry-ingest"],
+        &["datafusion", "quarry-engine", "quarry-agent", "quarry-sandbox"],
+    ));
+}
+
+#[test]
+fn file_parsers_and_the_engine_do_not_link_the_python_walls() {
+    assert_none(never_reach(
+        &workspace(),
+        &["quarry-ingest", "quarry-engine", "quarry-worker", "quarry-types"],
+        &["ruff_python_parser", "landlock", "seccompiler"],
+    ));
+}
+
+#[test]
+fn no_crate_below_the_server_knows_http() {
+    let below = [
+        "quarry-types",
+        "quarry-worker",
+        "quarry-sandbox",
+        "quarry-ingest",
+        "quarry-engine",
+        "quarry-agent",
+        "quarry-store",
+        "quarry-report",
+    ];
+    assert_none(never_reach(&workspace(), &below, &["axum", "hyper", "http", "tower-http", "multer", "quarry-server"]));
+}
+
+#[test]
+fn functions_fit_on_a_screen() {
+    assert_none(long_functions(&sources(&workspace()).expect("sources"), 120));
+}
+
+#[test]
+fn modules_stay_readable() {
+    assert_none(long_modules(&sources(&workspace()).expect("sources"), 600, &[]));
 }

@@ -191,7 +191,11 @@ fn a_conversation_survives_a_restart_and_events_resume() {
                 .append_event(
                     &id,
                     2,
-                    &json!({"type": "started", "question": "lost", "privacy": "strict", "model": "m"}),
+                    &quarry_agent::Event::Started {
+                        question: "lost".into(),
+                        privacy: quarry_agent::Privacy::Strict,
+                        model: "m".into(),
+                    },
                 )
                 .expect("append");
         }
@@ -234,13 +238,8 @@ fn shutdown_cancels_questions_in_flight_and_stores_it() {
         let t0 = std::time::Instant::now();
         let state = s.stop().await;
         assert!(t0.elapsed() < Duration::from_secs(15), "shutdown took {:?}", t0.elapsed());
-        let kinds: Vec<String> = state
-            .store
-            .events(&id, 0)
-            .expect("events")
-            .into_iter()
-            .map(|e| e.event["type"].as_str().unwrap_or("").to_string())
-            .collect();
+        let kinds: Vec<String> =
+            state.store.events(&id, 0).expect("events").into_iter().map(|e| e.event.kind().to_string()).collect();
         assert_eq!(kinds.last().map(String::as_str), Some("done"), "{kinds:?}");
         assert!(kinds.contains(&"cancelled".to_string()), "{kinds:?}");
     });

@@ -1,0 +1,23 @@
+//! # quarry-types: the words every crate shares
+//!
+//! Owns the vocabulary that crosses crate lines, and nothing that computes
+//! with it: an answer and its provenance ([`answer`]), the one event stream
+//! ([`event`]), the privacy modes ([`privacy`]), the [`Limits`] every kernel
+//! runs under, and the seam SQL runs behind ([`sql::SqlKernel`], its
+//! [`sql::QueryResult`] and [`sql::EngineError`]).
+//!
+//! It depends on arrow and serde only, so a renderer (`quarry-report`), the
+//! store and the server's types link neither DataFusion nor the sandbox:
+//! `quarry-tidy` checks that this crate depends on no other Quarry crate.
+
+pub mod answer;
+pub mod event;
+pub mod limits;
+pub mod privacy;
+pub mod sql;
+
+pub use answer::{plain, Answer, Column, DataVersion, Provenance, Step, Table};
+pub use event::Event;
+pub use limits::Limits;
+pub use privacy::Privacy;
+pub use sql::{EngineError, ErrorKind, QueryResult, Refusal, Rule, SqlKernel, TableInfo};

@@ -1,0 +1,170 @@
+//! The seam SQL runs behind: [`SqlKernel`] (DataFusion in sandboxed workers
+//! today, a Ballista cluster tomorrow), its [`QueryResult`], and the
+//! [`EngineError`] the model can fix — whose redaction is a property of the
+//! type: [`EngineError::redacted`] never contains anything taken from cell
+//! values, only from the schema.
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use serde::{Deserialize, Serialize};
+
+use crate::limits::Limits;
+
+/// A table as the engine knows it: for error hints and for the agent's context.
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    pub name: String,
+    /// (name, label) per column.
+    pub columns: Vec<(String, String)>,
+}
+
+/// A query's result, capped by [`Limits`].
+#[derive(Debug, Clone)]
+pub struct QueryResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    /// Rows returned in `batches`.
+    pub rows: usize,
+    /// True when the query produced more than `max_rows` rows or `max_result_bytes`.
+    pub truncated: bool,
+}
+
+/// Where SQL runs. The agent and the sinks depend on this, not on a process
+/// model: `quarry_engine::worker::SqlWorkers` runs queries in warm sandboxed worker
+/// processes; a distributed executor (Ballista) would be another
+/// implementation behind the same call.
+pub trait SqlKernel: Send + Sync {
+    /// Check, plan and run one query under `limits`.
+    fn query(&self, sql: &str, limits: &Limits) -> Result<QueryResult, EngineError>;
+}
+
+/// Which rule refused a query. Stable names, so the agent can explain them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// The text is not SQL the parser understands.
+    Syntax,
+    /// No statement at all.
+    Empty,
+    /// More than one statement (`SELECT 1; DROP TABLE t`).
+    StackedStatements,
+    /// A statement that is not a read-only query.
+    NotAQuery,
+    /// Planning found DDL, DML or a statement (layer 2).
+    PlanNotReadOnly,
+}
+
+/// A refused query, with the rule, where, and what to do instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub rule: Rule,
+    /// What was refused, in one sentence.
+    pub message: String,
+    /// 1-based line and column where the problem starts, when known.
+    pub at: Option<(u64, u64)>,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "refused ({:?}): {}", self.rule, self.message)?;
+        if let Some((l, c)) = self.at {
+            write!(f, " at line {l}, column {c}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The guard or the plan check refused the query.
+    Refused,
+    /// A table or column name that does not exist.
+    UnknownName,
+    /// The query is well-formed but wrong (types, ambiguity, syntax DataFusion rejects).
+    Invalid,
+    /// The memory pool was exhausted.
+    MemoryLimit,
+    /// The wall-time limit was reached; the query was cancelled.
+    Timeout,
+    /// The result was larger than the byte cap.
+    ResultTooLarge,
+    /// Reading the catalog failed.
+    Catalog,
+    /// A bug in Quarry.
+    Internal,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EngineError {
+    pub kind: ErrorKind,
+    /// The message, which may quote values from the query or the data.
+    pub message: String,
+    /// What to do: closest names, the table's columns, the limit hit.
+    /// Built only from schema names and labels, never from cell values.
+    pub hint: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub refusal: Option<Refusal>,
+}
+
+impl std::fmt::Display for EngineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.message)?;
+        if !self.hint.is_empty() {
+            write!(f, " — {}", self.hint)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+impl EngineError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>, hint: impl Into<String>) -> Self {
+        EngineError { kind, message: message.into(), hint: hint.into(), refusal: None }
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message, "this is a bug in Quarry")
+    }
+
+    pub fn refused(r: Refusal) -> Self {
+        EngineError {
+            kind: ErrorKind::Refused,
+            message: r.to_string(),
+            hint: "write exactly one read-only query (SELECT, WITH, VALUES or EXPLAIN) over the loaded tables".into(),
+            refusal: Some(r),
+        }
+    }
+
+    pub fn timeout(limit: std::time::Duration) -> Self {
+        Self::new(
+            ErrorKind::Timeout,
+            format!("the query ran longer than {} s and was cancelled", limit.as_secs_f64()),
+            "aggregate earlier, filter more, or avoid joins that multiply rows",
+        )
+    }
+
+    /// The error with nothing but its kind and schema-derived hint: safe to
+    /// send to an LLM in privacy mode `strict`.
+    pub fn redacted(&self) -> String {
+        let what = match self.kind {
+            ErrorKind::Refused => match &self.refusal {
+                Some(r) => format!("refused by rule {:?}", r.rule),
+                None => "refused".into(),
+            },
+            ErrorKind::UnknownName => "a table or column name does not exist".into(),
+            ErrorKind::Invalid => "the query is invalid (types, ambiguity or syntax)".into(),
+            ErrorKind::MemoryLimit => "the query exceeded its memory limit".into(),
+            ErrorKind::Timeout => "the query exceeded its time limit".into(),
+            ErrorKind::ResultTooLarge => "the result exceeded the size cap".into(),
+            ErrorKind::Catalog => "the catalog could not be read".into(),
+            ErrorKind::Internal => "an internal error occurred".into(),
+        };
+        if self.hint.is_empty() {
+            what
+        } else {
+            format!("{what} — {}", self.hint)
+        }
+    }
+}
