@@ -22,6 +22,38 @@ pub struct ChartProposal {
     pub title: Option<String>,
 }
 
+/// The charts Quarry draws: the one list the tool schema, the prompt and
+/// the builder share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChartKind {
+    Bar,
+    Line,
+    Scatter,
+    Histogram,
+}
+
+impl ChartKind {
+    pub const ALL: [ChartKind; 4] = [ChartKind::Bar, ChartKind::Line, ChartKind::Scatter, ChartKind::Histogram];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChartKind::Bar => "bar",
+            ChartKind::Line => "line",
+            ChartKind::Scatter => "scatter",
+            ChartKind::Histogram => "histogram",
+        }
+    }
+
+    /// What a model may write for a kind ("Bar", "point" for scatter).
+    pub fn parse(s: &str) -> Option<ChartKind> {
+        match s.trim().to_lowercase().as_str() {
+            "point" => Some(ChartKind::Scatter),
+            k => ChartKind::ALL.into_iter().find(|c| c.as_str() == k),
+        }
+    }
+}
+
 /// Rows put into a spec at most.
 pub const MAX_POINTS: usize = 5000;
 
@@ -62,14 +94,13 @@ pub fn build(proposal: Option<&ChartProposal>, table: &Table, question: &str) ->
             .or_else(|| table.columns.iter().position(|c| c.name.eq_ignore_ascii_case(n)))
     };
     let fitted = proposal.and_then(|p| {
-        let kind = p.kind.trim().to_lowercase();
+        let kind = ChartKind::parse(&p.kind)?;
         let (x, y, color) = (col(&p.x), col(&p.y), col(&p.color));
         let t = |i: usize| table.columns[i].dtype.as_str();
-        let ok = match kind.as_str() {
-            "bar" | "line" => matches!((x, y), (Some(x), Some(y)) if numeric(t(y)) && x != y),
-            "scatter" | "point" => matches!((x, y), (Some(x), Some(y)) if numeric(t(x)) && numeric(t(y))),
-            "histogram" => matches!(x, Some(x) if numeric(t(x))),
-            _ => false,
+        let ok = match kind {
+            ChartKind::Bar | ChartKind::Line => matches!((x, y), (Some(x), Some(y)) if numeric(t(y)) && x != y),
+            ChartKind::Scatter => matches!((x, y), (Some(x), Some(y)) if numeric(t(x)) && numeric(t(y))),
+            ChartKind::Histogram => matches!(x, Some(x) if numeric(t(x))),
         };
         ok.then(|| (kind, x, y, color, p.title.clone()))
     });
@@ -78,10 +109,10 @@ pub fn build(proposal: Option<&ChartProposal>, table: &Table, question: &str) ->
         None if proposal.is_some() || asked_for(question) => default_for(table)?,
         None => return None,
     };
-    Some(spec(table, &kind, x, y, color, title.or_else(|| Some(question.trim().to_string()))))
+    Some(spec(table, kind, x, y, color, title.or_else(|| Some(question.trim().to_string()))))
 }
 
-type Fit = (String, Option<usize>, Option<usize>, Option<usize>, Option<String>);
+type Fit = (ChartKind, Option<usize>, Option<usize>, Option<usize>, Option<String>);
 
 fn default_for(table: &Table) -> Option<Fit> {
     let t = |i: usize| table.columns[i].dtype.as_str();
@@ -92,20 +123,20 @@ fn default_for(table: &Table) -> Option<Fit> {
     let y = *nums.last()?;
     if let Some(d) = date {
         let color = text.filter(|_| table.rows.len() > 1);
-        return Some(("line".into(), Some(d), Some(y), color, None));
+        return Some((ChartKind::Line, Some(d), Some(y), color, None));
     }
     if let Some(k) = text {
-        return Some(("bar".into(), Some(k), Some(y), None, None));
+        return Some((ChartKind::Bar, Some(k), Some(y), None, None));
     }
     if nums.len() >= 2 {
-        return Some(("scatter".into(), Some(nums[0]), Some(nums[1]), None, None));
+        return Some((ChartKind::Scatter, Some(nums[0]), Some(nums[1]), None, None));
     }
-    Some(("histogram".into(), Some(y), None, None, None))
+    Some((ChartKind::Histogram, Some(y), None, None, None))
 }
 
 fn spec(
     table: &Table,
-    kind: &str,
+    kind: ChartKind,
     x: Option<usize>,
     y: Option<usize>,
     color: Option<usize>,
@@ -129,7 +160,7 @@ fn spec(
     };
     let mut encoding = Map::new();
     let mark = match kind {
-        "histogram" => {
+        ChartKind::Histogram => {
             let xi = x.unwrap_or(0);
             let mut xe = field(xi);
             xe["bin"] = json!(true);
@@ -137,24 +168,20 @@ fn spec(
             encoding.insert("y".into(), json!({"aggregate": "count", "type": "quantitative", "title": "count"}));
             "bar"
         }
-        "scatter" | "point" => {
+        ChartKind::Scatter => {
             encoding.insert("x".into(), field(x.unwrap_or(0)));
             encoding.insert("y".into(), field(y.unwrap_or(0)));
             "point"
         }
-        k => {
+        k @ (ChartKind::Bar | ChartKind::Line) => {
             let xi = x.unwrap_or(0);
             let mut xe = field(xi);
-            if k == "bar" && vl_type(&table.columns[xi].dtype) == "nominal" {
+            if k == ChartKind::Bar && vl_type(&table.columns[xi].dtype) == "nominal" {
                 xe["sort"] = json!("-y");
             }
             encoding.insert("x".into(), xe);
             encoding.insert("y".into(), field(y.unwrap_or(0)));
-            if k == "line" {
-                "line"
-            } else {
-                "bar"
-            }
+            k.as_str()
         }
     };
     if let Some(c) = color {

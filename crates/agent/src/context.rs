@@ -14,6 +14,7 @@ use quarry_ingest::catalog::TableEntry;
 use quarry_ingest::stats::ColumnStats;
 use quarry_ingest::table::ColumnType;
 
+use crate::policy::{Policy, View};
 use crate::Privacy;
 
 /// Rough tokens of a text (4 characters a token).
@@ -95,7 +96,7 @@ fn column_line(c: &ColumnStats, privacy: Privacy, rows: u64) -> String {
     if c.nulls < rows {
         let _ = write!(s, "; {}{} distinct", c.distinct, if c.distinct_exact { "" } else { "+" });
     }
-    if privacy.allows_values() {
+    if Policy::new(privacy).shows(View::ColumnValues) {
         if let (Some(lo), Some(hi)) = (&c.min, &c.max) {
             let _ = write!(s, "; range {} … {}", fmt_value(lo), fmt_value(hi));
         }
@@ -228,7 +229,7 @@ fn table_block(
         .notes
         .iter()
         .chain(t.stats.notes.iter())
-        .filter(|n| privacy.allows_values() || !n.quotes_values)
+        .filter(|n| Policy::new(privacy).note(n.quotes_values))
         .map(|n| format!("- {}", data_str(&n.text, 200)))
         .take(12)
         .collect();
@@ -239,7 +240,7 @@ fn table_block(
             block.push('\n');
         }
     }
-    if privacy.allows_values() {
+    if Policy::new(privacy).shows(View::SampleRows) {
         if let Some((cols, rows)) = sample {
             if !rows.is_empty() {
                 let shown: Vec<usize> =

@@ -2,10 +2,9 @@
 //! report results and errors back. Snapshot-tested, so every change to what
 //! the model reads shows up in review.
 
-use quarry_llm::Tool;
-use serde_json::json;
-
+use crate::tools::ToolKind;
 use crate::Privacy;
+use quarry_llm::Tool;
 
 /// Bumped whenever the prompt's wording changes (part of the cache key).
 pub const PROMPT_VERSION: u32 = 1;
@@ -16,66 +15,7 @@ pub fn tools() -> Vec<Tool> {
 
 /// The tools, with `run_python` when a Python kernel is available.
 pub fn tools_with(python: bool) -> Vec<Tool> {
-    let mut tools = vec![
-        Tool {
-            name: "run_sql".into(),
-            description: "Run exactly one read-only SQL query (SELECT or WITH) over the user's tables. \
-                          Quarry runs it and reports how it went."
-                .into(),
-            parameters: json!({
-                "type": "object",
-                "properties": {
-                    "sql": {"type": "string", "description": "One SELECT or WITH query."},
-                    "purpose": {"type": "string", "description": "One short sentence: what this query computes."}
-                },
-                "required": ["sql"]
-            }),
-        },
-        Tool {
-            name: "final_answer".into(),
-            description: "Finish: answer the question from the last successful query. Optionally propose a chart \
-                          of that query's result."
-                .into(),
-            parameters: json!({
-                "type": "object",
-                "properties": {
-                    "answer": {"type": "string", "description": "A short answer for the user."},
-                    "chart": {
-                        "type": "object",
-                        "properties": {
-                            "type": {"type": "string", "enum": ["bar", "line", "scatter", "histogram"]},
-                            "x": {"type": "string", "description": "A column of the last result."},
-                            "y": {"type": "string", "description": "A numeric column of the last result."},
-                            "color": {"type": "string", "description": "Optional column to colour by."}
-                        },
-                        "required": ["type", "x"]
-                    }
-                },
-                "required": ["answer"]
-            }),
-        },
-    ];
-    if python {
-        tools.insert(
-            1,
-            Tool {
-                name: "run_python".into(),
-                description: "Run pandas code in Quarry's sandboxed Python kernel, for what SQL cannot do \
-                              (statistical tests, regressions, reshaping, custom cleaning, matplotlib figures). \
-                              Variables persist between calls in this conversation."
-                    .into(),
-                parameters: json!({
-                    "type": "object",
-                    "properties": {
-                        "code": {"type": "string", "description": "Python code; its last expression is the result."},
-                        "purpose": {"type": "string", "description": "One short sentence: what this code computes."}
-                    },
-                    "required": ["code"]
-                }),
-            },
-        );
-    }
-    tools
+    ToolKind::offered(python).into_iter().map(ToolKind::spec).collect()
 }
 
 /// How the Python kernel works, for the system prompt.
@@ -97,22 +37,7 @@ pub fn json_schema() -> serde_json::Value {
 }
 
 pub fn json_schema_with(python: bool) -> serde_json::Value {
-    let actions: &[&str] =
-        if python { &["run_sql", "run_python", "final_answer"] } else { &["run_sql", "final_answer"] };
-    let mut schema = json!({
-        "type": "object",
-        "properties": {
-            "action": {"type": "string", "enum": actions},
-            "sql": {"type": "string"},
-            "answer": {"type": "string"},
-            "chart": {"type": "object"}
-        },
-        "required": ["action"]
-    });
-    if python {
-        schema["properties"]["code"] = json!({"type": "string"});
-    }
-    schema
+    crate::tools::json_schema(python)
 }
 
 fn privacy_rules(p: Privacy) -> &'static str {

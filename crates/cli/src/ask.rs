@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use quarry_agent::{Analyst, Answer, AskOptions, Conversation, DirCache, Event, Privacy, Protocol};
+use quarry_agent::{Analyst, Answer, AskOptions, Conversation, Event, Privacy, Protocol};
 use quarry_engine::worker::SqlWorkers;
 use quarry_ingest::catalog::Catalog;
 use quarry_ingest::IngestOptions;
@@ -64,19 +64,18 @@ pub fn run(files: &[PathBuf], question: Option<&str>, a: &AskArgs, as_json: bool
     };
     let limits = Limits { time: Duration::from_secs_f64(a.time_limit.max(0.1)), ..Limits::default() };
     let kernel = SqlWorkers::new(launcher, &a.data, limits.clone(), 2);
-    let mut analyst = Analyst::new(Arc::new(client), Arc::new(kernel), &a.data)
-        .with_cache(Arc::new(DirCache::new(a.data.join("answers"))));
-    if !a.no_python {
-        if a.py.runtime().is_ready() {
-            let py_limits = Limits { time: limits.time, ..Limits::for_python() };
-            match crate::python::start_kernels(&a.py, py_limits, true) {
-                Ok(k) => analyst = analyst.with_python(k),
-                Err(e) => eprintln!("note: Python is not offered to the model: {e}"),
-            }
-        } else {
-            eprintln!("note: SQL only — run `quarry setup-python` once to let the analyst use Python too");
-        }
-    }
+    let python = if a.no_python {
+        None
+    } else if a.py.runtime().is_ready() {
+        let py_limits = Limits { time: limits.time, ..Limits::for_python() };
+        crate::python::start_kernels(&a.py, py_limits, true)
+            .map_err(|e| eprintln!("note: Python is not offered to the model: {e}"))
+            .ok()
+    } else {
+        eprintln!("note: SQL only — run `quarry setup-python` once to let the analyst use Python too");
+        None
+    };
+    let analyst = Analyst::assemble(Arc::new(client), Arc::new(kernel), &a.data, &a.data.join("answers"), python);
     let ask_opts = AskOptions {
         privacy,
         max_attempts: a.max_attempts.max(1),

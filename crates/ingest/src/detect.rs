@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::error::{ErrorKind, IngestError, Result};
-use crate::table::Note;
+use crate::table::{Note, NoteKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -169,9 +169,8 @@ pub fn extension_note(path: &Path, f: Format) -> Option<Note> {
     };
     (!expected.contains(&ext.as_str())).then(|| {
         Note::table(
-            "format",
+            NoteKind::Format,
             format!("the file is named .{ext} but its content is {}; read as {}", f.name(), f.name()),
-            false,
         )
     })
 }

@@ -9,7 +9,7 @@
 use ahash::AHashMap as HashMap;
 
 use crate::cell::{self, datefmt, numfmt, Cell};
-use crate::table::{ColumnType, Note};
+use crate::table::{ColumnType, Note, NoteKind};
 
 /// How many distinct text values a column may have and still be checked for
 /// spelling variants and shared prefixes.
@@ -256,45 +256,39 @@ impl ColumnInfer {
             let total: u64 = ps.iter().map(|p| p.1).sum();
             let list = ps.iter().map(|(p, n)| format!("'{p}' ×{n}")).collect::<Vec<_>>().join(", ");
             notes.push(Note::column(
-                "placeholders",
+                NoteKind::Placeholders,
                 name,
                 format!("'{label}': {total} placeholder values read as null ({list})"),
-                false,
             ));
         }
         if self.errors > 0 {
             notes.push(Note::column(
-                "cell_errors",
+                NoteKind::CellErrors,
                 name,
                 format!("'{label}': {} spreadsheet error values (such as #DIV/0!) read as null", self.errors),
-                false,
             ));
         }
         if let (true, Some(e)) = (self.beyond_range > 0, &self.beyond_example) {
             notes.push(Note::column(
-                "out_of_range",
+                NoteKind::OutOfRange,
                 name,
                 format!(
                     "'{label}': {} values are numbers too large for a 64-bit integer or float to hold exactly (e.g. '{e}'); the column is kept as text so no digit is lost",
                     self.beyond_range
-                ),
-                true,
-            ));
+                ),));
         }
         if plan.dtype == ColumnType::Text && self.numbers > 0 && self.non_numbers > 0 {
             let share = self.numbers as f64 / self.non_null as f64;
             if share >= 0.5 {
                 notes.push(Note::column(
-                    "mixed_types",
+                    NoteKind::MixedTypes,
                     name,
                     format!(
                         "'{label}': {} values are numbers but {} are not (e.g. {}); kept as text so nothing is lost. Use try_cast({name} AS DOUBLE) to treat it as numbers.",
                         self.numbers,
                         self.non_numbers,
                         self.non_number_examples.iter().map(|e| format!("'{e}'")).collect::<Vec<_>>().join(", ")
-                    ),
-                    true,
-                ));
+                    ),));
             }
         }
         if plan.dtype.is_numeric() && self.natives < self.numbers {
@@ -305,16 +299,15 @@ impl ColumnInfer {
             };
             if self.natives > 0 {
                 notes.push(Note::column(
-                    "numbers_as_text",
+                    NoteKind::NumbersAsText,
                     name,
                     format!(
                         "'{label}': {} numbers stored as text were read as numbers{how}",
                         self.numbers - self.natives
                     ),
-                    false,
                 ));
             } else if !how.is_empty() {
-                notes.push(Note::column("number_format", name, format!("'{label}': numbers written{how}"), false));
+                notes.push(Note::column(NoteKind::NumberFormat, name, format!("'{label}': numbers written{how}")));
             }
         }
         if matches!(plan.dtype, ColumnType::Date | ColumnType::DateTime) && self.natives == 0 {
@@ -332,14 +325,13 @@ impl ColumnInfer {
             } else if plan.date_fmt != datefmt::YMD {
                 text.push_str(" (decided from values that fit no other order)");
             }
-            notes.push(Note::column("date_format", name, text, false));
+            notes.push(Note::column(NoteKind::DateFormat, name, text));
         }
         if self.trimmed > 0 && plan.dtype == ColumnType::Text {
             notes.push(Note::column(
-                "trimmed",
+                NoteKind::Trimmed,
                 name,
                 format!("'{label}': {} values had leading or trailing spaces, removed", self.trimmed),
-                false,
             ));
         }
         if plan.dtype == ColumnType::Text {
@@ -347,13 +339,12 @@ impl ColumnInfer {
                 let list =
                     v.counts.iter().map(|(s, n)| format!("'{}' ×{n}", truncate(s, 40))).collect::<Vec<_>>().join(", ");
                 notes.push(Note::column(
-                    "spelling_variants",
+                    NoteKind::SpellingVariants,
                     name,
                     format!(
                         "'{label}': {list} written as '{}' (same value in other case or spacing)",
                         truncate(&v.canon, 40)
                     ),
-                    true,
                 ));
             }
         }

@@ -47,7 +47,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 pub use error::{ErrorKind, IngestError, Result};
-pub use table::{ColumnMeta, ColumnType, ExcludeReason, ExcludedRow, Note, TableMeta};
+pub use table::{ColumnMeta, ColumnType, ExcludeReason, ExcludedRow, Note, NoteKind, TableMeta};
 
 use infer::ColumnPlan;
 use shape::{Layout, RowLike, Shaper};
@@ -137,27 +137,24 @@ pub(crate) fn finish_columns<R: RowLike>(
         let line = |i: usize| i + 1;
         if let Some(g) = layout.group_row {
             notes.push(Note::table(
-                "header",
+                NoteKind::Header,
                 format!(
                     "two-row header on rows {} and {} of the table region, joined into one name per column",
                     line(g),
                     line(h)
                 ),
-                false,
             ));
         }
         if layout.skipped_above > 0 {
             notes.push(Note::table(
-                "header",
+                NoteKind::Header,
                 format!("header found below {} title or blank rows, which were skipped", layout.skipped_above),
-                false,
             ));
         }
     } else if !layout.labels.is_empty() {
         notes.push(Note::table(
-            "header",
+            NoteKind::Header,
             "no header row: the first row holds values, so columns are numbered (column_1, column_2, …)",
-            false,
         ));
     }
     let plans: Vec<ColumnPlan> = shaper.columns.iter().map(|c| c.plan(prefer_decimal_comma)).collect();
@@ -171,7 +168,7 @@ pub(crate) fn finish_columns<R: RowLike>(
         sources.push(i);
     }
     if dropped > 0 {
-        notes.push(Note::table("blank_columns", format!("{dropped} blank columns without a header dropped"), false));
+        notes.push(Note::table(NoteKind::BlankColumns, format!("{dropped} blank columns without a header dropped")));
     }
     let labels: Vec<String> = sources
         .iter()
@@ -189,13 +186,12 @@ pub(crate) fn finish_columns<R: RowLike>(
     for (k, l) in labels.iter().enumerate() {
         if let Some(&first) = seen.get(l.as_str()) {
             notes.push(Note::column(
-                "duplicate_header",
+                NoteKind::DuplicateHeader,
                 &names[k],
                 format!(
                     "header '{l}' appears more than once; this copy is named {} (the first is {})",
                     names[k], names[first]
                 ),
-                false,
             ));
         } else {
             seen.insert(l, k);
@@ -213,7 +209,7 @@ pub(crate) fn finish_columns<R: RowLike>(
         }
     }
     if shaper.blank_rows > 0 {
-        notes.push(Note::table("blank_rows", format!("{} blank rows skipped", shaper.blank_rows), false));
+        notes.push(Note::table(NoteKind::BlankRows, format!("{} blank rows skipped", shaper.blank_rows)));
     }
     let mut by_reason: BTreeMap<ExcludeReason, Vec<u64>> = BTreeMap::new();
     for e in shaper.excluded.values() {
@@ -229,9 +225,7 @@ pub(crate) fn finish_columns<R: RowLike>(
             format!(
                 "{} row(s) kept out of the data as {reason} (source row {list}{more}); kept verbatim as excluded rows (after loading: `quarry excluded TABLE`)",
                 rows.len()
-            ),
-            false,
-        ));
+            ),));
     }
     let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
     let meta = TableMeta {
@@ -283,7 +277,7 @@ fn observe_text_column(c: &infer::ColumnInfer, plan: &ColumnPlan, label: &str, n
                     values.len()
                 )
             };
-            notes.push(Note::column("shared_affix", name, text, true));
+            notes.push(Note::column(NoteKind::SharedAffix, name, text));
         }
     }
     if folded.len() <= 50 && c.non_null >= 4 * folded.len() as u64 {
@@ -292,14 +286,13 @@ fn observe_text_column(c: &infer::ColumnInfer, plan: &ColumnPlan, label: &str, n
         let list =
             top.iter().take(6).map(|(v, _)| format!("'{}'", infer::truncate(v, 40))).collect::<Vec<_>>().join(", ");
         notes.push(Note::column(
-            "categorical",
+            NoteKind::Categorical,
             name,
             format!(
                 "'{label}': categorical, {} distinct values ({list}{})",
                 top.len(),
                 if top.len() > 6 { ", …" } else { "" }
             ),
-            true,
         ));
     }
     Some(notes)
@@ -396,11 +389,8 @@ fn prepare_inner(path: &Path, opts: &IngestOptions, progress: &dyn Progress) -> 
                         schema: p.finished.schema.clone(),
                         source: Source::Sheet(p),
                     }),
-                    sheet::SheetOutcome::Skipped { sheet, why } => notes.push(Note::table(
-                        "sheet_skipped",
-                        format!("sheet '{sheet}' was not loaded: {why}"),
-                        false,
-                    )),
+                    sheet::SheetOutcome::Skipped { sheet, why } => notes
+                        .push(Note::table(NoteKind::SheetSkipped, format!("sheet '{sheet}' was not loaded: {why}"))),
                 }
             }
         }

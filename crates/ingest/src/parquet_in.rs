@@ -23,7 +23,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderB
 use parquet::arrow::ProjectionMask;
 
 use crate::error::{ErrorKind, IngestError, Result};
-use crate::table::{ColumnMeta, ColumnType, Note, TableMeta};
+use crate::table::{ColumnMeta, ColumnType, Note, NoteKind, TableMeta};
 use crate::IngestOptions;
 
 /// Rows per decoded batch.
@@ -151,10 +151,9 @@ fn prepare_inner(path: &Path, opts: &IngestOptions) -> Result<(TableMeta, Parque
         .map(|f| {
             ColumnType::from_arrow(f.data_type()).unwrap_or_else(|| {
                 notes.push(Note::column(
-                    "converted",
+                    NoteKind::Converted,
                     f.name(),
                     format!("'{}' of type {} stored as text", f.name(), f.data_type()),
-                    false,
                 ));
                 ColumnType::Text
             })
@@ -223,13 +222,12 @@ impl ParquetPlan {
             .filter(|(_, n)| *n > 0)
             .map(|(&i, n)| {
                 Note::column(
-                    "out_of_range",
+                    NoteKind::OutOfRange,
                     &meta.columns[i].name,
                     format!(
                         "'{}': {n} values lie outside the calendar (beyond year ±262 000) and were read as null",
                         self.labels[i]
                     ),
-                    false,
                 )
             })
             .collect())

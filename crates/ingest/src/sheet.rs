@@ -15,7 +15,7 @@ use calamine::{Data, DataType, Reader};
 use crate::cell::Cell;
 use crate::error::{ErrorKind, IngestError, Result};
 use crate::shape::{find_layout, Layout, RowLike, Shaper};
-use crate::table::Note;
+use crate::table::{Note, NoteKind};
 use crate::{finish_columns, Finished, IngestOptions};
 
 /// A sheet's cells, row by row (rows as long as their last used cell).
@@ -289,9 +289,8 @@ pub fn prepare_sheet(
         finished.meta.notes.insert(
             0,
             Note::table(
-                "position",
+                NoteKind::Position,
                 format!("the table starts at cell {}{}", col_letter(grid.first_col), grid.first_row + 1),
-                false,
             ),
         );
     }

@@ -11,7 +11,7 @@ use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::cell::{fmt_datetime, fmt_float};
-use crate::table::{ColumnType, TableMeta};
+use crate::table::{ColumnType, NoteKind, TableMeta};
 
 /// Distinct values are counted exactly up to this many; beyond, the count is a lower bound.
 pub const DISTINCT_CAP: usize = 1_000_000;
@@ -224,14 +224,13 @@ impl StatsBuilder {
             if dense && parents.len() > 1 && map.len() >= 2 * parents.len() {
                 let (pl, cl) = (&self.meta[n.parent].1, &self.meta[n.child].1);
                 notes.push(crate::table::Note::column(
-                    "hierarchy",
+                    NoteKind::Hierarchy,
                     &self.meta[n.child].0,
                     format!(
                         "'{cl}' nests within '{pl}': each of its {} values belongs to one of {} '{pl}' values",
                         map.len(),
                         parents.len()
                     ),
-                    false,
                 ));
             }
         }

@@ -73,27 +73,155 @@ pub struct ColumnMeta {
     pub dtype: ColumnType,
 }
 
+/// What a [`Note`] is about: one stable name per kind (serialised as
+/// written here), and whether a note of the kind quotes cell values — which
+/// decides, with the privacy policy, whether the model may read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoteKind {
+    Encoding,
+    Delimiter,
+    Format,
+    Position,
+    Header,
+    DuplicateHeader,
+    BlankColumns,
+    BlankRows,
+    TotalRow,
+    Footnote,
+    RepeatedHeader,
+    RaggedRow,
+    SheetSkipped,
+    Hierarchy,
+    Converted,
+    Placeholders,
+    CellErrors,
+    NumbersAsText,
+    NumberFormat,
+    DateFormat,
+    Trimmed,
+    OutOfRange,
+    MixedTypes,
+    SharedAffix,
+    Categorical,
+    SpellingVariants,
+    /// A kind this version does not know (written by a newer Quarry):
+    /// treated as quoting values.
+    #[serde(other)]
+    Other,
+}
+
+impl NoteKind {
+    pub const ALL: [NoteKind; 27] = [
+        NoteKind::Encoding,
+        NoteKind::Delimiter,
+        NoteKind::Format,
+        NoteKind::Position,
+        NoteKind::Header,
+        NoteKind::DuplicateHeader,
+        NoteKind::BlankColumns,
+        NoteKind::BlankRows,
+        NoteKind::TotalRow,
+        NoteKind::Footnote,
+        NoteKind::RepeatedHeader,
+        NoteKind::RaggedRow,
+        NoteKind::SheetSkipped,
+        NoteKind::Hierarchy,
+        NoteKind::Converted,
+        NoteKind::Placeholders,
+        NoteKind::CellErrors,
+        NoteKind::NumbersAsText,
+        NoteKind::NumberFormat,
+        NoteKind::DateFormat,
+        NoteKind::Trimmed,
+        NoteKind::OutOfRange,
+        NoteKind::MixedTypes,
+        NoteKind::SharedAffix,
+        NoteKind::Categorical,
+        NoteKind::SpellingVariants,
+        NoteKind::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoteKind::Encoding => "encoding",
+            NoteKind::Delimiter => "delimiter",
+            NoteKind::Format => "format",
+            NoteKind::Position => "position",
+            NoteKind::Header => "header",
+            NoteKind::DuplicateHeader => "duplicate_header",
+            NoteKind::BlankColumns => "blank_columns",
+            NoteKind::BlankRows => "blank_rows",
+            NoteKind::TotalRow => "total_row",
+            NoteKind::Footnote => "footnote",
+            NoteKind::RepeatedHeader => "repeated_header",
+            NoteKind::RaggedRow => "ragged_row",
+            NoteKind::SheetSkipped => "sheet_skipped",
+            NoteKind::Hierarchy => "hierarchy",
+            NoteKind::Converted => "converted",
+            NoteKind::Placeholders => "placeholders",
+            NoteKind::CellErrors => "cell_errors",
+            NoteKind::NumbersAsText => "numbers_as_text",
+            NoteKind::NumberFormat => "number_format",
+            NoteKind::DateFormat => "date_format",
+            NoteKind::Trimmed => "trimmed",
+            NoteKind::OutOfRange => "out_of_range",
+            NoteKind::MixedTypes => "mixed_types",
+            NoteKind::SharedAffix => "shared_affix",
+            NoteKind::Categorical => "categorical",
+            NoteKind::SpellingVariants => "spelling_variants",
+            NoteKind::Other => "other",
+        }
+    }
+
+    /// True when notes of this kind quote cell values (examples, categories,
+    /// spellings): privacy mode `strict` keeps them from the model.
+    pub fn quotes_values(self) -> bool {
+        matches!(
+            self,
+            NoteKind::Categorical
+                | NoteKind::MixedTypes
+                | NoteKind::OutOfRange
+                | NoteKind::SharedAffix
+                | NoteKind::SpellingVariants
+                | NoteKind::Other
+        )
+    }
+}
+
+impl PartialEq<&str> for NoteKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for NoteKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Something ingest noticed or did, in words a person (and the model) can use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Note {
-    /// Stable machine-readable kind: `placeholders`, `total_row`, `footnote`, …
-    pub kind: String,
+    pub kind: NoteKind,
     /// The column it is about, by name, if any.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub column: Option<String>,
     pub text: String,
-    /// True when `text` quotes cell values. Privacy mode `strict` keeps such
-    /// notes away from the LLM.
+    /// True when `text` quotes cell values (its kind's
+    /// [`NoteKind::quotes_values`]; stored for readers of the metadata).
+    /// Privacy mode `strict` keeps such notes away from the LLM.
     #[serde(default)]
     pub quotes_values: bool,
 }
 
 impl Note {
-    pub fn table(kind: &str, text: impl Into<String>, quotes_values: bool) -> Note {
-        Note { kind: kind.into(), column: None, text: text.into(), quotes_values }
+    pub fn table(kind: NoteKind, text: impl Into<String>) -> Note {
+        Note { kind, column: None, text: text.into(), quotes_values: kind.quotes_values() }
     }
-    pub fn column(kind: &str, column: &str, text: impl Into<String>, quotes_values: bool) -> Note {
-        Note { kind: kind.into(), column: Some(column.into()), text: text.into(), quotes_values }
+    pub fn column(kind: NoteKind, column: &str, text: impl Into<String>) -> Note {
+        Note { kind, column: Some(column.into()), text: text.into(), quotes_values: kind.quotes_values() }
     }
 }
 
@@ -110,12 +238,12 @@ pub enum ExcludeReason {
 
 impl ExcludeReason {
     /// The kind of the note that reports rows kept out for this reason.
-    pub fn note_kind(self) -> &'static str {
+    pub fn note_kind(self) -> NoteKind {
         match self {
-            ExcludeReason::TotalRow => "total_row",
-            ExcludeReason::Footnote => "footnote",
-            ExcludeReason::RepeatedHeader => "repeated_header",
-            ExcludeReason::ShortRow | ExcludeReason::LongRow => "ragged_row",
+            ExcludeReason::TotalRow => NoteKind::TotalRow,
+            ExcludeReason::Footnote => NoteKind::Footnote,
+            ExcludeReason::RepeatedHeader => NoteKind::RepeatedHeader,
+            ExcludeReason::ShortRow | ExcludeReason::LongRow => NoteKind::RaggedRow,
         }
     }
 

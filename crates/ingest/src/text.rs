@@ -393,10 +393,10 @@ fn prepare_with(
     shaper.finish();
     let mut finished = finish_columns(&layout, &shaper, delimiter == b';', path, None, "csv");
     if let Some(enc) = encoding {
-        finished
-            .meta
-            .notes
-            .insert(0, crate::table::Note::table("encoding", format!("text decoded from {}", enc.name()), false));
+        finished.meta.notes.insert(
+            0,
+            crate::table::Note::table(crate::table::NoteKind::Encoding, format!("text decoded from {}", enc.name())),
+        );
     }
     if delimiter != b',' {
         let d = match delimiter {
@@ -405,10 +405,10 @@ fn prepare_with(
             b'|' => "pipe".to_string(),
             other => format!("'{}'", other as char),
         };
-        finished
-            .meta
-            .notes
-            .insert(0, crate::table::Note::table("delimiter", format!("fields separated by {d}"), false));
+        finished.meta.notes.insert(
+            0,
+            crate::table::Note::table(crate::table::NoteKind::Delimiter, format!("fields separated by {d}")),
+        );
     }
     Ok(TextPlan { path: path.to_path_buf(), encoding, delimiter, layout, finished })
 }

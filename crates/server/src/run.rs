@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::Stream;
-use quarry_agent::{Analyst, AskOptions, Conversation, DirCache, Event, Privacy};
+use quarry_agent::{Analyst, AskOptions, Conversation, Event, Privacy};
 use quarry_engine::SqlKernel;
 use quarry_llm::{CancellationToken, ChatModel};
 use quarry_store::{ConversationRow, StoredEvent, User, Workspace};
@@ -62,11 +62,7 @@ pub fn start(st: &Arc<AppState>, u: &User, c: ConversationRow, ws: Workspace, q:
     tokio::spawn(async move {
         let k = st.kernels(&ws.id);
         let sql: Arc<dyn SqlKernel> = k.sql.clone();
-        let mut analyst =
-            Analyst::new(llm, sql, &k.dir.join("data")).with_cache(Arc::new(DirCache::new(k.dir.join("answers"))));
-        if let Some(py) = &st.python {
-            analyst = analyst.with_python(py.clone());
-        }
+        let analyst = Analyst::assemble(llm, sql, &k.dir.join("data"), &k.dir.join("answers"), st.python.clone());
         let mut conv: Conversation = serde_json::from_value(c.state.clone()).unwrap_or_default();
         conv.id = c.id.clone();
         let tx = st.live(&c.id);

@@ -29,9 +29,6 @@ impl Privacy {
         }
     }
 
-    pub fn allows_values(self) -> bool {
-        self != Privacy::Strict
-    }
     pub fn as_str(self) -> &'static str {
         match self {
             Privacy::Strict => "strict",

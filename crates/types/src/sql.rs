@@ -54,6 +54,22 @@ pub enum Rule {
     PlanNotReadOnly,
 }
 
+impl Rule {
+    pub const ALL: [Rule; 5] =
+        [Rule::Syntax, Rule::Empty, Rule::StackedStatements, Rule::NotAQuery, Rule::PlanNotReadOnly];
+
+    /// The rule's stable name, as serialised: what users and the model read.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::Syntax => "syntax",
+            Rule::Empty => "empty",
+            Rule::StackedStatements => "stacked_statements",
+            Rule::NotAQuery => "not_a_query",
+            Rule::PlanNotReadOnly => "plan_not_read_only",
+        }
+    }
+}
+
 /// A refused query, with the rule, where, and what to do instead.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
@@ -66,7 +82,7 @@ pub struct Refusal {
 
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "refused ({:?}): {}", self.rule, self.message)?;
+        write!(f, "refused ({}): {}", self.rule.as_str(), self.message)?;
         if let Some((l, c)) = self.at {
             write!(f, " at line {l}, column {c}")?;
         }
@@ -150,7 +166,7 @@ impl EngineError {
     pub fn redacted(&self) -> String {
         let what = match self.kind {
             ErrorKind::Refused => match &self.refusal {
-                Some(r) => format!("refused by rule {:?}", r.rule),
+                Some(r) => format!("refused by rule {}", r.rule.as_str()),
                 None => "refused".into(),
             },
             ErrorKind::UnknownName => "a table or column name does not exist".into(),
@@ -165,6 +181,18 @@ impl EngineError {
             what
         } else {
             format!("{what} — {}", self.hint)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_names_are_their_serialised_names() {
+        for r in Rule::ALL {
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
         }
     }
 }

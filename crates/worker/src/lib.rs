@@ -88,6 +88,24 @@ impl std::fmt::Display for WorkerError {
 
 impl std::error::Error for WorkerError {}
 
+impl WorkerError {
+    /// The error without what the worker itself wrote (its last stderr
+    /// line, a protocol detail), which may quote data: safe for a model in
+    /// privacy mode `strict`.
+    pub fn redacted(&self) -> String {
+        match self {
+            WorkerError::Died { signal: None, code, .. } => {
+                format!(
+                    "the worker process failed (exit {}; its message is withheld)",
+                    code.map_or("?".into(), |c| c.to_string())
+                )
+            }
+            WorkerError::Protocol(_) => "the worker sent something unreadable and was stopped".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
 fn signal_name(s: i32) -> String {
     match nix::sys::signal::Signal::try_from(s) {
         Ok(sig) => sig.as_str().to_string(),

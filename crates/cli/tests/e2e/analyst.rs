@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use quarry_agent::{Analyst, AskOptions, Conversation, DirCache, Event, Privacy};
 use quarry_engine::worker::SqlWorkers;
+use quarry_engine::Rule;
 use quarry_fake_llm::{FakeLlm, Reply, Script};
 use quarry_llm::{CancellationToken, Client};
 use quarry_sandbox::Limits;
@@ -137,9 +138,12 @@ fn refused_ddl_is_explained_to_the_model_and_repaired() {
     let a = analyst(&fake, &ws.data());
     let (r, events) = ask(&a, &mut Conversation::default(), "drop it", &opts(Privacy::Strict));
     assert!(r.unwrap().ok);
-    assert!(events.iter().any(|e| matches!(e, Event::Refused { rule, .. } if rule == "NotAQuery")), "{events:?}");
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Refused { rule, .. } if rule == Rule::NotAQuery.as_str())),
+        "{events:?}"
+    );
     let fix = &fake.requests()[1].raw;
-    assert!(fix.contains("NotAQuery") && fix.contains("read-only query"), "{fix}");
+    assert!(fix.contains(Rule::NotAQuery.as_str()) && fix.contains("read-only query"), "{fix}");
 }
 
 #[test]

@@ -95,7 +95,9 @@ fn refused_python_is_explained_to_the_model() {
     let a = analyst(&fake, &dir.path().join("data"));
     let (ans, events) = ask(&a, &mut Conversation::default(), "how many rows?", Privacy::Strict);
     assert!(ans.ok);
-    assert!(events.iter().any(|e| matches!(e, Event::Refused { rule, .. } if rule == "Import")));
+    assert!(events.iter().any(
+        |e| matches!(e, Event::Refused { rule, .. } if rule == quarry_sandbox::python::check::Rule::Import.as_str())
+    ));
     assert!(fake.requests()[1].raw.contains("is not allowed"));
 }
 

@@ -156,6 +156,33 @@ pub enum Rule {
     NonAsciiIdentifier,
 }
 
+impl Rule {
+    pub const ALL: [Rule; 8] = [
+        Rule::Syntax,
+        Rule::Import,
+        Rule::BlockedName,
+        Rule::Dunder,
+        Rule::BlockedAttribute,
+        Rule::FileOrCodeCall,
+        Rule::DunderString,
+        Rule::NonAsciiIdentifier,
+    ];
+
+    /// The rule's stable name, as serialised: what users and the model read.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::Syntax => "syntax",
+            Rule::Import => "import",
+            Rule::BlockedName => "blocked_name",
+            Rule::Dunder => "dunder",
+            Rule::BlockedAttribute => "blocked_attribute",
+            Rule::FileOrCodeCall => "file_or_code_call",
+            Rule::DunderString => "dunder_string",
+            Rule::NonAsciiIdentifier => "non_ascii_identifier",
+        }
+    }
+}
+
 /// One refusal: where, which rule, and what to do instead.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
@@ -369,6 +396,13 @@ impl<'a> Visitor<'a> for Checker<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rule_names_are_their_serialised_names() {
+        for r in Rule::ALL {
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+        }
+    }
 
     fn rules(code: &str) -> Vec<Rule> {
         check(code).err().unwrap_or_default().into_iter().map(|r| r.rule).collect()

@@ -63,6 +63,18 @@ impl std::fmt::Display for PythonError {
 
 impl std::error::Error for PythonError {}
 
+impl PythonError {
+    /// The error with nothing the kernel printed (which may quote data):
+    /// refusals name the rule and the place in the code, worker failures
+    /// their kind. Safe for a model in privacy mode `strict`.
+    pub fn redacted(&self) -> String {
+        match self {
+            PythonError::Worker(e) => e.redacted(),
+            other => other.to_string(),
+        }
+    }
+}
+
 // ---------------------------------------------------------------- runtime
 
 /// Quarry's Python environment: `<home>/<hash of requirements>/` holds the

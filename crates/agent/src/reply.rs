@@ -1,0 +1,136 @@
+//! Reading the model's reply leniently: a tool call, a JSON action (for
+//! servers with constrained output but no tools) or a fenced ```sql /
+//! ```python block (for the smallest models) — into one [`Action`].
+
+use quarry_llm::{ChatResponse, ToolCall};
+use serde_json::Value;
+
+use crate::chart::ChartProposal;
+use crate::tools::{self, ToolKind};
+use crate::Protocol;
+
+/// What the model asked for in one reply.
+pub enum Action {
+    Sql {
+        sql: String,
+        call: Option<ToolCall>,
+    },
+    Python {
+        code: String,
+        call: Option<ToolCall>,
+    },
+    Final {
+        text: String,
+        chart: Option<ChartProposal>,
+    },
+    /// A reply that cannot be acted on: `feedback` says how to fix it.
+    Problem {
+        feedback: String,
+        call: Option<ToolCall>,
+    },
+}
+
+/// The action a reply asks for, given the protocol and whether Python runs.
+pub fn interpret(resp: &ChatResponse, protocol: Protocol, python: bool) -> Action {
+    if let Some(call) = resp.tool_calls.first() {
+        return from_call(call, python);
+    }
+    let text = resp.text.trim();
+    if protocol == Protocol::Json {
+        if let Some(v) = quarry_llm::quirks::lenient_json(text).filter(|v| v.get("action").is_some()) {
+            return from_json(&v, python);
+        }
+    }
+    if resp.truncated() {
+        return Action::Problem {
+            feedback: "Your reply was cut off at the token limit. Reply again, shorter: just the query.".into(),
+            call: None,
+        };
+    }
+    from_text(text, python)
+}
+
+/// The action of `tool` with its code argument `code` (or the answer).
+fn act(tool: ToolKind, args: &Value, call: Option<ToolCall>, feedback: impl FnOnce(&str) -> String) -> Action {
+    let Some(arg) = tool.code_arg() else {
+        return Action::Final {
+            text: args["answer"].as_str().unwrap_or_default().to_string(),
+            chart: serde_json::from_value(args["chart"].clone()).ok(),
+        };
+    };
+    match args[arg].as_str().filter(|s| !s.trim().is_empty()) {
+        None => Action::Problem { feedback: feedback(arg), call },
+        Some(code) if tool == ToolKind::RunSql => Action::Sql { sql: code.to_string(), call },
+        Some(code) => Action::Python { code: code.to_string(), call },
+    }
+}
+
+fn from_call(call: &ToolCall, python: bool) -> Action {
+    let call_out = Some(call.clone());
+    let args = match call.parsed() {
+        Ok(a) => a,
+        Err(msg) => {
+            return Action::Problem {
+                feedback: format!("{msg}. Send the call again with valid JSON arguments."),
+                call: call_out,
+            }
+        }
+    };
+    match ToolKind::named(&call.name, python) {
+        Some(tool) => {
+            act(tool, &args, call_out, |arg| format!("{} needs a non-empty '{arg}' string argument.", tool.name()))
+        }
+        None => Action::Problem {
+            feedback: format!("There is no tool named '{}': use {}.", call.name, tools::names(python)),
+            call: call_out,
+        },
+    }
+}
+
+fn from_json(v: &Value, python: bool) -> Action {
+    let tool = v["action"].as_str().and_then(|a| ToolKind::named(a, python)).unwrap_or(ToolKind::FinalAnswer);
+    // JSON mode takes an empty string as given (the model fills every field).
+    let code_missing = tool.code_arg().is_some_and(|arg| v[arg].as_str().is_none());
+    if code_missing {
+        let arg = tool.code_arg().unwrap_or_default();
+        return Action::Problem { feedback: format!("action {} needs a '{arg}' string.", tool.name()), call: None };
+    }
+    match tool {
+        ToolKind::RunSql => Action::Sql { sql: v["sql"].as_str().unwrap_or_default().to_string(), call: None },
+        ToolKind::RunPython => Action::Python { code: v["code"].as_str().unwrap_or_default().to_string(), call: None },
+        ToolKind::FinalAnswer => act(tool, v, None, |_| String::new()),
+    }
+}
+
+fn from_text(text: &str, python: bool) -> Action {
+    let blocks: Vec<_> = quarry_llm::quirks::fenced_blocks(text)
+        .into_iter()
+        .filter(|b| {
+            matches!(b.lang.as_str(), "sql" | "" | "postgresql" | "postgres" | "sqlite")
+                || (python && matches!(b.lang.as_str(), "python" | "py"))
+        })
+        .collect();
+    match blocks.last() {
+        Some(b) if matches!(b.lang.as_str(), "python" | "py") => Action::Python { code: b.code.clone(), call: None },
+        Some(b) => Action::Sql { sql: b.code.clone(), call: None },
+        None => Action::Final { text: text.to_string(), chart: None },
+    }
+}
+
+/// The text of a reply outside its fenced code blocks: the model's plan.
+pub fn strip_fences(text: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.starts_with("```") || t.starts_with("~~~") {
+            inside = !inside;
+            continue;
+        }
+        if !inside {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}

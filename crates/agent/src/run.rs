@@ -1,0 +1,635 @@
+//! One question's run as a small state machine: [`Run`] owns the state of a
+//! question (the messages so far, the step and attempt, the steps tried,
+//! the step the answer would be built from), and each kind of reply has its
+//! own method — [`Run::on_problem`], [`Run::on_sql`], [`Run::on_python`],
+//! [`Run::finish`] — with one shared bookkeeping tail ([`Run::record`]) and
+//! one [`Answer`] builder ([`Run::answer`]). What the model reads of data
+//! goes through the run's [`Policy`].
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use quarry_engine::{quoted, ErrorKind, QueryResult};
+use quarry_ingest::catalog::{Catalog, TableEntry};
+use quarry_llm::{CancellationToken, ChatRequest, ChatResponse, Delta, LlmErrorKind, Message, Tool, ToolCall, Usage};
+use quarry_sandbox::python::{PyFailure, PyRun, PythonError};
+
+use crate::answer::{self, Answer, DataVersion, Provenance, Step, Table};
+use crate::cache::hash;
+use crate::chart::{self, ChartProposal};
+use crate::options::agent_err;
+use crate::policy::{self, Policy};
+use crate::reply::{interpret, strip_fences, Action};
+use crate::{context, prompt, python, AgentError, Analyst, AskOptions, Conversation, Event, Protocol, Turn};
+
+/// The sink every step is streamed to.
+pub type Sink<'a> = &'a mut (dyn FnMut(Event) + Send);
+
+/// What one piece of code came to, for the shared bookkeeping.
+enum Ran {
+    /// It ran: the step the answer would now be built from, and what the model is told.
+    Ok(LastStep, String),
+    /// It failed: what the user sees (`full`) and what the model is told
+    /// (`reply`, redacted as the policy requires).
+    Failed { language: &'static str, code: String, full: String, reply: String },
+}
+
+/// Whether the run goes on after a step.
+#[derive(PartialEq)]
+enum Flow {
+    Next,
+    Stop,
+}
+
+/// The last step that ran well: what the answer is built from.
+struct LastStep {
+    code: String,
+    language: &'static str,
+    table: Option<Table>,
+    /// What Python printed (empty for SQL).
+    output: String,
+    /// Python's figures, PNG in base64.
+    figures: Vec<String>,
+}
+
+/// The state of one question.
+pub(crate) struct Run<'a> {
+    analyst: &'a Analyst,
+    opts: &'a AskOptions,
+    policy: Policy,
+    question: &'a str,
+    sink: Sink<'a>,
+    cancel: &'a CancellationToken,
+    started: Instant,
+    entries: Vec<TableEntry>,
+    session: String,
+    messages: Vec<Message>,
+    tools: Vec<Tool>,
+    prompt_hash: String,
+    data_versions: Vec<DataVersion>,
+    key: String,
+    usage: Usage,
+    llm_ms: u64,
+    exec_ms: u64,
+    step: usize,
+    attempt: usize,
+    steps: Vec<Step>,
+    last: Option<LastStep>,
+    notes: Vec<String>,
+    last_code: String,
+    last_error: String,
+}
+
+impl<'a> Run<'a> {
+    /// Read the catalog, build the context and the first messages.
+    pub(crate) async fn prepare(
+        analyst: &'a Analyst,
+        conversation: &mut Conversation,
+        question: &'a str,
+        opts: &'a AskOptions,
+        sink: Sink<'a>,
+        cancel: &'a CancellationToken,
+        started: Instant,
+    ) -> Result<Run<'a>, AgentError> {
+        let entries = Catalog::open(&analyst.data)
+            .and_then(|c| c.tables())
+            .map_err(|e| agent_err("catalog", format!("the tables could not be read: {e}")))?;
+        if entries.is_empty() {
+            return Err(agent_err("catalog", "there are no tables yet: load a file first"));
+        }
+        let policy = Policy::new(opts.privacy);
+        let python_on = analyst.python.is_some();
+        let data_versions = entries
+            .iter()
+            .map(|t| DataVersion { table: t.name.clone(), version: t.version, content_hash: t.content_hash.clone() })
+            .collect();
+        let mut run = Run {
+            analyst,
+            opts,
+            policy,
+            question,
+            sink,
+            cancel,
+            started,
+            entries,
+            session: conversation.ensure_id().to_string(),
+            messages: Vec::new(),
+            tools: if opts.protocol == Protocol::Tools { prompt::tools_with(python_on) } else { Vec::new() },
+            prompt_hash: String::new(),
+            data_versions,
+            key: String::new(),
+            usage: Usage::default(),
+            llm_ms: 0,
+            exec_ms: 0,
+            step: 1,
+            attempt: 0,
+            steps: Vec::new(),
+            last: None,
+            notes: Vec::new(),
+            last_code: String::new(),
+            last_error: String::new(),
+        };
+        run.first_messages(conversation).await;
+        Ok(run)
+    }
+
+    fn emit(&mut self, e: Event) {
+        (self.sink)(e)
+    }
+
+    /// The system prompt with the data's context, the earlier turns and the question.
+    async fn first_messages(&mut self, conversation: &Conversation) {
+        let samples = if self.policy.shows(policy::View::SampleRows) { self.samples().await } else { HashMap::new() };
+        let ctx = context::build(&self.entries, &samples, self.question, self.opts.privacy, self.opts.context_tokens);
+        self.emit(Event::ContextBuilt {
+            tables: ctx.tables.clone(),
+            columns: ctx.columns,
+            omitted_columns: ctx.omitted_columns,
+            approx_tokens: ctx.approx_tokens,
+        });
+        let python_on = self.analyst.python.is_some();
+        let mut messages = vec![Message::system(prompt::system_with(self.opts.privacy, &ctx.text, python_on))];
+        for t in &conversation.turns {
+            messages.push(Message::user(t.question.clone()));
+            let mut said = t.model_text.clone();
+            if let Some(sql) = &t.sql {
+                said.push_str(&format!("\n\n(Query used:\n```sql\n{sql}\n```)"));
+            }
+            messages.push(Message::assistant(said.trim(), Vec::new()));
+        }
+        let previous_sql = conversation.turns.last().and_then(|t| t.sql.as_deref());
+        messages.push(Message::user(prompt::question(self.question, previous_sql)));
+        if self.opts.emit_prompt {
+            let system = messages[0].content.clone();
+            let question = messages.last().map(|m| m.content.clone()).unwrap_or_default();
+            self.emit(Event::Prompt { system, question });
+        }
+        self.prompt_hash = hash(&messages);
+        self.key = hash(&(
+            prompt::PROMPT_VERSION,
+            self.analyst.llm.model(),
+            self.opts.privacy,
+            &messages,
+            &self.data_versions,
+            self.opts.max_attempts,
+            self.opts.max_steps,
+        ));
+        self.messages = messages;
+    }
+
+    /// A few rows per table, as text, for the contexts that show sample rows.
+    /// (`&mut self` here and below: the run holds the sink, which is `Send`
+    /// but not `Sync`, so no `&Run` may live across an await.)
+    async fn samples(&mut self) -> HashMap<String, (Vec<String>, Vec<Vec<String>>)> {
+        let mut out = HashMap::new();
+        for t in self.entries.iter().take(12) {
+            let sql = format!("SELECT * FROM {} LIMIT 3", quoted(&t.name));
+            if let Ok(r) = self.analyst.run_sql(&sql, &self.opts.limits).await {
+                let table = Table::from_result(&r);
+                let cols = table.columns.iter().map(|c| c.name.clone()).collect();
+                let rows = table.rows.iter().map(|r| r.iter().map(answer::plain).collect()).collect();
+                out.insert(t.name.clone(), (cols, rows));
+            }
+        }
+        out
+    }
+
+    /// The stored answer for this very question, data and model, if any.
+    pub(crate) fn cached(&mut self, conversation: &mut Conversation) -> Option<Answer> {
+        if !self.opts.use_cache {
+            return None;
+        }
+        let mut a = self.analyst.cache.as_ref().and_then(|c| c.get(&self.key))?;
+        a.cached = true;
+        self.emit(Event::Cached { key: self.key.clone() });
+        conversation.turns.push(Turn {
+            question: self.question.into(),
+            model_text: a.answer.clone(),
+            sql: Some(a.code.clone()).filter(|c| !c.is_empty()),
+        });
+        self.emit(Event::Answer { answer: Box::new(a.clone()) });
+        Some(a)
+    }
+
+    /// Ask the model, act on each reply, until an answer or the budget is spent.
+    pub(crate) async fn drive(mut self, conversation: &mut Conversation) -> Result<Answer, AgentError> {
+        let budget = self.opts.max_steps * self.opts.max_attempts + self.opts.max_steps + 2;
+        for _ in 0..budget {
+            if self.cancel.is_cancelled() {
+                return Err(cancelled());
+            }
+            let resp = self.ask_model().await?;
+            let python_on = self.analyst.python.is_some();
+            let (call, ran) = match interpret(&resp, self.opts.protocol, python_on) {
+                Action::Problem { feedback, call } => {
+                    if self.on_problem(&resp, &call, feedback) == Flow::Stop {
+                        break;
+                    }
+                    continue;
+                }
+                Action::Sql { sql, call } => (call, self.on_sql(sql).await?),
+                Action::Python { code, call } => (call, self.on_python(code).await?),
+                Action::Final { text, chart } => return Ok(self.finish(conversation, &text, chart.as_ref())),
+            };
+            if self.record(&resp, &call, ran) == Flow::Stop {
+                break;
+            }
+        }
+        Ok(self.give_up(conversation))
+    }
+
+    /// One request to the model, its reply streamed; the plan beside its code emitted.
+    async fn ask_model(&mut self) -> Result<ChatResponse, AgentError> {
+        let python_on = self.analyst.python.is_some();
+        let req = ChatRequest {
+            messages: self.messages.clone(),
+            tools: self.tools.clone(),
+            json_schema: (self.opts.protocol == Protocol::Json).then(|| prompt::json_schema_with(python_on)),
+            stream: self.opts.stream,
+            max_tokens: None,
+            temperature: Some(0.0),
+        };
+        let t0 = Instant::now();
+        let resp = {
+            let sink = &mut self.sink;
+            let mut on_delta = |d: Delta| {
+                if let Delta::Text { text } = d {
+                    sink(Event::LlmDelta { text });
+                }
+            };
+            self.analyst.llm.chat(&req, &mut on_delta, self.cancel).await
+        };
+        self.llm_ms += t0.elapsed().as_millis() as u64;
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) if e.kind == LlmErrorKind::Cancelled => return Err(cancelled()),
+            Err(e) => return Err(agent_err("llm", format!("the model could not be reached: {e}"))),
+        };
+        self.usage += resp.usage;
+        let plan = strip_fences(resp.text.trim());
+        let is_final = matches!(interpret(&resp, self.opts.protocol, python_on), Action::Final { .. });
+        if !plan.trim().is_empty() && !is_final {
+            self.emit(Event::Plan { text: plan.trim().to_string() });
+        }
+        Ok(resp)
+    }
+
+    /// A reply that could not be acted on: say why, and let the model try again.
+    fn on_problem(&mut self, resp: &ChatResponse, call: &Option<ToolCall>, feedback: String) -> Flow {
+        self.attempt += 1;
+        let (step, attempt) = (self.step, self.attempt);
+        self.emit(Event::Failed { step, attempt, message: feedback.clone() });
+        self.last_error = feedback.clone();
+        if attempt >= self.opts.max_attempts {
+            return Flow::Stop;
+        }
+        self.emit(Event::Retrying { step, attempt, max_attempts: self.opts.max_attempts });
+        self.converse(resp, call, feedback);
+        Flow::Next
+    }
+
+    /// The model's turn and Quarry's reply to it, as the model sees them next time.
+    fn converse(&mut self, resp: &ChatResponse, call: &Option<ToolCall>, reply: String) {
+        match call {
+            Some(c) => {
+                self.messages.push(Message::assistant(resp.text.clone(), vec![c.clone()]));
+                self.messages.push(Message::tool_result(c.id.clone(), reply));
+            }
+            None => {
+                self.messages.push(Message::assistant(resp.text.clone(), Vec::new()));
+                self.messages.push(Message::user(reply));
+            }
+        }
+    }
+
+    /// Run a query the model wrote.
+    async fn on_sql(&mut self, sql: String) -> Result<Ran, AgentError> {
+        self.attempt += 1;
+        self.last_code = sql.clone();
+        let (step, attempt) = (self.step, self.attempt);
+        self.emit(Event::CodeProposed { step, attempt, language: "sql".into(), code: sql.clone() });
+        let t1 = Instant::now();
+        let result = tokio::select! {
+            _ = self.cancel.cancelled() => return Err(cancelled()),
+            r = self.analyst.run_sql(&sql, &self.opts.limits) => r,
+        };
+        self.exec_ms += t1.elapsed().as_millis() as u64;
+        Ok(match result {
+            Ok(r) => self.sql_ok(sql, &r, t1).await,
+            Err(e) => self.sql_failed(sql, &e),
+        })
+    }
+
+    async fn sql_ok(&mut self, sql: String, r: &QueryResult, t1: Instant) -> Ran {
+        let table = Table::from_result(r);
+        let (step, attempt) = (self.step, self.attempt);
+        self.emit(Event::Executed {
+            step,
+            attempt,
+            rows: r.rows,
+            columns: table.columns.iter().map(|c| c.name.clone()).collect(),
+            truncated: r.truncated,
+            elapsed_ms: t1.elapsed().as_millis() as u64,
+        });
+        self.steps.push(Step {
+            language: "sql".into(),
+            code: sql.clone(),
+            ok: true,
+            outcome: format!("{} rows", r.rows),
+        });
+        let preview = self.policy.result(&table);
+        let mut text = prompt::result_ok(&table.shape(), preview.as_deref(), step, self.opts.max_steps);
+        // Checked on every result: an aggregate over a misspelled filter
+        // returns one row of zeros, not an empty table.
+        self.check_filters(&sql, &mut text).await;
+        let last =
+            LastStep { code: sql, language: "sql", table: Some(table), output: String::new(), figures: Vec::new() };
+        Ran::Ok(last, text)
+    }
+
+    /// For each `column = 'value'` filter that matches no row: an event, a
+    /// line for the model (with the closest values where the policy allows)
+    /// and a note for the answer.
+    async fn check_filters(&mut self, sql: &str, text: &mut String) {
+        for (column, value, closest) in self.empty_filters(sql).await {
+            self.emit(Event::EmptyFilter { column: column.clone(), value: value.clone(), closest: closest.clone() });
+            text.push('\n');
+            text.push_str(&prompt::empty_filter(&column, &value, self.policy.filter_suggestions(&closest)));
+            self.notes.push(if closest.is_empty() {
+                format!("No row has {column} = '{value}'.")
+            } else {
+                format!(
+                    "No row has {column} = '{value}'; the closest existing values are {}.",
+                    closest.iter().map(|v| format!("'{v}'")).collect::<Vec<_>>().join(", ")
+                )
+            });
+        }
+    }
+
+    /// For each `column = 'value'` filter whose value does not occur: the closest existing values.
+    async fn empty_filters(&mut self, sql: &str) -> Vec<(String, String, Vec<String>)> {
+        let mut out = Vec::new();
+        let lower = sql.to_lowercase();
+        for (column, value) in quarry_engine::guard::filter_literals(sql).into_iter().take(6) {
+            let Some((t, c)) = self
+                .entries
+                .iter()
+                .filter(|t| lower.contains(&t.name.to_lowercase()))
+                .find_map(|t| t.columns.iter().find(|c| c.name.eq_ignore_ascii_case(&column)).map(|c| (t, c)))
+            else {
+                continue;
+            };
+            let q = format!(
+                "SELECT CAST({c} AS VARCHAR) AS v FROM {t} WHERE {c} IS NOT NULL GROUP BY 1 LIMIT 20000",
+                c = quoted(&c.name),
+                t = quoted(&t.name)
+            );
+            let Ok(r) = self.analyst.run_sql(&q, &self.opts.limits).await else { continue };
+            let values: Vec<String> = Table::from_result(&r).rows.into_iter().map(|r| answer::plain(&r[0])).collect();
+            if values.iter().any(|v| v == &value) {
+                continue;
+            }
+            out.push((c.name.clone(), value.clone(), closest_values(&value, values)));
+        }
+        out
+    }
+
+    fn sql_failed(&mut self, sql: String, e: &quarry_engine::EngineError) -> Ran {
+        let (step, attempt) = (self.step, self.attempt);
+        match (&e.kind, &e.refusal) {
+            (ErrorKind::Refused, Some(r)) => {
+                self.emit(Event::Refused { step, attempt, rule: r.rule.as_str().into(), message: e.to_string() })
+            }
+            _ => self.emit(Event::Failed { step, attempt, message: e.to_string() }),
+        }
+        let shown = self.policy.sql_error(e);
+        let reply = prompt::result_error(&shown, attempt, self.opts.max_attempts, &schema_for(&sql, &self.entries));
+        Ran::Failed { language: "sql", reply, code: sql, full: e.to_string() }
+    }
+
+    /// Run Python code the model wrote.
+    async fn on_python(&mut self, code: String) -> Result<Ran, AgentError> {
+        self.attempt += 1;
+        self.last_code = code.clone();
+        let (step, attempt) = (self.step, self.attempt);
+        self.emit(Event::CodeProposed { step, attempt, language: "python".into(), code: code.clone() });
+        let t1 = Instant::now();
+        let tables: Vec<String> = self.entries.iter().map(|t| t.name.clone()).collect();
+        let result = tokio::select! {
+            _ = self.cancel.cancelled() => {
+                if let Some(py) = &self.analyst.python {
+                    py.interrupt(&self.session);
+                }
+                return Err(cancelled());
+            }
+            r = self.analyst.run_python(&self.session, &code, tables, &self.opts.limits) => r,
+        };
+        self.exec_ms += t1.elapsed().as_millis() as u64;
+        Ok(match result {
+            Ok(run) if run.ok => self.python_ok(code, run, t1),
+            Ok(run) => {
+                let e = run.error.unwrap_or_else(|| PyFailure {
+                    kind: "Error".into(),
+                    message: "the code failed".into(),
+                    line: None,
+                    source: None,
+                    hint: None,
+                });
+                let full = policy::python_failure_text(&e);
+                self.emit(Event::Failed { step, attempt, message: full.clone() });
+                let shown = self.policy.python_failure(&e);
+                self.python_failed(code, full, &shown)
+            }
+            Err(e) => {
+                let full = e.to_string();
+                match &e {
+                    PythonError::Refused(rs) => {
+                        let rule = rs.first().map(|r| r.rule.as_str().to_string()).unwrap_or_default();
+                        self.emit(Event::Refused { step, attempt, rule, message: full.clone() });
+                    }
+                    _ => self.emit(Event::Failed { step, attempt, message: full.clone() }),
+                }
+                let shown = self.policy.python_error(&e);
+                self.python_failed(code, full, &shown)
+            }
+        })
+    }
+
+    fn python_ok(&mut self, code: String, run: PyRun, t1: Instant) -> Ran {
+        let table =
+            run.tables.first().and_then(python::table_of).or_else(|| run.value.as_ref().and_then(answer::value_table));
+        let figures: Vec<String> = run.figures.iter().map(|p| answer::png_base64(p)).collect();
+        let (step, attempt) = (self.step, self.attempt);
+        if !run.stdout.is_empty() || !figures.is_empty() {
+            self.emit(Event::Output { step, attempt, text: run.stdout.clone(), figures: figures.clone() });
+        }
+        self.emit(Event::Executed {
+            step,
+            attempt,
+            rows: run.tables.first().map_or(table.as_ref().map_or(0, |t| t.rows.len()), |t| t.rows),
+            columns: table.as_ref().map(|t| t.columns.iter().map(|c| c.name.clone()).collect()).unwrap_or_default(),
+            truncated: run.tables.first().is_some_and(|t| t.truncated),
+            elapsed_ms: t1.elapsed().as_millis() as u64,
+        });
+        let summary = policy::python_summary(&run, table.as_ref());
+        self.steps.push(Step { language: "python".into(), code: code.clone(), ok: true, outcome: summary.clone() });
+        let details = self.policy.python_output(&run, table.as_ref());
+        let text = prompt::python_ok(&summary, details.as_deref(), step, self.opts.max_steps);
+        Ran::Ok(LastStep { code, language: "python", table, output: run.stdout, figures }, text)
+    }
+
+    fn python_failed(&self, code: String, full: String, shown: &str) -> Ran {
+        let reply = prompt::python_error(shown, self.attempt, self.opts.max_attempts, &schema_for("", &self.entries));
+        Ran::Failed { language: "python", code, full, reply }
+    }
+
+    /// What a step came to, the same for SQL and Python: a result moves on
+    /// to the next step; a failure is recorded and retried.
+    fn record(&mut self, resp: &ChatResponse, call: &Option<ToolCall>, ran: Ran) -> Flow {
+        match ran {
+            Ran::Ok(step_behind_answer, text) => {
+                self.last = Some(step_behind_answer);
+                self.converse(resp, call, text);
+                if self.step > self.opts.max_steps {
+                    return Flow::Stop;
+                }
+                self.step += 1;
+                self.attempt = 0;
+            }
+            Ran::Failed { language, code, full, reply } => {
+                self.steps.push(Step { language: language.into(), code, ok: false, outcome: full.clone() });
+                self.last_error = full;
+                if self.attempt >= self.opts.max_attempts {
+                    return Flow::Stop;
+                }
+                let (step, attempt) = (self.step, self.attempt);
+                self.emit(Event::Retrying { step, attempt, max_attempts: self.opts.max_attempts });
+                self.converse(resp, call, reply);
+            }
+        }
+        Flow::Next
+    }
+
+    /// The model answered: the narrative, the chart and the answer from the last step that ran.
+    fn finish(mut self, conversation: &mut Conversation, text: &str, chart: Option<&ChartProposal>) -> Answer {
+        let table = self.last.as_ref().and_then(|l| l.table.as_ref());
+        let mut narrative = self.policy.narrative(text, table);
+        for n in &self.notes {
+            narrative.push_str("\n\n");
+            narrative.push_str(n);
+        }
+        let chart = table.and_then(|t| chart::build(chart, t, self.question));
+        let mut answer = self.answer(true, narrative, true);
+        answer.attempts = attempts_of_last_step(&self.steps);
+        answer.chart = chart;
+        if self.last.is_none() {
+            // Answered without running anything: no code stands behind it.
+            answer.code = String::new();
+            answer.language = "sql".into();
+        }
+        if let Some(c) = &self.analyst.cache {
+            c.put(&self.key, &answer);
+        }
+        let sql = self.last.as_ref().filter(|l| l.language == "sql").map(|l| l.code.clone());
+        conversation.turns.push(Turn { question: self.question.to_string(), model_text: text.to_string(), sql });
+        self.emit(Event::Answer { answer: Box::new(answer.clone()) });
+        answer
+    }
+
+    /// Out of attempts (or of steps with a result to show): what ran, or why not.
+    fn give_up(mut self, conversation: &mut Conversation) -> Answer {
+        let clean = self.last_error.is_empty() || self.attempt == 0;
+        let (ok, text) = match &self.last {
+            Some(LastStep { table: Some(t), .. }) if clean => (true, answer::describe(t)),
+            Some(LastStep { table: None, .. }) if clean => (true, "The code ran; its output is below.".into()),
+            _ => (
+                false,
+                format!(
+                    "I could not answer this: after {} attempt{} the query still failed. Last error: {}\nThe code tried is shown below; rephrasing the question or naming the columns may help.",
+                    self.attempt,
+                    if self.attempt == 1 { "" } else { "s" },
+                    self.last_error
+                ),
+            ),
+        };
+        let answer = self.answer(ok, text, ok);
+        conversation.turns.push(Turn { question: self.question.to_string(), model_text: String::new(), sql: None });
+        self.emit(Event::Answer { answer: Box::new(answer.clone()) });
+        answer
+    }
+
+    /// The one answer builder: from the last step that ran when `from_last`,
+    /// else from the last code tried.
+    fn answer(&self, ok: bool, narrative: String, from_last: bool) -> Answer {
+        let last = self.last.as_ref().filter(|_| from_last);
+        Answer {
+            question: self.question.to_string(),
+            ok,
+            answer: narrative,
+            code: last.map_or_else(|| self.last_code.clone(), |l| l.code.clone()),
+            language: match last {
+                Some(l) => l.language.into(),
+                None => self.steps.last().map_or("sql".into(), |s| s.language.clone()),
+            },
+            attempts: self.attempt.max(1),
+            steps: self.steps.clone(),
+            table: last.and_then(|l| l.table.clone()),
+            chart: None,
+            output: last.map(|l| l.output.clone()).unwrap_or_default(),
+            figures: last.map(|l| l.figures.clone()).unwrap_or_default(),
+            provenance: self.provenance(),
+            cached: false,
+        }
+    }
+
+    fn provenance(&self) -> Provenance {
+        Provenance {
+            model: self.analyst.llm.model(),
+            privacy: self.opts.privacy,
+            prompt_hash: self.prompt_hash.clone(),
+            data_versions: self.data_versions.clone(),
+            llm_ms: self.llm_ms,
+            exec_ms: self.exec_ms,
+            total_ms: self.started.elapsed().as_millis() as u64,
+            input_tokens: self.usage.input_tokens,
+            output_tokens: self.usage.output_tokens,
+        }
+    }
+}
+
+fn cancelled() -> AgentError {
+    agent_err("cancelled", "cancelled")
+}
+
+/// Up to three existing values closest to `value` (Jaro-Winkler above 0.75).
+fn closest_values(value: &str, values: Vec<String>) -> Vec<String> {
+    let target = value.to_lowercase();
+    let mut scored: Vec<(f64, String)> = values
+        .into_iter()
+        .map(|v| (strsim::jaro_winkler(&target, &v.to_lowercase()), v))
+        .filter(|(s, _)| *s > 0.75)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    scored.into_iter().take(3).map(|(_, v)| v).collect()
+}
+
+/// Columns of the tables a query mentions (all tables when it names none).
+fn schema_for(sql: &str, entries: &[TableEntry]) -> String {
+    let lower = sql.to_lowercase();
+    let named: Vec<&TableEntry> = entries.iter().filter(|t| lower.contains(&t.name.to_lowercase())).collect();
+    let list = if named.is_empty() { entries.iter().collect() } else { named };
+    let mut s = String::new();
+    for t in list.iter().take(6) {
+        let cols: Vec<String> =
+            t.columns.iter().take(120).map(|c| format!("{} ({})", c.name, c.dtype.as_str())).collect();
+        s.push_str(&format!("{}: {}\n", t.name, cols.join(", ")));
+    }
+    s
+}
+
+/// How many tries the last step took: failures since the previous success, plus the success.
+fn attempts_of_last_step(steps: &[Step]) -> usize {
+    let Some(last_ok) = steps.iter().rposition(|s| s.ok) else { return steps.len().max(1) };
+    let before = steps[..last_ok].iter().rev().take_while(|s| !s.ok).count();
+    before + 1
+}
