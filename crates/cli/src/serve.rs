@@ -15,7 +15,7 @@ use crate::python::{start_kernels, PyArgs};
 
 /// Options of `quarry serve`.
 pub struct Serve<'a> {
-    pub web: crate::WebArgs,
+    pub web: crate::args::WebArgs,
     pub data: &'a Path,
     pub bind: IpAddr,
     pub port: u16,

@@ -116,22 +116,8 @@ pub struct Finished {
     pub rows: u64,
 }
 
-/// Turn a finished walk over the rows into columns, names, types and notes.
-pub(crate) fn finish_columns<R: RowLike>(
-    layout: &Layout,
-    shaper: &Shaper<R>,
-    prefer_decimal_comma: bool,
-    path: &Path,
-    sheet: Option<&str>,
-    format: &str,
-) -> Finished {
-    // Text files declare their fields, so only trailing unlabelled blank
-    // columns (a trailing delimiter) go; in sheets every unlabelled blank column goes.
-    let text_file = format == "csv";
-    let last_used = (0..layout.labels.len())
-        .rev()
-        .find(|&i| !layout.labels[i].trim().is_empty() || shaper.column_nonblank[i] > 0)
-        .map_or(0, |i| i + 1);
+/// What the layout says about the header: two rows joined, rows skipped above it, or none.
+fn header_notes(layout: &Layout) -> Vec<Note> {
     let mut notes: Vec<Note> = Vec::new();
     if let Some(h) = layout.header_row {
         let line = |i: usize| i + 1;
@@ -157,6 +143,48 @@ pub(crate) fn finish_columns<R: RowLike>(
             "no header row: the first row holds values, so columns are numbered (column_1, column_2, …)",
         ));
     }
+    notes
+}
+
+/// One note per reason rows were kept out of the data, naming the rows.
+fn excluded_notes(excluded: &BTreeMap<u64, ExcludedRow>) -> Vec<Note> {
+    let mut notes = Vec::new();
+    let mut by_reason: BTreeMap<ExcludeReason, Vec<u64>> = BTreeMap::new();
+    for e in excluded.values() {
+        by_reason.entry(e.reason).or_default().push(e.row);
+    }
+    for (reason, rows) in by_reason {
+        let kind = reason.note_kind();
+        let reason = reason.describe();
+        let list = rows.iter().take(10).map(|r| r.to_string()).collect::<Vec<_>>().join(", ");
+        let more = if rows.len() > 10 { format!(" and {} more", rows.len() - 10) } else { String::new() };
+        notes.push(Note::table(
+            kind,
+            format!(
+                "{} row(s) kept out of the data as {reason} (source row {list}{more}); kept verbatim as excluded rows (after loading: `quarry excluded TABLE`)",
+                rows.len()
+            ),));
+    }
+    notes
+}
+
+/// Turn a finished walk over the rows into columns, names, types and notes.
+pub(crate) fn finish_columns<R: RowLike>(
+    layout: &Layout,
+    shaper: &Shaper<R>,
+    prefer_decimal_comma: bool,
+    path: &Path,
+    sheet: Option<&str>,
+    format: &str,
+) -> Finished {
+    // Text files declare their fields, so only trailing unlabelled blank
+    // columns (a trailing delimiter) go; in sheets every unlabelled blank column goes.
+    let text_file = format == "csv";
+    let last_used = (0..layout.labels.len())
+        .rev()
+        .find(|&i| !layout.labels[i].trim().is_empty() || shaper.column_nonblank[i] > 0)
+        .map_or(0, |i| i + 1);
+    let mut notes = header_notes(layout);
     let plans: Vec<ColumnPlan> = shaper.columns.iter().map(|c| c.plan(prefer_decimal_comma)).collect();
     let mut sources = Vec::new();
     let mut dropped = 0;
@@ -211,22 +239,7 @@ pub(crate) fn finish_columns<R: RowLike>(
     if shaper.blank_rows > 0 {
         notes.push(Note::table(NoteKind::BlankRows, format!("{} blank rows skipped", shaper.blank_rows)));
     }
-    let mut by_reason: BTreeMap<ExcludeReason, Vec<u64>> = BTreeMap::new();
-    for e in shaper.excluded.values() {
-        by_reason.entry(e.reason).or_default().push(e.row);
-    }
-    for (reason, rows) in by_reason {
-        let kind = reason.note_kind();
-        let reason = reason.describe();
-        let list = rows.iter().take(10).map(|r| r.to_string()).collect::<Vec<_>>().join(", ");
-        let more = if rows.len() > 10 { format!(" and {} more", rows.len() - 10) } else { String::new() };
-        notes.push(Note::table(
-            kind,
-            format!(
-                "{} row(s) kept out of the data as {reason} (source row {list}{more}); kept verbatim as excluded rows (after loading: `quarry excluded TABLE`)",
-                rows.len()
-            ),));
-    }
+    notes.extend(excluded_notes(&shaper.excluded));
     let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
     let meta = TableMeta {
         name: names::table_name(&stem, sheet),

@@ -282,22 +282,7 @@ fn prepare_with(
         ));
     }
     let delimiter = sniff_delimiter(&sample_text);
-    let mut head_rows: Vec<csv::StringRecord> = Vec::new();
-    {
-        let mut rdr = reader(open_decoded(path, encoding)?, delimiter, opts.max_record_bytes);
-        let mut rec = csv::StringRecord::new();
-        while head_rows.len() < 50 {
-            match next_record(&mut rdr, &mut rec) {
-                Ok(true) if rec.len() > opts.max_columns => {
-                    return Err(too_many_columns(head_rows.len() as u64 + 1, rec.len(), opts.max_columns))
-                }
-                Ok(true) => head_rows.push(rec.clone()),
-                Ok(false) => break,
-                Err(e) if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) => return Err(utf8_retry()),
-                Err(e) => return Err(read_error(&rdr, e)),
-            }
-        }
-    }
+    let head_rows = head_rows(path, encoding, delimiter, opts)?;
     let layout = find_layout(&head_rows);
     let mut shaper: Shaper<csv::StringRecord> = Shaper::new(&layout, true);
     let file_len = std::fs::metadata(path)?.len();
@@ -309,61 +294,7 @@ fn prepare_with(
     let scanned = std::thread::scope(|s| -> Result<()> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<(u64, csv::StringRecord)>, u64)>(4);
         let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<csv::StringRecord>>();
-        let splitter = s.spawn(move || -> Result<Option<u64>> {
-            let mut rdr = rdr;
-            let mut n: u64 = 0;
-            let mut last_multiline = None;
-            let mut spare: Vec<csv::StringRecord> = Vec::new();
-            loop {
-                let mut chunk = Vec::with_capacity(CHUNK);
-                while chunk.len() < CHUNK {
-                    if spare.is_empty() {
-                        if let Ok(more) = back_rx.try_recv() {
-                            spare = more;
-                        }
-                    }
-                    let mut rec = spare.pop().unwrap_or_default();
-                    match next_record(&mut rdr, &mut rec) {
-                        Ok(true) => {}
-                        Ok(false) => break,
-                        Err(e) if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) && encoding.is_none() => {
-                            return Err(utf8_retry())
-                        }
-                        Err(e) => return Err(read_error(&rdr, e)),
-                    }
-                    let line = rec.position().map_or(n + 1, |p| p.line());
-                    if rec.len() > max_columns {
-                        return Err(too_many_columns(line, rec.len(), max_columns));
-                    }
-                    if rec.as_slice().len() > max_record {
-                        return Err(IngestError::new(
-                            ErrorKind::Corrupt,
-                            format!("the record starting on line {line} is {} MB long", rec.as_slice().len() >> 20),
-                            "a quote is probably never closed; fix the quoting near that line",
-                        ));
-                    }
-                    last_multiline = rec.as_slice().contains('\n').then_some(line);
-                    chunk.push((line, rec));
-                    n += 1;
-                }
-                let done = chunk.len() < CHUNK;
-                if !chunk.is_empty() && tx.send((chunk, rdr.get_ref().bytes)).is_err() {
-                    return Ok(None);
-                }
-                if done {
-                    break;
-                }
-            }
-            drop(tx);
-            if let Some(line) = last_multiline {
-                let tail = &rdr.get_ref().tail;
-                let end = tail.iter().rposition(|b| !b.is_ascii_whitespace());
-                if end.is_none_or(|i| tail[i] != b'"') {
-                    return Ok(Some(line));
-                }
-            }
-            Ok(None)
-        });
+        let splitter = s.spawn(move || split_records(rdr, encoding.is_none(), max_record, max_columns, tx, back_rx));
         let mut n: u64 = 0;
         for (chunk, bytes) in rx {
             let mut reuse = Vec::with_capacity(chunk.len());
@@ -411,6 +342,93 @@ fn prepare_with(
         );
     }
     Ok(TextPlan { path: path.to_path_buf(), encoding, delimiter, layout, finished })
+}
+
+/// The record-splitting stage of pass 1: chunks of (line, record) to `tx`,
+/// record buffers back from `back_rx`. `Some(line)` when a multi-line
+/// record at `line` ends the file without its closing quote.
+fn split_records(
+    mut rdr: Records,
+    detected: bool,
+    max_record: usize,
+    max_columns: usize,
+    tx: std::sync::mpsc::SyncSender<(Vec<(u64, csv::StringRecord)>, u64)>,
+    back_rx: std::sync::mpsc::Receiver<Vec<csv::StringRecord>>,
+) -> Result<Option<u64>> {
+    let mut n: u64 = 0;
+    let mut last_multiline = None;
+    let mut spare: Vec<csv::StringRecord> = Vec::new();
+    loop {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        while chunk.len() < CHUNK {
+            if spare.is_empty() {
+                if let Ok(more) = back_rx.try_recv() {
+                    spare = more;
+                }
+            }
+            let mut rec = spare.pop().unwrap_or_default();
+            match next_record(&mut rdr, &mut rec) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) && detected => return Err(utf8_retry()),
+                Err(e) => return Err(read_error(&rdr, e)),
+            }
+            let line = rec.position().map_or(n + 1, |p| p.line());
+            if rec.len() > max_columns {
+                return Err(too_many_columns(line, rec.len(), max_columns));
+            }
+            if rec.as_slice().len() > max_record {
+                return Err(IngestError::new(
+                    ErrorKind::Corrupt,
+                    format!("the record starting on line {line} is {} MB long", rec.as_slice().len() >> 20),
+                    "a quote is probably never closed; fix the quoting near that line",
+                ));
+            }
+            last_multiline = rec.as_slice().contains('\n').then_some(line);
+            chunk.push((line, rec));
+            n += 1;
+        }
+        let done = chunk.len() < CHUNK;
+        if !chunk.is_empty() && tx.send((chunk, rdr.get_ref().bytes)).is_err() {
+            return Ok(None);
+        }
+        if done {
+            break;
+        }
+    }
+    drop(tx);
+    if let Some(line) = last_multiline {
+        let tail = &rdr.get_ref().tail;
+        let end = tail.iter().rposition(|b| !b.is_ascii_whitespace());
+        if end.is_none_or(|i| tail[i] != b'"') {
+            return Ok(Some(line));
+        }
+    }
+    Ok(None)
+}
+
+/// The first 50 records, for finding the header and the data's start.
+fn head_rows(
+    path: &Path,
+    encoding: Option<&'static Encoding>,
+    delimiter: u8,
+    opts: &IngestOptions,
+) -> Result<Vec<csv::StringRecord>> {
+    let mut head_rows: Vec<csv::StringRecord> = Vec::new();
+    let mut rdr = reader(open_decoded(path, encoding)?, delimiter, opts.max_record_bytes);
+    let mut rec = csv::StringRecord::new();
+    while head_rows.len() < 50 {
+        match next_record(&mut rdr, &mut rec) {
+            Ok(true) if rec.len() > opts.max_columns => {
+                return Err(too_many_columns(head_rows.len() as u64 + 1, rec.len(), opts.max_columns))
+            }
+            Ok(true) => head_rows.push(rec.clone()),
+            Ok(false) => break,
+            Err(e) if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) => return Err(utf8_retry()),
+            Err(e) => return Err(read_error(&rdr, e)),
+        }
+    }
+    Ok(head_rows)
 }
 
 fn utf8_retry() -> IngestError {

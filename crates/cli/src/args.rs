@@ -1,0 +1,313 @@
+//! The command line, defined once: every subcommand and flag with its help
+//! and default (clap derives parsing and `--help` from these types).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use quarry_ingest::catalog;
+
+use crate::python;
+
+#[derive(Parser)]
+#[command(name = "quarry", version, about = "Self-hosted AI data analyst: load messy tables, ask questions")]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Cmd {
+    /// Load files into the catalog (Parquet + SQLite). Unchanged files are skipped.
+    Load {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Data directory holding the catalog.
+        #[arg(long, default_value = catalog::DEFAULT_DIR)]
+        data: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Profile files without loading them: tables, columns, types, statistics, notes.
+    Profile {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print the documented JSON shape instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the tables in the catalog.
+    Tables {
+        #[arg(long, default_value = catalog::DEFAULT_DIR)]
+        data: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the rows ingest kept out of a table (totals, footnotes, ragged rows).
+    Excluded {
+        table: String,
+        #[arg(long, default_value = catalog::DEFAULT_DIR)]
+        data: PathBuf,
+    },
+    /// Run one read-only SQL query over files (loaded first) or an existing catalog.
+    /// The query runs in a separate worker process under limits.
+    Sql {
+        /// Files to load first (as `quarry load` does); each becomes a table.
+        files: Vec<PathBuf>,
+        /// The query (a leading `--` comment is fine).
+        #[arg(long, short, allow_hyphen_values = true)]
+        query: String,
+        #[arg(long, default_value = catalog::DEFAULT_DIR)]
+        data: PathBuf,
+        /// table, csv, json or parquet.
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// Write the result here instead of standard output (required for parquet).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Wall-clock limit in seconds.
+        #[arg(long, default_value_t = 30.0)]
+        time_limit: f64,
+        /// Memory pool for the query, in MiB.
+        #[arg(long, default_value_t = 2048)]
+        memory_limit: usize,
+        /// Most rows returned.
+        #[arg(long, default_value_t = 10_000)]
+        max_rows: usize,
+    },
+    /// Ask a question in plain language: the model writes SQL, Quarry checks
+    /// and runs it in a sandboxed worker, repairs failures, and answers.
+    Ask {
+        /// Files to load first, then the question (last).
+        #[arg(required = true, num_args = 1..)]
+        args: Vec<String>,
+        #[command(flatten)]
+        ask: AskArgs,
+        /// Print the final answer object as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// An interactive conversation with follow-up questions over FILEs.
+    Chat {
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        ask: AskArgs,
+    },
+    /// Run a kernel inside a worker process (started by Quarry itself).
+    #[command(hide = true)]
+    Worker {
+        kind: String,
+        /// For `jail`: what to run behind the walls (JSON).
+        spec: Option<String>,
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Set up Quarry's Python environment (a venv with pinned pandas, numpy,
+    /// scipy, statsmodels, scikit-learn, matplotlib) and test the sandbox.
+    SetupPython {
+        /// The system Python 3 to build from (default: /usr/bin/python3).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        #[command(flatten)]
+        py: python::PyArgs,
+    },
+    /// Run Python scripts over FILEs (loaded first) or the catalog, in the
+    /// sandboxed kernel the analyst uses: `df` is the table when there is
+    /// one, `dfs["name"]` every table, `sql("SELECT …")` runs on the engine.
+    /// Several --code scripts run in order in one kernel, like notebook cells.
+    Python {
+        files: Vec<PathBuf>,
+        /// The script to run (repeatable).
+        #[arg(long, required = true)]
+        code: Vec<PathBuf>,
+        #[arg(long, default_value = catalog::DEFAULT_DIR)]
+        data: PathBuf,
+        /// Print one JSON object per script.
+        #[arg(long)]
+        json: bool,
+        /// Directory for figures (PNG); default the current directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Wall-clock limit per script, in seconds.
+        #[arg(long, default_value_t = 30.0)]
+        time_limit: f64,
+        /// Address space of the kernel, in MiB.
+        #[arg(long, default_value_t = 4096)]
+        memory_limit: u64,
+        #[command(flatten)]
+        py: python::PyArgs,
+        /// Test-only: skip the AST check to show the OS walls hold alone.
+        #[arg(long, hide = true)]
+        skip_ast_check: bool,
+    },
+    /// Measure the warm Python kernel's start against a cold `import pandas`.
+    #[command(hide = true)]
+    BenchPython {
+        #[arg(long, default_value_t = 30)]
+        n: usize,
+        #[command(flatten)]
+        py: python::PyArgs,
+    },
+    /// Write the demo dataset (a malaria facility workbook, a population
+    /// table, a French CSV, a UTF-16 export) and serve it in the web app.
+    Demo {
+        /// Where the demo files go.
+        #[arg(long, default_value = "quarry-demo")]
+        dir: PathBuf,
+        #[arg(long, default_value = catalog::DEFAULT_DIR)]
+        data: PathBuf,
+        /// Load and profile the files on the terminal instead of serving them.
+        #[arg(long)]
+        no_serve: bool,
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        #[command(flatten)]
+        py: python::PyArgs,
+    },
+    /// Serve the web app: upload, explore and ask, in the browser.
+    Serve {
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Address to listen on; anything but loopback requires login.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+        /// Holds quarry.sqlite and the workspaces.
+        #[arg(long, default_value = catalog::DEFAULT_DIR)]
+        data: PathBuf,
+        /// Do not offer the model the Python kernel.
+        #[arg(long)]
+        no_python: bool,
+        /// Configuration file with an [llm] table.
+        #[arg(long, default_value = "quarry.toml")]
+        config: PathBuf,
+        /// Questions each user may ask per minute.
+        #[arg(long, default_value_t = 30)]
+        questions_per_minute: u32,
+        /// API requests each user may make per minute.
+        #[arg(long, default_value_t = 1200)]
+        requests_per_minute: u32,
+        #[command(flatten)]
+        web: WebArgs,
+        #[command(flatten)]
+        py: python::PyArgs,
+    },
+    /// Accounts for `quarry serve --bind` (login required off loopback).
+    User {
+        #[command(subcommand)]
+        cmd: UserCmd,
+        #[arg(long, default_value = catalog::DEFAULT_DIR, global = true)]
+        data: PathBuf,
+    },
+    /// Serve a scripted fake LLM (OpenAI and Anthropic wire protocols) for
+    /// tests and demos: replays SCRIPT (JSON or YAML) and records requests.
+    FakeLlm {
+        /// Port on 127.0.0.1 (0 picks a free one; the URL is printed).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        #[arg(long)]
+        script: PathBuf,
+        /// Append every request received to this file as JSON lines.
+        #[arg(long)]
+        record: Option<PathBuf>,
+    },
+    /// Measure the analyst's own overhead per question (fake LLM answering at once).
+    #[command(hide = true)]
+    BenchAsk {
+        #[arg(long, default_value = catalog::DEFAULT_DIR)]
+        data: PathBuf,
+        #[arg(long, default_value_t = 50)]
+        n: usize,
+    },
+    /// Generate test and benchmark data.
+    #[command(hide = true)]
+    Gen {
+        /// `csv` or `xlsx`.
+        kind: String,
+        out: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        rows: usize,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum UserCmd {
+    /// Add an account; the password comes from QUARRY_PASSWORD or standard input.
+    Add {
+        name: String,
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Print a new API token for NAME (send it as `Authorization: Bearer …`).
+    Token { name: String },
+}
+
+/// Who may reach `quarry serve`, and how long logins last.
+#[derive(clap::Args, Clone, Default)]
+pub(crate) struct WebArgs {
+    /// A host name the server answers to besides IP addresses and
+    /// localhost (repeatable); other names are refused (DNS rebinding).
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    pub allowed_hosts: Vec<String>,
+    /// The URL users reach Quarry at behind a proxy, e.g. https://quarry.example.org
+    /// (its host is allowed; https makes the session cookie Secure).
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// A login session ends after this many hours unused.
+    #[arg(long, default_value_t = 12.0)]
+    pub session_idle_hours: f64,
+    /// A login session ends this many days after it began.
+    #[arg(long, default_value_t = 7.0)]
+    pub session_max_days: f64,
+}
+
+/// Options shared by `ask` and `chat`.
+#[derive(clap::Args, Clone)]
+pub(crate) struct AskArgs {
+    #[arg(long, default_value = catalog::DEFAULT_DIR)]
+    pub(crate) data: PathBuf,
+    /// strict (no cell value reaches the model), sample (a few rows) or full (the model reads results).
+    #[arg(long, default_value = "strict")]
+    pub(crate) privacy: String,
+    /// Attempts per step before giving up.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) max_attempts: usize,
+    /// Print the prompt sent to the model.
+    #[arg(long)]
+    pub(crate) show_prompt: bool,
+    /// Ask the model again even when a stored answer exists.
+    #[arg(long)]
+    pub(crate) no_cache: bool,
+    /// tools (native tool calling), json (constrained JSON) or text (fenced ```sql blocks).
+    #[arg(long, default_value = "tools")]
+    pub(crate) protocol: String,
+    /// Wall-clock limit per query, in seconds.
+    #[arg(long, default_value_t = 30.0)]
+    pub(crate) time_limit: f64,
+    /// openai (any OpenAI-compatible server: Ollama, vLLM, llama.cpp, LM Studio, OpenRouter) or anthropic.
+    #[arg(long)]
+    pub(crate) llm_provider: Option<String>,
+    /// e.g. http://localhost:11434/v1 for Ollama.
+    #[arg(long)]
+    pub(crate) llm_base_url: Option<String>,
+    #[arg(long)]
+    pub(crate) llm_model: Option<String>,
+    /// Prefer QUARRY_LLM_API_KEY or OPENAI_API_KEY/ANTHROPIC_API_KEY: flags show up in process lists.
+    #[arg(long)]
+    pub(crate) llm_api_key: Option<String>,
+    /// Configuration file with an [llm] table.
+    #[arg(long, default_value = "quarry.toml")]
+    pub(crate) config: PathBuf,
+    /// Do not offer the model the Python kernel (SQL only).
+    #[arg(long)]
+    pub(crate) no_python: bool,
+    /// Save figures drawn by Python steps in this directory.
+    #[arg(long)]
+    pub(crate) figures: Option<PathBuf>,
+    /// Write the answers to FILE, by its extension: .html (a self-contained
+    /// report), .ipynb (a Jupyter notebook), .json, or .csv/.xlsx (the last
+    /// result table). In `chat` it is rewritten after every answer.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) export: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) py: python::PyArgs,
+}

@@ -1,0 +1,187 @@
+//! The API's request and response bodies, with their OpenAPI schemas.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+    /// A stable name for the kind of error.
+    pub code: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConfigView {
+    /// The caller.
+    pub user: String,
+    pub login_required: bool,
+    /// The configured model, if any.
+    pub model: Option<String>,
+    /// How to point Quarry at a model, when none is configured.
+    pub llm_help: Option<String>,
+    pub python: bool,
+    pub python_note: Option<String>,
+    /// Privacy modes, strictest (the default) first.
+    pub privacy_modes: Vec<String>,
+    /// What each mode lets the model see, in the same order.
+    pub privacy_help: Vec<String>,
+    pub max_upload_bytes: u64,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct Login {
+    pub name: String,
+    pub password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenView {
+    pub token: String,
+    pub user: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewUser {
+    pub name: String,
+    pub password: Option<String>,
+    #[serde(default)]
+    pub admin: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserView {
+    pub id: i64,
+    pub name: String,
+    pub admin: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewWorkspace {
+    pub name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WorkspaceView {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DatasetView {
+    pub id: String,
+    pub workspace: String,
+    pub file_name: String,
+    pub size: u64,
+    pub tables: Vec<String>,
+    pub created_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TableView {
+    pub name: String,
+    pub source: String,
+    pub sheet: Option<String>,
+    pub version: u32,
+    pub rows: u64,
+    /// name, label and type of each column.
+    #[schema(value_type = Vec<Object>)]
+    pub columns: Value,
+    /// What ingest noticed or cleaned.
+    #[schema(value_type = Vec<Object>)]
+    pub notes: Value,
+    pub excluded_rows: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RowsView {
+    pub columns: Vec<String>,
+    #[schema(value_type = Vec<Vec<Object>>)]
+    pub rows: Vec<Vec<Value>>,
+    pub offset: usize,
+    pub total: u64,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SqlRequest {
+    pub sql: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SqlView {
+    #[schema(value_type = Object)]
+    pub table: Value,
+    pub rows: usize,
+    pub truncated: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewConversation {
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConversationView {
+    pub id: String,
+    pub workspace: String,
+    pub title: String,
+    pub created_at: String,
+    pub running: bool,
+    /// Every stored event, in order (with `events`).
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<Value>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct Question {
+    pub question: String,
+    /// strict (default), sample or full.
+    pub privacy: Option<String>,
+    /// Another model at the same provider.
+    pub model: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Accepted {
+    pub question: i64,
+}
+
+#[derive(Deserialize)]
+pub struct RowsQuery {
+    #[serde(default)]
+    pub offset: usize,
+    pub limit: Option<usize>,
+}
+
+#[derive(Deserialize)]
+pub struct UploadQuery {
+    /// The file's name (multipart uploads carry it in the part).
+    pub name: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct UploadAnyQuery {
+    pub name: Option<String>,
+    /// The workspace; the caller's first one when absent.
+    pub workspace: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct EventsQuery {
+    #[serde(default)]
+    pub after: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenInfoView {
+    /// What to revoke it by (not the token).
+    pub id: String,
+    pub label: String,
+    /// `session` (a login) or `api` (for scripts).
+    pub kind: String,
+    pub created_at: String,
+    pub last_used_unix: Option<i64>,
+    pub expires_unix: Option<i64>,
+}
