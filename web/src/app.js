@@ -356,8 +356,6 @@ function figures(list) {
   return el("div", { class: "figure" }, list.map((b64) => el("img", { alt: "figure", src: "data:image/png;base64," + b64 })));
 }
 
-const EXPORT_LABELS = { csv: "CSV", xlsx: "XLSX", html: "Report", ipynb: "Notebook", json: "JSON" };
-
 function renderAnswer(q, n, a) {
   const chart = el("div", { class: "chart" });
   const box = el("div", { class: "answer", "data-ok": a.ok ? "true" : "false" },
@@ -367,8 +365,8 @@ function renderAnswer(q, n, a) {
     a.output && !a.table ? el("pre", { class: "output" }, a.output) : null,
     figures(a.figures),
     el("div", { class: "exports" }, "Export:",
-      (a.table ? ["csv", "xlsx"] : []).concat(["html", "ipynb", "json"]).map((f) =>
-        el("a", { href: `/api/conversations/${state.conversation}/questions/${n}/export/${f}`, download: "" }, EXPORT_LABELS[f]))),
+      state.config.export_formats.filter((f) => a.table || !f.needs_table).map((f) =>
+        el("a", { href: `/api/conversations/${state.conversation}/questions/${n}/export/${f.format}`, download: "" }, f.label))),
     el("div", { class: "provenance" }, `${a.provenance.model} · privacy ${a.provenance.privacy} · ${a.attempts} attempt(s) · ${a.provenance.total_ms} ms · data ${a.provenance.data_versions.map((d) => `${d.table} v${d.version}`).join(", ")}${a.cached ? " · stored answer" : ""}`));
   step(q, "answer", box);
   if (a.chart && window.vegaEmbed) {

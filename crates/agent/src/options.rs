@@ -20,6 +20,38 @@ pub enum Protocol {
     Text,
 }
 
+impl Protocol {
+    pub const ALL: [Protocol; 3] = [Protocol::Tools, Protocol::Json, Protocol::Text];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tools => "tools",
+            Protocol::Json => "json",
+            Protocol::Text => "text",
+        }
+    }
+
+    /// What the protocol asks of the model's server, for help text.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Protocol::Tools => "native tool calling",
+            Protocol::Json => "constrained JSON, for servers without tools",
+            Protocol::Text => "fenced ```sql blocks, for the smallest models",
+        }
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Protocol, String> {
+        let s = s.trim().to_ascii_lowercase();
+        Protocol::ALL.into_iter().find(|p| p.as_str() == s).ok_or_else(|| {
+            let names: Vec<&str> = Protocol::ALL.iter().map(|p| p.as_str()).collect();
+            format!("unknown protocol '{s}': use {}", names.join(", "))
+        })
+    }
+}
+
 /// Options for one question; documented here.
 #[derive(Debug, Clone)]
 pub struct AskOptions {

@@ -4,8 +4,6 @@
 
 use std::sync::Arc;
 
-use arrow::ipc::reader::StreamReader;
-use arrow::ipc::writer::StreamWriter;
 use quarry_engine::{quoted, Limits, QueryResult, SqlKernel};
 use quarry_sandbox::python::{ArrowData, DataAccess, PyTable};
 
@@ -34,7 +32,7 @@ impl EngineData {
 
     fn run(&self, sql: &str) -> Result<ArrowData, String> {
         let r = self.kernel.query(sql, &self.limits).map_err(|e| e.to_string())?;
-        Ok(ArrowData { ipc: to_ipc(&r).map_err(|e| e.to_string())?, rows: r.rows, truncated: r.truncated })
+        Ok(ArrowData { ipc: r.to_ipc().map_err(|e| e.to_string())?, rows: r.rows, truncated: r.truncated })
     }
 }
 
@@ -48,25 +46,9 @@ impl DataAccess for EngineData {
     }
 }
 
-fn to_ipc(r: &QueryResult) -> Result<Vec<u8>, arrow::error::ArrowError> {
-    let mut out = Vec::new();
-    {
-        let mut w = StreamWriter::try_new(&mut out, &r.schema)?;
-        for b in &r.batches {
-            w.write(b)?;
-        }
-        w.finish()?;
-    }
-    Ok(out)
-}
-
 /// A table returned by Python code, decoded from its Arrow stream.
 pub fn decode(t: &PyTable) -> Result<QueryResult, String> {
-    let reader = StreamReader::try_new(std::io::Cursor::new(&t.ipc), None).map_err(|e| e.to_string())?;
-    let schema = reader.schema();
-    let batches: Vec<_> = reader.collect::<Result<_, _>>().map_err(|e| e.to_string())?;
-    let rows = batches.iter().map(|b| b.num_rows()).sum();
-    Ok(QueryResult { schema, batches, rows, truncated: t.truncated })
+    QueryResult::from_ipc(&t.ipc, t.truncated).map_err(|e| e.to_string())
 }
 
 /// The same, as the analyst's [`Table`].

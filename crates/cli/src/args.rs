@@ -3,8 +3,13 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
+use quarry_agent::{AskOptions, Privacy, Protocol};
 use quarry_ingest::catalog;
+use quarry_ingest::IngestOptions;
+use quarry_sandbox::Limits;
+use quarry_server::ServerConfig;
 
 use crate::python;
 
@@ -13,6 +18,11 @@ use crate::python;
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) cmd: Cmd,
+    /// Change a limit on what a file may hold, e.g. `max_cells=100M` (any
+    /// command that loads files, and `serve`; repeatable). An error that
+    /// hits a limit names it; a wrong name lists them all.
+    #[arg(long = "ingest-limit", value_name = "NAME=N", global = true, value_parser = ingest_limit)]
+    pub(crate) ingest_limits: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -66,13 +76,13 @@ pub(crate) enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Wall-clock limit in seconds.
-        #[arg(long, default_value_t = 30.0)]
+        #[arg(long, default_value_t = Limits::default().time.as_secs_f64())]
         time_limit: f64,
         /// Memory pool for the query, in MiB.
-        #[arg(long, default_value_t = 2048)]
+        #[arg(long, default_value_t = Limits::default().memory_bytes >> 20)]
         memory_limit: usize,
         /// Most rows returned.
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, default_value_t = Limits::default().max_rows)]
         max_rows: usize,
     },
     /// Ask a question in plain language: the model writes SQL, Quarry checks
@@ -129,10 +139,10 @@ pub(crate) enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Wall-clock limit per script, in seconds.
-        #[arg(long, default_value_t = 30.0)]
+        #[arg(long, default_value_t = Limits::for_python().time.as_secs_f64())]
         time_limit: f64,
         /// Address space of the kernel, in MiB.
-        #[arg(long, default_value_t = 4096)]
+        #[arg(long, default_value_t = Limits::for_python().address_space_bytes >> 20)]
         memory_limit: u64,
         #[command(flatten)]
         py: python::PyArgs,
@@ -181,10 +191,10 @@ pub(crate) enum Cmd {
         #[arg(long, default_value = "quarry.toml")]
         config: PathBuf,
         /// Questions each user may ask per minute.
-        #[arg(long, default_value_t = 30)]
+        #[arg(long, default_value_t = ServerConfig::QUESTIONS_PER_MINUTE)]
         questions_per_minute: u32,
         /// API requests each user may make per minute.
-        #[arg(long, default_value_t = 1200)]
+        #[arg(long, default_value_t = ServerConfig::REQUESTS_PER_MINUTE)]
         requests_per_minute: u32,
         #[command(flatten)]
         web: WebArgs,
@@ -253,10 +263,10 @@ pub(crate) struct WebArgs {
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
     /// A login session ends after this many hours unused.
-    #[arg(long, default_value_t = 12.0)]
+    #[arg(long, default_value_t = ServerConfig::SESSION_IDLE_HOURS)]
     pub session_idle_hours: f64,
     /// A login session ends this many days after it began.
-    #[arg(long, default_value_t = 7.0)]
+    #[arg(long, default_value_t = ServerConfig::SESSION_MAX_DAYS)]
     pub session_max_days: f64,
 }
 
@@ -265,11 +275,11 @@ pub(crate) struct WebArgs {
 pub(crate) struct AskArgs {
     #[arg(long, default_value = catalog::DEFAULT_DIR)]
     pub(crate) data: PathBuf,
-    /// strict (no cell value reaches the model), sample (a few rows) or full (the model reads results).
-    #[arg(long, default_value = "strict")]
-    pub(crate) privacy: String,
+    /// What of the data may reach the model.
+    #[arg(long, default_value = Privacy::default().as_str(), value_parser = privacy_values())]
+    pub(crate) privacy: Privacy,
     /// Attempts per step before giving up.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = AskOptions::default().max_attempts)]
     pub(crate) max_attempts: usize,
     /// Print the prompt sent to the model.
     #[arg(long)]
@@ -277,11 +287,11 @@ pub(crate) struct AskArgs {
     /// Ask the model again even when a stored answer exists.
     #[arg(long)]
     pub(crate) no_cache: bool,
-    /// tools (native tool calling), json (constrained JSON) or text (fenced ```sql blocks).
-    #[arg(long, default_value = "tools")]
-    pub(crate) protocol: String,
+    /// How the model is asked to act.
+    #[arg(long, default_value = Protocol::default().as_str(), value_parser = protocol_values())]
+    pub(crate) protocol: Protocol,
     /// Wall-clock limit per query, in seconds.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = Limits::default().time.as_secs_f64())]
     pub(crate) time_limit: f64,
     /// openai (any OpenAI-compatible server: Ollama, vLLM, llama.cpp, LM Studio, OpenRouter) or anthropic.
     #[arg(long)]
@@ -310,4 +320,33 @@ pub(crate) struct AskArgs {
     pub(crate) export: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) py: python::PyArgs,
+}
+
+/// The privacy modes, listed (with what each shows) from [`Privacy::ALL`].
+fn privacy_values() -> impl TypedValueParser<Value = Privacy> {
+    let values = Privacy::ALL.map(|p| PossibleValue::new(p.as_str()).help(p.describe()));
+    PossibleValuesParser::new(values).map(|s| s.parse::<Privacy>().unwrap_or_default())
+}
+
+/// The protocols, listed from [`Protocol::ALL`].
+fn protocol_values() -> impl TypedValueParser<Value = Protocol> {
+    let values = Protocol::ALL.map(|p| PossibleValue::new(p.as_str()).help(p.describe()));
+    PossibleValuesParser::new(values).map(|s| s.parse::<Protocol>().unwrap_or_default())
+}
+
+/// `NAME=N` for one of [`IngestOptions`]' limits, checked as it is parsed.
+fn ingest_limit(s: &str) -> Result<String, String> {
+    IngestOptions::default().set(s).map(|()| s.to_string())
+}
+
+impl Cli {
+    /// The ingest limits, defaults changed by `--ingest-limit`.
+    pub(crate) fn ingest_options(&self) -> IngestOptions {
+        let mut o = IngestOptions::default();
+        for l in &self.ingest_limits {
+            // Each was checked by `ingest_limit` when parsed.
+            let _ = o.set(l);
+        }
+        o
+    }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use quarry_agent::{Analyst, Answer, AskOptions, Conversation, Event, Privacy, Protocol};
+use quarry_agent::{Analyst, Answer, AskOptions, Conversation, Event};
 use quarry_engine::worker::SqlWorkers;
 use quarry_ingest::catalog::Catalog;
 use quarry_ingest::IngestOptions;
@@ -16,19 +16,10 @@ use quarry_report::{Format, Report, Source};
 use quarry_sandbox::{Launcher, Limits};
 use serde_json::Value;
 
-use crate::{fail, ingest_workers, AskArgs, Bar};
+use crate::{fail, AskArgs, Bar};
 
 pub fn run(files: &[PathBuf], question: Option<&str>, a: &AskArgs, as_json: bool, opts: &IngestOptions) -> bool {
-    let privacy: Privacy = match a.privacy.parse() {
-        Ok(p) => p,
-        Err(e) => return fail(e),
-    };
-    let protocol = match a.protocol.as_str() {
-        "tools" => Protocol::Tools,
-        "json" => Protocol::Json,
-        "text" => Protocol::Text,
-        other => return fail(format!("unknown protocol '{other}': use tools, json or text")),
-    };
+    let (privacy, protocol) = (a.privacy, a.protocol);
     if let Some(path) = &a.export {
         if let Err(e) = Format::parse(path.extension().and_then(|e| e.to_str()).unwrap_or_default()) {
             return fail(format!("--export {}: {e}", path.display()));
@@ -145,11 +136,7 @@ pub(crate) fn load_files_named(files: &[PathBuf], data: &Path, opts: &IngestOpti
     if files.is_empty() {
         return Some(Vec::new());
     }
-    if let Err(e) = crate::open_repaired(data) {
-        fail(e);
-        return None;
-    }
-    let workers = match ingest_workers(data) {
+    let workers = match crate::catalog_workers(data) {
         Ok(w) => w,
         Err(e) => {
             fail(e);
@@ -158,10 +145,7 @@ pub(crate) fn load_files_named(files: &[PathBuf], data: &Path, opts: &IngestOpti
     };
     let mut names = Vec::new();
     for f in files {
-        let bar = Bar::for_file(f);
-        let r = workers.load(f, opts, &bar);
-        bar.done();
-        match r {
+        match Bar::around(f, |bar| workers.load(f, opts, bar)) {
             Ok(report) => names.extend(report.tables.into_iter().map(|l| l.table.name)),
             Err(e) => {
                 fail(e);

@@ -44,6 +44,14 @@ impl Bar {
             pb.finish_and_clear();
         }
     }
+
+    /// Run `work` on `path` with a progress bar drawn while it runs.
+    pub(crate) fn around<T>(path: &Path, work: impl FnOnce(&Bar) -> T) -> T {
+        let bar = Bar::for_file(path);
+        let r = work(&bar);
+        bar.done();
+        r
+    }
 }
 
 impl Progress for Bar {
@@ -62,7 +70,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let opts = IngestOptions::default();
+    let opts = cli.ingest_options();
     let ok = match cli.cmd {
         Cmd::Load { files, data, json } => cmd_load(&files, &data, json, &opts),
         Cmd::Profile { files, json } => cmd_profile(&files, json, &opts),
@@ -81,6 +89,7 @@ fn main() -> ExitCode {
                 config: &config,
                 questions_per_minute,
                 requests_per_minute,
+                ingest: &opts,
             })
         }
         Cmd::User { cmd: UserCmd::Add { name, admin }, data } => serve::cmd_user_add(&data, &name, admin),
@@ -162,6 +171,12 @@ pub(crate) fn ingest_workers(data: &Path) -> Result<IngestWorkers, quarry_sandbo
     Ok(IngestWorkers::new(launcher, data, quarry_sandbox::Limits::for_ingest(), 1))
 }
 
+/// Ingest workers loading into `data`'s catalog, repaired first.
+pub(crate) fn catalog_workers(data: &Path) -> Result<IngestWorkers, String> {
+    open_repaired(data).map_err(|e| e.to_string())?;
+    ingest_workers(data).map_err(|e| e.to_string())
+}
+
 /// Open the catalog, clearing what an interrupted load left behind (with a
 /// line saying so).
 pub(crate) fn open_repaired(data: &Path) -> quarry_ingest::Result<Catalog> {
@@ -178,20 +193,14 @@ pub(crate) fn open_repaired(data: &Path) -> quarry_ingest::Result<Catalog> {
 }
 
 fn cmd_load(files: &[PathBuf], data: &Path, as_json: bool, opts: &IngestOptions) -> bool {
-    if let Err(e) = open_repaired(data) {
-        return fail(e);
-    }
-    let workers = match ingest_workers(data) {
+    let workers = match catalog_workers(data) {
         Ok(w) => w,
         Err(e) => return fail(e),
     };
     let mut ok = true;
     let mut reports = Vec::new();
     for f in files {
-        let bar = Bar::for_file(f);
-        let r = workers.load(f, opts, &bar);
-        bar.done();
-        match r {
+        match Bar::around(f, |bar| workers.load(f, opts, bar)) {
             Ok(report) => {
                 if !as_json {
                     for l in &report.tables {
@@ -259,10 +268,7 @@ fn cmd_profile(files: &[PathBuf], as_json: bool, opts: &IngestOptions) -> bool {
     let mut tables = Vec::new();
     let mut errors = Vec::new();
     for f in files {
-        let bar = Bar::for_file(f);
-        let result = workers.profile(f, opts, &bar);
-        bar.done();
-        match result {
+        match Bar::around(f, |bar| workers.profile(f, opts, bar)) {
             Ok(p) => {
                 for t in p.tables {
                     let (meta, stats, notes) = (t.meta, t.stats, t.notes);
@@ -422,7 +428,11 @@ fn cmd_demo(dir: &Path, data: &Path, no_serve: bool, port: u16, py: &python::PyA
     }
     let files: Vec<PathBuf> = files.iter().map(|f| std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())).collect();
     serve::cmd_serve(serve::Serve {
-        web: WebArgs { session_idle_hours: 12.0, session_max_days: 7.0, ..WebArgs::default() },
+        web: WebArgs {
+            session_idle_hours: quarry_server::ServerConfig::SESSION_IDLE_HOURS,
+            session_max_days: quarry_server::ServerConfig::SESSION_MAX_DAYS,
+            ..WebArgs::default()
+        },
         data,
         bind: std::net::IpAddr::from([127, 0, 0, 1]),
         port,
@@ -430,8 +440,9 @@ fn cmd_demo(dir: &Path, data: &Path, no_serve: bool, port: u16, py: &python::PyA
         py,
         no_python: false,
         config: Path::new("quarry.toml"),
-        questions_per_minute: 30,
-        requests_per_minute: 1200,
+        questions_per_minute: quarry_server::ServerConfig::QUESTIONS_PER_MINUTE,
+        requests_per_minute: quarry_server::ServerConfig::REQUESTS_PER_MINUTE,
+        ingest: opts,
     })
 }
 

@@ -25,6 +25,7 @@ pub struct Serve<'a> {
     pub config: &'a Path,
     pub questions_per_minute: u32,
     pub requests_per_minute: u32,
+    pub ingest: &'a quarry_ingest::IngestOptions,
 }
 
 pub fn cmd_serve(s: Serve<'_>) -> bool {
@@ -42,6 +43,7 @@ pub fn cmd_serve(s: Serve<'_>) -> bool {
     };
     let mut cfg = ServerConfig::new(s.data.to_path_buf(), SocketAddr::new(s.bind, s.port), llm);
     cfg.demo_files = s.demo_files;
+    cfg.ingest = s.ingest.clone();
     cfg.questions_per_minute = s.questions_per_minute;
     cfg.requests_per_minute = s.requests_per_minute;
     cfg.allowed_hosts = s.web.allowed_hosts.clone();

@@ -15,8 +15,6 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use datafusion::arrow::ipc::reader::StreamReader;
-use datafusion::arrow::ipc::writer::StreamWriter;
 use quarry_ingest::catalog::Catalog;
 use quarry_worker::{Frame, Launcher, Limits, Pool, Step, WorkerError};
 use serde::{Deserialize, Serialize};
@@ -98,17 +96,10 @@ pub fn serve(data: &Path, input: &mut impl Read, out: &mut impl Write) -> i32 {
 
 fn reply_ok(out: &mut impl Write, r: &QueryResult) -> i32 {
     let header = Header { ok: true, rows: r.rows, truncated: r.truncated, error: None };
-    let mut payload = Vec::new();
-    let encoded = (|| -> Result<(), datafusion::arrow::error::ArrowError> {
-        let mut w = StreamWriter::try_new(&mut payload, &r.schema)?;
-        for b in &r.batches {
-            w.write(b)?;
-        }
-        w.finish()
-    })();
-    if let Err(e) = encoded {
-        return reply_err(out, EngineError::internal(format!("encoding the result: {e}")));
-    }
+    let payload = match r.to_ipc() {
+        Ok(p) => p,
+        Err(e) => return reply_err(out, EngineError::internal(format!("encoding the result: {e}"))),
+    };
     match Frame::json(&header).with_payload(payload).write_to(out) {
         Ok(()) => 0,
         Err(_) => 3,
@@ -158,13 +149,10 @@ impl SqlKernel for SqlWorkers {
                         header.error.unwrap_or_else(|| EngineError::internal("the worker failed without saying why"));
                     return Ok(Step::Done(Err(e)));
                 }
-                let reader = StreamReader::try_new(std::io::Cursor::new(frame.payload), None)
+                let mut r = QueryResult::from_ipc(&frame.payload, header.truncated)
                     .map_err(|e| WorkerError::Protocol(format!("bad result: {e}")))?;
-                let schema = reader.schema();
-                let batches = reader
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| WorkerError::Protocol(format!("bad result: {e}")))?;
-                Ok(Step::Done(Ok(QueryResult { schema, batches, rows: header.rows, truncated: header.truncated })))
+                r.rows = header.rows;
+                Ok(Step::Done(Ok(r)))
             })
             .map_err(worker_error)?;
         if matches!(&answer, Err(e) if e.kind == ErrorKind::Timeout) {

@@ -119,7 +119,7 @@ pub fn read(path: &Path, format: Format, opts: &IngestOptions) -> Result<Grid> {
         return Err(IngestError::new(
             ErrorKind::TooLarge,
             format!("the JSON has {width} distinct fields, above the limit of {} columns", opts.max_columns),
-            "keep the fields you need, or raise max_columns",
+            "keep the fields you need, or raise max_columns (quarry --ingest-limit max_columns=N)",
         ));
     }
     if let Some((row, field)) = oversized_value(&recs, &keys, arrays, opts.max_record_bytes) {

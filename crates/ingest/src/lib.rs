@@ -91,6 +91,44 @@ impl Default for IngestOptions {
     }
 }
 
+impl IngestOptions {
+    /// The names a user may set (`quarry --ingest-limit NAME=N`, the
+    /// server's `--ingest-limit`): the fields above, named as written.
+    pub fn names() -> Vec<String> {
+        match serde_json::to_value(IngestOptions::default()) {
+            Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Set one limit from `NAME=N` (N a whole number; `_` separators and a
+    /// K, M or G suffix, powers of 1024, allowed), or say what is wrong.
+    pub fn set(&mut self, assignment: &str) -> std::result::Result<(), String> {
+        let (name, value) = assignment
+            .split_once('=')
+            .ok_or_else(|| format!("'{assignment}': write NAME=N, e.g. max_cells=100000000"))?;
+        let (name, value) = (name.trim(), value.trim().replace('_', ""));
+        let (digits, shift) = match value.char_indices().last() {
+            Some((i, 'K' | 'k')) => (&value[..i], 10),
+            Some((i, 'M' | 'm')) => (&value[..i], 20),
+            Some((i, 'G' | 'g')) => (&value[..i], 30),
+            _ => (value.as_str(), 0),
+        };
+        let n = digits
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(1u64 << shift))
+            .ok_or_else(|| format!("'{assignment}': {name} needs a whole number (K, M or G allowed)"))?;
+        let mut v = serde_json::to_value(&*self).map_err(|e| e.to_string())?;
+        match v.get_mut(name) {
+            Some(slot) => *slot = n.into(),
+            None => return Err(format!("unknown ingest limit '{name}': one of {}", IngestOptions::names().join(", "))),
+        }
+        *self = serde_json::from_value(v).map_err(|_| format!("'{assignment}': {n} is too large for {name}"))?;
+        Ok(())
+    }
+}
+
 /// Progress of long reads, for progress bars. `done` and `total` are bytes.
 pub trait Progress {
     fn advance(&self, phase: &str, done: u64, total: u64);
@@ -437,4 +475,20 @@ fn prepare_inner(path: &Path, opts: &IngestOptions, progress: &dyn Progress) -> 
         ));
     }
     Ok(PreparedFile { tables, notes, format })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ingest_limits_are_set_by_name() {
+        let mut o = IngestOptions::default();
+        o.set("max_cells=100_000_000").unwrap();
+        o.set("max_inflated_bytes = 2G").unwrap();
+        assert_eq!((o.max_cells, o.max_inflated_bytes), (100_000_000, 2 << 30));
+        assert!(o.set("max_rows=5").unwrap_err().contains("max_cells"), "the error lists the names");
+        assert!(o.set("max_cells").is_err() && o.set("max_cells=lots").is_err());
+        assert_eq!(IngestOptions::names().len(), 7);
+    }
 }

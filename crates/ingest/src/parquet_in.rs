@@ -71,11 +71,14 @@ fn check_chunks(md: &parquet::file::metadata::ParquetMetaData, file_len: u64) ->
     Ok(())
 }
 
-fn too_large(problem: String) -> IngestError {
+/// A file that claims more than its limit `limit` allows.
+fn too_large(problem: String, limit: &str) -> IngestError {
     IngestError::new(
         ErrorKind::TooLarge,
         problem,
-        "this looks like a decompression bomb; if the file is genuine, split it or raise the limit in IngestOptions",
+        format!(
+            "this looks like a decompression bomb; if the file is genuine, split it or raise {limit} (quarry --ingest-limit {limit}=N)"
+        ),
     )
 }
 
@@ -128,7 +131,7 @@ fn prepare_inner(path: &Path, opts: &IngestOptions) -> Result<(TableMeta, Parque
         return Err(IngestError::new(
             ErrorKind::TooLarge,
             format!("the Parquet file has {} columns, above the limit of {}", schema.fields().len(), opts.max_columns),
-            "select the columns you need into a new file, or raise max_columns",
+            "select the columns you need into a new file, or raise max_columns (quarry --ingest-limit max_columns=N)",
         ));
     }
     let values: u64 =
@@ -137,10 +140,13 @@ fn prepare_inner(path: &Path, opts: &IngestOptions) -> Result<(TableMeta, Parque
     check_chunks(&md, file_len)?;
     let allowed = file_len.saturating_mul(opts.max_values_per_byte).saturating_add(10_000_000);
     if values > allowed {
-        return Err(too_large(format!(
-            "the Parquet file claims {values} values in {file_len} bytes (more than {} per byte)",
-            opts.max_values_per_byte
-        )));
+        return Err(too_large(
+            format!(
+                "the Parquet file claims {values} values in {file_len} bytes (more than {} per byte)",
+                opts.max_values_per_byte
+            ),
+            "max_values_per_byte",
+        ));
     }
     let labels: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let names = crate::names::column_names(&labels);
@@ -324,7 +330,7 @@ fn batches_inner(plan: &ParquetPlan, sink: &mut dyn FnMut(RecordBatch) -> Result
                 row + b.num_rows() as u64,
                 size >> 20,
                 plan.max_batch_bytes >> 20
-            )));
+            ), "max_batch_bytes"));
         }
         row += b.num_rows() as u64;
         let cols = b

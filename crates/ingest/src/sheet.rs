@@ -98,7 +98,7 @@ fn check_zip(path: &Path, opts: &IngestOptions, format: &str) -> Result<()> {
                     size >> 20,
                     std::fs::metadata(path).map(|m| m.len() >> 10).unwrap_or(0)
                 ),
-                "this looks like a zip bomb; if the workbook is genuine, export it as CSV or raise max_inflated_bytes",
+                "this looks like a zip bomb; if the workbook is genuine, export it as CSV or raise max_inflated_bytes (quarry --ingest-limit max_inflated_bytes=N)",
             ));
         }
     }
@@ -109,7 +109,7 @@ fn too_many_cells(opts: &IngestOptions, sheet: &str) -> IngestError {
     IngestError::new(
         ErrorKind::TooLarge,
         format!("sheet '{sheet}' has more than {} cells", opts.max_cells),
-        "export the sheet as CSV (text files stream with no cell limit) or raise max_cells",
+        "export the sheet as CSV (text files stream with no cell limit) or raise max_cells (quarry --ingest-limit max_cells=N)",
     )
 }
 

@@ -233,7 +233,7 @@ fn too_many_columns(line: u64, n: usize, max: usize) -> IngestError {
     IngestError::new(
         ErrorKind::TooLarge,
         format!("the record on line {line} has {n} fields, above the limit of {max} columns"),
-        "keep the columns you need, or raise max_columns",
+        "keep the columns you need, or raise max_columns (quarry --ingest-limit max_columns=N)",
     )
 }
 

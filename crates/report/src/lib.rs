@@ -59,7 +59,24 @@ pub enum Format {
 }
 
 impl Format {
-    pub const ALL: [Format; 5] = [Format::Csv, Format::Xlsx, Format::Json, Format::Html, Format::Ipynb];
+    /// Every format, in the order the page and the help list them.
+    pub const ALL: [Format; 5] = [Format::Csv, Format::Xlsx, Format::Html, Format::Ipynb, Format::Json];
+
+    /// What a person calls it, for a menu.
+    pub fn label(self) -> &'static str {
+        match self {
+            Format::Csv => "CSV",
+            Format::Xlsx => "XLSX",
+            Format::Json => "JSON",
+            Format::Html => "Report",
+            Format::Ipynb => "Notebook",
+        }
+    }
+
+    /// True for the formats that hold only an answer's table (none without one).
+    pub fn needs_table(self) -> bool {
+        matches!(self, Format::Csv | Format::Xlsx)
+    }
 
     /// `csv`, `xlsx`, `json`, `html` or `ipynb` (also `notebook`), any case.
     pub fn parse(s: &str) -> Result<Format, ReportError> {

@@ -74,12 +74,20 @@ pub struct ServerConfig {
     /// [`LOGIN_WINDOW`] (default 10); per account from anywhere, ten
     /// times that; per client address over all accounts, five times that.
     pub login_failures: u32,
+    /// Limits on what an uploaded file may hold (`--ingest-limit`).
+    pub ingest: quarry_ingest::IngestOptions,
 }
 
 /// The window failed logins are counted in.
 pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 impl ServerConfig {
+    /// Defaults, named once: the CLI's flags show these.
+    pub const QUESTIONS_PER_MINUTE: u32 = 30;
+    pub const REQUESTS_PER_MINUTE: u32 = 1200;
+    pub const SESSION_IDLE_HOURS: f64 = 12.0;
+    pub const SESSION_MAX_DAYS: f64 = 7.0;
+
     pub fn new(data: PathBuf, bind: SocketAddr, llm: Result<LlmConfig, String>) -> ServerConfig {
         ServerConfig {
             data,
@@ -87,15 +95,16 @@ impl ServerConfig {
             llm,
             limits: Limits::default(),
             max_upload_bytes: 2 << 30,
-            questions_per_minute: 30,
-            requests_per_minute: 1200,
+            questions_per_minute: Self::QUESTIONS_PER_MINUTE,
+            requests_per_minute: Self::REQUESTS_PER_MINUTE,
             require_login: !is_loopback(bind.ip()),
             demo_files: Vec::new(),
             allowed_hosts: Vec::new(),
             public_url: None,
-            session_idle: Duration::from_secs(12 * 3600),
-            session_max: Duration::from_secs(7 * 24 * 3600),
+            session_idle: Duration::from_secs_f64(Self::SESSION_IDLE_HOURS * 3600.0),
+            session_max: Duration::from_secs_f64(Self::SESSION_MAX_DAYS * 24.0 * 3600.0),
             login_failures: 10,
+            ingest: quarry_ingest::IngestOptions::default(),
         }
     }
 

@@ -29,6 +29,31 @@ pub struct QueryResult {
     pub truncated: bool,
 }
 
+impl QueryResult {
+    /// The batches as one Arrow IPC stream: how results cross a process
+    /// boundary (SQL worker → caller → Python kernel).
+    pub fn to_ipc(&self) -> Result<Vec<u8>, arrow::error::ArrowError> {
+        let mut out = Vec::new();
+        {
+            let mut w = arrow::ipc::writer::StreamWriter::try_new(&mut out, &self.schema)?;
+            for b in &self.batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+        }
+        Ok(out)
+    }
+
+    /// A result read back from an Arrow IPC stream; `rows` counts what it holds.
+    pub fn from_ipc(ipc: &[u8], truncated: bool) -> Result<QueryResult, arrow::error::ArrowError> {
+        let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(ipc), None)?;
+        let schema = reader.schema();
+        let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>()?;
+        let rows = batches.iter().map(|b| b.num_rows()).sum();
+        Ok(QueryResult { schema, batches, rows, truncated })
+    }
+}
+
 /// Where SQL runs. The agent and the sinks depend on this, not on a process
 /// model: `quarry_engine::worker::SqlWorkers` runs queries in warm sandboxed worker
 /// processes; a distributed executor (Ballista) would be another

@@ -245,3 +245,22 @@ fn ask_json_and_chat_follow_ups_through_the_binary() {
     assert!(err.contains("answer.pdf") && err.contains("html or ipynb"), "{err}");
     assert_eq!(fake.requests().len(), asked);
 }
+
+/// A limit named in an error can be changed from the command line, and the
+/// error says how.
+#[test]
+fn ingest_limits_are_set_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let header: Vec<String> = (1..=40).map(|i| format!("c{i}")).collect();
+    let row: Vec<String> = (1..=40).map(|i| i.to_string()).collect();
+    std::fs::write(tmp.path().join("wide.csv"), format!("{}\n{}\n", header.join(","), row.join(","))).unwrap();
+    let out = quarry(&["--ingest-limit", "max_columns=20", "load", "wide.csv"], tmp.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("wide.csv") && err.contains("--ingest-limit max_columns=N"), "{err}");
+    let out = quarry(&["load", "wide.csv", "--ingest-limit", "max_columns=40"], tmp.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = quarry(&["load", "wide.csv", "--ingest-limit", "max_colums=40"], tmp.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("max_columns"), "a wrong name lists the right ones: {err}");
+}

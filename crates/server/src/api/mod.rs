@@ -115,6 +115,7 @@ pub use views::*;
     components(schemas(
         ErrorBody,
         ConfigView,
+        ExportFormatView,
         Login,
         TokenView,
         TokenInfoView,
@@ -186,6 +187,14 @@ async fn get_config(State(st): State<Arc<AppState>>, Caller(u): Caller) -> Res<C
         privacy_modes: Privacy::ALL.iter().map(|p| p.as_str().to_string()).collect(),
         privacy_help: Privacy::ALL.iter().map(|p| p.describe().to_string()).collect(),
         max_upload_bytes: st.cfg.max_upload_bytes,
+        export_formats: Format::ALL
+            .iter()
+            .map(|f| ExportFormatView {
+                format: f.extension().into(),
+                label: f.label().into(),
+                needs_table: f.needs_table(),
+            })
+            .collect(),
     }))
 }
 

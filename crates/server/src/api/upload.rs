@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use futures_util::StreamExt;
-use quarry_ingest::{IngestOptions, Quiet};
+use quarry_ingest::Quiet;
 use tokio::io::AsyncWriteExt;
 
 use super::{ds_view, ApiError, DatasetView, ErrorBody, Res, UploadAnyQuery, UploadQuery};
@@ -59,13 +59,13 @@ pub async fn ingest_file(
     shown: &str,
 ) -> Result<Vec<String>, ApiError> {
     let k = st.kernels(ws);
-    let (path, shown) = (path.to_path_buf(), shown.to_string());
+    let (path, shown, opts) = (path.to_path_buf(), shown.to_string(), st.cfg.ingest.clone());
     let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let _cancel = CancelOnDrop(flag.clone());
     let report = tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(k.dir.join("data")).map_err(ApiError::internal)?;
         let cancelled = || flag.load(std::sync::atomic::Ordering::SeqCst);
-        k.ingest.load_as(&path, &shown, &IngestOptions::default(), &Quiet, &cancelled).map_err(ApiError::from)
+        k.ingest.load_as(&path, &shown, &opts, &Quiet, &cancelled).map_err(ApiError::from)
     })
     .await
     .map_err(ApiError::internal)??;

@@ -27,6 +27,18 @@ pub struct ConfigView {
     /// What each mode lets the model see, in the same order.
     pub privacy_help: Vec<String>,
     pub max_upload_bytes: u64,
+    /// Export formats, in menu order.
+    pub export_formats: Vec<ExportFormatView>,
+}
+
+/// One export format, as the page offers it.
+#[derive(Serialize, ToSchema)]
+pub struct ExportFormatView {
+    /// The name in export URLs (`csv`, `xlsx`, `html`, `ipynb`, `json`).
+    pub format: String,
+    pub label: String,
+    /// Offered only for answers with a table.
+    pub needs_table: bool,
 }
 
 #[derive(Deserialize, ToSchema)]
