@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 pub use quarry_types::answer::{plain, Answer, Column, DataVersion, Provenance, Step, Table};
-use quarry_types::Privacy;
+use quarry_types::{ColumnType, Privacy};
 
 /// What Quarry says about a result by itself, from the numbers the code
 /// produced: no model involved, so nothing is invented.
@@ -26,8 +26,11 @@ pub fn describe(table: &Table) -> String {
         return format!("{}.", parts.join(", "));
     }
     let mut s = format!("{n} rows{}.", if table.truncated { " (more exist; the table is truncated)" } else { "" });
-    let key = table.columns.iter().position(|c| matches!(c.dtype.as_str(), "text" | "date" | "datetime"));
-    let num = table.columns.iter().rposition(|c| matches!(c.dtype.as_str(), "integer" | "float"));
+    let key = table
+        .columns
+        .iter()
+        .position(|c| matches!(c.dtype, Some(ColumnType::Text | ColumnType::Date | ColumnType::DateTime)));
+    let num = table.columns.iter().rposition(Column::is_numeric);
     if let (Some(k), Some(m)) = (key, num) {
         let vals: Vec<(f64, &Value)> = table.rows.iter().filter_map(|r| r[m].as_f64().map(|v| (v, &r[k]))).collect();
         if let (Some(hi), Some(lo)) =
@@ -64,16 +67,13 @@ pub fn narrative(model_text: &str, table: Option<&Table>, privacy: Privacy) -> S
 pub fn value_table(v: &Value) -> Option<Table> {
     match v {
         Value::Number(_) | Value::String(_) | Value::Bool(_) => Some(Table {
-            columns: vec![Column { name: "value".into(), dtype: if v.is_number() { "float" } else { "text" }.into() }],
+            columns: vec![Column::new("value", if v.is_number() { ColumnType::Float } else { ColumnType::Text })],
             rows: vec![vec![v.clone()]],
             truncated: false,
         }),
         Value::Object(o) if !o.contains_key("repr") && o.values().all(|x| x.is_number() || x.is_string()) => {
             Some(Table {
-                columns: vec![
-                    Column { name: "name".into(), dtype: "text".into() },
-                    Column { name: "value".into(), dtype: "float".into() },
-                ],
+                columns: vec![Column::new("name", ColumnType::Text), Column::new("value", ColumnType::Float)],
                 rows: o.iter().map(|(k, x)| vec![Value::String(k.clone()), x.clone()]).collect(),
                 truncated: false,
             })

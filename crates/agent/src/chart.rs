@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use quarry_types::ColumnType;
+
 use crate::answer::Table;
 
 /// What the model may propose.
@@ -66,16 +68,16 @@ pub fn asked_for(question: &str) -> bool {
     CHART_WORDS.iter().any(|w| q.contains(w))
 }
 
-fn vl_type(dtype: &str) -> &'static str {
+fn vl_type(dtype: Option<ColumnType>) -> &'static str {
     match dtype {
-        "integer" | "float" => "quantitative",
-        "date" | "datetime" => "temporal",
+        Some(ColumnType::Integer | ColumnType::Float) => "quantitative",
+        Some(ColumnType::Date | ColumnType::DateTime) => "temporal",
         _ => "nominal",
     }
 }
 
-fn numeric(dtype: &str) -> bool {
-    matches!(dtype, "integer" | "float")
+fn numeric(dtype: Option<ColumnType>) -> bool {
+    dtype.is_some_and(ColumnType::is_numeric)
 }
 
 /// A valid spec for `proposal` over `table`, or the best default when the
@@ -96,7 +98,7 @@ pub fn build(proposal: Option<&ChartProposal>, table: &Table, question: &str) ->
     let fitted = proposal.and_then(|p| {
         let kind = ChartKind::parse(&p.kind)?;
         let (x, y, color) = (col(&p.x), col(&p.y), col(&p.color));
-        let t = |i: usize| table.columns[i].dtype.as_str();
+        let t = |i: usize| table.columns[i].dtype;
         let ok = match kind {
             ChartKind::Bar | ChartKind::Line => matches!((x, y), (Some(x), Some(y)) if numeric(t(y)) && x != y),
             ChartKind::Scatter => matches!((x, y), (Some(x), Some(y)) if numeric(t(x)) && numeric(t(y))),
@@ -115,10 +117,10 @@ pub fn build(proposal: Option<&ChartProposal>, table: &Table, question: &str) ->
 type Fit = (ChartKind, Option<usize>, Option<usize>, Option<usize>, Option<String>);
 
 fn default_for(table: &Table) -> Option<Fit> {
-    let t = |i: usize| table.columns[i].dtype.as_str();
+    let t = |i: usize| table.columns[i].dtype;
     let n = table.columns.len();
-    let date = (0..n).find(|&i| matches!(t(i), "date" | "datetime"));
-    let text = (0..n).find(|&i| t(i) == "text");
+    let date = (0..n).find(|&i| matches!(t(i), Some(ColumnType::Date | ColumnType::DateTime)));
+    let text = (0..n).find(|&i| t(i) == Some(ColumnType::Text));
     let nums: Vec<usize> = (0..n).filter(|&i| numeric(t(i))).collect();
     let y = *nums.last()?;
     if let Some(d) = date {
@@ -156,7 +158,7 @@ fn spec(
         .collect();
     let field = |i: usize| {
         let c = &table.columns[i];
-        json!({"field": field_ref(&c.name), "type": vl_type(&c.dtype), "title": c.name})
+        json!({"field": field_ref(&c.name), "type": vl_type(c.dtype), "title": c.name})
     };
     let mut encoding = Map::new();
     let mark = match kind {
@@ -176,7 +178,7 @@ fn spec(
         k @ (ChartKind::Bar | ChartKind::Line) => {
             let xi = x.unwrap_or(0);
             let mut xe = field(xi);
-            if k == ChartKind::Bar && vl_type(&table.columns[xi].dtype) == "nominal" {
+            if k == ChartKind::Bar && vl_type(table.columns[xi].dtype) == "nominal" {
                 xe["sort"] = json!("-y");
             }
             encoding.insert("x".into(), xe);
@@ -226,7 +228,13 @@ mod tests {
 
     fn table(cols: &[(&str, &str)], rows: Vec<Vec<Value>>) -> Table {
         Table {
-            columns: cols.iter().map(|(n, t)| Column { name: n.to_string(), dtype: t.to_string() }).collect(),
+            columns: cols
+                .iter()
+                .map(|(n, t)| Column {
+                    name: n.to_string(),
+                    dtype: ColumnType::ALL.into_iter().find(|c| c.as_str() == *t),
+                })
+                .collect(),
             rows,
             truncated: false,
         }

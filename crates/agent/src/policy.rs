@@ -206,8 +206,8 @@ mod canary {
     fn table() -> Table {
         Table {
             columns: vec![
-                Column { name: "facility".into(), dtype: "text".into() },
-                Column { name: "tested".into(), dtype: "integer".into() },
+                Column::new("facility", quarry_types::ColumnType::Text),
+                Column::new("tested", quarry_types::ColumnType::Integer),
             ],
             rows: vec![vec![json!(WORD), json!(987654321)]],
             truncated: false,

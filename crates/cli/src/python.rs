@@ -209,7 +209,7 @@ fn report_json(
                         "name": t.name,
                         "rows": t.rows,
                         "truncated": t.truncated,
-                        "columns": table.as_ref().map(|t| t.columns.iter().map(|c| json!({"name": c.name, "type": c.dtype})).collect::<Vec<_>>()),
+                        "columns": table.as_ref().map(|t| t.columns.iter().map(|c| json!({"name": c.name, "type": c.type_name()})).collect::<Vec<_>>()),
                         "data": table.as_ref().map(|t| t.rows.iter().take(1000).cloned().collect::<Vec<_>>()),
                     })
                 })

@@ -1,67 +1,9 @@
 //! What ingest knows about a table: columns, notes, rows kept out.
 
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::datatypes::{Field, Schema};
 use serde::{Deserialize, Serialize};
 
-/// Column types as Quarry shows them. Each maps to one Arrow type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ColumnType {
-    Integer,
-    Float,
-    Boolean,
-    Date,
-    DateTime,
-    Text,
-}
-
-impl ColumnType {
-    pub fn arrow(self) -> DataType {
-        match self {
-            ColumnType::Integer => DataType::Int64,
-            ColumnType::Float => DataType::Float64,
-            ColumnType::Boolean => DataType::Boolean,
-            ColumnType::Date => DataType::Date32,
-            ColumnType::DateTime => DataType::Timestamp(TimeUnit::Millisecond, None),
-            ColumnType::Text => DataType::Utf8,
-        }
-    }
-
-    /// The closest Quarry type for an Arrow type (for Parquet and JSON input).
-    pub fn from_arrow(t: &DataType) -> Option<ColumnType> {
-        Some(match t {
-            DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32 => ColumnType::Integer,
-            DataType::UInt64 | DataType::Float16 | DataType::Float32 | DataType::Float64 => ColumnType::Float,
-            DataType::Decimal128(..) | DataType::Decimal256(..) => ColumnType::Float,
-            DataType::Boolean => ColumnType::Boolean,
-            DataType::Date32 | DataType::Date64 => ColumnType::Date,
-            DataType::Timestamp(..) => ColumnType::DateTime,
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => ColumnType::Text,
-            _ => return None,
-        })
-    }
-
-    pub fn is_numeric(self) -> bool {
-        matches!(self, ColumnType::Integer | ColumnType::Float)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ColumnType::Integer => "integer",
-            ColumnType::Float => "float",
-            ColumnType::Boolean => "boolean",
-            ColumnType::Date => "date",
-            ColumnType::DateTime => "datetime",
-            ColumnType::Text => "text",
-        }
-    }
-}
+pub use quarry_types::ColumnType;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ColumnMeta {

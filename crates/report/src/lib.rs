@@ -401,7 +401,7 @@ fn html_answer(out: &mut String, n: usize, a: &Answer, charts: &mut Vec<(String,
 fn html_table(out: &mut String, t: &Table) {
     out.push_str("<table><thead><tr>");
     for c in &t.columns {
-        let _ = write!(out, "<th title=\"{}\">{}</th>", escape(&c.dtype), escape(&c.name));
+        let _ = write!(out, "<th title=\"{}\">{}</th>", escape(c.type_name()), escape(&c.name));
     }
     out.push_str("</tr></thead><tbody>\n");
     for row in &t.rows {
@@ -569,7 +569,7 @@ pub fn notebook(report: &Report) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use quarry_types::Column;
+    use quarry_types::{Column, ColumnType};
     use quarry_types::{DataVersion, Privacy, Provenance, Step};
 
     const HOSTILE: &str = "</script><img src=x onerror=alert(1)>";
@@ -593,9 +593,9 @@ mod tests {
             ],
             table: Some(Table {
                 columns: vec![
-                    Column { name: "state".into(), dtype: "text".into() },
-                    Column { name: "tpr".into(), dtype: "float".into() },
-                    Column { name: "facilities".into(), dtype: "integer".into() },
+                    Column::new("state", ColumnType::Text),
+                    Column::new("tpr", ColumnType::Float),
+                    Column::new("facilities", ColumnType::Integer),
                 ],
                 rows: vec![
                     vec![json!("Kano"), json!(0.6123), json!(12)],

@@ -2,20 +2,36 @@
 //! JSON (converted once from a query's Arrow batches).
 
 use arrow::array::Array;
-use arrow::datatypes::DataType;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::column::ColumnType;
 use crate::privacy::Privacy;
 use crate::sql::QueryResult;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Column {
     pub name: String,
-    /// integer, float, boolean, date, datetime, text or other.
-    #[serde(rename = "type")]
-    pub dtype: String,
+    /// integer, float, boolean, date, datetime or text — the types ingest
+    /// gives columns — or `None`, written "other" (lists, structs, …).
+    #[serde(rename = "type", with = "crate::column::result_type")]
+    pub dtype: Option<ColumnType>,
+}
+
+impl Column {
+    pub fn new(name: impl Into<String>, dtype: ColumnType) -> Column {
+        Column { name: name.into(), dtype: Some(dtype) }
+    }
+
+    pub fn is_numeric(&self) -> bool {
+        self.dtype.is_some_and(ColumnType::is_numeric)
+    }
+
+    /// The type's name as shown ("other" for none).
+    pub fn type_name(&self) -> &'static str {
+        self.dtype.map_or("other", ColumnType::as_str)
+    }
 }
 
 /// A result table as JSON: what the answer shows and exports.
@@ -27,26 +43,13 @@ pub struct Table {
     pub truncated: bool,
 }
 
-fn type_name(t: &DataType) -> &'static str {
-    match t {
-        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => "integer",
-        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => "integer",
-        DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Decimal128(..) => "float",
-        DataType::Boolean => "boolean",
-        DataType::Date32 | DataType::Date64 => "date",
-        DataType::Timestamp(..) => "datetime",
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "text",
-        _ => "other",
-    }
-}
-
 impl Table {
     pub fn from_result(r: &QueryResult) -> Table {
         let columns: Vec<Column> = r
             .schema
             .fields()
             .iter()
-            .map(|f| Column { name: f.name().clone(), dtype: type_name(f.data_type()).into() })
+            .map(|f| Column { name: f.name().clone(), dtype: ColumnType::from_arrow(f.data_type()) })
             .collect();
         let mut rows = Vec::with_capacity(r.rows);
         let opts = FormatOptions::default().with_null("");
@@ -64,14 +67,14 @@ impl Table {
                             return Value::Null;
                         }
                         let s = f.as_ref().map(|f| f.value(i).to_string()).unwrap_or_default();
-                        match col.dtype.as_str() {
-                            "integer" => s.parse::<i64>().map(Value::from).unwrap_or(Value::String(s)),
-                            "float" => s
+                        match col.dtype {
+                            Some(ColumnType::Integer) => s.parse::<i64>().map(Value::from).unwrap_or(Value::String(s)),
+                            Some(ColumnType::Float) => s
                                 .parse::<f64>()
                                 .ok()
                                 .and_then(|v| serde_json::Number::from_f64(v).map(Value::Number))
                                 .unwrap_or(Value::Null),
-                            "boolean" => Value::Bool(s == "true"),
+                            Some(ColumnType::Boolean) => Value::Bool(s == "true"),
                             _ => Value::String(s),
                         }
                     })
@@ -84,7 +87,7 @@ impl Table {
 
     /// The shape alone: what the model sees in `strict` and `sample` modes.
     pub fn shape(&self) -> String {
-        let cols: Vec<String> = self.columns.iter().map(|c| format!("{} ({})", c.name, c.dtype)).collect();
+        let cols: Vec<String> = self.columns.iter().map(|c| format!("{} ({})", c.name, c.type_name())).collect();
         format!(
             "{} row{}{} × {} column{}: {}",
             self.rows.len(),

@@ -11,12 +11,14 @@
 //! `quarry-tidy` checks that this crate depends on no other Quarry crate.
 
 pub mod answer;
+pub mod column;
 pub mod event;
 pub mod limits;
 pub mod privacy;
 pub mod sql;
 
 pub use answer::{plain, Answer, Column, DataVersion, Provenance, Step, Table};
+pub use column::ColumnType;
 pub use event::Event;
 pub use limits::Limits;
 pub use privacy::Privacy;
