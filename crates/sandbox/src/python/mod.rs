@@ -13,7 +13,10 @@
 //!   come back as JSON, Arrow IPC and PNG, never pickle.
 
 pub mod check;
+mod protocol;
 mod runtime;
+
+use protocol::{DataReply, FromKernel, RunLimits, ToKernel};
 
 pub use runtime::{Runtime, RuntimeInfo, SetupProgress};
 
@@ -174,23 +177,6 @@ pub struct PyRun {
     pub elapsed_ms: f64,
     /// True when this run got a new kernel (first run, or the previous one was recycled).
     pub fresh_kernel: bool,
-}
-
-#[derive(Deserialize)]
-struct Done {
-    ok: bool,
-    #[serde(default)]
-    stdout: String,
-    #[serde(default)]
-    stdout_dropped: u64,
-    value: Option<serde_json::Value>,
-    error: Option<PyFailure>,
-    #[serde(default)]
-    started_ns: u64,
-    #[serde(default)]
-    elapsed_ms: f64,
-    #[serde(default)]
-    recycle: bool,
 }
 
 struct PyWorker {
@@ -420,13 +406,9 @@ impl PythonKernels {
         let limits = &self.cfg.limits;
         if !w.ready {
             w.worker
-                .recv(Duration::from_secs(60), |f| {
-                    let h: serde_json::Value = f.parse()?;
-                    if h["kind"] == "ready" {
-                        Ok(Step::Done(()))
-                    } else {
-                        Err(WorkerError::Protocol(format!("expected ready, got {h}")))
-                    }
+                .recv(Duration::from_secs(60), |f| match f.parse::<FromKernel>()? {
+                    FromKernel::Ready {} => Ok(Step::Done(())),
+                    other => Err(WorkerError::Protocol(format!("expected ready, got {other:?}"))),
                 })
                 .map_err(|e| match e {
                     WorkerError::Died { code: Some(jail::JAIL_REFUSED), stderr, .. } => PythonError::Unavailable(
@@ -440,62 +422,51 @@ impl PythonKernels {
                 })?;
             w.ready = true;
         }
-        let request = Frame::json(&serde_json::json!({
-            "op": "run",
-            "code": req.code,
-            "tables": req.tables,
-            "limits": {
-                "max_rows": limits.max_rows,
-                "max_output": 64 * 1024,
-                "max_figures": 10,
-                "cpu_seconds": limits.time.as_secs().saturating_mul(2).saturating_add(5),
+        let request = Frame::json(&ToKernel::Run {
+            code: req.code,
+            tables: req.tables,
+            limits: RunLimits {
+                max_rows: limits.max_rows,
+                max_output: 64 * 1024,
+                max_figures: 10,
+                cpu_seconds: limits.time.as_secs().saturating_mul(2).saturating_add(5),
             },
-        }));
+        });
         let mut run = PyRun::default();
         let mut bytes = 0usize;
         let cap = limits.max_result_bytes;
         let done = w.worker.converse(&request, limits.time, |frame, reply| {
-            let h: serde_json::Value = frame.parse()?;
-            let kind = h["kind"].as_str().unwrap_or_default();
-            match kind {
-                "table" | "figure" => {
-                    bytes += frame.payload.len();
-                    if bytes > cap {
-                        return Err(WorkerError::TooMuchOutput(cap));
-                    }
-                    if kind == "table" {
-                        run.tables.push(PyTable {
-                            name: h["name"].as_str().unwrap_or("table").to_string(),
-                            rows: h["rows"].as_u64().unwrap_or(0) as usize,
-                            truncated: h["truncated"].as_bool().unwrap_or(false),
-                            ipc: frame.payload,
-                        });
-                    } else {
-                        run.figures.push(frame.payload);
-                    }
-                    Ok(Step::More)
+            let header: FromKernel = frame.parse()?;
+            if matches!(header, FromKernel::Table { .. } | FromKernel::Figure {}) {
+                bytes += frame.payload.len();
+                if bytes > cap {
+                    return Err(WorkerError::TooMuchOutput(cap));
                 }
-                "sql" | "table_request" => {
-                    let answer = if kind == "sql" {
-                        let q = h["sql"].as_str().unwrap_or_default();
-                        run.queries.push(q.to_string());
-                        data.sql(q)
-                    } else {
-                        data.table(h["name"].as_str().unwrap_or_default())
-                    };
-                    let frame = match answer {
-                        Ok(a) => {
-                            Frame::json(&serde_json::json!({"ok": true, "rows": a.rows, "truncated": a.truncated}))
-                                .with_payload(a.ipc)
-                        }
-                        Err(e) => Frame::json(&serde_json::json!({"ok": false, "error": e})),
-                    };
-                    reply.send(&frame)?;
-                    Ok(Step::More)
-                }
-                "done" => Ok(Step::Done(frame.parse::<Done>()?)),
-                other => Err(WorkerError::Protocol(format!("unexpected frame {other:?}"))),
             }
+            let answer = match header {
+                FromKernel::Table { name, rows, truncated } => {
+                    run.tables.push(PyTable { name, rows, truncated, ipc: frame.payload });
+                    return Ok(Step::More);
+                }
+                FromKernel::Figure {} => {
+                    run.figures.push(frame.payload);
+                    return Ok(Step::More);
+                }
+                FromKernel::Done(done) => return Ok(Step::Done(done)),
+                FromKernel::Ready {} => return Err(WorkerError::Protocol("a second ready".into())),
+                FromKernel::Sql { sql } => {
+                    let answer = data.sql(&sql);
+                    run.queries.push(sql);
+                    answer
+                }
+                FromKernel::TableRequest { name } => data.table(&name),
+            };
+            let frame = match answer {
+                Ok(a) => Frame::json(&DataReply::rows(a.rows, a.truncated)).with_payload(a.ipc),
+                Err(e) => Frame::json(&DataReply::failed(e)),
+            };
+            reply.send(&frame)?;
+            Ok(Step::More)
         });
         let done = done.map_err(PythonError::Worker)?;
         run.ok = done.ok;
