@@ -87,16 +87,3 @@ pub fn png_base64(png: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(png)
 }
-
-/// The first `n` rows as pipe-separated text: the result view of `full` mode.
-pub fn preview(table: &Table, n: usize) -> String {
-    let mut s = table.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(" | ");
-    for r in table.rows.iter().take(n) {
-        s.push('\n');
-        s.push_str(&r.iter().map(|v| crate::context::data_str(&plain(v), 60)).collect::<Vec<_>>().join(" | "));
-    }
-    if table.rows.len() > n {
-        s.push_str(&format!("\n… {} more rows", table.rows.len() - n));
-    }
-    s
-}

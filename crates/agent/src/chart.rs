@@ -203,7 +203,7 @@ fn spec(
         "width": "container",
     });
     if let Some(t) = title {
-        s["title"] = json!(crate::context::data_str(&t, 120));
+        s["title"] = json!(crate::quote::data_str(&t, 120));
     }
     s
 }

@@ -15,6 +15,7 @@ use quarry_ingest::stats::ColumnStats;
 use quarry_ingest::table::ColumnType;
 
 use crate::policy::{Policy, View};
+pub use crate::quote::data_str;
 use crate::Privacy;
 
 /// Rough tokens of a text (4 characters a token).
@@ -30,34 +31,6 @@ pub struct Context {
     pub columns: usize,
     pub omitted_columns: usize,
     pub approx_tokens: usize,
-}
-
-/// A string from the data, safe to put inside a `<data>` block: no tags,
-/// no newlines, at most `max` characters.
-pub fn data_str(s: &str, max: usize) -> String {
-    let mut out: String = s.chars().filter(|c| !c.is_control()).take(max).collect();
-    if s.chars().count() > max {
-        out.push('…');
-    }
-    for tag in ["data", "table", "result", "system", "instructions"] {
-        for (open, safe) in [(format!("</{tag}"), format!("‹/{tag}")), (format!("<{tag}"), format!("‹{tag}"))] {
-            let lower = out.to_lowercase();
-            if lower.contains(&open) {
-                let mut fixed = String::new();
-                let mut rest = out.as_str();
-                let mut lrest = lower.as_str();
-                while let Some(i) = lrest.find(&open) {
-                    fixed.push_str(&rest[..i]);
-                    fixed.push_str(&safe);
-                    rest = &rest[i + open.len()..];
-                    lrest = &lrest[i + open.len()..];
-                }
-                fixed.push_str(rest);
-                out = fixed;
-            }
-        }
-    }
-    out
 }
 
 fn words(q: &str) -> Vec<String> {

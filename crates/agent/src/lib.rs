@@ -32,6 +32,7 @@ pub mod options;
 pub mod policy;
 pub mod prompt;
 pub mod python;
+mod quote;
 mod reply;
 mod run;
 pub mod tools;

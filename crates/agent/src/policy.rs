@@ -12,7 +12,7 @@ use quarry_sandbox::python::{PyFailure, PyRun, PythonError};
 use quarry_types::{Privacy, Table};
 use serde_json::Value;
 
-use crate::answer;
+use crate::answer::{self, plain};
 
 /// The views of the data the model may get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +104,7 @@ impl Policy {
 
     /// The result's first rows, where the model may read them.
     pub fn result(self, table: &Table) -> Option<String> {
-        self.shows(View::ResultRows).then(|| answer::preview(table, 30))
+        self.shows(View::ResultRows).then(|| preview(table, 30))
     }
 
     /// What a Python run printed and returned, where the model may read it.
@@ -123,6 +123,19 @@ impl Policy {
     pub fn narrative(self, model_text: &str, table: Option<&Table>) -> String {
         answer::narrative(model_text, table, self.privacy)
     }
+}
+
+/// The first `n` rows as pipe-separated text: the result view of `full` mode.
+pub fn preview(table: &Table, n: usize) -> String {
+    let mut s = table.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(" | ");
+    for r in table.rows.iter().take(n) {
+        s.push('\n');
+        s.push_str(&r.iter().map(|v| crate::quote::data_str(&plain(v), 60)).collect::<Vec<_>>().join(" | "));
+    }
+    if table.rows.len() > n {
+        s.push_str(&format!("\n… {} more rows", table.rows.len() - n));
+    }
+    s
 }
 
 /// Where an exception was raised, and the kernel's hint: never data.
@@ -146,7 +159,7 @@ fn python_details(run: &PyRun, table: Option<&Table>) -> String {
         s.push_str(&format!("printed:\n{out}\n"));
     }
     if let Some(t) = table.filter(|_| !run.tables.is_empty()) {
-        s.push_str(&format!("table:\n{}\n", answer::preview(t, 30)));
+        s.push_str(&format!("table:\n{}\n", preview(t, 30)));
     } else if let Some(v) = &run.value {
         let text: String = v.to_string().chars().take(4000).collect();
         s.push_str(&format!("value: {text}\n"));

@@ -154,7 +154,7 @@ pub fn empty_filter(column: &str, value: &str, closest: Option<&[String]>) -> St
         Some(c) if !c.is_empty() => format!(
             "Note: the filter value '{value}' matches no row in column {column}. Closest existing values: {}. Use one of \
              these if it is what the user meant, and say so in the answer.",
-            c.iter().map(|v| format!("'{}'", crate::context::data_str(v, 60))).collect::<Vec<_>>().join(", ")
+            c.iter().map(|v| format!("'{}'", crate::quote::data_str(v, 60))).collect::<Vec<_>>().join(", ")
         ),
         _ => format!(
             "Note: the filter value '{value}' matches no row in column {column} (existing values are not shown in this \

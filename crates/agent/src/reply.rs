@@ -134,3 +134,58 @@ pub fn strip_fences(text: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use quarry_llm::{Finish, Usage};
+
+    use super::*;
+
+    fn reply(text: &str, call: Option<(&str, &str)>) -> ChatResponse {
+        ChatResponse {
+            text: text.into(),
+            tool_calls: call
+                .map(|(name, args)| ToolCall { id: "c1".into(), name: name.into(), arguments: args.into() })
+                .into_iter()
+                .collect(),
+            finish: Finish::Stop,
+            usage: Usage::default(),
+            model: "m".into(),
+        }
+    }
+
+    #[test]
+    fn tool_calls_json_and_fenced_blocks_read_the_same() {
+        let sql = reply("", Some(("run_sql", r#"{"sql": "SELECT 1"}"#)));
+        assert!(
+            matches!(interpret(&sql, Protocol::Tools, false), Action::Sql { sql, call: Some(_) } if sql == "SELECT 1")
+        );
+        let py = reply("", Some(("run_python", r#"{"code": "1 + 1"}"#)));
+        assert!(matches!(interpret(&py, Protocol::Tools, true), Action::Python { .. }));
+        match interpret(&py, Protocol::Tools, false) {
+            Action::Problem { feedback, .. } => {
+                assert_eq!(feedback, "There is no tool named 'run_python': use run_sql or final_answer.")
+            }
+            _ => panic!("run_python without a kernel is not a tool"),
+        }
+        let empty = reply("", Some(("run_sql", r#"{"sql": " "}"#)));
+        assert!(matches!(interpret(&empty, Protocol::Tools, false),
+            Action::Problem { feedback, .. } if feedback == "run_sql needs a non-empty 'sql' string argument."));
+        let json = reply(r#"{"action": "run_sql", "sql": "SELECT 2"}"#, None);
+        assert!(
+            matches!(interpret(&json, Protocol::Json, false), Action::Sql { sql, call: None } if sql == "SELECT 2")
+        );
+        let json = reply(r#"{"action": "run_python"}"#, None);
+        assert!(matches!(interpret(&json, Protocol::Json, true),
+            Action::Problem { feedback, .. } if feedback == "action run_python needs a 'code' string."));
+        let fenced = reply("First the totals.\n```sql\nSELECT 3\n```", None);
+        assert!(
+            matches!(interpret(&fenced, Protocol::Text, false), Action::Sql { sql, .. } if sql.trim() == "SELECT 3")
+        );
+        assert_eq!(strip_fences(&fenced.text).trim(), "First the totals.");
+        let answer = reply("The answer is below.", None);
+        assert!(
+            matches!(interpret(&answer, Protocol::Text, false), Action::Final { text, .. } if text == "The answer is below.")
+        );
+    }
+}

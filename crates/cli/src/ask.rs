@@ -16,7 +16,8 @@ use quarry_report::{Format, Report, Source};
 use quarry_sandbox::{Launcher, Limits};
 use serde_json::Value;
 
-use crate::{fail, AskArgs, Bar};
+use crate::loading::load_files;
+use crate::{fail, AskArgs};
 
 pub fn run(files: &[PathBuf], question: Option<&str>, a: &AskArgs, as_json: bool, opts: &IngestOptions) -> bool {
     let (privacy, protocol) = (a.privacy, a.protocol);
@@ -124,36 +125,6 @@ pub fn run(files: &[PathBuf], question: Option<&str>, a: &AskArgs, as_json: bool
             ok
         }
     }
-}
-
-/// Load files through an ingest worker (stopping at the first failure).
-pub(crate) fn load_files(files: &[PathBuf], data: &Path, opts: &IngestOptions) -> bool {
-    load_files_named(files, data, opts).is_some()
-}
-
-/// The same, returning the names of the tables the files became.
-pub(crate) fn load_files_named(files: &[PathBuf], data: &Path, opts: &IngestOptions) -> Option<Vec<String>> {
-    if files.is_empty() {
-        return Some(Vec::new());
-    }
-    let workers = match crate::catalog_workers(data) {
-        Ok(w) => w,
-        Err(e) => {
-            fail(e);
-            return None;
-        }
-    };
-    let mut names = Vec::new();
-    for f in files {
-        match Bar::around(f, |bar| workers.load(f, opts, bar)) {
-            Ok(report) => names.extend(report.tables.into_iter().map(|l| l.table.name)),
-            Err(e) => {
-                fail(e);
-                return None;
-            }
-        }
-    }
-    Some(names)
 }
 
 /// Live progress on stderr.

@@ -11,6 +11,9 @@ use std::process::ExitCode;
 
 mod args;
 mod ask;
+mod loading;
+
+use loading::{catalog_workers, open_repaired};
 mod python;
 mod serve;
 
@@ -163,33 +166,6 @@ pub(crate) fn printable(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(
         s.chars().map(|c| if bad(c) { c.escape_unicode().to_string() } else { c.to_string() }).collect(),
     )
-}
-
-/// Files are parsed in an ingest worker process, never in this one.
-pub(crate) fn ingest_workers(data: &Path) -> Result<IngestWorkers, quarry_sandbox::WorkerError> {
-    let launcher = quarry_sandbox::Launcher::current()?;
-    Ok(IngestWorkers::new(launcher, data, quarry_sandbox::Limits::for_ingest(), 1))
-}
-
-/// Ingest workers loading into `data`'s catalog, repaired first.
-pub(crate) fn catalog_workers(data: &Path) -> Result<IngestWorkers, String> {
-    open_repaired(data).map_err(|e| e.to_string())?;
-    ingest_workers(data).map_err(|e| e.to_string())
-}
-
-/// Open the catalog, clearing what an interrupted load left behind (with a
-/// line saying so).
-pub(crate) fn open_repaired(data: &Path) -> quarry_ingest::Result<Catalog> {
-    let mut cat = Catalog::open(data)?;
-    let removed = cat.repair()?;
-    if !removed.is_empty() {
-        eprintln!(
-            "note: {}: cleared what an interrupted load left: {}",
-            data.display(),
-            printable(&removed.join(", "))
-        );
-    }
-    Ok(cat)
 }
 
 fn cmd_load(files: &[PathBuf], data: &Path, as_json: bool, opts: &IngestOptions) -> bool {
@@ -474,7 +450,7 @@ fn cmd_sql(
         return fail("--format parquet needs --out PATH");
     }
     if !files.is_empty() {
-        if !ask::load_files(files, data, opts) {
+        if !loading::load_files(files, data, opts) {
             return false;
         }
     } else if !data.join("catalog.sqlite").exists() {

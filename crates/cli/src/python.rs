@@ -14,7 +14,7 @@ use quarry_sandbox::python::{PythonConfig, PythonError, PythonKernels, RunReques
 use quarry_sandbox::{Launcher, Limits};
 use serde_json::{json, Value};
 
-use crate::{ask, fail};
+use crate::fail;
 
 /// Where the Python runtime lives and how strictly it is walled; shared by
 /// every command that may run Python.
@@ -145,7 +145,7 @@ pub fn cmd_python(run: PythonRun<'_>, opts: &IngestOptions) -> bool {
             Err(e) => return fail(format!("{}: could not read the script ({e})", s.display())),
         }
     }
-    let tables = match ask::load_files_named(run.files, run.data, opts) {
+    let tables = match crate::loading::load_files_named(run.files, run.data, opts) {
         Some(t) if !run.files.is_empty() => t,
         Some(_) => match Catalog::open(run.data).and_then(|c| c.tables()) {
             Ok(t) => t.into_iter().map(|t| t.name).collect(),

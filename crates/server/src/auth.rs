@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use quarry_store::{User, Workspace};
 
-use crate::api::ApiError;
+use crate::errors::ApiError;
 use crate::AppState;
 
 pub const COOKIE: &str = "quarry_token";

@@ -4,10 +4,61 @@
 //! prose. One table per error type, here and nowhere else.
 
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use quarry_engine::{EngineError, ErrorKind as SqlKind};
 use quarry_ingest::{ErrorKind as IngestKind, IngestError};
+use serde_json::json;
 
-use crate::api::ApiError;
+/// An error as the API returns it: `{"error": "…", "code": "…"}` with a
+/// status. Errors of the other crates convert with their own status and
+/// code ([`ApiCode`]).
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    /// A stable name for the kind of error (`file_corrupt`, `sql_refused`, …).
+    pub code: &'static str,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        let code = match status {
+            StatusCode::BAD_REQUEST => "bad_request",
+            StatusCode::UNAUTHORIZED => "login_required",
+            StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::CONFLICT => "conflict",
+            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            StatusCode::MISDIRECTED_REQUEST => "unknown_host",
+            StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            _ => "internal",
+        };
+        ApiError { status, message: message.into(), code }
+    }
+    pub fn with_code(mut self, code: &'static str) -> ApiError {
+        self.code = code;
+        self
+    }
+    pub fn not_found(m: &str) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, m)
+    }
+    pub fn bad(m: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, m)
+    }
+    pub fn internal(e: impl std::fmt::Display) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"error": self.message, "code": self.code}))).into_response()
+    }
+}
 
 /// An error that knows its HTTP status and stable code.
 pub trait ApiCode {

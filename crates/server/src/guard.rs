@@ -23,7 +23,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::api::ApiError;
+use crate::errors::ApiError;
 use crate::AppState;
 
 /// The page's policy. Vega compiles chart expressions with `Function`, so

@@ -13,11 +13,23 @@ use quarry_agent::{Analyst, AskOptions, Conversation, Event, Privacy};
 use quarry_engine::SqlKernel;
 use quarry_llm::{CancellationToken, ChatModel};
 use quarry_store::{ConversationRow, StoredEvent, User, Workspace};
+use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast;
+use utoipa::ToSchema;
 
-use crate::api::{ApiError, Question};
+use crate::errors::ApiError;
 use crate::{AppState, Running};
+
+/// A question asked over the API.
+#[derive(Deserialize, ToSchema)]
+pub struct Question {
+    pub question: String,
+    /// strict (default), sample or full.
+    pub privacy: Option<String>,
+    /// Another model at the same provider.
+    pub model: Option<String>,
+}
 
 /// Start a question; its number in the conversation.
 pub fn start(st: &Arc<AppState>, u: &User, c: ConversationRow, ws: Workspace, q: Question) -> Result<i64, ApiError> {

@@ -279,6 +279,74 @@ pub fn long_modules(files: &BTreeMap<String, Vec<Source>>, max: usize, exempt: &
         .collect()
 }
 
+/// The top-level module a source file belongs to (`api` for `src/api/upload.rs`),
+/// `None` for the crate root (`lib.rs`, `main.rs`).
+fn top_module(path: &Path) -> Option<String> {
+    let parts: Vec<String> = path.components().map(|c| c.as_os_str().to_string_lossy().to_string()).collect();
+    let src = parts.iter().rposition(|p| p == "src")?;
+    let first = parts.get(src + 1)?;
+    let name = first.strip_suffix(".rs").unwrap_or(first);
+    (!matches!(name, "lib" | "main")).then(|| name.to_string())
+}
+
+/// The top-level modules `code` names through `crate::` paths.
+fn crate_refs(code: &str) -> Vec<String> {
+    let ident = |s: &str| s.trim_start().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect::<String>();
+    let mut out = Vec::new();
+    for (i, _) in code.match_indices("crate::") {
+        let rest = &code[i + 7..];
+        if let Some(list) = rest.strip_prefix('{') {
+            let end = list.find('}').unwrap_or(list.len());
+            out.extend(list[..end].split(',').map(ident));
+        } else {
+            out.push(ident(rest));
+        }
+    }
+    out.retain(|m| !m.is_empty() && m.chars().next().is_some_and(|c| c.is_lowercase()));
+    out
+}
+
+/// Import cycles between the top-level modules of one crate (`a` uses
+/// `crate::b` and `b` uses `crate::a`, directly or through others), test
+/// code left out. The crate root is left out too: it declares every module.
+pub fn module_cycles(files: &BTreeMap<String, Vec<Source>>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (krate, sources) in files {
+        let mut edges: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+        let modules: std::collections::BTreeSet<String> = sources.iter().filter_map(|(p, _)| top_module(p)).collect();
+        for (path, text) in sources {
+            let Some(from) = top_module(path) else { continue };
+            for to in crate_refs(&non_test(text)) {
+                if to != from && modules.contains(&to) {
+                    edges.entry(from.clone()).or_default().insert(to);
+                }
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for start in edges.keys() {
+            // A path back to `start`, by depth-first search.
+            let mut stack = vec![vec![start.clone()]];
+            while let Some(path) = stack.pop() {
+                let here = path.last().cloned().unwrap_or_default();
+                for next in edges.get(&here).into_iter().flatten() {
+                    if next == start {
+                        let mut cycle = path.clone();
+                        cycle.sort();
+                        if seen.insert((krate.clone(), cycle)) {
+                            out.push(format!("{krate}: modules import each other: {} → {start}", path.join(" → ")));
+                        }
+                    } else if !path.contains(next) {
+                        let mut p = path.clone();
+                        p.push(next.clone());
+                        stack.push(p);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Every `src/**/*.rs` of each package, by crate name.
 pub fn sources(packages: &[Package]) -> std::io::Result<BTreeMap<String, Vec<Source>>> {
     let mut out = BTreeMap::new();
@@ -391,5 +459,26 @@ mod tests {
         assert_eq!(long_modules(&files, 100, &[]).len(), 1);
         assert!(long_modules(&files, 100, &["m.rs"]).is_empty());
         assert!(long_modules(&files, 200, &[]).is_empty());
+    }
+
+    #[test]
+    fn modules_importing_each_other_are_reported() {
+        let mut files = BTreeMap::new();
+        let f = |p: &str, t: &str| (PathBuf::from(p), t.to_string());
+        files.insert(
+            "c".to_string(),
+            vec![
+                f("/w/c/src/lib.rs", "//! r\nmod api; mod run; use crate::api::x;"),
+                f("/w/c/src/api/mod.rs", "//! a\nuse crate::run::go;"),
+                f("/w/c/src/api/views.rs", "//! v\nuse crate::{auth, AppState};"),
+                f("/w/c/src/auth.rs", "//! au\n#[cfg(test)]\nmod t { use crate::run; }"),
+                f("/w/c/src/run.rs", "//! r\nuse crate::{errors::E, api::Question};"),
+                f("/w/c/src/errors.rs", "//! e"),
+            ],
+        );
+        let v = module_cycles(&files);
+        assert_eq!(v, ["c: modules import each other: api → run → api"], "{v:?}");
+        files.get_mut("c").unwrap()[4].1 = "//! r\nuse crate::errors::E;".into();
+        assert!(module_cycles(&files).is_empty());
     }
 }

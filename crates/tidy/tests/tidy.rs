@@ -2,8 +2,8 @@
 //! breaks one fails here, naming the crate and the file.
 
 use quarry_tidy::{
-    long_functions, long_modules, never_reach, only_these_contain, only_these_depend_on, packages, sources,
-    undocumented, Package,
+    long_functions, long_modules, module_cycles, never_reach, only_these_contain, only_these_depend_on, packages,
+    sources, undocumented, Package,
 };
 
 fn workspace() -> Vec<Package> {
@@ -115,4 +115,9 @@ fn functions_fit_on_a_screen() {
 #[test]
 fn modules_stay_readable() {
     assert_none(long_modules(&sources(&workspace()).expect("sources"), 600, &[]));
+}
+
+#[test]
+fn modules_of_a_crate_do_not_import_each_other_in_a_cycle() {
+    assert_none(module_cycles(&sources(&workspace()).expect("sources")));
 }

@@ -146,14 +146,7 @@ pub struct ConversationView {
     pub events: Vec<Value>,
 }
 
-#[derive(Deserialize, ToSchema)]
-pub struct Question {
-    pub question: String,
-    /// strict (default), sample or full.
-    pub privacy: Option<String>,
-    /// Another model at the same provider.
-    pub model: Option<String>,
-}
+pub use crate::run::Question;
 
 #[derive(Serialize, ToSchema)]
 pub struct Accepted {
