@@ -3,7 +3,7 @@
 //! Owns turning a question into an answer: it builds the model's context
 //! from the catalog ([`context`]), prompts the model ([`prompt`]), reads its
 //! reply leniently (tool call, JSON or a fenced ```sql block), runs the code
-//! on a kernel behind [`quarry_engine::SqlKernel`] (sandboxed worker
+//! on a kernel behind [`quarry_types::SqlKernel`] (sandboxed worker
 //! processes; nothing runs here), feeds errors back for a fix (at most
 //! `max_attempts` per step), and composes the [`answer::Answer`] with its
 //! table, chart ([`chart`], Vega-Lite built here, never by generated code)
@@ -41,9 +41,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use quarry_engine::{EngineError, Limits, QueryResult, SqlKernel};
 use quarry_llm::{CancellationToken, ChatModel};
 use quarry_sandbox::python::{PyRun, PythonError, PythonKernels, RunRequest};
+use quarry_types::{EngineError, Limits, QueryResult, SqlKernel};
 use serde_json::Value;
 
 pub use answer::{Answer, DataVersion, Provenance, Step, Table};

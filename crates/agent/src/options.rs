@@ -2,7 +2,7 @@
 //! is asked to act ([`Protocol`]), and why a question could not be taken up
 //! ([`AgentError`]).
 
-use quarry_engine::Limits;
+use quarry_types::Limits;
 use serde::{Deserialize, Serialize};
 
 use crate::Privacy;

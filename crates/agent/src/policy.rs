@@ -7,8 +7,8 @@
 //! view: a view that lets a planted value through where the table says no
 //! fails it.
 
-use quarry_engine::EngineError;
 use quarry_sandbox::python::{PyFailure, PyRun, PythonError};
+use quarry_types::EngineError;
 use quarry_types::{Privacy, Table};
 use serde_json::Value;
 

@@ -79,7 +79,7 @@ pub fn system_with(privacy: Privacy, context: &str, python: bool) -> String {
 
 fn system_sql(privacy: Privacy, context: &str) -> String {
     let functions: Vec<String> =
-        quarry_engine::udf::FUNCTIONS.iter().map(|(sig, what)| format!("  {sig}: {what}")).collect();
+        quarry_types::sql::FUNCTIONS.iter().map(|(sig, what)| format!("  {sig}: {what}")).collect();
     format!(
         "You are Quarry, a careful data analyst. You answer questions about the user's tables by writing SQL that \
 Quarry runs for you on Apache DataFusion (a PostgreSQL-like dialect).

@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
-use quarry_engine::{quoted, Limits, QueryResult, SqlKernel};
 use quarry_sandbox::python::{ArrowData, DataAccess, PyTable};
+use quarry_types::sql::quoted;
+use quarry_types::{Limits, QueryResult, SqlKernel};
 
 use crate::answer::Table;
 

@@ -31,6 +31,7 @@ use quarry_ingest::catalog::Catalog;
 
 pub use error::{EngineError, ErrorKind};
 pub use guard::{Refusal, Rule};
+pub use quarry_types::sql::quoted;
 pub use quarry_types::{Limits, QueryResult, SqlKernel, TableInfo};
 
 /// A DataFusion session over one data directory's catalog.
@@ -141,9 +142,4 @@ impl Engine {
             Err(_) => Err(EngineError::timeout(self.limits.time)),
         }
     }
-}
-
-/// A name as a quoted SQL identifier.
-pub fn quoted(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }

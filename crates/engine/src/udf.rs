@@ -11,14 +11,7 @@ use datafusion::arrow::datatypes::{DataType, Date32Type, Float64Type};
 use datafusion::common::{exec_err, plan_err, Result};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 
-/// (signature, what it does) for every function added here.
-pub const FUNCTIONS: &[(&str, &str)] = &[
-    ("safe_div(a, b)", "a / b as a float; NULL when b is 0 or NULL (never an error or infinity)"),
-    ("pct(a, b)", "100 * a / b; NULL when b is 0 or NULL — e.g. test positivity rate pct(positive, tested)"),
-    ("excel_date(n)", "the date of an Excel serial day number (1900 system: 45292 → 2024-01-01)"),
-    ("year_month(d)", "'YYYY-MM' of a date or timestamp, for monthly grouping"),
-    ("year_quarter(d)", "'YYYY-Qn' of a date or timestamp, for quarterly grouping"),
-];
+pub use quarry_types::sql::FUNCTIONS;
 
 type Kernel = fn(&[ArrayRef]) -> Result<ArrayRef>;
 
@@ -147,6 +140,16 @@ fn date_label(args: &[ArrayRef], f: fn(NaiveDate) -> String) -> Result<ArrayRef>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_documented_function_is_registered_and_no_other() {
+        let mut registered: Vec<String> = all().iter().map(|f| f.name().to_string()).collect();
+        let mut documented: Vec<String> =
+            FUNCTIONS.iter().map(|(sig, _)| sig.split('(').next().unwrap_or_default().to_string()).collect();
+        registered.sort();
+        documented.sort();
+        assert_eq!(registered, documented);
+    }
 
     #[test]
     fn excel_serials_match_excel() {

@@ -6,8 +6,8 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use quarry_engine::{EngineError, ErrorKind as SqlKind};
 use quarry_ingest::{ErrorKind as IngestKind, IngestError};
+use quarry_types::{EngineError, ErrorKind as SqlKind};
 use serde_json::json;
 
 /// An error as the API returns it: `{"error": "…", "code": "…"}` with a

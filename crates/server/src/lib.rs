@@ -29,11 +29,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use quarry_engine::worker::SqlWorkers;
 use quarry_ingest::worker::IngestWorkers;
 use quarry_llm::{CancellationToken, ChatModel, LlmConfig};
 use quarry_sandbox::python::PythonKernels;
 use quarry_sandbox::{Launcher, Limits};
+use quarry_sql::SqlWorkers;
 use quarry_store::{Store, StoredEvent, User};
 use tokio::sync::broadcast;
 

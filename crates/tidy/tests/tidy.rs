@@ -87,7 +87,7 @@ fn renderers_and_stores_do_not_link_the_engine_or_the_walls() {
 fn file_parsers_and_the_engine_do_not_link_the_python_walls() {
     assert_none(never_reach(
         &workspace(),
-        &["quarry-ingest", "quarry-engine", "quarry-worker", "quarry-types"],
+        &["quarry-ingest", "quarry-engine", "quarry-worker", "quarry-types", "quarry-sql"],
         &["ruff_python_parser", "landlock", "seccompiler"],
     ));
 }
@@ -120,4 +120,13 @@ fn modules_stay_readable() {
 #[test]
 fn modules_of_a_crate_do_not_import_each_other_in_a_cycle() {
     assert_none(module_cycles(&sources(&workspace()).expect("sources")));
+}
+
+#[test]
+fn the_analyst_and_the_server_do_not_link_datafusion() {
+    assert_none(never_reach(
+        &workspace(),
+        &["quarry-sql", "quarry-agent", "quarry-server"],
+        &["datafusion", "quarry-engine"],
+    ));
 }

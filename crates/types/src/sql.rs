@@ -54,6 +54,22 @@ impl QueryResult {
     }
 }
 
+/// A name as a quoted SQL identifier.
+pub fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// (signature, what it does) for every function Quarry adds to SQL: the
+/// engine registers exactly these (its tests hold it) and the prompt lists
+/// them.
+pub const FUNCTIONS: &[(&str, &str)] = &[
+    ("safe_div(a, b)", "a / b as a float; NULL when b is 0 or NULL (never an error or infinity)"),
+    ("pct(a, b)", "100 * a / b; NULL when b is 0 or NULL — e.g. test positivity rate pct(positive, tested)"),
+    ("excel_date(n)", "the date of an Excel serial day number (1900 system: 45292 → 2024-01-01)"),
+    ("year_month(d)", "'YYYY-MM' of a date or timestamp, for monthly grouping"),
+    ("year_quarter(d)", "'YYYY-Qn' of a date or timestamp, for quarterly grouping"),
+];
+
 /// Where SQL runs. The agent and the sinks depend on this, not on a process
 /// model: `quarry_engine::worker::SqlWorkers` runs queries in warm sandboxed worker
 /// processes; a distributed executor (Ballista) would be another

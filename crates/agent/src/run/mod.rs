@@ -9,10 +9,10 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use quarry_engine::{ErrorKind, QueryResult};
 use quarry_ingest::catalog::{Catalog, TableEntry};
 use quarry_llm::{CancellationToken, ChatRequest, ChatResponse, Delta, LlmErrorKind, Message, Tool, ToolCall, Usage};
 use quarry_sandbox::python::{PyFailure, PyRun, PythonError};
+use quarry_types::{ErrorKind, QueryResult};
 
 use crate::answer::{self, Answer, DataVersion, Provenance, Step, Table};
 use crate::cache::hash;
@@ -332,7 +332,7 @@ impl<'a> Run<'a> {
         Ran::Ok(last, text)
     }
 
-    fn sql_failed(&mut self, sql: String, e: &quarry_engine::EngineError) -> Ran {
+    fn sql_failed(&mut self, sql: String, e: &quarry_types::EngineError) -> Ran {
         let (step, attempt) = (self.step, self.attempt);
         match (&e.kind, &e.refusal) {
             (ErrorKind::Refused, Some(r)) => {

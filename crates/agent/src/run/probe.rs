@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use quarry_engine::quoted;
+use quarry_types::sql::quoted;
 
 use super::Run;
 use crate::answer::{self, Table};
@@ -52,7 +52,7 @@ impl Run<'_> {
     async fn empty_filters(&mut self, sql: &str) -> Vec<(String, String, Vec<String>)> {
         let mut out = Vec::new();
         let lower = sql.to_lowercase();
-        for (column, value) in quarry_engine::guard::filter_literals(sql).into_iter().take(6) {
+        for (column, value) in quarry_sql::filter_literals(sql).into_iter().take(6) {
             let Some((t, c)) = self
                 .entries
                 .iter()

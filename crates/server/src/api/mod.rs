@@ -9,9 +9,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use quarry_agent::{Answer, Event, Privacy, Table};
-use quarry_engine::{quoted, SqlKernel};
 use quarry_ingest::catalog::Catalog;
 use quarry_report::{Format, Report, ReportError, Source};
+use quarry_types::sql::quoted;
+use quarry_types::SqlKernel;
 use serde_json::{json, Value};
 use utoipa::OpenApi;
 

@@ -1,0 +1,24 @@
+//! The frames between the caller and `quarry worker sql`: a [`Request`]
+//! (the query and its limits) and a [`Header`] answering it, with the
+//! result as the frame's Arrow IPC payload. `quarry_engine::worker::serve`
+//! is the other end.
+
+use quarry_types::{EngineError, Limits};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Request {
+    pub sql: String,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Header {
+    pub ok: bool,
+    #[serde(default)]
+    pub rows: usize,
+    #[serde(default)]
+    pub truncated: bool,
+    #[serde(default)]
+    pub error: Option<EngineError>,
+}

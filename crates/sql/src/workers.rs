@@ -1,0 +1,78 @@
+//! [`SqlWorkers`]: warm `quarry worker sql` processes over one data
+//! directory, behind [`SqlKernel`]. A worker that died is reported as an
+//! [`EngineError`] and replaced on the next query; one that timed out is
+//! retired.
+
+use std::path::{Path, PathBuf};
+
+use quarry_types::{EngineError, ErrorKind, Limits, QueryResult, SqlKernel};
+use quarry_worker::{Frame, Launcher, Pool, Step, WorkerError};
+
+use crate::protocol::{Header, Request};
+
+/// Warm SQL workers over one data directory.
+pub struct SqlWorkers {
+    pool: Pool,
+}
+
+impl SqlWorkers {
+    /// A pool of at most `max` workers for `data`, each process under `limits`
+    /// (per-query limits may be lower, not higher, than these).
+    pub fn new(launcher: Launcher, data: &Path, limits: Limits, max: usize) -> SqlWorkers {
+        let args = vec!["sql".to_string(), "--data".into(), absolute(data).display().to_string()];
+        SqlWorkers { pool: Pool::new(launcher, args, limits, max) }
+    }
+
+    /// Worker processes started so far.
+    pub fn started(&self) -> u64 {
+        self.pool.started()
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+impl SqlKernel for SqlWorkers {
+    fn query(&self, sql: &str, limits: &Limits) -> Result<QueryResult, EngineError> {
+        let mut worker = self.pool.get().map_err(worker_error)?;
+        let request = Frame::json(&Request { sql: sql.to_string(), limits: limits.clone() });
+        let answer = worker
+            .call(&request, limits.time, |frame| {
+                let header: Header = frame.parse()?;
+                if !header.ok {
+                    let e =
+                        header.error.unwrap_or_else(|| EngineError::internal("the worker failed without saying why"));
+                    return Ok(Step::Done(Err(e)));
+                }
+                let mut r = QueryResult::from_ipc(&frame.payload, header.truncated)
+                    .map_err(|e| WorkerError::Protocol(format!("bad result: {e}")))?;
+                r.rows = header.rows;
+                Ok(Step::Done(Ok(r)))
+            })
+            .map_err(worker_error)?;
+        if matches!(&answer, Err(e) if e.kind == ErrorKind::Timeout) {
+            // The worker exits after a timeout; never hand it out again.
+            worker.retire();
+        }
+        answer
+    }
+}
+
+fn worker_error(e: WorkerError) -> EngineError {
+    let kind = match e {
+        WorkerError::Timeout(_) => ErrorKind::Timeout,
+        // SIGXCPU: the CPU-time rlimit; any other signal is almost always the address-space limit.
+        WorkerError::Died { signal: Some(24), .. } => ErrorKind::Timeout,
+        WorkerError::Died { signal: Some(_), .. } => ErrorKind::MemoryLimit,
+        WorkerError::TooMuchOutput(_) => ErrorKind::ResultTooLarge,
+        _ => ErrorKind::Internal,
+    };
+    let hint = match kind {
+        ErrorKind::ResultTooLarge => "select fewer columns or rows, or aggregate",
+        ErrorKind::MemoryLimit => "aggregate earlier, select fewer columns, or avoid building huge values",
+        ErrorKind::Timeout => "aggregate earlier, filter more, or avoid joins that multiply rows",
+        _ => "",
+    };
+    EngineError { kind, message: e.to_string(), hint: hint.into(), refusal: None }
+}
