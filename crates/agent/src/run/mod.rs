@@ -204,8 +204,11 @@ impl<'a> Run<'a> {
                 return Err(cancelled());
             }
             let resp = self.ask_model().await?;
-            let python_on = self.analyst.python.is_some();
-            let (call, ran) = match interpret(&resp, self.opts.protocol, python_on) {
+            let action = interpret(&resp, self.opts.protocol, self.analyst.python.is_some());
+            if !matches!(action, Action::Final { .. }) {
+                self.emit_plan(&resp);
+            }
+            let (call, ran) = match action {
                 Action::Problem { feedback, call } => {
                     if self.on_problem(&resp, &call, feedback) == Flow::Stop {
                         break;
@@ -251,12 +254,15 @@ impl<'a> Run<'a> {
             Err(e) => return Err(agent_err("llm", format!("the model could not be reached: {e}"))),
         };
         self.usage += resp.usage;
+        Ok(resp)
+    }
+
+    /// The model's words beside its code, as the step's plan.
+    fn emit_plan(&mut self, resp: &ChatResponse) {
         let plan = strip_fences(resp.text.trim());
-        let is_final = matches!(interpret(&resp, self.opts.protocol, python_on), Action::Final { .. });
-        if !plan.trim().is_empty() && !is_final {
+        if !plan.trim().is_empty() {
             self.emit(Event::Plan { text: plan.trim().to_string() });
         }
-        Ok(resp)
     }
 
     /// A reply that could not be acted on: say why, and let the model try again.
@@ -460,11 +466,6 @@ impl<'a> Run<'a> {
         let mut answer = self.answer(true, narrative, true);
         answer.attempts = attempts_of_last_step(&self.steps);
         answer.chart = chart;
-        if self.last.is_none() {
-            // Answered without running anything: no code stands behind it.
-            answer.code = String::new();
-            answer.language = "sql".into();
-        }
         if let Some(c) = &self.analyst.cache {
             c.put(&self.key, &answer);
         }
@@ -496,19 +497,21 @@ impl<'a> Run<'a> {
         answer
     }
 
-    /// The one answer builder: from the last step that ran when `from_last`,
-    /// else from the last code tried.
+    /// The one answer builder: from the last step that ran when `from_last`
+    /// (no code at all when nothing ran), else from the last code tried.
     fn answer(&self, ok: bool, narrative: String, from_last: bool) -> Answer {
         let last = self.last.as_ref().filter(|_| from_last);
+        let (code, language) = match last {
+            Some(l) => (l.code.clone(), l.language.to_string()),
+            None if from_last => (String::new(), "sql".to_string()),
+            None => (self.last_code.clone(), self.steps.last().map_or("sql".into(), |s| s.language.clone())),
+        };
         Answer {
             question: self.question.to_string(),
             ok,
             answer: narrative,
-            code: last.map_or_else(|| self.last_code.clone(), |l| l.code.clone()),
-            language: match last {
-                Some(l) => l.language.into(),
-                None => self.steps.last().map_or("sql".into(), |s| s.language.clone()),
-            },
+            code,
+            language,
             attempts: self.attempt.max(1),
             steps: self.steps.clone(),
             table: last.and_then(|l| l.table.clone()),
