@@ -74,25 +74,28 @@ fn non_test(text: &str) -> String {
         out.push_str(&rest[..i]);
         let after = &rest[i..];
         let Some(open) = after.find('{') else { return out };
-        let mut depth = 0usize;
-        let mut end = after.len();
-        for (k, c) in after[open..].char_indices() {
-            match c {
-                '{' => depth += 1,
-                '}' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        end = open + k + 1;
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        rest = &after[end..];
+        rest = &after[closing_brace(after, open).map_or(after.len(), |c| c + 1)..];
     }
     out.push_str(rest);
     out
+}
+
+/// Where the brace opened at `open` closes, counting nested braces.
+fn closing_brace(text: &str, open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (k, c) in text[open..].char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return Some(open + k);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Files outside `allowed` crates whose non-test code contains any of `needles`.
@@ -241,21 +244,7 @@ pub fn long_functions(files: &BTreeMap<String, Vec<Source>>, max: usize) -> Vec<
             let Some(open) = code[at..].find(['{', ';']).map(|o| at + o).filter(|&o| code[o..].starts_with('{')) else {
                 continue;
             };
-            let mut depth = 0usize;
-            let mut close = code.len();
-            for (j, c) in code[open..].char_indices() {
-                match c {
-                    '{' => depth += 1,
-                    '}' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            close = open + j;
-                            break;
-                        }
-                    }
-                    _ => {}
-                }
-            }
+            let close = closing_brace(&code, open).unwrap_or(code.len());
             let lines = line_of(close) - line_of(at) + 1;
             if lines > max {
                 out.push(format!("{}:{} fn {name} has {lines} lines (at most {max})", path.display(), line_of(at)));
