@@ -215,6 +215,9 @@ mod canary {
     use crate::{context, prompt};
 
     const WORD: &str = "Zqxcanaryvale";
+    const NUMBER: &str = "987654321";
+    /// A value only a sample row holds.
+    const SAMPLED: &str = "Zqxsampledonly";
 
     fn table() -> Table {
         Table {
@@ -236,7 +239,9 @@ mod canary {
         for i in 0..40 {
             s.push_str(&format!("{WORD},Kano,{}\n", 100 + i));
         }
-        // A second spelling of the canary makes a note that quotes values.
+        // The largest count is in the column's range only; a second spelling
+        // of the facility makes a note, the only place that quotes it.
+        s.push_str(&format!("{WORD},Kano,{NUMBER}\n"));
         s.push_str(&format!("{} ,Kano,5\n", WORD.to_uppercase()));
         std::fs::write(&csv, s).unwrap();
         let mut c = Catalog::open(&dir.path().join("data")).unwrap();
@@ -244,14 +249,25 @@ mod canary {
         let entries = c.tables().unwrap();
         let mut samples = HashMap::new();
         if with_samples {
-            samples.insert(entries[0].name.clone(), (vec!["facility".into()], vec![vec![WORD.to_string()]]));
+            samples.insert(entries[0].name.clone(), (vec!["facility".into()], vec![vec![SAMPLED.to_string()]]));
         }
         context::build(&entries, &samples, "which facility?", privacy, 6000).text
     }
 
     /// What the model reads through `view`, made by the policy from data
-    /// holding the canary.
-    fn view(policy: Policy, view: View) -> String {
+    /// holding a canary, and the canary only that view could carry.
+    fn view(policy: Policy, view: View) -> (String, Vec<&'static str>) {
+        let text = view_text(policy, view);
+        let canaries = match view {
+            View::ColumnValues => vec![NUMBER],
+            View::SampleRows => vec![SAMPLED],
+            View::QuotingNotes => vec!["ZQXCANARYVALE"],
+            _ => vec![WORD, NUMBER],
+        };
+        (text, canaries)
+    }
+
+    fn view_text(policy: Policy, view: View) -> String {
         let full_table = table();
         let run = PyRun { ok: true, stdout: format!("{WORD}\n"), value: Some(json!(WORD)), ..PyRun::default() };
         match view {
@@ -288,8 +304,8 @@ mod canary {
         for privacy in Privacy::ALL {
             let policy = Policy::new(privacy);
             for v in View::ALL {
-                let text = view(policy, v);
-                let leaked = text.contains(WORD) || text.contains("987654321");
+                let (text, canaries) = view(policy, v);
+                let leaked = canaries.iter().any(|c| text.contains(c));
                 assert_eq!(leaked, policy.shows(v), "{privacy:?} {v:?}: {text}");
             }
         }
