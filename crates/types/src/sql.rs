@@ -71,7 +71,7 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
 ];
 
 /// Where SQL runs. The agent and the sinks depend on this, not on a process
-/// model: `quarry_engine::worker::SqlWorkers` runs queries in warm sandboxed worker
+/// model: `quarry_sql::SqlWorkers` runs queries in warm sandboxed worker
 /// processes; a distributed executor (Ballista) would be another
 /// implementation behind the same call.
 pub trait SqlKernel: Send + Sync {
