@@ -71,6 +71,10 @@ pub struct AskOptions {
     pub stream: bool,
     /// Emit the first request's prompt as an [`Event::Prompt`] (default false).
     pub emit_prompt: bool,
+    /// The tables the question is about, by name: only these are described
+    /// to the model and preloaded for Python (`quarry ask FILE` names the
+    /// tables FILE became). Empty (the default): every table of the catalog.
+    pub tables: Vec<String>,
 }
 
 impl Default for AskOptions {
@@ -85,6 +89,7 @@ impl Default for AskOptions {
             use_cache: true,
             stream: true,
             emit_prompt: false,
+            tables: Vec::new(),
         }
     }
 }

@@ -88,7 +88,9 @@ pub(crate) enum Cmd {
     /// Ask a question in plain language: the model writes SQL, Quarry checks
     /// and runs it in a sandboxed worker, repairs failures, and answers.
     Ask {
-        /// Files to load first, then the question (last).
+        /// Files to load first, then the question (last). With files, the
+        /// question is about the tables they became; without, about every
+        /// table of the catalog.
         #[arg(required = true, num_args = 1..)]
         args: Vec<String>,
         #[command(flatten)]
@@ -97,7 +99,8 @@ pub(crate) enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// An interactive conversation with follow-up questions over FILEs.
+    /// An interactive conversation with follow-up questions over FILEs (the
+    /// tables they became; every table of the catalog when none is named).
     Chat {
         files: Vec<PathBuf>,
         #[command(flatten)]

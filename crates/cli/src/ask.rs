@@ -16,7 +16,7 @@ use quarry_report::{Format, Report, Source};
 use quarry_sandbox::{Launcher, Limits};
 use serde_json::Value;
 
-use crate::loading::load_files;
+use crate::loading::load_files_named;
 use crate::{fail, AskArgs};
 
 pub fn run(files: &[PathBuf], question: Option<&str>, a: &AskArgs, as_json: bool, opts: &IngestOptions) -> bool {
@@ -36,9 +36,8 @@ pub fn run(files: &[PathBuf], question: Option<&str>, a: &AskArgs, as_json: bool
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    if !load_files(files, &a.data, opts) {
-        return false;
-    }
+    // A question about named files is about the tables they became.
+    let Some(tables) = load_files_named(files, &a.data, opts) else { return false };
     match Catalog::open(&a.data).and_then(|c| c.tables()) {
         Ok(t) if t.is_empty() => {
             return fail(format!("{}: no tables — name files to load before the question", a.data.display()))
@@ -75,6 +74,7 @@ pub fn run(files: &[PathBuf], question: Option<&str>, a: &AskArgs, as_json: bool
         limits,
         use_cache: !a.no_cache,
         emit_prompt: a.show_prompt,
+        tables,
         ..AskOptions::default()
     };
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {

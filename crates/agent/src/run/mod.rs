@@ -93,9 +93,16 @@ impl<'a> Run<'a> {
         cancel: &'a CancellationToken,
         started: Instant,
     ) -> Result<Run<'a>, AgentError> {
-        let entries = Catalog::open(&analyst.data)
+        let mut entries = Catalog::open(&analyst.data)
             .and_then(|c| c.tables())
             .map_err(|e| agent_err("catalog", format!("the tables could not be read: {e}")))?;
+        if !opts.tables.is_empty() {
+            entries.retain(|t| opts.tables.contains(&t.name));
+        }
+        if entries.is_empty() && !opts.tables.is_empty() {
+            let named = opts.tables.join(", ");
+            return Err(agent_err("catalog", format!("none of the tables asked about exists: {named}")));
+        }
         if entries.is_empty() {
             return Err(agent_err("catalog", "there are no tables yet: load a file first"));
         }

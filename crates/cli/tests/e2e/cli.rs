@@ -264,3 +264,41 @@ fn ingest_limits_are_set_from_the_command_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("max_columns"), "a wrong name lists the right ones: {err}");
 }
+
+/// `quarry ask FILE "question"` is about FILE's table, not whatever else the
+/// data directory holds.
+#[test]
+fn a_question_about_a_file_sees_only_that_files_tables() {
+    use quarry_fake_llm::{FakeLlm, Reply, Script};
+    use serde_json::json;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("stock.csv"), "item,qty\nnets,10\n").unwrap();
+    std::fs::write(tmp.path().join("tests.csv"), "state,tested\nKano,5\nLagos,7\n").unwrap();
+    assert!(quarry(&["load", "stock.csv"], tmp.path()).status.success());
+    let fake = FakeLlm::start(Script::new(vec![
+        Reply::tool("run_sql", json!({"sql": "SELECT sum(tested) AS t FROM tests"})),
+        Reply::tool("final_answer", json!({"answer": "Tests in all."})),
+    ]));
+    let out = clean_llm_env(Command::new(env!("CARGO_BIN_EXE_quarry")).current_dir(tmp.path()))
+        .args([
+            "ask",
+            "tests.csv",
+            "How many tests?",
+            "--json",
+            "--llm-base-url",
+            &fake.openai_url(),
+            "--llm-model",
+            "m",
+        ])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json answer");
+    assert_eq!(v["table"]["rows"][0][0], json!(12));
+    let versions: Vec<&str> =
+        v["provenance"]["data_versions"].as_array().unwrap().iter().filter_map(|d| d["table"].as_str()).collect();
+    assert_eq!(versions, ["tests"], "the answer depends on the table asked about only");
+    let first = &fake.requests()[0].raw;
+    assert!(first.contains("<table name=\\\"tests\\\""), "{first}");
+    assert!(!first.contains("stock"), "the other table stays out of the context: {first}");
+}
