@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 pub use quarry_types::answer::{plain, Answer, Column, DataVersion, Provenance, Step, Table};
-use quarry_types::{ColumnType, Privacy};
+use quarry_types::ColumnType;
 
 /// What Quarry says about a result by itself, from the numbers the code
 /// produced: no model involved, so nothing is invented.
@@ -49,13 +49,13 @@ pub fn describe(table: &Table) -> String {
     s
 }
 
-/// The final narrative: the model's words (in `full` mode, written after
-/// reading the result) or the model's words plus Quarry's own statement of
-/// the numbers (in `strict`/`sample`, where the model saw no values).
-pub fn narrative(model_text: &str, table: Option<&Table>, privacy: Privacy) -> String {
+/// The final narrative: the model's words (when it read the result, written after
+/// reading it) or the model's words plus Quarry's own statement of
+/// the numbers (where the model saw no values; the policy says which).
+pub fn narrative(model_text: &str, table: Option<&Table>, model_read_result: bool) -> String {
     let model_text = model_text.trim();
-    match (privacy, table) {
-        (Privacy::Full, _) if !model_text.is_empty() => model_text.to_string(),
+    match (model_read_result, table) {
+        (true, _) if !model_text.is_empty() => model_text.to_string(),
         (_, Some(t)) if model_text.is_empty() => describe(t),
         (_, Some(t)) => format!("{model_text}\n\n{}", describe(t)),
         (_, None) => model_text.to_string(),

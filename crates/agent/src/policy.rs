@@ -121,7 +121,7 @@ impl Policy {
     /// The answer's narrative: the model's words where it read the result,
     /// else its words plus Quarry's own statement of the numbers.
     pub fn narrative(self, model_text: &str, table: Option<&Table>) -> String {
-        answer::narrative(model_text, table, self.privacy)
+        answer::narrative(model_text, table, self.shows(View::ResultRows))
     }
 }
 

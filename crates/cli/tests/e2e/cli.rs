@@ -160,6 +160,16 @@ fn ask_without_an_llm_names_what_to_set() {
     assert!(err.contains("QUARRY_LLM_MODEL") && err.contains("http://localhost:11434/v1"), "{err}");
 }
 
+/// `quarry ask FILE QUESTION --json` in `dir` against the fake model: the answer object.
+fn ask_json(dir: &Path, fake: &quarry_fake_llm::FakeLlm, file: &str, question: &str) -> serde_json::Value {
+    let out = clean_llm_env(Command::new(env!("CARGO_BIN_EXE_quarry")).current_dir(dir))
+        .args(["ask", file, question, "--json", "--llm-base-url", &fake.openai_url(), "--llm-model", "m"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("json answer")
+}
+
 #[test]
 fn ask_json_and_chat_follow_ups_through_the_binary() {
     use quarry_fake_llm::{FakeLlm, Reply, Script};
@@ -172,21 +182,7 @@ fn ask_json_and_chat_follow_ups_through_the_binary() {
         Reply::tool("run_sql", json!({"sql": sum})),
         Reply::tool("final_answer", json!({"answer": "Positives aged 5+."})),
     ]));
-    let out = clean_llm_env(Command::new(env!("CARGO_BIN_EXE_quarry")).current_dir(tmp.path()))
-        .args([
-            "ask",
-            "clinics.xlsx",
-            "How many positives aged 5+?",
-            "--json",
-            "--llm-base-url",
-            &fake.openai_url(),
-            "--llm-model",
-            "m",
-        ])
-        .output()
-        .expect("runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json answer");
+    let v = ask_json(tmp.path(), &fake, "clinics.xlsx", "How many positives aged 5+?");
     assert_eq!(v["ok"], true);
     assert_eq!(v["code"], sum);
     assert_eq!(v["language"], "sql");
@@ -279,21 +275,7 @@ fn a_question_about_a_file_sees_only_that_files_tables() {
         Reply::tool("run_sql", json!({"sql": "SELECT sum(tested) AS t FROM tests"})),
         Reply::tool("final_answer", json!({"answer": "Tests in all."})),
     ]));
-    let out = clean_llm_env(Command::new(env!("CARGO_BIN_EXE_quarry")).current_dir(tmp.path()))
-        .args([
-            "ask",
-            "tests.csv",
-            "How many tests?",
-            "--json",
-            "--llm-base-url",
-            &fake.openai_url(),
-            "--llm-model",
-            "m",
-        ])
-        .output()
-        .expect("runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json answer");
+    let v = ask_json(tmp.path(), &fake, "tests.csv", "How many tests?");
     assert_eq!(v["table"]["rows"][0][0], json!(12));
     let versions: Vec<&str> =
         v["provenance"]["data_versions"].as_array().unwrap().iter().filter_map(|d| d["table"].as_str()).collect();
