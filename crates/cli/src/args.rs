@@ -7,7 +7,7 @@ use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
 use quarry_agent::{AskOptions, Privacy, Protocol};
 use quarry_ingest::catalog;
-use quarry_ingest::IngestOptions;
+use quarry_ingest::{CellRange, HeaderChoice, IngestOptions, LayoutChoice};
 use quarry_sandbox::Limits;
 use quarry_server::ServerConfig;
 
@@ -37,6 +37,8 @@ pub(crate) enum Cmd {
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        layout: LayoutArgs,
     },
     /// Profile files without loading them: tables, columns, types, statistics, notes.
     Profile {
@@ -45,6 +47,8 @@ pub(crate) enum Cmd {
         /// Print the documented JSON shape instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        layout: LayoutArgs,
     },
     /// List the tables in the catalog.
     Tables {
@@ -338,6 +342,47 @@ fn protocol_values() -> impl TypedValueParser<Value = Protocol> {
 }
 
 /// `NAME=N` for one of [`IngestOptions`]' limits, checked as it is parsed.
+/// How a file is laid out, when the guess was wrong. Given to `load`, the
+/// choice is stored with the file and applied again to its later versions;
+/// `--header auto` alone clears it.
+#[derive(clap::Args, Clone, Default)]
+pub(crate) struct LayoutArgs {
+    /// The sheet the layout flags below apply to (default: every sheet).
+    #[arg(long)]
+    pub(crate) sheet: Option<String>,
+    /// Only these cells are the table, e.g. `A5:F40` (spreadsheets).
+    #[arg(long, value_name = "A1:F40", value_parser = |s: &str| s.parse::<CellRange>())]
+    pub(crate) range: Option<CellRange>,
+    /// Where the header is: `auto` (decided from the evidence), `none`
+    /// (every row is data; columns are numbered) or its row number.
+    #[arg(long, value_name = "none|auto|ROW", value_parser = |s: &str| s.parse::<HeaderChoice>())]
+    pub(crate) header: Option<HeaderChoice>,
+    /// The sheet is one table: do not split it at blank rows, titles or new headers.
+    #[arg(long)]
+    pub(crate) one_table: bool,
+    /// Start a new table at this sheet row (repeatable).
+    #[arg(long = "split-at", value_name = "ROW")]
+    pub(crate) split_at: Vec<u64>,
+}
+
+impl LayoutArgs {
+    /// The choice the flags make, or none when no flag was given.
+    pub(crate) fn choice(&self) -> Option<LayoutChoice> {
+        let given = self.sheet.is_some()
+            || self.range.is_some()
+            || self.header.is_some()
+            || self.one_table
+            || !self.split_at.is_empty();
+        given.then(|| LayoutChoice {
+            sheet: self.sheet.clone(),
+            range: self.range.clone(),
+            header: self.header.unwrap_or_default(),
+            one_table: self.one_table,
+            split_at: self.split_at.clone(),
+        })
+    }
+}
+
 fn ingest_limit(s: &str) -> Result<String, String> {
     IngestOptions::default().set(s).map(|()| s.to_string())
 }

@@ -23,7 +23,7 @@ use quarry_engine::SqlKernel;
 use quarry_ingest::catalog::{Catalog, Outcome, TableEntry};
 use quarry_ingest::stats::{ColumnStats, TableStats};
 use quarry_ingest::worker::IngestWorkers;
-use quarry_ingest::{IngestOptions, Note, Progress};
+use quarry_ingest::{IngestOptions, LayoutChoice, Note, Progress};
 use serde_json::{json, Value};
 
 struct Bar(Option<indicatif::ProgressBar>);
@@ -75,8 +75,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let opts = cli.ingest_options();
     let ok = match cli.cmd {
-        Cmd::Load { files, data, json } => cmd_load(&files, &data, json, &opts),
-        Cmd::Profile { files, json } => cmd_profile(&files, json, &opts),
+        Cmd::Load { files, data, json, layout } => cmd_load(&files, &data, json, &opts, layout.choice()),
+        Cmd::Profile { files, json, layout } => cmd_profile(&files, json, &opts, layout.choice()),
         Cmd::Tables { data, json } => cmd_tables(&data, json),
         Cmd::Excluded { table, data } => cmd_excluded(&table, &data),
         Cmd::Demo { dir, data, no_serve, port, py } => cmd_demo(&dir, &data, no_serve, port, &py, &opts),
@@ -168,7 +168,7 @@ pub(crate) fn printable(s: &str) -> std::borrow::Cow<'_, str> {
     )
 }
 
-fn cmd_load(files: &[PathBuf], data: &Path, as_json: bool, opts: &IngestOptions) -> bool {
+fn cmd_load(files: &[PathBuf], data: &Path, as_json: bool, opts: &IngestOptions, choice: Option<LayoutChoice>) -> bool {
     let workers = match catalog_workers(data) {
         Ok(w) => w,
         Err(e) => return fail(e),
@@ -176,7 +176,8 @@ fn cmd_load(files: &[PathBuf], data: &Path, as_json: bool, opts: &IngestOptions)
     let mut ok = true;
     let mut reports = Vec::new();
     for f in files {
-        match Bar::around(f, |bar| workers.load(f, opts, bar)) {
+        let shown = f.display().to_string();
+        match Bar::around(f, |bar| workers.load_as(f, &shown, opts, choice.as_ref(), bar, &|| false)) {
             Ok(report) => {
                 if !as_json {
                     for l in &report.tables {
@@ -235,7 +236,7 @@ fn table_json(
 }
 
 /// Files are profiled in an ingest worker, under the same limits as a load.
-fn cmd_profile(files: &[PathBuf], as_json: bool, opts: &IngestOptions) -> bool {
+fn cmd_profile(files: &[PathBuf], as_json: bool, opts: &IngestOptions, choice: Option<LayoutChoice>) -> bool {
     let workers = match quarry_sandbox::Launcher::current() {
         Ok(l) => IngestWorkers::profiling(l, quarry_sandbox::Limits::for_ingest()),
         Err(e) => return fail(e),
@@ -244,7 +245,7 @@ fn cmd_profile(files: &[PathBuf], as_json: bool, opts: &IngestOptions) -> bool {
     let mut tables = Vec::new();
     let mut errors = Vec::new();
     for f in files {
-        match Bar::around(f, |bar| workers.profile(f, opts, bar)) {
+        match Bar::around(f, |bar| workers.profile(f, opts, choice.as_ref(), bar)) {
             Ok(p) => {
                 for t in p.tables {
                     let (meta, stats, notes) = (t.meta, t.stats, t.notes);
@@ -400,7 +401,7 @@ fn cmd_demo(dir: &Path, data: &Path, no_serve: bool, port: u16, py: &python::PyA
     };
     println!("demo files written to {}", dir.display());
     if no_serve {
-        return cmd_load(&files, data, false, opts) && cmd_profile(&files, false, opts);
+        return cmd_load(&files, data, false, opts, None) && cmd_profile(&files, false, opts, None);
     }
     let files: Vec<PathBuf> = files.iter().map(|f| std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())).collect();
     serve::cmd_serve(serve::Serve {

@@ -57,13 +57,13 @@ impl<'p> ColumnBuilder<'p> {
             Col::Int(b) => b.append_option(match c {
                 Cell::Int(i) => Some(i),
                 Cell::Float(f) => Some(f as i64),
-                Cell::Text(s) => cell::parse_int(cell::trim(s), plan.num_fmt),
+                Cell::Text(s) => number_text(cell::trim(s), plan, |t| cell::parse_int(t, plan.num_fmt), |i| -i),
                 _ => None,
             }),
             Col::Float(b) => b.append_option(match c {
                 Cell::Int(i) => Some(i as f64),
                 Cell::Float(f) => Some(f),
-                Cell::Text(s) => cell::parse_number(cell::trim(s), plan.num_fmt),
+                Cell::Text(s) => number_text(cell::trim(s), plan, |t| cell::parse_number(t, plan.num_fmt), |f| -f),
                 _ => None,
             }),
             Col::Bool(b) => b.append_option(match c {
@@ -121,6 +121,17 @@ impl<'p> ColumnBuilder<'p> {
             Col::Text(b) => Arc::new(b.finish()),
         }
     }
+}
+
+/// Read a number written as text, taking off the column's unit (`45%`,
+/// `-$5`) when it has one.
+fn number_text<T>(t: &str, plan: &ColumnPlan, parse: impl Fn(&str) -> Option<T>, negate: impl Fn(T) -> T) -> Option<T> {
+    if plan.unit.is_some() {
+        if let Some((_, rest, neg)) = cell::split_unit(t) {
+            return parse(rest).map(|v| if neg { negate(v) } else { v });
+        }
+    }
+    parse(t)
 }
 
 /// Accumulates rows into record batches of [`BATCH_ROWS`].

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ErrorKind, IngestError, Result};
 use crate::stats::{StatsBuilder, TableStats};
 use crate::table::{ColumnMeta, ExcludedRow, Note};
-use crate::{prepare, IngestOptions, Progress};
+use crate::{prepare_with, IngestOptions, LayoutChoice, Progress};
 
 pub const DEFAULT_DIR: &str = "quarry-data";
 
@@ -43,6 +43,12 @@ pub struct TableEntry {
     pub excluded: Vec<ExcludedRow>,
     pub stats: TableStats,
     pub loaded_at: String,
+    /// Which table of its sheet this is, when the sheet holds several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<String>,
+    /// Where on the sheet it came from and how its header was decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<crate::SourceLayout>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,10 +87,16 @@ struct Target {
     previous_hash: Option<String>,
 }
 
-/// What one table version's rows hold.
-struct Version<'a> {
+/// Where a table sits in its file: sheet and part.
+struct Place<'a> {
     source: &'a str,
     sheet: &'a str,
+    part: &'a str,
+}
+
+/// What one table version's rows hold.
+struct Version<'a> {
+    place: Place<'a>,
     format: &'a str,
     hash: &'a str,
     meta: &'a crate::TableMeta,
@@ -119,7 +131,9 @@ CREATE TABLE IF NOT EXISTS tables (
     source  TEXT NOT NULL,
     sheet   TEXT NOT NULL DEFAULT '',
     format  TEXT NOT NULL,
-    UNIQUE (source, sheet)
+    part    TEXT NOT NULL DEFAULT '',
+    retired INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (source, sheet, part)
 );
 CREATE TABLE IF NOT EXISTS versions (
     table_id      INTEGER NOT NULL REFERENCES tables(id),
@@ -132,9 +146,50 @@ CREATE TABLE IF NOT EXISTS versions (
     excluded_json TEXT NOT NULL,
     stats_json    TEXT NOT NULL,
     loaded_at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')),
+    layout_json   TEXT NOT NULL DEFAULT 'null',
     PRIMARY KEY (table_id, version)
 );
+CREATE TABLE IF NOT EXISTS layouts (
+    source       TEXT PRIMARY KEY,
+    choices_json TEXT NOT NULL
+);
 ";
+
+/// Bring a catalog made by an older Quarry up to [`SCHEMA`]: tables gain
+/// `part` (several tables per sheet) and `retired`, in one transaction
+/// (the unique key changes, so the table is rebuilt); versions gain
+/// `layout_json`.
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let has = |conn: &Connection, table: &str, col: &str| -> Result<bool> {
+        let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})")).map_err(cat_err)?;
+        let cols: Vec<String> = stmt
+            .query_map([], |r| r.get(1))
+            .map_err(cat_err)?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(cat_err)?;
+        Ok(cols.iter().any(|c| c == col))
+    };
+    if !has(conn, "tables", "part")? {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(cat_err)?;
+        if !has(&tx, "tables", "part")? {
+            tx.execute_batch(
+                "CREATE TABLE tables_new (
+                    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, source TEXT NOT NULL,
+                    sheet TEXT NOT NULL DEFAULT '', format TEXT NOT NULL, part TEXT NOT NULL DEFAULT '',
+                    retired INTEGER NOT NULL DEFAULT 0, UNIQUE (source, sheet, part));
+                 INSERT INTO tables_new (id, name, source, sheet, format) SELECT id, name, source, sheet, format FROM tables;
+                 DROP TABLE tables;
+                 ALTER TABLE tables_new RENAME TO tables;",
+            )
+            .map_err(cat_err)?;
+        }
+        tx.commit().map_err(cat_err)?;
+    }
+    if !has(conn, "versions", "layout_json")? {
+        let _ = conn.execute_batch("ALTER TABLE versions ADD COLUMN layout_json TEXT NOT NULL DEFAULT 'null'");
+    }
+    Ok(())
+}
 
 /// BLAKE3 of a file's bytes, hex.
 pub fn hash_file(path: &Path) -> Result<String> {
@@ -149,6 +204,15 @@ impl Catalog {
             .map_err(|e| IngestError::io(e).in_file(dir.display().to_string()))?;
         let conn = Connection::open(dir.join("catalog.sqlite")).map_err(cat_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(cat_err)?;
+        let mut conn = conn;
+        if conn
+            .query_row("SELECT 1 FROM sqlite_master WHERE name = 'tables'", [], |_| Ok(()))
+            .optional()
+            .map_err(cat_err)?
+            .is_some()
+        {
+            migrate(&mut conn)?;
+        }
         conn.execute_batch(SCHEMA).map_err(cat_err)?;
         Ok(Catalog { dir: dir.to_path_buf(), conn })
     }
@@ -168,11 +232,39 @@ impl Catalog {
     /// [`Catalog::repair`]. Named failure points ([`failpoint`]) let tests
     /// kill the process between the steps.
     pub fn load(&mut self, path: &Path, opts: &IngestOptions, progress: &dyn Progress) -> Result<LoadReport> {
+        self.load_with(path, opts, None, progress)
+    }
+
+    /// [`Catalog::load`], with a layout a person chose for the file (a
+    /// sheet of it). The choice is stored with the source and applied to
+    /// every later version; a choice that leaves everything to the
+    /// evidence clears the stored one for its sheet. Tables the new
+    /// layout no longer makes are retired: hidden, their versions kept.
+    pub fn load_with(
+        &mut self,
+        path: &Path,
+        opts: &IngestOptions,
+        choice: Option<&LayoutChoice>,
+        progress: &dyn Progress,
+    ) -> Result<LoadReport> {
         let shown = path.display().to_string();
         let canon = std::fs::canonicalize(path).map_err(|e| IngestError::io(e).in_file(&shown))?;
         let source = canon.display().to_string();
         let _loading = self.lock(false)?;
-        let hash = hash_file(&canon).map_err(|e| e.in_file(&shown))?;
+        let mut choices = self.layouts(&source)?;
+        if let Some(c) = choice {
+            choices.retain(|old| old.sheet != c.sheet);
+            if !c.is_auto() {
+                choices.push(c.clone());
+            }
+        }
+        let file_hash = hash_file(&canon).map_err(|e| e.in_file(&shown))?;
+        // The data version follows the bytes and the layout chosen for them.
+        let hash = if choices.is_empty() {
+            file_hash
+        } else {
+            blake3::hash(format!("{file_hash}{}", json(&choices)?).as_bytes()).to_hex().to_string()
+        };
         let existing = self.latest_for_source(&source)?;
         if !existing.is_empty() && existing.iter().all(|t| t.content_hash == hash) {
             return Ok(LoadReport {
@@ -181,44 +273,101 @@ impl Catalog {
                 notes: Vec::new(),
             });
         }
-        let prepared = prepare(path, opts, progress)?;
+        let prepared = prepare_with(path, opts, &choices, progress)?;
         let mut loaded = Vec::new();
         for p in &prepared.tables {
-            let sheet = p.meta.sheet.clone().unwrap_or_default();
-            let target = self.target(&source, &sheet, &p.meta.name)?;
-            if target.previous_hash.as_deref() == Some(hash.as_str()) {
-                loaded.push(Loaded { outcome: Outcome::Unchanged, table: self.entry(&target.name, None)? });
-                continue;
-            }
-            failpoint("load:before_parquet");
-            let tmp = self.dir.join("tables").join(&target.name).join(format!("v{}.parquet.tmp", target.version));
-            let stats = write_parquet_tmp(p, &tmp, progress).map_err(|e| e.in_file(&shown))?;
-            failpoint("load:parquet_written");
-            let mut meta = p.meta.clone();
-            meta.notes.extend(stats.notes.iter().cloned());
-            meta.notes.extend(prepared.notes.iter().cloned());
-            let version = Version { source: &source, sheet: &sheet, format: &p.meta.format, hash: &hash, meta: &meta };
-            let (name, v, outcome) = match self.commit(target, &tmp, &version, &stats) {
-                Ok(r) => r,
-                Err(e) => {
-                    let _ = std::fs::remove_file(&tmp);
-                    return Err(e.in_file(&shown));
-                }
-            };
-            failpoint("load:committed");
-            loaded.push(Loaded { outcome, table: self.entry(&name, Some(v))? });
+            loaded.push(self.load_table(p, &source, &hash, &prepared.notes, &shown, progress)?);
+        }
+        if choice.is_some() {
+            self.settle_layout(&source, &choices, &loaded)?;
         }
         Ok(LoadReport { file: shown, tables: loaded, notes: prepared.notes })
     }
 
+    /// One prepared table into a new version (or unchanged).
+    fn load_table(
+        &mut self,
+        p: &crate::Prepared,
+        source: &str,
+        hash: &str,
+        file_notes: &[Note],
+        shown: &str,
+        progress: &dyn Progress,
+    ) -> Result<Loaded> {
+        let sheet = p.meta.sheet.clone().unwrap_or_default();
+        let part = p.meta.part.clone().unwrap_or_default();
+        let place = Place { source, sheet: &sheet, part: &part };
+        let target = self.target(&place, &p.meta.name)?;
+        if target.previous_hash.as_deref() == Some(hash) {
+            return Ok(Loaded { outcome: Outcome::Unchanged, table: self.entry(&target.name, None)? });
+        }
+        failpoint("load:before_parquet");
+        let tmp = self.dir.join("tables").join(&target.name).join(format!("v{}.parquet.tmp", target.version));
+        let stats = write_parquet_tmp(p, &tmp, progress).map_err(|e| e.in_file(shown))?;
+        failpoint("load:parquet_written");
+        let mut meta = p.meta.clone();
+        meta.notes.extend(stats.notes.iter().cloned());
+        meta.notes.extend(file_notes.iter().cloned());
+        let version = Version { place, format: &p.meta.format, hash, meta: &meta };
+        let (name, v, outcome) = match self.commit(target, &tmp, &version, &stats) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e.in_file(shown));
+            }
+        };
+        failpoint("load:committed");
+        Ok(Loaded { outcome, table: self.entry(&name, Some(v))? })
+    }
+
+    /// After a load with a new layout choice: store the choices, and retire
+    /// the source's tables the new layout did not make.
+    fn settle_layout(&mut self, source: &str, choices: &[LayoutChoice], loaded: &[Loaded]) -> Result<()> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(cat_err)?;
+        if choices.is_empty() {
+            tx.execute("DELETE FROM layouts WHERE source = ?1", [source]).map_err(cat_err)?;
+        } else {
+            tx.execute(
+                "INSERT INTO layouts (source, choices_json) VALUES (?1, ?2)
+                 ON CONFLICT (source) DO UPDATE SET choices_json = excluded.choices_json",
+                params![source, json(&choices)?],
+            )
+            .map_err(cat_err)?;
+        }
+        let keep: Vec<&str> = loaded.iter().map(|l| l.table.name.as_str()).collect();
+        let mut stmt = tx.prepare("SELECT name FROM tables WHERE source = ?1 AND retired = 0").map_err(cat_err)?;
+        let names: Vec<String> = stmt
+            .query_map([source], |r| r.get(0))
+            .map_err(cat_err)?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(cat_err)?;
+        drop(stmt);
+        for n in names.iter().filter(|n| !keep.contains(&n.as_str())) {
+            tx.execute("UPDATE tables SET retired = 1 WHERE name = ?1", [n]).map_err(cat_err)?;
+        }
+        tx.commit().map_err(cat_err)
+    }
+
+    /// The layout choices stored for a source file (canonical path).
+    pub fn layouts(&self, source: &str) -> Result<Vec<LayoutChoice>> {
+        let found: Option<String> = self
+            .conn
+            .query_row("SELECT choices_json FROM layouts WHERE source = ?1", [source], |r| r.get(0))
+            .optional()
+            .map_err(cat_err)?;
+        found.map(|j| parse(&j)).transpose().map(Option::unwrap_or_default)
+    }
+
     /// Where a table of `source`/`sheet` goes: its existing name and next
     /// version, or a free name for a new table (nothing is written yet).
-    fn target(&self, source: &str, sheet: &str, base: &str) -> Result<Target> {
+    fn target(&self, place: &Place<'_>, base: &str) -> Result<Target> {
         let found: Option<(i64, String)> = self
             .conn
-            .query_row("SELECT id, name FROM tables WHERE source = ?1 AND sheet = ?2", params![source, sheet], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT id, name FROM tables WHERE source = ?1 AND sheet = ?2 AND part = ?3",
+                params![place.source, place.sheet, place.part],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()
             .map_err(cat_err)?;
         let Some((id, name)) = found else {
@@ -244,17 +393,18 @@ impl Catalog {
             Some(id) => id,
             None => {
                 tx.execute(
-                    "INSERT INTO tables (name, source, sheet, format) VALUES (?1, ?2, ?3, ?4)",
-                    params![t.name, v.source, v.sheet, v.format],
+                    "INSERT INTO tables (name, source, sheet, format, part) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![t.name, v.place.source, v.place.sheet, v.format, v.place.part],
                 )
                 .map_err(cat_err)?;
                 tx.last_insert_rowid()
             }
         };
+        tx.execute("UPDATE tables SET retired = 0 WHERE id = ?1", [id]).map_err(cat_err)?;
         let rel = PathBuf::from("tables").join(&t.name).join(format!("v{}.parquet", t.version));
         tx.execute(
-            "INSERT INTO versions (table_id, version, content_hash, rows, parquet, columns_json, notes_json, excluded_json, stats_json)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO versions (table_id, version, content_hash, rows, parquet, columns_json, notes_json, excluded_json, stats_json, layout_json)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 id,
                 t.version,
@@ -265,6 +415,7 @@ impl Catalog {
                 json(&v.meta.notes)?,
                 json(&v.meta.excluded)?,
                 json(stats)?,
+                json(&v.meta.layout)?,
             ],
         )
         .map_err(cat_err)?;
@@ -345,7 +496,7 @@ impl Catalog {
     fn latest_for_source(&self, source: &str) -> Result<Vec<TableEntry>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT name FROM tables WHERE source = ?1 AND id IN (SELECT table_id FROM versions) ORDER BY id")
+            .prepare("SELECT name FROM tables WHERE source = ?1 AND retired = 0 AND id IN (SELECT table_id FROM versions) ORDER BY id")
             .map_err(cat_err)?;
         let names: Vec<String> =
             stmt.query_map([source], |r| r.get(0)).map_err(cat_err)?.collect::<Result<_, _>>().map_err(cat_err)?;
@@ -358,7 +509,7 @@ impl Catalog {
             .conn
             .query_row(
                 "SELECT t.name, t.source, t.sheet, t.format, v.version, v.content_hash, v.rows, v.parquet,
-                        v.columns_json, v.notes_json, v.excluded_json, v.stats_json, v.loaded_at
+                        v.columns_json, v.notes_json, v.excluded_json, v.stats_json, v.loaded_at, t.part, v.layout_json
                  FROM tables t JOIN versions v ON v.table_id = t.id
                  WHERE t.name = ?1 AND (?2 IS NULL OR v.version = ?2)
                  ORDER BY v.version DESC LIMIT 1",
@@ -378,6 +529,8 @@ impl Catalog {
                         r.get::<_, String>(10)?,
                         r.get::<_, String>(11)?,
                         r.get::<_, String>(12)?,
+                        r.get::<_, String>(13)?,
+                        r.get::<_, String>(14)?,
                     ))
                 },
             )
@@ -404,6 +557,8 @@ impl Catalog {
             excluded: parse(&r.10)?,
             stats: parse(&r.11)?,
             loaded_at: r.12,
+            part: (!r.13.is_empty()).then_some(r.13),
+            layout: parse(&r.14)?,
         })
     }
 
@@ -411,7 +566,9 @@ impl Catalog {
     pub fn tables(&self) -> Result<Vec<TableEntry>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT name FROM tables WHERE id IN (SELECT table_id FROM versions) ORDER BY name")
+            .prepare(
+                "SELECT name FROM tables WHERE retired = 0 AND id IN (SELECT table_id FROM versions) ORDER BY name",
+            )
             .map_err(cat_err)?;
         let names: Vec<String> =
             stmt.query_map([], |r| r.get(0)).map_err(cat_err)?.collect::<Result<_, _>>().map_err(cat_err)?;

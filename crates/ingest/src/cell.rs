@@ -232,6 +232,66 @@ pub fn classify_number(s: &str) -> Option<NumClass> {
     (fits != 0).then_some(NumClass { fits, integral })
 }
 
+// ---------------------------------------------------------------- units
+
+/// A unit written in a number cell: `45%`, `$1,200.50`, `₦15,000`, `1 200 FCFA`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Unit {
+    /// Stored as percent points: `45%` is 45.
+    Percent,
+    /// The symbol or code as written.
+    Currency(&'static str),
+}
+
+impl std::fmt::Display for Unit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unit::Percent => f.write_str("%"),
+            Unit::Currency(c) => f.write_str(c),
+        }
+    }
+}
+
+/// Currency symbols and codes read out of amounts, longest first where one
+/// starts another. Documented in ARCHITECTURE.md.
+pub const CURRENCIES: &[&str] = &[
+    "US$", "R$", "KSh", "FCFA", "CFA", "$", "€", "£", "₦", "¥", "₹", "₵", "₱", "NGN", "USD", "EUR", "GBP", "KES",
+    "GHS", "ZAR", "XOF", "XAF", "UGX", "TZS", "ETB", "RWF", "CDF", "INR",
+];
+
+/// Split a unit off a number: the unit, the number's text, and whether a
+/// minus sign stood before the unit (`-$5`). `None` when no unit is there.
+pub fn split_unit(s: &str) -> Option<(Unit, &str, bool)> {
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(r) if !r.starts_with(|c: char| c.is_ascii_digit()) => (true, r.trim_start()),
+        _ => (false, s),
+    };
+    if let Some(r) = body.strip_suffix('%') {
+        return Some((Unit::Percent, r.trim_end(), neg));
+    }
+    for &c in CURRENCIES {
+        if let Some(r) = body.strip_prefix(c) {
+            return Some((Unit::Currency(c), r.trim_start(), neg));
+        }
+        if let Some(r) = body.strip_suffix(c) {
+            let r = r.trim_end();
+            if r.ends_with(|ch: char| ch.is_ascii_digit()) {
+                return Some((Unit::Currency(c), r, neg));
+            }
+        }
+    }
+    None
+}
+
+/// A number with a unit: the unit and how the number is written.
+pub fn classify_unit_number(s: &str) -> Option<(Unit, NumClass)> {
+    let (u, rest, neg) = split_unit(s)?;
+    if rest.is_empty() || (neg && rest.starts_with(['-', '+'])) {
+        return None;
+    }
+    Some((u, classify_number(rest)?))
+}
+
 /// True for text written as a plain number that no 64-bit integer or
 /// finite float holds exactly: `12345678901234567890123`, `1e400`.
 /// [`classify_number`] does not count these as numbers; ingest says so.

@@ -37,6 +37,10 @@ pub struct ColumnInfer {
     distinct: Option<HashMap<String, u64>>,
     /// Values seen in a non-text form (native numbers, dates, booleans).
     natives: u64,
+    /// Units written with numbers (`45%`, `$1,200`), with counts.
+    units: Vec<(cell::Unit, u64)>,
+    /// Placeholder cells (not blank) read as null.
+    pub placeholder_cells: u64,
 }
 
 impl Default for ColumnInfer {
@@ -59,6 +63,8 @@ impl Default for ColumnInfer {
             trimmed: 0,
             distinct: Some(HashMap::new()),
             natives: 0,
+            units: Vec::new(),
+            placeholder_cells: 0,
         }
     }
 }
@@ -73,6 +79,9 @@ pub struct ColumnPlan {
     pub date_fmt: u8,
     /// Spelling variants folded into one canonical value (text columns).
     pub canonical: HashMap<String, String>,
+    /// The unit written with every number of a numeric column (`%`, `₦`),
+    /// taken off when the numbers are read.
+    pub unit: Option<cell::Unit>,
 }
 
 impl ColumnInfer {
@@ -87,8 +96,11 @@ impl ColumnInfer {
                 let t = cell::trim(raw);
                 if cell::is_placeholder(t) {
                     self.nulls += 1;
-                    if !t.is_empty() && self.placeholders.len() < 16 {
-                        *self.placeholders.entry(t.to_string()).or_default() += 1;
+                    if !t.is_empty() {
+                        self.placeholder_cells += 1;
+                        if self.placeholders.len() < 16 || self.placeholders.contains_key(t) {
+                            *self.placeholders.entry(t.to_string()).or_default() += 1;
+                        }
                     }
                     return;
                 }
@@ -96,7 +108,15 @@ impl ColumnInfer {
                 if t.len() != raw.len() {
                     self.trimmed += 1;
                 }
-                match cell::classify_number(t) {
+                let number = cell::classify_number(t).or_else(|| {
+                    let (u, n) = cell::classify_unit_number(t)?;
+                    match self.units.iter_mut().find(|x| x.0 == u) {
+                        Some(x) => x.1 += 1,
+                        None => self.units.push((u, 1)),
+                    }
+                    Some(n)
+                });
+                match number {
                     Some(n) => {
                         self.num_fits &= n.fits;
                         self.num_integral &= n.integral;
@@ -178,11 +198,14 @@ impl ColumnInfer {
     /// values like `1,204` (true for `;`-separated files, as Excel writes them
     /// in comma-decimal locales).
     pub fn plan(&self, prefer_decimal_comma: bool) -> ColumnPlan {
-        let mut plan = ColumnPlan { dtype: ColumnType::Text, num_fmt: 0, date_fmt: 0, canonical: HashMap::new() };
+        let mut plan =
+            ColumnPlan { dtype: ColumnType::Text, num_fmt: 0, date_fmt: 0, canonical: HashMap::new(), unit: None };
         if self.non_null == 0 {
             return plan;
         }
-        if self.num_fits != 0 {
+        // Numbers in two units (dollars and naira) cannot be added: text.
+        if self.num_fits != 0 && self.units.len() <= 1 {
+            plan.unit = self.units.first().map(|u| u.0);
             let f = self.num_fits;
             plan.num_fmt = if f & numfmt::PLAIN != 0 {
                 numfmt::PLAIN
@@ -255,19 +278,28 @@ impl ColumnInfer {
             ps.sort();
             let total: u64 = ps.iter().map(|p| p.1).sum();
             let list = ps.iter().map(|(p, n)| format!("'{p}' ×{n}")).collect::<Vec<_>>().join(", ");
-            notes.push(Note::column(
-                NoteKind::Placeholders,
-                name,
-                format!("'{label}': {total} placeholder values read as null ({list})"),
-            ));
+            let more = self.placeholder_cells.saturating_sub(total);
+            let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+            notes.push(
+                Note::column(
+                    NoteKind::Placeholders,
+                    name,
+                    format!("'{label}': {} placeholder values read as null ({list}{more})", self.placeholder_cells),
+                )
+                .counting(self.placeholder_cells),
+            );
         }
         if self.errors > 0 {
-            notes.push(Note::column(
-                NoteKind::CellErrors,
-                name,
-                format!("'{label}': {} spreadsheet error values (such as #DIV/0!) read as null", self.errors),
-            ));
+            notes.push(
+                Note::column(
+                    NoteKind::CellErrors,
+                    name,
+                    format!("'{label}': {} spreadsheet error values (such as #DIV/0!) read as null", self.errors),
+                )
+                .counting(self.errors),
+            );
         }
+        notes.extend(self.unit_note(label, name, plan));
         if let (true, Some(e)) = (self.beyond_range > 0, &self.beyond_example) {
             notes.push(Note::column(
                 NoteKind::OutOfRange,
@@ -349,6 +381,27 @@ impl ColumnInfer {
             }
         }
         notes
+    }
+
+    /// What was done with units written in the numbers: taken off (and
+    /// which), or the column kept as text because they differ.
+    fn unit_note(&self, label: &str, name: &str, plan: &ColumnPlan) -> Option<Note> {
+        let written: u64 = self.units.iter().map(|u| u.1).sum();
+        let text = match (plan.unit, self.units.as_slice()) {
+            (_, []) => return None,
+            (Some(cell::Unit::Percent), _) => format!(
+                "'{label}': {written} values written with % were read as numbers in percent points (45% is stored as 45, not 0.45)"
+            ),
+            (Some(cell::Unit::Currency(c)), _) => {
+                format!("'{label}': amounts in {c} ({written} written with the symbol); the symbol was taken off, the numbers kept")
+            }
+            (None, units) if units.len() > 1 => {
+                let list = units.iter().map(|u| format!("{} ×{}", u.0, u.1)).collect::<Vec<_>>().join(", ");
+                format!("'{label}': numbers in several units ({list}); kept as text, since they cannot be added up as they stand — split the column by unit before adding")
+            }
+            (None, _) => return None,
+        };
+        Some(Note::column(NoteKind::Units, name, text))
     }
 
     /// Distinct trimmed text values with counts, when the column has few.

@@ -151,7 +151,8 @@ pub fn read(path: &Path, format: Format, opts: &IngestOptions) -> Result<Grid> {
             other => rows.push(vec![cell(other)]),
         }
     }
-    Ok(Grid { rows, first_row: 0, first_col: 0 })
+    let width = rows.iter().map(Vec::len).max().unwrap_or(0) as u32;
+    Ok(Grid { rows, first_row: 0, cols: (0..width).collect(), formulas: Vec::new() })
 }
 
 /// The first record (1-based) and field whose text value exceeds `max` bytes.

@@ -24,12 +24,15 @@
 pub mod build;
 pub mod catalog;
 pub mod cell;
+pub mod columns;
 pub mod detect;
 pub mod error;
 pub mod infer;
 pub mod json;
 pub mod names;
 pub mod parquet_in;
+pub mod period;
+pub mod region;
 pub mod shape;
 pub mod sheet;
 pub mod stats;
@@ -37,9 +40,7 @@ pub mod table;
 pub mod text;
 pub mod worker;
 
-use std::collections::{BTreeMap, HashMap};
-
-use ahash::AHashMap;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -47,10 +48,12 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 pub use error::{ErrorKind, IngestError, Result};
-pub use table::{ColumnMeta, ColumnType, ExcludeReason, ExcludedRow, Note, NoteKind, TableMeta};
+pub use shape::HeaderChoice;
+pub use sheet::CellRange;
+pub use table::{ColumnMeta, ColumnType, ExcludeReason, ExcludedRow, Note, NoteKind, SourceLayout, TableMeta};
 
+pub(crate) use columns::finish_columns;
 use infer::ColumnPlan;
-use shape::{Layout, RowLike, Shaper};
 
 /// Limits and switches for ingest, documented in one place.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -129,6 +132,68 @@ impl IngestOptions {
     }
 }
 
+/// How a person says a file is laid out, when the guess was wrong:
+/// `quarry load FILE [--sheet S] [--range A5:F40] [--header none|auto|ROW]
+/// [--one-table] [--split-at ROW]`, or a table's card in the page. Stored
+/// with the source by the catalog and applied again to every later
+/// version of the file.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LayoutChoice {
+    /// The sheet it applies to; none: every sheet, and text files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sheet: Option<String>,
+    /// Only these cells are the table (sheets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<CellRange>,
+    /// Where the header is: found (`auto`), `none`, or a 1-based row.
+    #[serde(default)]
+    pub header: HeaderChoice,
+    /// The sheet is one table, whatever blank rows or titles it has.
+    #[serde(default)]
+    pub one_table: bool,
+    /// Start a new table at these 1-based sheet rows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub split_at: Vec<u64>,
+}
+
+impl LayoutChoice {
+    /// True when it changes nothing: every decision is left to the evidence.
+    pub fn is_auto(&self) -> bool {
+        self.range.is_none() && self.header == HeaderChoice::Auto && !self.one_table && self.split_at.is_empty()
+    }
+
+    /// The choice that applies to a sheet (or, with `None`, a text file):
+    /// the one naming it, else one naming no sheet, else none.
+    pub fn for_sheet(choices: &[LayoutChoice], sheet: Option<&str>) -> LayoutChoice {
+        choices
+            .iter()
+            .find(|c| c.sheet.is_some() && c.sheet.as_deref() == sheet)
+            .or_else(|| choices.iter().find(|c| c.sheet.is_none()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Words for a note: what the person chose.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(r) = &self.range {
+            parts.push(format!("cells {r}"));
+        }
+        match self.header {
+            HeaderChoice::Auto => {}
+            HeaderChoice::None => parts.push("no header row".into()),
+            HeaderChoice::Row(n) => parts.push(format!("header on row {n}")),
+        }
+        if self.one_table {
+            parts.push("one table".into());
+        }
+        for r in &self.split_at {
+            parts.push(format!("a new table from row {r}"));
+        }
+        parts.join(", ")
+    }
+}
+
 /// Progress of long reads, for progress bars. `done` and `total` are bytes.
 pub trait Progress {
     fn advance(&self, phase: &str, done: u64, total: u64);
@@ -152,227 +217,8 @@ pub struct Finished {
     /// Data-row index → why it is out.
     pub excluded: BTreeMap<u64, ExcludedRow>,
     pub rows: u64,
-}
-
-/// What the layout says about the header: two rows joined, rows skipped above it, or none.
-fn header_notes(layout: &Layout) -> Vec<Note> {
-    let mut notes: Vec<Note> = Vec::new();
-    if let Some(h) = layout.header_row {
-        let line = |i: usize| i + 1;
-        if let Some(g) = layout.group_row {
-            notes.push(Note::table(
-                NoteKind::Header,
-                format!(
-                    "two-row header on rows {} and {} of the table region, joined into one name per column",
-                    line(g),
-                    line(h)
-                ),
-            ));
-        }
-        if layout.skipped_above > 0 {
-            notes.push(Note::table(
-                NoteKind::Header,
-                format!("header found below {} title or blank rows, which were skipped", layout.skipped_above),
-            ));
-        }
-    } else if !layout.labels.is_empty() {
-        notes.push(Note::table(
-            NoteKind::Header,
-            "no header row: the first row holds values, so columns are numbered (column_1, column_2, …)",
-        ));
-    }
-    notes
-}
-
-/// One note per reason rows were kept out of the data, naming the rows.
-fn excluded_notes(excluded: &BTreeMap<u64, ExcludedRow>) -> Vec<Note> {
-    let mut notes = Vec::new();
-    let mut by_reason: BTreeMap<ExcludeReason, Vec<u64>> = BTreeMap::new();
-    for e in excluded.values() {
-        by_reason.entry(e.reason).or_default().push(e.row);
-    }
-    for (reason, rows) in by_reason {
-        let kind = reason.note_kind();
-        let reason = reason.describe();
-        let list = rows.iter().take(10).map(|r| r.to_string()).collect::<Vec<_>>().join(", ");
-        let more = if rows.len() > 10 { format!(" and {} more", rows.len() - 10) } else { String::new() };
-        notes.push(Note::table(
-            kind,
-            format!(
-                "{} row(s) kept out of the data as {reason} (source row {list}{more}); kept verbatim as excluded rows (after loading: `quarry excluded TABLE`)",
-                rows.len()
-            ),));
-    }
-    notes
-}
-
-/// Turn a finished walk over the rows into columns, names, types and notes.
-pub(crate) fn finish_columns<R: RowLike>(
-    layout: &Layout,
-    shaper: &Shaper<R>,
-    prefer_decimal_comma: bool,
-    path: &Path,
-    sheet: Option<&str>,
-    format: &str,
-) -> Finished {
-    // Text files declare their fields, so only trailing unlabelled blank
-    // columns (a trailing delimiter) go; in sheets every unlabelled blank column goes.
-    let text_file = format == "csv";
-    let last_used = (0..layout.labels.len())
-        .rev()
-        .find(|&i| !layout.labels[i].trim().is_empty() || shaper.column_nonblank[i] > 0)
-        .map_or(0, |i| i + 1);
-    let mut notes = header_notes(layout);
-    let plans: Vec<ColumnPlan> = shaper.columns.iter().map(|c| c.plan(prefer_decimal_comma)).collect();
-    let mut sources = Vec::new();
-    let mut dropped = 0;
-    for (i, label) in layout.labels.iter().enumerate() {
-        if label.trim().is_empty() && shaper.column_nonblank[i] == 0 && (!text_file || i >= last_used) {
-            dropped += 1;
-            continue;
-        }
-        sources.push(i);
-    }
-    if dropped > 0 {
-        notes.push(Note::table(NoteKind::BlankColumns, format!("{dropped} blank columns without a header dropped")));
-    }
-    let labels: Vec<String> = sources
-        .iter()
-        .map(|&i| {
-            let l = layout.labels[i].trim();
-            if l.is_empty() {
-                format!("column_{}", i + 1)
-            } else {
-                l.to_string()
-            }
-        })
-        .collect();
-    let names = names::column_names(&labels);
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    for (k, l) in labels.iter().enumerate() {
-        if let Some(&first) = seen.get(l.as_str()) {
-            notes.push(Note::column(
-                NoteKind::DuplicateHeader,
-                &names[k],
-                format!(
-                    "header '{l}' appears more than once; this copy is named {} (the first is {})",
-                    names[k], names[first]
-                ),
-            ));
-        } else {
-            seen.insert(l, k);
-        }
-    }
-    let columns: Vec<ColumnMeta> = sources
-        .iter()
-        .zip(labels.iter().zip(&names))
-        .map(|(&i, (l, n))| ColumnMeta { name: n.clone(), label: l.clone(), dtype: plans[i].dtype })
-        .collect();
-    for (k, &i) in sources.iter().enumerate() {
-        notes.extend(shaper.columns[i].notes(&labels[k], &names[k], &plans[i]));
-        if let Some(n) = observe_text_column(&shaper.columns[i], &plans[i], &labels[k], &names[k]) {
-            notes.extend(n);
-        }
-    }
-    if shaper.blank_rows > 0 {
-        notes.push(Note::table(NoteKind::BlankRows, format!("{} blank rows skipped", shaper.blank_rows)));
-    }
-    notes.extend(excluded_notes(&shaper.excluded));
-    let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-    let meta = TableMeta {
-        name: names::table_name(&stem, sheet),
-        source: path.display().to_string(),
-        sheet: sheet.map(str::to_string),
-        format: format.to_string(),
-        columns,
-        notes,
-        excluded: shaper.excluded.values().cloned().collect(),
-    };
-    let schema = Arc::new(meta.schema());
-    Finished { meta, schema, sources, plans, excluded: shaper.excluded.clone(), rows: shaper.rows }
-}
-
-/// Notes about what a text column looks like: shared prefixes and suffixes
-/// (`kw `, ` Local Government Area`) and low cardinality. Meanings are not
-/// guessed; these are facts the analyst can use.
-fn observe_text_column(c: &infer::ColumnInfer, plan: &ColumnPlan, label: &str, name: &str) -> Option<Vec<Note>> {
-    if plan.dtype != ColumnType::Text {
-        return None;
-    }
-    // Counts after spelling variants are folded.
-    let mut folded: AHashMap<&str, u64> = AHashMap::new();
-    for (v, n) in c.distinct_values()? {
-        let canon = plan.canonical.get(v).unwrap_or(v);
-        *folded.entry(canon.as_str()).or_default() += n;
-    }
-    if folded.len() < 2 {
-        return None;
-    }
-    let mut notes = Vec::new();
-    let values: Vec<&str> = folded.keys().copied().collect();
-    for suffix in [false, true] {
-        if let Some((affix, without)) = common_affix(&values, suffix) {
-            let which = if suffix { "suffix" } else { "prefix" };
-            let text = if without.is_empty() {
-                format!("'{label}': every value has the {which} '{affix}'")
-            } else {
-                let list = without
-                    .iter()
-                    .take(3)
-                    .map(|v| format!("'{}'", infer::truncate(v, 40)))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                format!(
-                    "'{label}': {} of {} distinct values have the {which} '{affix}' (not: {list})",
-                    values.len() - without.len(),
-                    values.len()
-                )
-            };
-            notes.push(Note::column(NoteKind::SharedAffix, name, text));
-        }
-    }
-    if folded.len() <= 50 && c.non_null >= 4 * folded.len() as u64 {
-        let mut top: Vec<(&str, u64)> = folded.into_iter().collect();
-        top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        let list =
-            top.iter().take(6).map(|(v, _)| format!("'{}'", infer::truncate(v, 40))).collect::<Vec<_>>().join(", ");
-        notes.push(Note::column(
-            NoteKind::Categorical,
-            name,
-            format!(
-                "'{label}': categorical, {} distinct values ({list}{})",
-                top.len(),
-                if top.len() > 6 { ", …" } else { "" }
-            ),
-        ));
-    }
-    Some(notes)
-}
-
-/// The longest word-aligned prefix (or suffix) that at least 80% of the
-/// values share, with the values that lack it.
-fn common_affix<'v>(values: &[&'v str], suffix: bool) -> Option<(String, Vec<&'v str>)> {
-    let need = (values.len() * 4).div_ceil(5).max(2);
-    // Candidates come from every value's word boundaries; the longest shared by enough values wins.
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    for v in values {
-        let words: Vec<&str> = v.split_inclusive(' ').collect();
-        let n = words.len();
-        for k in 1..n {
-            let cand = if suffix { words[n - k..].concat() } else { words[..k].concat() };
-            *counts.entry(cand).or_default() += 1;
-        }
-    }
-    let mut cands: Vec<(String, usize)> = counts.into_iter().filter(|(_, n)| *n >= need).collect();
-    cands.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
-    let (b, _) = cands.into_iter().next()?;
-    let without: Vec<&str> = values
-        .iter()
-        .copied()
-        .filter(|v| !(v.len() > b.len() && if suffix { v.ends_with(&b) } else { v.starts_with(&b) }))
-        .collect();
-    let t = if suffix { format!(" {}", b.trim()) } else { b };
-    (t.trim().len() >= 2).then_some((t, without))
+    /// Non-blank cells per source column among kept rows.
+    pub filled: Vec<u64>,
 }
 
 /// A table ready to be built: its metadata, and a way to stream its rows.
@@ -382,20 +228,45 @@ pub struct Prepared {
     source: Source,
 }
 
+#[derive(Clone)]
 enum Source {
-    Text(Box<text::TextPlan>),
-    Sheet(Box<sheet::SheetPlan>),
-    Parquet(Box<parquet_in::ParquetPlan>),
+    Text(Arc<text::TextPlan>),
+    Sheet(Arc<sheet::SheetPlan>),
+    Parquet(Arc<parquet_in::ParquetPlan>),
+    /// The long form of another table: its rows, unpivoted as they stream.
+    Long(Box<Source>, Arc<period::LongSpec>),
+}
+
+impl Source {
+    fn batches(
+        &self,
+        progress: &dyn Progress,
+        sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+        long: &SchemaRef,
+    ) -> Result<()> {
+        match self {
+            Source::Text(p) => text::batches(p, progress, sink),
+            Source::Sheet(p) => sheet::batches(p, sink),
+            Source::Parquet(p) => parquet_in::batches(p, sink),
+            Source::Long(wide, spec) => wide.batches(progress, &mut |b| sink(period::unpivot(&b, spec, long)?), long),
+        }
+    }
 }
 
 impl Prepared {
     /// Stream the table's rows as Arrow batches.
     pub fn batches(&self, progress: &dyn Progress, sink: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<()> {
-        match &self.source {
-            Source::Text(p) => text::batches(p, progress, sink),
-            Source::Sheet(p) => sheet::batches(p, sink),
-            Source::Parquet(p) => parquet_in::batches(p, sink),
-        }
+        self.source.batches(progress, sink, &self.schema)
+    }
+
+    /// Its long form, when its columns are periods (see [`period`]); the
+    /// note for this table says where the long form is.
+    fn long_form(&mut self) -> Option<Prepared> {
+        let spec = period::long_spec(&self.meta)?;
+        let (meta, note) = period::long_meta(&self.meta, &spec);
+        self.meta.notes.push(note);
+        let schema = period::long_schema(&meta);
+        Some(Prepared { meta, schema, source: Source::Long(Box::new(self.source.clone()), Arc::new(spec)) })
     }
 }
 
@@ -410,11 +281,26 @@ pub struct PreparedFile {
 /// Inspect a file: detect its format, find its tables, infer their columns.
 /// Errors name the file and say what to do.
 pub fn prepare(path: &Path, opts: &IngestOptions, progress: &dyn Progress) -> Result<PreparedFile> {
-    let label = path.display().to_string();
-    prepare_inner(path, opts, progress).map_err(|e| e.in_file(label))
+    prepare_with(path, opts, &[], progress)
 }
 
-fn prepare_inner(path: &Path, opts: &IngestOptions, progress: &dyn Progress) -> Result<PreparedFile> {
+/// [`prepare`], with the layout a person chose for some sheets.
+pub fn prepare_with(
+    path: &Path,
+    opts: &IngestOptions,
+    choices: &[LayoutChoice],
+    progress: &dyn Progress,
+) -> Result<PreparedFile> {
+    let label = path.display().to_string();
+    prepare_inner(path, opts, choices, progress).map_err(|e| e.in_file(label))
+}
+
+fn prepare_inner(
+    path: &Path,
+    opts: &IngestOptions,
+    choices: &[LayoutChoice],
+    progress: &dyn Progress,
+) -> Result<PreparedFile> {
     let (format, head) = detect::detect(path)?;
     let mut notes = Vec::new();
     if let Some(n) = detect::extension_note(path, format) {
@@ -423,48 +309,55 @@ fn prepare_inner(path: &Path, opts: &IngestOptions, progress: &dyn Progress) -> 
     let mut tables = Vec::new();
     match format {
         detect::Format::Text => {
-            let plan = text::prepare(path, &head, opts, progress)?;
+            let choice = LayoutChoice::for_sheet(choices, None);
+            if choice.range.is_some() {
+                notes.push(Note::table(
+                    NoteKind::Header,
+                    "a cell range applies to spreadsheets; this text file was read whole",
+                ));
+            }
+            let plan = text::prepare(path, &head, opts, choice.header, progress)?;
             tables.push(Prepared {
                 meta: plan.finished.meta.clone(),
                 schema: plan.finished.schema.clone(),
-                source: Source::Text(Box::new(plan)),
+                source: Source::Text(Arc::new(plan)),
             });
         }
         detect::Format::Xlsx | detect::Format::Xls | detect::Format::Ods => {
             let grids = sheet::read_workbook(path, format.name(), opts)?;
             let several = grids.len() > 1;
             for (name, grid) in grids {
-                match sheet::prepare_sheet(path, format.name(), Some(name), grid, several) {
-                    sheet::SheetOutcome::Table(p) => tables.push(Prepared {
-                        meta: p.finished.meta.clone(),
-                        schema: p.finished.schema.clone(),
-                        source: Source::Sheet(p),
-                    }),
-                    sheet::SheetOutcome::Skipped { sheet, why } => notes
-                        .push(Note::table(NoteKind::SheetSkipped, format!("sheet '{sheet}' was not loaded: {why}"))),
+                let choice = LayoutChoice::for_sheet(choices, Some(&name));
+                for outcome in sheet::prepare_sheet(path, format.name(), Some(name), grid, several, &choice) {
+                    match outcome {
+                        sheet::SheetOutcome::Table(p) => tables.push(sheet_table(p, &choice)),
+                        sheet::SheetOutcome::Skipped { sheet, why, cells } => notes.push(
+                            Note::table(NoteKind::SheetSkipped, format!("sheet '{sheet}' was not loaded: {why}"))
+                                .counting(cells),
+                        ),
+                    }
                 }
             }
         }
         detect::Format::Json | detect::Format::Ndjson => {
             let grid = json::read(path, format, opts)?;
-            match sheet::prepare_sheet(path, format.name(), None, grid, false) {
-                sheet::SheetOutcome::Table(p) => tables.push(Prepared {
-                    meta: p.finished.meta.clone(),
-                    schema: p.finished.schema.clone(),
-                    source: Source::Sheet(p),
-                }),
-                sheet::SheetOutcome::Skipped { why, .. } => {
-                    return Err(IngestError::new(
-                        ErrorKind::Empty,
-                        format!("the JSON holds no table: {why}"),
-                        "give an array of objects, an array of arrays, or one object per line",
-                    ))
+            let choice = LayoutChoice::for_sheet(choices, None);
+            for outcome in sheet::prepare_sheet(path, format.name(), None, grid, false, &choice) {
+                match outcome {
+                    sheet::SheetOutcome::Table(p) => tables.push(sheet_table(p, &choice)),
+                    sheet::SheetOutcome::Skipped { why, .. } => {
+                        return Err(IngestError::new(
+                            ErrorKind::Empty,
+                            format!("the JSON holds no table: {why}"),
+                            "give an array of objects, an array of arrays, or one object per line",
+                        ))
+                    }
                 }
             }
         }
         detect::Format::Parquet => {
             let (meta, plan) = parquet_in::prepare(path, opts)?;
-            tables.push(Prepared { meta, schema: plan.schema(), source: Source::Parquet(Box::new(plan)) });
+            tables.push(Prepared { meta, schema: plan.schema(), source: Source::Parquet(Arc::new(plan)) });
         }
     }
     if tables.is_empty() {
@@ -474,7 +367,19 @@ fn prepare_inner(path: &Path, opts: &IngestOptions, progress: &dyn Progress) -> 
             notes.iter().map(|n| n.text.clone()).collect::<Vec<_>>().join("; "),
         ));
     }
+    let longs: Vec<Prepared> = tables.iter_mut().filter_map(Prepared::long_form).collect();
+    tables.extend(longs);
     Ok(PreparedFile { tables, notes, format })
+}
+
+/// A sheet's table, with a note when its layout was chosen by a person.
+fn sheet_table(p: Box<sheet::SheetPlan>, choice: &LayoutChoice) -> Prepared {
+    let mut meta = p.finished.meta.clone();
+    if !choice.is_auto() {
+        meta.notes
+            .insert(0, Note::table(NoteKind::Header, format!("layout chosen when loading: {}", choice.describe())));
+    }
+    Prepared { meta, schema: p.finished.schema.clone(), source: Source::Sheet(Arc::from(p)) }
 }
 
 #[cfg(test)]

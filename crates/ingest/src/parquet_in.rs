@@ -182,6 +182,8 @@ fn prepare_inner(path: &Path, opts: &IngestOptions) -> Result<(TableMeta, Parque
         columns,
         notes,
         excluded: Vec::new(),
+        part: None,
+        layout: None,
     };
     let plan = ParquetPlan {
         path: path.to_path_buf(),

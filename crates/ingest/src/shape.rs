@@ -66,19 +66,142 @@ pub struct Layout {
     pub skipped_above: usize,
 }
 
-fn is_valuey(c: &Cell) -> bool {
+pub(crate) fn is_valuey(c: &Cell) -> bool {
     match c {
         Cell::Text(s) => {
             let t = s.trim();
-            cell::classify_number(t).is_some() || cell::classify_date(t).is_some()
+            cell::classify_number(t).is_some()
+                || cell::classify_date(t).is_some()
+                || cell::classify_unit_number(t).is_some()
         }
         Cell::Int(_) | Cell::Float(_) | Cell::DateTime(_) | Cell::Bool(_) => true,
         _ => false,
     }
 }
 
-fn is_label(c: &Cell) -> bool {
+pub(crate) fn is_label(c: &Cell) -> bool {
     matches!(c, Cell::Text(s) if !s.trim().is_empty() && !is_valuey(c))
+}
+
+/// How the header of a table is decided: from the evidence, or as the user said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HeaderChoice {
+    /// Decide from the evidence (types of the first row against the rest).
+    #[default]
+    Auto,
+    /// The file has no header: every row is data, columns are numbered.
+    None,
+    /// The header is this row (1-based sheet row or file line).
+    Row(u64),
+}
+
+impl std::fmt::Display for HeaderChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeaderChoice::Auto => f.write_str("auto"),
+            HeaderChoice::None => f.write_str("none"),
+            HeaderChoice::Row(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl std::str::FromStr for HeaderChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(HeaderChoice::Auto),
+            "none" | "no" => Ok(HeaderChoice::None),
+            n => n.parse::<u64>().ok().filter(|&n| n > 0).map(HeaderChoice::Row).ok_or_else(|| {
+                format!("header '{s}': write auto, none, or the header's row number (1 is the first row)")
+            }),
+        }
+    }
+}
+
+impl serde::Serialize for HeaderChoice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for HeaderChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        let s = match v {
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::String(s) => s,
+            _ => return Err(serde::de::Error::custom("header: auto, none or a row number")),
+        };
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Values a header cell can hold without being data: periods in increasing
+/// order across the row (`2022, 2023, 2024`; `Jan 2024, Feb 2024`).
+fn has_period_sequence<R: RowLike>(r: &R) -> bool {
+    let starts: Vec<_> = (0..r.len()).filter_map(|i| crate::period::parse_cell(&r.cell(i))).collect();
+    starts.len() >= 2 && starts.windows(2).all(|w| w[0] < w[1])
+}
+
+/// True when the candidate header row `h` reads like the rows below it (the
+/// same kinds of values, values repeated below) and nothing marks it as a
+/// header (a label over a column of numbers, a run of periods): the file has
+/// no header row, and its first row is data.
+fn looks_like_data<R: RowLike>(look: &[R], h: usize, width: usize) -> bool {
+    let below: Vec<&R> = look[h + 1..].iter().filter(|r| !r.is_blank()).take(30).collect();
+    if below.is_empty() || has_period_sequence(&look[h]) {
+        return false;
+    }
+    let mut data = false;
+    for i in 0..width {
+        let c = look[h].cell(i);
+        if c.is_blank() {
+            continue;
+        }
+        let cells: Vec<Cell> = below.iter().map(|r| r.cell(i)).filter(|c| !c.is_null()).collect();
+        let values = cells.iter().filter(|c| is_valuey(c)).count();
+        let column_of_values = values > 0 && values == cells.len();
+        if is_label(&c) && column_of_values {
+            return false;
+        }
+        if is_valuey(&c) && column_of_values {
+            data = true;
+        }
+        if is_label(&c) && values == 0 && cells.iter().any(|b| b.display() == c.display()) {
+            data = true;
+        }
+    }
+    data
+}
+
+/// The layout the user chose: header on a given row (1-based line
+/// `first_line` is `rows[0]`), or none at all.
+fn chosen_layout<R: RowLike>(rows: &[R], choice: HeaderChoice, first_line: u64) -> Option<Layout> {
+    let width = rows.iter().take(1000).map(|r| r.used_width()).max().unwrap_or(0);
+    match choice {
+        HeaderChoice::Auto => None,
+        HeaderChoice::None => {
+            let start = rows.iter().position(|r| !r.is_blank()).unwrap_or(0);
+            Some(Layout {
+                data_start: start,
+                header_row: None,
+                group_row: None,
+                labels: vec![String::new(); width],
+                skipped_above: start,
+            })
+        }
+        HeaderChoice::Row(n) => {
+            let h = (n.checked_sub(first_line)? as usize).min(rows.len().saturating_sub(1));
+            let labels = (0..width).map(|i| rows[h].cell(i).display()).collect();
+            Some(Layout { data_start: h + 1, header_row: Some(h), group_row: None, labels, skipped_above: h })
+        }
+    }
+}
+
+/// Find the header in the first rows of a grid (up to 50 are looked at),
+/// unless the user chose it; `first_line` is the source line of `rows[0]`.
+pub fn find_layout_with<R: RowLike>(rows: &[R], choice: HeaderChoice, first_line: u64) -> Layout {
+    chosen_layout(rows, choice, first_line).unwrap_or_else(|| find_layout(rows))
 }
 
 /// Find the header in the first rows of a grid (up to 50 are looked at).
@@ -109,7 +232,7 @@ pub fn find_layout<R: RowLike>(rows: &[R]) -> Layout {
         let c = hr.cell(i);
         c.is_blank() || is_valuey(&c)
     });
-    if values_only {
+    if values_only || looks_like_data(look, h, width) {
         // No header row: the data starts here and columns get numbered names.
         return Layout {
             data_start: h,
@@ -220,6 +343,8 @@ pub struct Shaper<R: RowLike> {
     pub rows: u64,
     /// Non-blank cells per column among kept rows.
     pub column_nonblank: Vec<u64>,
+    /// Columns headed `Total`, checked against the columns before them.
+    pub totals: Vec<crate::period::TotalCheck>,
 }
 
 const TAIL: usize = 8;
@@ -241,6 +366,10 @@ impl<R: RowLike> Shaper<R> {
             blank_rows: 0,
             rows: 0,
             column_nonblank: vec![0; width],
+            totals: (0..width)
+                .filter(|&i| crate::period::is_total_label(&layout.labels[i]))
+                .map(crate::period::TotalCheck::new)
+                .collect(),
         }
     }
 
@@ -285,6 +414,9 @@ impl<R: RowLike> Shaper<R> {
                 self.column_nonblank[i] += 1;
             }
             col.observe(&c);
+        }
+        for t in &mut self.totals {
+            t.observe(row);
         }
         self.rows += 1;
     }

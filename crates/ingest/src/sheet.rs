@@ -14,16 +14,139 @@ use calamine::{Data, DataType, Reader};
 
 use crate::cell::Cell;
 use crate::error::{ErrorKind, IngestError, Result};
-use crate::shape::{find_layout, Layout, RowLike, Shaper};
-use crate::table::{Note, NoteKind};
-use crate::{finish_columns, Finished, IngestOptions};
+use crate::region::Region;
+use crate::shape::{find_layout_with, HeaderChoice, Layout, RowLike, Shaper};
+use crate::table::{Note, NoteKind, SourceLayout};
+use crate::{finish_columns, Finished, IngestOptions, LayoutChoice};
 
 /// A sheet's cells, row by row (rows as long as their last used cell).
+/// Columns with no cell at all are left out; `cols` maps each grid column
+/// back to its sheet column.
 pub struct Grid {
     pub rows: Vec<Vec<Data>>,
     /// Sheet row number (0-based) of `rows[0]`.
     pub first_row: u32,
-    pub first_col: u32,
+    /// Sheet column (0-based) of each grid column.
+    pub cols: Vec<u32>,
+    /// Grid positions (row, column) of formulas saved without a result,
+    /// whose cells hold the formula text; and of formulas whose saved
+    /// result is 0 (a writer that computes nothing stores 0).
+    pub formulas: Vec<(usize, usize, FormulaResult)>,
+}
+
+/// What a formula cell's stored result was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormulaResult {
+    /// None: the cell holds the formula text.
+    Missing,
+    /// Exactly 0.
+    Zero,
+}
+
+impl Grid {
+    /// Sheet column of grid column `c` (past the last: the next ones).
+    pub fn sheet_col(&self, c: usize) -> u32 {
+        match self.cols.get(c) {
+            Some(&s) => s,
+            None => self.cols.last().map_or(c as u32, |&l| l + 1 + (c - self.cols.len()) as u32),
+        }
+    }
+
+    /// The cell range (`B3:F8`) of grid rows `rows` and columns `cols`.
+    pub fn range_name(&self, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) -> String {
+        format!(
+            "{}{}:{}{}",
+            col_letter(self.sheet_col(cols.start)),
+            self.first_row as usize + rows.start + 1,
+            col_letter(self.sheet_col(cols.end.saturating_sub(1).max(cols.start))),
+            self.first_row as usize + rows.end.max(rows.start + 1)
+        )
+    }
+
+    /// Move one block out into a grid of its own (the block's cells only).
+    pub fn cut(&mut self, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) -> Grid {
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows.clone() {
+            let row = &mut self.rows[r];
+            let hi = cols.end.min(row.len());
+            let lo = cols.start.min(hi);
+            out.push(row[lo..hi].iter_mut().map(std::mem::take).collect());
+        }
+        let formulas = self
+            .formulas
+            .iter()
+            .filter(|(r, c, _)| rows.contains(r) && cols.contains(c))
+            .map(|&(r, c, k)| (r - rows.start, c - cols.start, k))
+            .collect();
+        Grid {
+            rows: out,
+            first_row: self.first_row + rows.start as u32,
+            cols: (cols.start..cols.end).map(|c| self.sheet_col(c)).collect(),
+            formulas,
+        }
+    }
+
+    /// Keep only the cells inside a sheet range (`--range A5:F40`).
+    pub fn crop(&mut self, range: &CellRange) {
+        let r0 = (range.rows.start as usize).saturating_sub(self.first_row as usize).min(self.rows.len());
+        let r1 = (range.rows.end as usize).saturating_sub(self.first_row as usize).min(self.rows.len()).max(r0);
+        let c0 = self.cols.iter().position(|&c| c >= range.cols.start).unwrap_or(self.cols.len());
+        let c1 = self.cols.iter().position(|&c| c >= range.cols.end).unwrap_or(self.cols.len()).max(c0);
+        *self = self.cut(r0..r1, c0..c1);
+    }
+}
+
+/// A rectangle of sheet cells, 0-based and end-exclusive, parsed from `A5:F40`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellRange {
+    pub rows: std::ops::Range<u32>,
+    pub cols: std::ops::Range<u32>,
+}
+
+impl std::str::FromStr for CellRange {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let bad = || format!("range '{s}': write two corners such as A5:F40");
+        let cell = |t: &str| -> Option<(u32, u32)> {
+            let t = t.trim().replace('$', "").to_ascii_uppercase();
+            let split = t.find(|c: char| c.is_ascii_digit())?;
+            let (letters, digits) = t.split_at(split);
+            if letters.is_empty() || letters.len() > 3 || !letters.bytes().all(|b| b.is_ascii_uppercase()) {
+                return None;
+            }
+            let col = letters.bytes().fold(0u32, |a, b| a * 26 + (b - b'A' + 1) as u32) - 1;
+            let row = digits.parse::<u32>().ok().filter(|&r| r > 0)? - 1;
+            Some((row, col))
+        };
+        let (a, b) = s.split_once(':').ok_or_else(bad)?;
+        let ((r0, c0), (r1, c1)) = (cell(a).ok_or_else(bad)?, cell(b).ok_or_else(bad)?);
+        Ok(CellRange { rows: r0.min(r1)..r0.max(r1) + 1, cols: c0.min(c1)..c0.max(c1) + 1 })
+    }
+}
+
+impl std::fmt::Display for CellRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}{}:{}{}",
+            col_letter(self.cols.start),
+            self.rows.start + 1,
+            col_letter(self.cols.end - 1),
+            self.rows.end
+        )
+    }
+}
+
+impl serde::Serialize for CellRange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CellRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -64,10 +187,11 @@ pub struct SheetPlan {
 
 pub enum SheetOutcome {
     Table(Box<SheetPlan>),
-    /// Not a table: a reason for the notes.
+    /// Not a table: a reason for the notes, and the cells it held.
     Skipped {
         sheet: String,
         why: String,
+        cells: u64,
     },
 }
 
@@ -118,16 +242,20 @@ fn too_many_cells(opts: &IngestOptions, sheet: &str) -> IngestError {
 /// in A1 and one cell per row in column XFD make two columns, not 16 384),
 /// and a sheet whose used rows × used columns still exceed `max_cells` is
 /// refused before anything is laid out.
-fn grid_from_cells(items: Vec<((u32, u32), Data)>, opts: &IngestOptions, sheet: &str) -> Result<Grid> {
+fn grid_from_cells(
+    items: Vec<((u32, u32), Data)>,
+    formulas: Vec<((u32, u32), FormulaResult)>,
+    opts: &IngestOptions,
+    sheet: &str,
+) -> Result<Grid> {
     if items.len() as u64 > opts.max_cells {
         return Err(too_many_cells(opts, sheet));
     }
     if items.is_empty() {
-        return Ok(Grid { rows: Vec::new(), first_row: 0, first_col: 0 });
+        return Ok(Grid { rows: Vec::new(), first_row: 0, cols: Vec::new(), formulas: Vec::new() });
     }
     let r0 = items.iter().map(|c| c.0 .0).min().unwrap_or(0);
     let r1 = items.iter().map(|c| c.0 .0).max().unwrap_or(0);
-    let c0 = items.iter().map(|c| c.0 .1).min().unwrap_or(0);
     let mut used: Vec<u32> = items.iter().map(|c| c.0 .1).collect();
     used.sort_unstable();
     used.dedup();
@@ -154,7 +282,11 @@ fn grid_from_cells(items: Vec<((u32, u32), Data)>, opts: &IngestOptions, sheet: 
         }
         row[ci] = v;
     }
-    Ok(Grid { rows, first_row: r0, first_col: c0 })
+    let formulas = formulas
+        .into_iter()
+        .filter_map(|((r, c), k)| Some(((r.checked_sub(r0)?) as usize, used.binary_search(&c).ok()?, k)))
+        .collect();
+    Ok(Grid { rows, first_row: r0, cols: used, formulas })
 }
 
 fn grid_from_range(range: calamine::Range<Data>, opts: &IngestOptions, sheet: &str) -> Result<Grid> {
@@ -165,7 +297,7 @@ fn grid_from_range(range: calamine::Range<Data>, opts: &IngestOptions, sheet: &s
         .map(|(r, c, v)| ((r0 + r as u32, c0 + c as u32), v.clone()))
         .collect();
     drop(range);
-    grid_from_cells(cells, opts, sheet)
+    grid_from_cells(cells, Vec::new(), opts, sheet)
 }
 
 /// Read every sheet of a workbook into grids, with limits applied.
@@ -182,20 +314,33 @@ pub fn read_workbook(path: &Path, format: &str, opts: &IngestOptions) -> Result<
             for name in wb.sheet_names() {
                 let mut reader = wb.worksheet_cells_reader(&name).map_err(|e| wb_error(format, e))?;
                 let mut cells = Vec::new();
+                let mut formulas = Vec::new();
                 let mut n: u64 = 0;
-                while let Some(c) = reader.next_cell().map_err(|e| wb_error(format, e))? {
+                while let Some(c) = reader.next_cell_with_formula().map_err(|e| wb_error(format, e))? {
                     n += 1;
                     if n > opts.max_cells {
                         return Err(too_many_cells(opts, &name));
                     }
-                    let pos = c.get_position();
-                    let v: Data = c.get_value().clone().into();
+                    let mut v: Data = c.value.into();
+                    if let Some(f) = c.formula.filter(|f| !f.trim().is_empty()) {
+                        let missing = match &v {
+                            Data::Empty => true,
+                            Data::String(s) => s.is_empty(),
+                            _ => false,
+                        };
+                        if missing {
+                            v = Data::String(format!("={}", crate::infer::truncate(&f, 1000)));
+                            formulas.push((c.pos, FormulaResult::Missing));
+                        } else if matches!(v, Data::Float(z) if z == 0.0) || matches!(v, Data::Int(0)) {
+                            formulas.push((c.pos, FormulaResult::Zero));
+                        }
+                    }
                     if !matches!(v, Data::Empty) {
-                        cells.push((pos, v));
+                        cells.push((c.pos, v));
                     }
                 }
                 drop(reader);
-                out.push((name.clone(), grid_from_cells(cells, opts, &name)?));
+                out.push((name.clone(), grid_from_cells(cells, formulas, opts, &name)?));
             }
         }
         "xls" => {
@@ -245,29 +390,108 @@ fn is_prose(grid: &Grid) -> bool {
     long * 2 >= rows.len()
 }
 
-/// Shape one sheet (or a JSON document, as a grid) into a table plan, or say
-/// why it is not one. `name_by_sheet` adds the sheet to the table name, for
-/// workbooks with several sheets.
+/// How a table from a sheet is named.
+enum Naming {
+    /// The whole sheet: the file's stem, and the sheet's name when the
+    /// workbook has several.
+    Whole { by_sheet: bool },
+    /// One of several blocks on a sheet: also its title (or its number).
+    Block { index: usize, of: usize, title: Option<String>, part: String, by_sheet: bool },
+}
+
+/// Shape one sheet (or a JSON document, as a grid) into table plans — one
+/// per table block on it — or say why it holds none. `name_by_sheet` adds
+/// the sheet to the table names, for workbooks with several sheets.
 pub fn prepare_sheet(
     path: &Path,
     format: &str,
     sheet: Option<String>,
-    grid: Grid,
+    mut grid: Grid,
     name_by_sheet: bool,
-) -> SheetOutcome {
+    choice: &LayoutChoice,
+) -> Vec<SheetOutcome> {
     let sheet_label = sheet.clone().unwrap_or_default();
+    if let Some(r) = &choice.range {
+        grid.crop(r);
+    }
     if grid.rows.iter().all(|r| SheetRow(r).is_blank()) {
-        return SheetOutcome::Skipped { sheet: sheet_label, why: "it is empty".into() };
+        let why = if choice.range.is_some() { "the chosen range is empty" } else { "it is empty" };
+        return vec![SheetOutcome::Skipped { sheet: sheet_label, why: why.into(), cells: 0 }];
     }
     if is_prose(&grid) {
         let lines = grid.rows.iter().filter(|r| !SheetRow(r).is_blank()).count();
-        return SheetOutcome::Skipped {
+        let cells = grid.rows.iter().map(|r| SheetRow(r).filled() as u64).sum();
+        return vec![SheetOutcome::Skipped {
             sheet: sheet_label,
             why: format!("it holds prose ({lines} lines of text), not a table"),
-        };
+            cells,
+        }];
     }
+    let regions = if choice.range.is_some() || choice.one_table {
+        Vec::new()
+    } else {
+        split_regions(crate::region::find_regions(&grid), &choice.split_at, grid.first_row)
+    };
+    if regions.len() <= 1 {
+        let naming = Naming::Whole { by_sheet: name_by_sheet };
+        return vec![prepare_block(path, format, sheet, grid, naming, choice)];
+    }
+    let parts = block_parts(&regions);
+    let of = regions.len();
+    let mut out = Vec::new();
+    for (index, (r, part)) in regions.into_iter().zip(parts).enumerate() {
+        let block = grid.cut(r.rows, r.cols);
+        let naming = Naming::Block { index, of, title: r.title, part, by_sheet: name_by_sheet };
+        out.push(prepare_block(path, format, sheet.clone(), block, naming, choice));
+    }
+    out
+}
+
+/// Add the user's split rows (1-based sheet rows) to the blocks found.
+fn split_regions(mut regions: Vec<Region>, split_at: &[u64], first_row: u32) -> Vec<Region> {
+    for &row in split_at {
+        let Some(at) = (row as usize).checked_sub(first_row as usize + 1) else { continue };
+        if let Some(k) = regions.iter().position(|r| r.rows.start < at && at < r.rows.end) {
+            let mut tail = regions[k].clone();
+            tail.rows.start = at;
+            tail.title = None;
+            regions[k].rows.end = at;
+            regions.insert(k + 1, tail);
+        }
+    }
+    regions
+}
+
+/// A stable key per block within its sheet: its title's words, or its number.
+fn block_parts(regions: &[Region]) -> Vec<String> {
+    let mut used = std::collections::HashSet::new();
+    regions
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let slug = r.title.as_deref().map(crate::region::title_slug).unwrap_or_default();
+            let base = if slug.is_empty() { format!("table_{}", i + 1) } else { slug };
+            crate::names::unique(base, &mut used)
+        })
+        .collect()
+}
+
+/// Shape one block of cells into a table plan.
+fn prepare_block(
+    path: &Path,
+    format: &str,
+    sheet: Option<String>,
+    grid: Grid,
+    naming: Naming,
+    choice: &LayoutChoice,
+) -> SheetOutcome {
     let rows: Vec<SheetRow> = grid.rows.iter().map(|r| SheetRow(r)).collect();
-    let mut layout = find_layout(&rows);
+    let first_line = grid.first_row as u64 + 1;
+    let header = match choice.header {
+        HeaderChoice::Row(n) if !(first_line..first_line + rows.len() as u64).contains(&n) => HeaderChoice::Auto,
+        h => h,
+    };
+    let mut layout = find_layout_with(&rows, header, first_line);
     // The header was found in the first rows; data further down may reach
     // further right. Those columns are kept (named column_N), never cut off.
     let width = rows.iter().skip(layout.data_start).map(|r| r.used_width()).max().unwrap_or(0);
@@ -281,24 +505,89 @@ pub fn prepare_sheet(
     }
     shaper.finish();
     let mut finished = finish_columns(&layout, &shaper, false, path, sheet.as_deref(), format);
-    if !name_by_sheet {
-        let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-        finished.meta.name = crate::names::table_name(&stem, None);
-    }
-    if grid.first_row > 0 || grid.first_col > 0 {
-        finished.meta.notes.insert(
-            0,
-            Note::table(
-                NoteKind::Position,
-                format!("the table starts at cell {}{}", col_letter(grid.first_col), grid.first_row + 1),
-            ),
-        );
-    }
+    let header_cells = rows[..layout.data_start].iter().map(|r| r.filled() as u64).sum();
+    let width = grid.rows.iter().map(|r| SheetRow(r).used_width()).max().unwrap_or(0);
+    finished.meta.layout = Some(SourceLayout {
+        range: grid.range_name(0..grid.rows.len(), 0..width),
+        header_row: layout.header_row.map(|h| first_line + h as u64),
+        header,
+        header_cells,
+    });
+    name_block(&mut finished, path, sheet.as_deref(), &grid, naming);
+    finished.meta.notes.extend(formula_notes(&grid, &layout, &finished));
     drop(rows);
     SheetOutcome::Table(Box::new(SheetPlan { grid, layout, finished }))
 }
 
-fn col_letter(mut c: u32) -> String {
+/// The table's name, part and where it sits on the sheet.
+fn name_block(finished: &mut Finished, path: &Path, sheet: Option<&str>, grid: &Grid, naming: Naming) {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    let meta = &mut finished.meta;
+    match naming {
+        Naming::Whole { by_sheet } => {
+            if !by_sheet {
+                meta.name = crate::names::table_name(&stem, None);
+            }
+            let (r0, c0) = (grid.first_row, grid.sheet_col(0));
+            if r0 > 0 || c0 > 0 {
+                let text = format!("the table starts at cell {}{}", col_letter(c0), r0 + 1);
+                meta.notes.insert(0, Note::table(NoteKind::Position, text));
+            }
+        }
+        Naming::Block { index, of, title, part, by_sheet } => {
+            let base = crate::names::table_name(&stem, sheet.filter(|_| by_sheet));
+            meta.name = format!("{base}_{part}");
+            meta.part = Some(part);
+            let range = meta.layout.as_ref().map(|l| l.range.clone()).unwrap_or_default();
+            let on = sheet.map(|s| format!(" of sheet '{s}'")).unwrap_or_default();
+            let text = format!(
+                "cells {range}{on}: table {} of {of} found on the sheet (blank rows or columns, a title or a new header set them apart); if they belong together, load with `quarry load FILE --one-table`",
+                index + 1
+            );
+            meta.notes.insert(0, Note::table(NoteKind::Position, text));
+            if let Some(t) = title {
+                meta.notes
+                    .insert(1, Note::table(NoteKind::Title, format!("titled '{}'", crate::infer::truncate(&t, 120))));
+            }
+        }
+    }
+}
+
+/// One note per column holding formulas the file saved without a result
+/// (kept as the formula text), or whose every stored result is 0.
+fn formula_notes(grid: &Grid, layout: &Layout, finished: &Finished) -> Vec<Note> {
+    let mut missing: std::collections::BTreeMap<usize, u64> = Default::default();
+    let mut zero: std::collections::BTreeMap<usize, u64> = Default::default();
+    for &(r, c, k) in &grid.formulas {
+        if r >= layout.data_start && !finished.excluded.contains_key(&((r - layout.data_start) as u64)) {
+            *match k {
+                FormulaResult::Missing => missing.entry(c),
+                FormulaResult::Zero => zero.entry(c),
+            }
+            .or_default() += 1;
+        }
+    }
+    let mut notes = Vec::new();
+    for (k, col) in finished.meta.columns.iter().enumerate() {
+        let src = finished.sources[k];
+        if let Some(n) = missing.get(&src) {
+            notes.push(Note::column(NoteKind::Formulas, &col.name, format!(
+                "'{}': {n} cells hold formulas the file was saved without results for (written by a program that does not compute them); kept as the formula text, not as numbers. Open the file in Excel or LibreOffice, save it, and load it again — or compute the column in SQL",
+                col.label
+            )));
+        }
+        let filled = finished.filled.get(src).copied().unwrap_or(0);
+        if let Some(&n) = zero.get(&src).filter(|&&n| n >= 2 && n == filled) {
+            notes.push(Note::column(NoteKind::Formulas, &col.name, format!(
+                "'{}': all {n} values are formulas whose stored result is 0; the file may have been saved without computing them. Check in a spreadsheet program (open, save, load again)",
+                col.label
+            )));
+        }
+    }
+    notes
+}
+
+pub fn col_letter(mut c: u32) -> String {
     let mut s = Vec::new();
     loop {
         s.push(b'A' + (c % 26) as u8);

@@ -47,6 +47,18 @@ pub enum NoteKind {
     SharedAffix,
     Categorical,
     SpellingVariants,
+    /// The title above a table block (quotes the sheet's text).
+    Title,
+    /// Formulas saved without results, or all stored as 0.
+    Formulas,
+    /// A total column kept out of the data (or one that does not add up).
+    TotalColumn,
+    /// Column headers that are periods; the long form offered beside.
+    Periods,
+    /// This table is the long form of another.
+    LongForm,
+    /// Percent signs and currencies read out of numbers.
+    Units,
     /// A kind this version does not know (written by a newer Quarry):
     /// treated as quoting values.
     #[serde(other)]
@@ -54,7 +66,7 @@ pub enum NoteKind {
 }
 
 impl NoteKind {
-    pub const ALL: [NoteKind; 27] = [
+    pub const ALL: [NoteKind; 33] = [
         NoteKind::Encoding,
         NoteKind::Delimiter,
         NoteKind::Format,
@@ -81,6 +93,12 @@ impl NoteKind {
         NoteKind::SharedAffix,
         NoteKind::Categorical,
         NoteKind::SpellingVariants,
+        NoteKind::Title,
+        NoteKind::Formulas,
+        NoteKind::TotalColumn,
+        NoteKind::Periods,
+        NoteKind::LongForm,
+        NoteKind::Units,
         NoteKind::Other,
     ];
 
@@ -112,6 +130,12 @@ impl NoteKind {
             NoteKind::SharedAffix => "shared_affix",
             NoteKind::Categorical => "categorical",
             NoteKind::SpellingVariants => "spelling_variants",
+            NoteKind::Title => "title",
+            NoteKind::Formulas => "formulas",
+            NoteKind::TotalColumn => "total_column",
+            NoteKind::Periods => "periods",
+            NoteKind::LongForm => "long_form",
+            NoteKind::Units => "units",
             NoteKind::Other => "other",
         }
     }
@@ -126,6 +150,7 @@ impl NoteKind {
                 | NoteKind::OutOfRange
                 | NoteKind::SharedAffix
                 | NoteKind::SpellingVariants
+                | NoteKind::Title
                 | NoteKind::Other
         )
     }
@@ -156,15 +181,44 @@ pub struct Note {
     /// Privacy mode `strict` keeps such notes away from the LLM.
     #[serde(default)]
     pub quotes_values: bool,
+    /// Source cells this note accounts for that are in no table column
+    /// and no excluded row (placeholders read as null, a total column kept
+    /// out, a skipped sheet): with the data, the header and the excluded
+    /// rows, every source cell is counted once.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cells: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Note {
     pub fn table(kind: NoteKind, text: impl Into<String>) -> Note {
-        Note { kind, column: None, text: text.into(), quotes_values: kind.quotes_values() }
+        Note { kind, column: None, text: text.into(), quotes_values: kind.quotes_values(), cells: 0 }
     }
     pub fn column(kind: NoteKind, column: &str, text: impl Into<String>) -> Note {
-        Note { kind, column: Some(column.into()), text: text.into(), quotes_values: kind.quotes_values() }
+        Note { kind, column: Some(column.into()), text: text.into(), quotes_values: kind.quotes_values(), cells: 0 }
     }
+    /// The same note, accounting for `n` source cells.
+    pub fn counting(mut self, n: u64) -> Note {
+        self.cells = n;
+        self
+    }
+}
+
+/// Where in its source a table came from, and how its header was decided.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceLayout {
+    /// The block's cell range on the sheet (`B3:F8`), or the lines of a
+    /// text file (`lines 1-20`).
+    pub range: String,
+    /// 1-based sheet row (or file line) of the header; none without one.
+    pub header_row: Option<u64>,
+    /// How the header was decided: `auto`, `none` or the row the user chose.
+    pub header: crate::shape::HeaderChoice,
+    /// Non-blank source cells above the data: titles and header rows.
+    pub header_cells: u64,
 }
 
 /// Why a row of the source was kept out of the table.
@@ -222,6 +276,13 @@ pub struct TableMeta {
     pub columns: Vec<ColumnMeta>,
     pub notes: Vec<Note>,
     pub excluded: Vec<ExcludedRow>,
+    /// Which table of its sheet this is, when a sheet holds several (the
+    /// block's title words, `table_2`, or `…_long` for a long form): with
+    /// the source and sheet, the table's identity across versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<SourceLayout>,
 }
 
 impl TableMeta {

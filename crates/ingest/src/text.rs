@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use encoding_rs::Encoding;
 
 use crate::error::{ErrorKind, IngestError, Result};
-use crate::shape::{find_layout, Layout, RowLike, Shaper};
+use crate::shape::{find_layout_with, HeaderChoice, Layout, RowLike, Shaper};
 use crate::{finish_columns, Finished, IngestOptions, Progress};
 
 const SAMPLE: usize = 64 * 1024;
@@ -250,10 +250,16 @@ fn csv_error(e: csv::Error) -> IngestError {
 }
 
 /// Pass 1: detect everything and infer all columns.
-pub fn prepare(path: &Path, head: &[u8], opts: &IngestOptions, progress: &dyn Progress) -> Result<TextPlan> {
+pub fn prepare(
+    path: &Path,
+    head: &[u8],
+    opts: &IngestOptions,
+    header: HeaderChoice,
+    progress: &dyn Progress,
+) -> Result<TextPlan> {
     let mut encoding = detect_encoding(head)?;
     loop {
-        match prepare_with(path, encoding, opts, progress) {
+        match prepare_with(path, encoding, opts, header, progress) {
             Err(e) if encoding.is_none() && e.problem == UTF8_RETRY => {
                 // Valid UTF-8 at the start, something else later: legacy Windows text.
                 encoding = Some(encoding_rs::WINDOWS_1252);
@@ -269,6 +275,7 @@ fn prepare_with(
     path: &Path,
     encoding: Option<&'static Encoding>,
     opts: &IngestOptions,
+    header: HeaderChoice,
     progress: &dyn Progress,
 ) -> Result<TextPlan> {
     let mut sample = Vec::with_capacity(SAMPLE);
@@ -283,7 +290,7 @@ fn prepare_with(
     }
     let delimiter = sniff_delimiter(&sample_text);
     let head_rows = head_rows(path, encoding, delimiter, opts)?;
-    let layout = find_layout(&head_rows);
+    let layout = find_layout_with(&head_rows, header, 1);
     let mut shaper: Shaper<csv::StringRecord> = Shaper::new(&layout, true);
     let file_len = std::fs::metadata(path)?.len();
     let rdr = reader(open_decoded(path, encoding)?, delimiter, opts.max_record_bytes);
@@ -291,7 +298,7 @@ fn prepare_with(
     let max_columns = opts.max_columns;
     // Two stages on two threads: one splits records, this one shapes and
     // infers. Record buffers go back and forth, so nothing is allocated per row.
-    let scanned = std::thread::scope(|s| -> Result<()> {
+    let scanned = std::thread::scope(|s| -> Result<u64> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<(u64, csv::StringRecord)>, u64)>(4);
         let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<csv::StringRecord>>();
         let splitter = s.spawn(move || split_records(rdr, encoding.is_none(), max_record, max_columns, tx, back_rx));
@@ -310,7 +317,7 @@ fn prepare_with(
             progress.advance("scanning", bytes, file_len);
         }
         match splitter.join() {
-            Ok(Ok(None)) => Ok(()),
+            Ok(Ok(None)) => Ok(n),
             Ok(Ok(Some(line))) => Err(IngestError::new(
                 ErrorKind::Corrupt,
                 format!("a quote opened in the record on line {line} is never closed, so the rest of the file would become one value"),
@@ -320,9 +327,16 @@ fn prepare_with(
             Err(_) => Err(IngestError::internal("the record splitter thread panicked")),
         }
     });
-    scanned?;
+    let records = scanned?;
     shaper.finish();
     let mut finished = finish_columns(&layout, &shaper, delimiter == b';', path, None, "csv");
+    let header_cells = head_rows[..layout.data_start.min(head_rows.len())].iter().map(|r| r.filled() as u64).sum();
+    finished.meta.layout = Some(crate::table::SourceLayout {
+        range: format!("records 1-{records}"),
+        header_row: layout.header_row.map(|h| h as u64 + 1),
+        header,
+        header_cells,
+    });
     if let Some(enc) = encoding {
         finished.meta.notes.insert(
             0,

@@ -25,8 +25,18 @@ use crate::{IngestOptions, Progress};
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Request {
-    Load { path: PathBuf, options: IngestOptions },
-    Profile { path: PathBuf, options: IngestOptions },
+    Load {
+        path: PathBuf,
+        options: IngestOptions,
+        #[serde(default)]
+        choice: Option<crate::LayoutChoice>,
+    },
+    Profile {
+        path: PathBuf,
+        options: IngestOptions,
+        #[serde(default)]
+        choice: Option<crate::LayoutChoice>,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -53,8 +63,13 @@ pub struct ProfiledTable {
 }
 
 /// Prepare and profile a file, in this process (the worker's side).
-pub fn profile_file(path: &Path, opts: &IngestOptions, progress: &dyn Progress) -> Result<Profile, IngestError> {
-    let pf = crate::prepare(path, opts, progress)?;
+pub fn profile_file(
+    path: &Path,
+    opts: &IngestOptions,
+    choice: Option<&crate::LayoutChoice>,
+    progress: &dyn Progress,
+) -> Result<Profile, IngestError> {
+    let pf = crate::prepare_with(path, opts, choice.map(std::slice::from_ref).unwrap_or_default(), progress)?;
     let mut tables = Vec::new();
     for t in &pf.tables {
         let stats = crate::catalog::profile(t, progress).map_err(|e| e.in_file(path.display().to_string()))?;
@@ -101,12 +116,14 @@ pub fn serve(data: Option<&Path>, input: &mut impl Read, out: &mut impl Write) -
         let reply = {
             let progress = FrameProgress { out: Mutex::new(&mut *out), last: Mutex::new(None) };
             match req {
-                Request::Profile { path, options } => match profile_file(&path, &options, &progress) {
-                    Ok(profile) => Reply::Profiled { profile },
-                    Err(error) => Reply::Failed { error },
-                },
-                Request::Load { path, options } => match open_catalog(&mut catalog, data) {
-                    Ok(c) => match c.load(&path, &options, &progress) {
+                Request::Profile { path, options, choice } => {
+                    match profile_file(&path, &options, choice.as_ref(), &progress) {
+                        Ok(profile) => Reply::Profiled { profile },
+                        Err(error) => Reply::Failed { error },
+                    }
+                }
+                Request::Load { path, options, choice } => match open_catalog(&mut catalog, data) {
+                    Ok(c) => match c.load_with(&path, &options, choice.as_ref(), &progress) {
                         Ok(report) => Reply::Loaded { report },
                         Err(error) => Reply::Failed { error },
                     },
@@ -162,23 +179,25 @@ impl IngestWorkers {
         options: &IngestOptions,
         progress: &dyn Progress,
     ) -> Result<LoadReport, IngestError> {
-        self.load_as(path, &path.display().to_string(), options, progress, &|| false)
+        self.load_as(path, &path.display().to_string(), options, None, progress, &|| false)
     }
 
     /// [`IngestWorkers::load`], naming the file `shown` in errors (a server
     /// shows the uploaded name, not its own directories), and stopping —
     /// the worker killed, nothing committed past that point — as soon as
-    /// `cancelled` says so.
+    /// `cancelled` says so. A `choice` of layout is stored with the file
+    /// and applied again to its later versions ([`Catalog::load_with`]).
     pub fn load_as(
         &self,
         path: &Path,
         shown: &str,
         options: &IngestOptions,
+        choice: Option<&crate::LayoutChoice>,
         progress: &dyn Progress,
         cancelled: &dyn Fn() -> bool,
     ) -> Result<LoadReport, IngestError> {
         let abs = std::path::absolute(path).map_err(|e| IngestError::io(e).in_file(shown))?;
-        let request = Request::Load { path: abs, options: options.clone() };
+        let request = Request::Load { path: abs, options: options.clone(), choice: choice.cloned() };
         let mut report: LoadReport = self.call(&request, shown, progress, cancelled, |r| match r {
             Reply::Loaded { report } => Some(report),
             _ => None,
@@ -192,11 +211,12 @@ impl IngestWorkers {
         &self,
         path: &Path,
         options: &IngestOptions,
+        choice: Option<&crate::LayoutChoice>,
         progress: &dyn Progress,
     ) -> Result<Profile, IngestError> {
         let shown = path.display().to_string();
         let abs = std::path::absolute(path).map_err(|e| IngestError::io(e).in_file(&shown))?;
-        let request = Request::Profile { path: abs, options: options.clone() };
+        let request = Request::Profile { path: abs, options: options.clone(), choice: choice.cloned() };
         self.call(&request, &shown, progress, &|| false, |r| match r {
             Reply::Profiled { profile } => Some(profile),
             _ => None,

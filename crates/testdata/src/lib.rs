@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use rust_xlsxwriter::{ExcelDateTime, Format, FormatAlign, Workbook, XlsxError};
 
+pub mod layouts;
+
 /// `../shared/<sub>` beside the checkout (the workplace's fixtures and
 /// attacks), when present. With QUARRY_REQUIRE_SHARED=1 (CI) a missing folder
 /// panics instead of letting the tests that need it skip.

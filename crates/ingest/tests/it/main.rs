@@ -2,6 +2,8 @@
 
 mod common;
 
+mod accounting;
 mod fixtures;
 mod fuzz;
 mod generated;
+mod layouts;

@@ -65,7 +65,7 @@ pub async fn ingest_file(
     let report = tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(k.dir.join("data")).map_err(ApiError::internal)?;
         let cancelled = || flag.load(std::sync::atomic::Ordering::SeqCst);
-        k.ingest.load_as(&path, &shown, &opts, &Quiet, &cancelled).map_err(ApiError::from)
+        k.ingest.load_as(&path, &shown, &opts, None, &Quiet, &cancelled).map_err(ApiError::from)
     })
     .await
     .map_err(ApiError::internal)??;
