@@ -170,9 +170,40 @@ function tableCard(t) {
     el("div", { class: "cols" }, t.columns.map((c) => `${c.name} (${c.type})`).join(", ")),
     t.notes.length ? el("ul", { class: "notes" }, t.notes.map((n) => el("li", { "data-note": n.kind }, n.text))) : null,
     t.excluded_rows ? el("div", { class: "muted" }, `${t.excluded_rows} row(s) kept out of the data (totals, footnotes…)`) : null,
-    el("button", { type: "button", onclick: () => showRows(t.name, 0, preview) }, "Preview"),
+    el("button", { type: "button", class: "preview-rows", onclick: () => showRows(t.name, 0, preview) }, "Preview"),
+    t.layout ? layoutControls(t) : null,
     preview);
   return card;
+}
+
+// How the table was read, and the corrections a person can make: the
+// header's row, no header, split at a row, one table. The file is read
+// again with the choice, which is kept for its later versions too.
+function layoutControls(t) {
+  const l = t.layout;
+  const how = l.header === "auto" ? "found" : "chosen";
+  const said = l.header_row ? `header on row ${l.header_row} (${how})` : `no header row (${how})`;
+  const headerRow = el("input", { type: "number", min: "1", class: "header-row", value: l.header_row ?? "", "aria-label": "header row" });
+  const splitRow = el("input", { type: "number", min: "1", class: "split-row", "aria-label": "split at row" });
+  const status = el("span", { class: "layout-status muted" });
+  const apply = async (change) => {
+    status.textContent = "reading the file again…";
+    try {
+      const r = await api(`/api/workspaces/${state.workspace}/tables/${encodeURIComponent(t.name)}/layout`, { method: "POST", body: JSON.stringify(change) });
+      status.textContent = `✓ ${r.choice}: ${r.tables.join(", ")}`;
+      await loadTables();
+    } catch (e) { status.textContent = e.message; status.className = "layout-status error"; }
+  };
+  return el("details", { class: "layout" },
+    el("summary", {}, `Read from ${l.range}, ${said}`),
+    el("label", {}, "Header is row ", headerRow),
+    el("button", { type: "button", class: "set-header", onclick: () => apply({ header: headerRow.value || "auto" }) }, "Apply"),
+    el("button", { type: "button", class: "no-header", onclick: () => apply({ header: "none" }) }, "No header"),
+    el("label", {}, " Split at row ", splitRow),
+    el("button", { type: "button", class: "split", onclick: () => splitRow.value && apply({ split_at: [Number(splitRow.value)] }) }, "Split here"),
+    t.part ? el("button", { type: "button", class: "one-table", onclick: () => apply({ one_table: true }) }, "This is one table") : null,
+    el("button", { type: "button", class: "as-found", onclick: () => apply({ header: "auto", one_table: false, split_at: [], range: "" }) }, "As found"),
+    status);
 }
 
 async function showRows(table, offset, box) {

@@ -103,9 +103,41 @@ test("uploading a workbook shows its tables and what was cleaned", async () => {
     const cards = await page.locator(".table-card h3").allTextContents();
     assert.ok(cards.some((t) => t.startsWith("nmep_tpr_2024")), cards.join("\n"));
   }
-  await page.click(`.table-card[data-table="${TABLE}"] button`);
+  await page.click(`.table-card[data-table="${TABLE}"] button.preview-rows`);
   await page.waitForSelector(`.table-card[data-table="${TABLE}"] table.grid tbody tr`);
   await page.screenshot({ path: join(shots, "1-uploaded.png"), fullPage: true });
+  await page.close();
+});
+
+test("a wrong header guess is corrected on the table's card; a reload and the file's next version keep it", async () => {
+  const page = await browser.newPage();
+  await page.goto(local);
+  await page.waitForSelector("#app:not([hidden])");
+  // Question numbers as the header over 1–5 answers read like data rows.
+  const file = join(tmp, "likert.csv");
+  const upload = async (rows) => {
+    writeFileSync(file, ["Respondent,1,2,3", ...rows].join("\n") + "\n");
+    await page.setInputFiles("#file", [file]);
+    await page.waitForSelector(`#uploads li[data-file="likert.csv"][data-done]`, { timeout: 60000 });
+  };
+  await upload(["R1,4,5,3", "R2,2,4,4"]);
+  const card = '.table-card[data-table="likert"]';
+  await page.waitForSelector(card);
+  assert.match(await page.textContent(`${card} h3`), /3 rows/, "guessed: no header, every row is data");
+  await page.click(`${card} details.layout summary`);
+  await page.fill(`${card} input.header-row`, "1");
+  await page.click(`${card} button.set-header`);
+  await page.waitForFunction((sel) => /2 rows/.test(document.querySelector(`${sel} h3`)?.textContent || ""), card);
+  const cols = async () => page.textContent(`${card} .cols`);
+  assert.match(await cols(), /^respondent \(text\), c_1 \(integer\), c_2 \(integer\), c_3 \(integer\)$/);
+  assert.match(await page.textContent(`${card} details.layout summary`), /header on row 1 \(chosen\)/);
+  await page.reload();
+  await page.waitForSelector(card);
+  assert.match(await page.textContent(`${card} h3`), /2 rows/, "the choice is kept after a reload");
+  await upload(["R1,4,5,3", "R2,2,4,4", "R3,1,1,2"]);
+  await page.waitForFunction((sel) => /3 rows · likert.csv · v3/.test(document.querySelector(`${sel} h3`)?.textContent || ""), card);
+  assert.match(await cols(), /^respondent /, "the next version is read with the chosen header");
+  await page.screenshot({ path: join(shots, "7-layout.png"), fullPage: true });
   await page.close();
 });
 

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::detect::Format;
 use crate::error::{ErrorKind, IngestError, Result};
-use crate::sheet::Grid;
+use crate::grid::Grid;
 use crate::IngestOptions;
 
 fn bad(e: impl std::fmt::Display) -> IngestError {

@@ -27,6 +27,7 @@ pub mod cell;
 pub mod columns;
 pub mod detect;
 pub mod error;
+pub mod grid;
 pub mod infer;
 pub mod json;
 pub mod names;
@@ -48,8 +49,8 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 pub use error::{ErrorKind, IngestError, Result};
+pub use grid::CellRange;
 pub use shape::HeaderChoice;
-pub use sheet::CellRange;
 pub use table::{ColumnMeta, ColumnType, ExcludeReason, ExcludedRow, Note, NoteKind, SourceLayout, TableMeta};
 
 pub(crate) use columns::finish_columns;

@@ -19,8 +19,8 @@
 
 use std::ops::Range;
 
+use crate::grid::{Grid, SheetRow};
 use crate::shape::{is_label, is_valuey, RowLike};
-use crate::sheet::{Grid, SheetRow};
 
 /// One table block: grid rows and columns, and the title above it, if any.
 #[derive(Debug, Clone, PartialEq)]

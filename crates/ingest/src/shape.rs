@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::cell::{self, Cell};
 use crate::infer::ColumnInfer;
+pub use crate::table::HeaderChoice;
 use crate::table::{ExcludeReason, ExcludedRow};
 
 /// A row of cells, however the reader holds it.
@@ -83,64 +84,11 @@ pub(crate) fn is_label(c: &Cell) -> bool {
     matches!(c, Cell::Text(s) if !s.trim().is_empty() && !is_valuey(c))
 }
 
-/// How the header of a table is decided: from the evidence, or as the user said.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum HeaderChoice {
-    /// Decide from the evidence (types of the first row against the rest).
-    #[default]
-    Auto,
-    /// The file has no header: every row is data, columns are numbered.
-    None,
-    /// The header is this row (1-based sheet row or file line).
-    Row(u64),
-}
-
-impl std::fmt::Display for HeaderChoice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            HeaderChoice::Auto => f.write_str("auto"),
-            HeaderChoice::None => f.write_str("none"),
-            HeaderChoice::Row(n) => write!(f, "{n}"),
-        }
-    }
-}
-
-impl std::str::FromStr for HeaderChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "auto" => Ok(HeaderChoice::Auto),
-            "none" | "no" => Ok(HeaderChoice::None),
-            n => n.parse::<u64>().ok().filter(|&n| n > 0).map(HeaderChoice::Row).ok_or_else(|| {
-                format!("header '{s}': write auto, none, or the header's row number (1 is the first row)")
-            }),
-        }
-    }
-}
-
-impl serde::Serialize for HeaderChoice {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for HeaderChoice {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = serde_json::Value::deserialize(d)?;
-        let s = match v {
-            serde_json::Value::Number(n) => n.to_string(),
-            serde_json::Value::String(s) => s,
-            _ => return Err(serde::de::Error::custom("header: auto, none or a row number")),
-        };
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// Values a header cell can hold without being data: periods in increasing
-/// order across the row (`2022, 2023, 2024`; `Jan 2024, Feb 2024`).
+/// Values a header cell can hold without being data: periods in order
+/// across the row (`2022, 2023, 2024`; `Mar 2024, Feb 2024`).
 fn has_period_sequence<R: RowLike>(r: &R) -> bool {
-    let starts: Vec<_> = (0..r.len()).filter_map(|i| crate::period::parse_cell(&r.cell(i))).collect();
-    starts.len() >= 2 && starts.windows(2).all(|w| w[0] < w[1])
+    let p: Vec<_> = (0..r.len()).filter_map(|i| crate::period::parse_cell(&r.cell(i))).collect();
+    p.len() >= 2 && (p.windows(2).all(|w| w[0] < w[1]) || p.windows(2).all(|w| w[0] > w[1]))
 }
 
 /// True when the candidate header row `h` reads like the rows below it (the
@@ -416,7 +364,7 @@ impl<R: RowLike> Shaper<R> {
             col.observe(&c);
         }
         for t in &mut self.totals {
-            t.observe(row);
+            t.observe(|i| row.cell(i));
         }
         self.rows += 1;
     }

@@ -216,7 +216,7 @@ pub struct SourceLayout {
     /// 1-based sheet row (or file line) of the header; none without one.
     pub header_row: Option<u64>,
     /// How the header was decided: `auto`, `none` or the row the user chose.
-    pub header: crate::shape::HeaderChoice,
+    pub header: HeaderChoice,
     /// Non-blank source cells above the data: titles and header rows.
     pub header_cells: u64,
 }
@@ -288,5 +288,58 @@ pub struct TableMeta {
 impl TableMeta {
     pub fn schema(&self) -> Schema {
         Schema::new(self.columns.iter().map(|c| Field::new(&c.name, c.dtype.arrow(), true)).collect::<Vec<_>>())
+    }
+}
+
+/// How the header of a table is decided: from the evidence, or as the user said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HeaderChoice {
+    /// Decide from the evidence (types of the first row against the rest).
+    #[default]
+    Auto,
+    /// The file has no header: every row is data, columns are numbered.
+    None,
+    /// The header is this row (1-based sheet row or file line).
+    Row(u64),
+}
+
+impl std::fmt::Display for HeaderChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeaderChoice::Auto => f.write_str("auto"),
+            HeaderChoice::None => f.write_str("none"),
+            HeaderChoice::Row(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl std::str::FromStr for HeaderChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(HeaderChoice::Auto),
+            "none" | "no" => Ok(HeaderChoice::None),
+            n => n.parse::<u64>().ok().filter(|&n| n > 0).map(HeaderChoice::Row).ok_or_else(|| {
+                format!("header '{s}': write auto, none, or the header's row number (1 is the first row)")
+            }),
+        }
+    }
+}
+
+impl serde::Serialize for HeaderChoice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for HeaderChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        let s = match v {
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::String(s) => s,
+            _ => return Err(serde::de::Error::custom("header: auto, none or a row number")),
+        };
+        s.parse().map_err(serde::de::Error::custom)
     }
 }

@@ -77,6 +77,28 @@ fn load_then_reload_is_a_no_op_and_tables_lists() {
 }
 
 #[test]
+fn a_layout_chosen_on_load_is_kept_for_the_next_version() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let f = tmp.path().join("counts.csv");
+    let rows = |n: usize| (0..n).map(|i| format!("R{i},{},{}\n", i + 1, i + 2)).collect::<String>();
+    std::fs::write(&f, format!("Respondent,1,2\n{}", rows(2))).expect("write");
+    let out = quarry(&["load", "counts.csv"], tmp.path());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("counts  3 rows × 3 columns  (new)"), "guessed: no header");
+    let out = quarry(&["load", "counts.csv", "--header", "1"], tmp.path());
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("counts  2 rows × 3 columns  (changed → version 2)"), "{s}");
+    std::fs::write(&f, format!("Respondent,1,2\n{}", rows(3))).expect("write");
+    let out = quarry(&["load", "counts.csv"], tmp.path());
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("counts  3 rows × 3 columns  (changed → version 3)"), "the stored choice applies: {s}");
+    let out = quarry(&["tables", "--json"], tmp.path());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["tables"][0]["columns"][0]["name"], "respondent");
+    let out = quarry(&["load", "counts.csv", "--header", "bogus"], tmp.path());
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("the header's row number"));
+}
+
+#[test]
 fn excluded_rows_are_recoverable() {
     let tmp = tempfile::tempdir().expect("tempdir");
     std::fs::write(tmp.path().join("t.csv"), "a,b,c\nx,1,2\ny,3,4\nTotal,4,6\n").expect("write");

@@ -28,6 +28,7 @@ type Res<T> = Result<Json<T>, ApiError>;
 pub const MAX_TITLE_CHARS: usize = 200;
 
 mod accounts;
+mod layout;
 mod upload;
 mod views;
 
@@ -55,6 +56,7 @@ pub use views::*;
         upload,
         list_tables,
         table_rows,
+        layout::set_layout,
         run_sql,
         list_conversations,
         create_conversation,
@@ -79,6 +81,8 @@ pub use views::*;
         DatasetView,
         TableView,
         RowsView,
+        layout::LayoutRequest,
+        layout::LayoutView,
         SqlRequest,
         SqlView,
         NewConversation,
@@ -109,6 +113,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/workspaces/{ws}/tables", get(list_tables))
         .route("/api/workspaces/{ws}/tables/{table}/rows", get(table_rows))
+        .route("/api/workspaces/{ws}/tables/{table}/layout", post(layout::set_layout))
         .route("/api/workspaces/{ws}/sql", post(run_sql))
         .route("/api/workspaces/{ws}/conversations", get(list_conversations).post(create_conversation))
         .route("/api/conversations/{id}", get(get_conversation))
@@ -241,6 +246,8 @@ async fn list_tables(
                 columns: serde_json::to_value(&t.columns).unwrap_or_default(),
                 notes: serde_json::to_value(&t.notes).unwrap_or_default(),
                 excluded_rows: t.excluded.len(),
+                part: t.part,
+                layout: t.layout.as_ref().map(|l| serde_json::to_value(l).unwrap_or_default()),
             })
             .collect(),
     ))

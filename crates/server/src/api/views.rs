@@ -104,6 +104,12 @@ pub struct TableView {
     #[schema(value_type = Vec<Object>)]
     pub notes: Value,
     pub excluded_rows: usize,
+    /// Which table of its sheet this is, when the sheet holds several.
+    pub part: Option<String>,
+    /// Where it sits in its file (`range`), its header row (`header_row`,
+    /// none without one) and how that was decided (`header`: auto, none or a row).
+    #[schema(value_type = Option<Object>)]
+    pub layout: Option<Value>,
 }
 
 #[derive(Serialize, ToSchema)]
