@@ -5,6 +5,7 @@
 use calamine::Data;
 
 use crate::cell::Cell;
+use crate::formula::{Cells, Value};
 use crate::shape::RowLike;
 
 /// A sheet's cells, row by row (rows as long as their last used cell).
@@ -25,13 +26,86 @@ pub struct Grid {
 /// What a formula cell's stored result was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FormulaResult {
-    /// None: the cell holds the formula text.
+    /// None, and Quarry could not compute it: the cell holds the formula text.
     Missing,
+    /// None; Quarry computed it ([`crate::formula`]).
+    Computed,
     /// Exactly 0.
     Zero,
 }
 
+/// A grid as the cells formulas read (sheet coordinates), computing the
+/// formulas saved without results on demand, each once.
+struct GridCells<'g> {
+    grid: &'g Grid,
+    /// Grid position of each formula without a result → its value once known
+    /// (`None` inside while computing: a cycle).
+    done: std::collections::HashMap<(usize, usize), Option<Option<Value>>>,
+}
+
+impl Cells for GridCells<'_> {
+    fn value(&mut self, row: u32, col: u32, depth: usize) -> Option<Value> {
+        let Some(r) = row.checked_sub(self.grid.first_row).map(|r| r as usize) else { return Some(Value::Blank) };
+        let Ok(c) = self.grid.cols.binary_search(&col) else { return Some(Value::Blank) };
+        let cell = self.grid.rows.get(r).and_then(|row| row.get(c)).unwrap_or(&Data::Empty);
+        match self.done.get(&(r, c)) {
+            None => Some(data_value(cell)),
+            Some(Some(v)) => v.clone(),
+            Some(None) => {
+                // Not computed yet (or a cycle, which gives an error).
+                let Data::String(f) = cell else { return None };
+                let f = f.clone();
+                self.done.insert((r, c), Some(Some(Value::Error)));
+                let v = crate::formula::evaluate(&f, self, depth);
+                self.done.insert((r, c), Some(v.clone()));
+                v
+            }
+        }
+    }
+}
+
+fn data_value(d: &Data) -> Value {
+    match d {
+        Data::Empty => Value::Blank,
+        Data::Int(i) => Value::Number(*i as f64),
+        Data::Float(f) => Value::Number(*f),
+        Data::Bool(b) => Value::Bool(*b),
+        Data::DateTime(d) => Value::Number(d.as_f64()),
+        Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => Value::Text(s.clone()),
+        Data::Error(_) => Value::Error,
+    }
+}
+
 impl Grid {
+    /// Compute the formulas saved without results that [`crate::formula`]
+    /// knows; the rest keep their formula text.
+    pub fn compute_formulas(&mut self) {
+        let missing: Vec<(usize, usize)> =
+            self.formulas.iter().filter(|f| f.2 == FormulaResult::Missing).map(|f| (f.0, f.1)).collect();
+        if missing.is_empty() {
+            return;
+        }
+        let mut cells = GridCells { grid: self, done: missing.iter().map(|&p| (p, None)).collect() };
+        let mut results = Vec::new();
+        for &(r, c) in &missing {
+            let (row, col) = (cells.grid.first_row + r as u32, cells.grid.cols[c]);
+            results.push(cells.value(row, col, 0));
+        }
+        for ((r, c), v) in missing.into_iter().zip(results) {
+            let Some(v) = v else { continue };
+            self.rows[r][c] = match v {
+                Value::Number(n) => Data::Float(n),
+                Value::Text(t) => Data::String(t),
+                Value::Bool(b) => Data::Bool(b),
+                Value::Blank => Data::Empty,
+                Value::Error => Data::Error(calamine::CellErrorType::Value),
+            };
+            if let Some(f) = self.formulas.iter_mut().find(|f| (f.0, f.1) == (r, c)) {
+                f.2 = FormulaResult::Computed;
+            }
+        }
+    }
+
     /// Sheet column of grid column `c` (past the last: the next ones).
     pub fn sheet_col(&self, c: usize) -> u32 {
         match self.cols.get(c) {

@@ -27,6 +27,7 @@ pub mod cell;
 pub mod columns;
 pub mod detect;
 pub mod error;
+pub mod formula;
 pub mod grid;
 pub mod infer;
 pub mod json;

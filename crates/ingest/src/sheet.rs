@@ -180,7 +180,9 @@ pub fn read_workbook(path: &Path, format: &str, opts: &IngestOptions) -> Result<
                     }
                 }
                 drop(reader);
-                out.push((name.clone(), grid_from_cells(cells, formulas, opts, &name)?));
+                let mut grid = grid_from_cells(cells, formulas, opts, &name)?;
+                grid.compute_formulas();
+                out.push((name.clone(), grid));
             }
         }
         "xls" => {
@@ -394,14 +396,16 @@ fn name_block(finished: &mut Finished, path: &Path, sheet: Option<&str>, grid: &
 }
 
 /// One note per column holding formulas the file saved without a result
-/// (kept as the formula text), or whose every stored result is 0.
+/// (computed, or kept as the formula text), or whose every stored result is 0.
 fn formula_notes(grid: &Grid, layout: &Layout, finished: &Finished) -> Vec<Note> {
     let mut missing: std::collections::BTreeMap<usize, u64> = Default::default();
     let mut zero: std::collections::BTreeMap<usize, u64> = Default::default();
+    let mut computed: std::collections::BTreeMap<usize, u64> = Default::default();
     for &(r, c, k) in &grid.formulas {
         if r >= layout.data_start && !finished.excluded.contains_key(&((r - layout.data_start) as u64)) {
             *match k {
                 FormulaResult::Missing => missing.entry(c),
+                FormulaResult::Computed => computed.entry(c),
                 FormulaResult::Zero => zero.entry(c),
             }
             .or_default() += 1;
@@ -413,6 +417,12 @@ fn formula_notes(grid: &Grid, layout: &Layout, finished: &Finished) -> Vec<Note>
         if let Some(n) = missing.get(&src) {
             notes.push(Note::column(NoteKind::Formulas, &col.name, format!(
                 "'{}': {n} cells hold formulas the file was saved without results for (written by a program that does not compute them); kept as the formula text, not as numbers. Open the file in Excel or LibreOffice, save it, and load it again — or compute the column in SQL",
+                col.label
+            )));
+        }
+        if let Some(n) = computed.get(&src) {
+            notes.push(Note::column(NoteKind::Formulas, &col.name, format!(
+                "'{}': {n} values computed by Quarry from their formulas, which the file was saved without results for (arithmetic, SUM, AVERAGE, MIN, MAX, COUNT, ROUND, ABS, IF over this sheet); if in doubt, compare with the workbook opened in a spreadsheet program",
                 col.label
             )));
         }

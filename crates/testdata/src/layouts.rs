@@ -183,26 +183,39 @@ pub fn write_crosstabs(path: &Path) -> io::Result<Vec<TableTruth>> {
     ])
 }
 
-/// `formulas.xlsx`: a TPR column of `=C2/B2*100` formulas saved without
-/// results, as scripts and some exporters write them.
-pub fn write_formulas_without_results(path: &Path) -> io::Result<usize> {
+/// `formulas.xlsx`, saved without formula results as scripts and some
+/// exporters write them: a `TPR` column of `=C2/B2*100` (Quarry computes
+/// these) and a `Zone` column of `VLOOKUP`s into another sheet (kept as
+/// text). Returns the rows and the sum of TPR.
+pub fn write_formulas_without_results(path: &Path) -> io::Result<(usize, f64)> {
     let mut wb = Workbook::new();
     let ws = wb.add_worksheet().set_name("TPR").map_err(xerr)?;
-    for (c, h) in ["State", "Tested", "Positive", "TPR"].iter().enumerate() {
+    for (c, h) in ["State", "Tested", "Positive", "TPR", "Zone"].iter().enumerate() {
         ws.write_string(0, c as u16, *h).map_err(xerr)?;
     }
     let mut rng = Rng::new(14);
+    let mut tpr = 0.0;
     for (i, (state, _)) in STATES.iter().enumerate() {
         let r = 1 + i as u32;
         let t = rng.range(100, 1000);
+        let p = rng.range(0, t);
         ws.write_string(r, 0, *state).map_err(xerr)?;
         ws.write_number(r, 1, t as f64).map_err(xerr)?;
-        ws.write_number(r, 2, rng.range(0, t) as f64).map_err(xerr)?;
+        ws.write_number(r, 2, p as f64).map_err(xerr)?;
         ws.write_formula(r, 3, Formula::new(format!("=C{}/B{}*100", r + 1, r + 1))).map_err(xerr)?;
+        ws.write_formula(r, 4, Formula::new(format!("=VLOOKUP(A{},Zones!A:B,2,FALSE)", r + 1))).map_err(xerr)?;
+        tpr += p as f64 / t as f64 * 100.0;
+    }
+    let zones = wb.add_worksheet().set_name("Zones").map_err(xerr)?;
+    zones.write_string(0, 0, "State").map_err(xerr)?;
+    zones.write_string(0, 1, "Zone").map_err(xerr)?;
+    for (i, (state, _)) in STATES.iter().enumerate() {
+        zones.write_string(1 + i as u32, 0, *state).map_err(xerr)?;
+        zones.write_string(1 + i as u32, 1, if i % 2 == 0 { "North" } else { "South" }).map_err(xerr)?;
     }
     wb.save(path).map_err(xerr)?;
     strip_formula_results(path)?;
-    Ok(STATES.len())
+    Ok((STATES.len(), tpr))
 }
 
 /// Rewrite a workbook's sheets without the formulas' stored results

@@ -99,18 +99,25 @@ fn crosstabs_keep_totals_out_and_offer_long_forms() {
 }
 
 #[test]
-fn formulas_without_results_are_said() {
+fn formulas_without_results_are_computed_or_said() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("formulas.xlsx");
-    let rows = layouts::write_formulas_without_results(&p).unwrap();
+    let (rows, tpr) = layouts::write_formulas_without_results(&p).unwrap();
     let tables = load_all(&p);
-    let t = &tables[0];
+    let t = by_name(&tables, "formulas_tpr");
     assert_eq!(t.rows(), rows);
-    assert_eq!(t.nulls("tpr"), 0, "never an all-null column");
-    assert_eq!(t.strings("tpr")[0].as_deref(), Some("=C2/B2*100"));
-    let n = t.meta.notes.iter().find(|n| n.kind == "formulas").expect("formulas note");
-    assert_eq!(n.column.as_deref(), Some("tpr"));
-    assert!(n.text.contains(&format!("{rows} cells")) && n.text.contains("LibreOffice"), "{}", n.text);
+    assert_eq!(t.meta.columns[t.col("tpr")].dtype, ColumnType::Float, "computed: {:?}", t.meta.notes);
+    assert!((t.mean_f64("tpr") * rows as f64 - tpr).abs() < 1e-9);
+    let notes: Vec<_> = t.meta.notes.iter().filter(|n| n.kind == "formulas").collect();
+    let of = |c: &str| notes.iter().find(|n| n.column.as_deref() == Some(c)).map(|n| n.text.as_str()).unwrap_or("");
+    assert!(of("tpr").contains(&format!("{rows} values computed by Quarry")), "{notes:?}");
+    // Another sheet's lookup is not computed: the formula text stays, said.
+    assert_eq!(t.nulls("zone"), 0, "never an all-null column");
+    assert_eq!(t.strings("zone")[0].as_deref(), Some("=VLOOKUP(A2,Zones!A:B,2,FALSE)"));
+    assert!(
+        of("zone").contains(&format!("{rows} cells hold formulas")) && of("zone").contains("LibreOffice"),
+        "{notes:?}"
+    );
     assert_every_cell_accounted(&p, &tables);
 }
 
