@@ -11,6 +11,7 @@ use crate::shape::RowLike;
 /// A sheet's cells, row by row (rows as long as their last used cell).
 /// Columns with no cell at all are left out; `cols` maps each grid column
 /// back to its sheet column.
+#[derive(Default)]
 pub struct Grid {
     pub rows: Vec<Vec<Data>>,
     /// Sheet row number (0-based) of `rows[0]`.
@@ -21,6 +22,9 @@ pub struct Grid {
     /// whose cells hold the formula text; and of formulas whose saved
     /// result is 0 (a writer that computes nothing stores 0).
     pub formulas: Vec<(usize, usize, FormulaResult)>,
+    /// Text read into a grid from a `;`-separated file: `1,204` is 1.204
+    /// when a value fits both notations (as for streamed text).
+    pub decimal_comma: bool,
 }
 
 /// What a formula cell's stored result was.
@@ -145,6 +149,7 @@ impl Grid {
             first_row: self.first_row + rows.start as u32,
             cols: (cols.start..cols.end).map(|c| self.sheet_col(c)).collect(),
             formulas,
+            decimal_comma: self.decimal_comma,
         }
     }
 

@@ -152,7 +152,7 @@ pub fn read(path: &Path, format: Format, opts: &IngestOptions) -> Result<Grid> {
         }
     }
     let width = rows.iter().map(Vec::len).max().unwrap_or(0) as u32;
-    Ok(Grid { rows, first_row: 0, cols: (0..width).collect(), formulas: Vec::new() })
+    Ok(Grid { rows, cols: (0..width).collect(), ..Default::default() })
 }
 
 /// The first record (1-based) and field whose text value exceeds `max` bytes.

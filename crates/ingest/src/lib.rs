@@ -318,12 +318,25 @@ fn prepare_inner(
                     "a cell range applies to spreadsheets; this text file was read whole",
                 ));
             }
-            let plan = text::prepare(path, &head, opts, choice.header, progress)?;
-            tables.push(Prepared {
-                meta: plan.finished.meta.clone(),
-                schema: plan.finished.schema.clone(),
-                source: Source::Text(Arc::new(plan)),
-            });
+            match text::prepare(path, &head, opts, &choice, progress)? {
+                text::TextPrepared::Stream(plan) => {
+                    let mut meta = plan.finished.meta.clone();
+                    if !choice.is_auto() {
+                        meta.notes.insert(0, chosen_note(&choice));
+                    }
+                    let schema = plan.finished.schema.clone();
+                    tables.push(Prepared { meta, schema, source: Source::Text(Arc::new(plan)) });
+                }
+                text::TextPrepared::Blocks { grid, notes: text_notes } => {
+                    for outcome in sheet::prepare_sheet(path, "csv", None, grid, false, &choice) {
+                        if let sheet::SheetOutcome::Table(p) = outcome {
+                            let mut t = sheet_table(p, &choice);
+                            t.meta.notes.splice(0..0, text_notes.iter().cloned());
+                            tables.push(t);
+                        }
+                    }
+                }
+            }
         }
         detect::Format::Xlsx | detect::Format::Xls | detect::Format::Ods => {
             let grids = sheet::read_workbook(path, format.name(), opts)?;
@@ -374,12 +387,15 @@ fn prepare_inner(
     Ok(PreparedFile { tables, notes, format })
 }
 
+fn chosen_note(choice: &LayoutChoice) -> Note {
+    Note::table(NoteKind::Header, format!("layout chosen when loading: {}", choice.describe()))
+}
+
 /// A sheet's table, with a note when its layout was chosen by a person.
 fn sheet_table(p: Box<sheet::SheetPlan>, choice: &LayoutChoice) -> Prepared {
     let mut meta = p.finished.meta.clone();
     if !choice.is_auto() {
-        meta.notes
-            .insert(0, Note::table(NoteKind::Header, format!("layout chosen when loading: {}", choice.describe())));
+        meta.notes.insert(0, chosen_note(choice));
     }
     Prepared { meta, schema: p.finished.schema.clone(), source: Source::Sheet(Arc::from(p)) }
 }

@@ -221,7 +221,7 @@ mod tests {
                     .collect()
             })
             .collect();
-        Grid { rows, first_row: 0, cols, formulas: Vec::new() }
+        Grid { rows, cols, ..Default::default() }
     }
 
     #[test]

@@ -92,7 +92,7 @@ fn grid_from_cells(
         return Err(too_many_cells(opts, sheet));
     }
     if items.is_empty() {
-        return Ok(Grid { rows: Vec::new(), first_row: 0, cols: Vec::new(), formulas: Vec::new() });
+        return Ok(Grid::default());
     }
     let r0 = items.iter().map(|c| c.0 .0).min().unwrap_or(0);
     let r1 = items.iter().map(|c| c.0 .0).max().unwrap_or(0);
@@ -126,7 +126,7 @@ fn grid_from_cells(
         .into_iter()
         .filter_map(|((r, c), k)| Some(((r.checked_sub(r0)?) as usize, used.binary_search(&c).ok()?, k)))
         .collect();
-    Ok(Grid { rows, first_row: r0, cols: used, formulas })
+    Ok(Grid { rows, first_row: r0, cols: used, formulas, decimal_comma: false })
 }
 
 fn grid_from_range(range: calamine::Range<Data>, opts: &IngestOptions, sheet: &str) -> Result<Grid> {
@@ -269,11 +269,7 @@ pub fn prepare_sheet(
             cells,
         }];
     }
-    let regions = if choice.range.is_some() || choice.one_table {
-        Vec::new()
-    } else {
-        split_regions(crate::region::find_regions(&grid), &choice.split_at, grid.first_row)
-    };
+    let regions = regions_for(&grid, choice);
     if regions.len() <= 1 {
         let naming = Naming::Whole { by_sheet: name_by_sheet };
         return vec![prepare_block(path, format, sheet, grid, naming, choice)];
@@ -287,6 +283,15 @@ pub fn prepare_sheet(
         out.push(prepare_block(path, format, sheet.clone(), block, naming, choice));
     }
     out
+}
+
+/// The table blocks of a grid as found and split by the person's choice;
+/// none when the choice says the grid is one table.
+pub fn regions_for(grid: &Grid, choice: &LayoutChoice) -> Vec<Region> {
+    if choice.range.is_some() || choice.one_table {
+        return Vec::new();
+    }
+    split_regions(crate::region::find_regions(grid), &choice.split_at, grid.first_row)
 }
 
 /// Add the user's split rows (1-based sheet rows) to the blocks found.
@@ -346,7 +351,7 @@ fn prepare_block(
         shaper.push((i - layout.data_start) as u64, line, *r);
     }
     shaper.finish();
-    let mut finished = finish_columns(&layout, &shaper, false, path, sheet.as_deref(), format);
+    let mut finished = finish_columns(&layout, &shaper, grid.decimal_comma, path, sheet.as_deref(), format);
     let header_cells = rows[..layout.data_start].iter().map(|r| r.filled() as u64).sum();
     let width = grid.rows.iter().map(|r| SheetRow(r).used_width()).max().unwrap_or(0);
     finished.meta.layout = Some(SourceLayout {

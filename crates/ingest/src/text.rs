@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use encoding_rs::Encoding;
 
 use crate::error::{ErrorKind, IngestError, Result};
-use crate::shape::{find_layout_with, HeaderChoice, Layout, RowLike, Shaper};
+use crate::shape::{find_layout_with, Layout, RowLike, Shaper};
 use crate::{finish_columns, Finished, IngestOptions, Progress};
 
 const SAMPLE: usize = 64 * 1024;
@@ -250,16 +250,27 @@ fn csv_error(e: csv::Error) -> IngestError {
 }
 
 /// Pass 1: detect everything and infer all columns.
+/// What pass 1 found: one table to stream, or — in a small file — several
+/// table blocks one under another (a report saved as CSV), read whole into
+/// a grid and shaped like a sheet's, with the notes about the text.
+pub enum TextPrepared {
+    Stream(TextPlan),
+    Blocks { grid: crate::grid::Grid, notes: Vec<crate::table::Note> },
+}
+
+/// Text files up to this size are checked for several table blocks.
+pub const BLOCKS_MAX_BYTES: u64 = 4 << 20;
+
 pub fn prepare(
     path: &Path,
     head: &[u8],
     opts: &IngestOptions,
-    header: HeaderChoice,
+    choice: &crate::LayoutChoice,
     progress: &dyn Progress,
-) -> Result<TextPlan> {
+) -> Result<TextPrepared> {
     let mut encoding = detect_encoding(head)?;
     loop {
-        match prepare_with(path, encoding, opts, header, progress) {
+        match prepare_with(path, encoding, opts, choice, progress) {
             Err(e) if encoding.is_none() && e.problem == UTF8_RETRY => {
                 // Valid UTF-8 at the start, something else later: legacy Windows text.
                 encoding = Some(encoding_rs::WINDOWS_1252);
@@ -275,9 +286,10 @@ fn prepare_with(
     path: &Path,
     encoding: Option<&'static Encoding>,
     opts: &IngestOptions,
-    header: HeaderChoice,
+    choice: &crate::LayoutChoice,
     progress: &dyn Progress,
-) -> Result<TextPlan> {
+) -> Result<TextPrepared> {
+    let header = choice.header;
     let mut sample = Vec::with_capacity(SAMPLE);
     open_decoded(path, encoding)?.take(SAMPLE as u64).read_to_end(&mut sample)?;
     let sample_text = String::from_utf8_lossy(&sample);
@@ -289,10 +301,16 @@ fn prepare_with(
         ));
     }
     let delimiter = sniff_delimiter(&sample_text);
+    let file_len = std::fs::metadata(path)?.len();
+    if file_len <= BLOCKS_MAX_BYTES {
+        let grid = read_grid(path, encoding, delimiter, opts)?;
+        if crate::sheet::regions_for(&grid, choice).len() > 1 {
+            return Ok(TextPrepared::Blocks { grid, notes: text_notes(encoding, delimiter) });
+        }
+    }
     let head_rows = head_rows(path, encoding, delimiter, opts)?;
     let layout = find_layout_with(&head_rows, header, 1);
     let mut shaper: Shaper<csv::StringRecord> = Shaper::new(&layout, true);
-    let file_len = std::fs::metadata(path)?.len();
     let rdr = reader(open_decoded(path, encoding)?, delimiter, opts.max_record_bytes);
     let max_record = opts.max_record_bytes;
     let max_columns = opts.max_columns;
@@ -337,25 +355,10 @@ fn prepare_with(
         header,
         header_cells,
     });
-    if let Some(enc) = encoding {
-        finished.meta.notes.insert(
-            0,
-            crate::table::Note::table(crate::table::NoteKind::Encoding, format!("text decoded from {}", enc.name())),
-        );
+    for (i, n) in text_notes(encoding, delimiter).into_iter().enumerate() {
+        finished.meta.notes.insert(i, n);
     }
-    if delimiter != b',' {
-        let d = match delimiter {
-            b'\t' => "tab".to_string(),
-            b';' => "semicolon".to_string(),
-            b'|' => "pipe".to_string(),
-            other => format!("'{}'", other as char),
-        };
-        finished.meta.notes.insert(
-            0,
-            crate::table::Note::table(crate::table::NoteKind::Delimiter, format!("fields separated by {d}")),
-        );
-    }
-    Ok(TextPlan { path: path.to_path_buf(), encoding, delimiter, layout, finished })
+    Ok(TextPrepared::Stream(TextPlan { path: path.to_path_buf(), encoding, delimiter, layout, finished }))
 }
 
 /// The record-splitting stage of pass 1: chunks of (line, record) to `tx`,
@@ -422,6 +425,55 @@ fn split_records(
 }
 
 /// The first 50 records, for finding the header and the data's start.
+/// How the text was read: its encoding and delimiter, when not the usual.
+fn text_notes(encoding: Option<&'static Encoding>, delimiter: u8) -> Vec<crate::table::Note> {
+    use crate::table::{Note, NoteKind};
+    let mut notes = Vec::new();
+    if delimiter != b',' {
+        let d = match delimiter {
+            b'\t' => "tab".to_string(),
+            b';' => "semicolon".to_string(),
+            b'|' => "pipe".to_string(),
+            other => format!("'{}'", other as char),
+        };
+        notes.push(Note::table(NoteKind::Delimiter, format!("fields separated by {d}")));
+    }
+    if let Some(enc) = encoding {
+        notes.push(Note::table(NoteKind::Encoding, format!("text decoded from {}", enc.name())));
+    }
+    notes
+}
+
+/// A small text file whole, as a grid of text cells (for table blocks).
+fn read_grid(
+    path: &Path,
+    encoding: Option<&'static Encoding>,
+    delimiter: u8,
+    opts: &IngestOptions,
+) -> Result<crate::grid::Grid> {
+    use calamine::Data;
+    let mut rows: Vec<Vec<Data>> = Vec::new();
+    let mut rdr = reader(open_decoded(path, encoding)?, delimiter, opts.max_record_bytes);
+    let mut rec = csv::StringRecord::new();
+    loop {
+        match next_record(&mut rdr, &mut rec) {
+            Ok(true) if rec.len() > opts.max_columns => {
+                return Err(too_many_columns(rows.len() as u64 + 1, rec.len(), opts.max_columns))
+            }
+            Ok(true) => rows.push(
+                rec.iter()
+                    .map(|f| if f.trim().is_empty() { Data::Empty } else { Data::String(f.to_string()) })
+                    .collect(),
+            ),
+            Ok(false) => break,
+            Err(e) if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) && encoding.is_none() => return Err(utf8_retry()),
+            Err(e) => return Err(read_error(&rdr, e)),
+        }
+    }
+    let width = rows.iter().map(Vec::len).max().unwrap_or(0) as u32;
+    Ok(crate::grid::Grid { rows, cols: (0..width).collect(), decimal_comma: delimiter == b';', ..Default::default() })
+}
+
 fn head_rows(
     path: &Path,
     encoding: Option<&'static Encoding>,

@@ -71,6 +71,34 @@ pub fn write_stacked_tables(path: &Path) -> io::Result<Vec<TableTruth>> {
     ])
 }
 
+/// `report.csv`: the stacked report saved as CSV (`;`-separated, decimal
+/// commas, as Excel writes it in comma-decimal locales): two titled tables
+/// one under the other.
+pub fn write_stacked_csv(path: &Path) -> io::Result<Vec<TableTruth>> {
+    let mut rng = Rng::new(17);
+    let mut s = String::from("Table 1: Tests by state;;\nState;Tested;Positive\n");
+    let (mut tested, mut positive) = (0i64, 0i64);
+    for (state, _) in STATES.iter().take(3) {
+        let t = rng.range(500, 2000) as i64;
+        let p = rng.range(100, t as u64) as i64;
+        s.push_str(&format!("{state};{t};{p}\n"));
+        tested += t;
+        positive += p;
+    }
+    s.push_str(";;\nTable 2: Stock by LGA;;\nLGA;Kits;Share of need (%)\n");
+    let mut kits = 0i64;
+    for lga in STATES[1].1 {
+        let k = rng.range(0, 900) as i64;
+        s.push_str(&format!("{lga};{k};{},{}\n", rng.range(10, 99), rng.range(0, 9)));
+        kits += k;
+    }
+    std::fs::write(path, s)?;
+    Ok(vec![
+        TableTruth::new("report_tests_by_state", 3, &[("tested", tested), ("positive", positive)]),
+        TableTruth::new("report_stock_by_lga", STATES[1].1.len(), &[("kits", kits)]),
+    ])
+}
+
 /// `blocks.xlsx`: two titled blocks side by side with a blank column
 /// between them, of different lengths.
 pub fn write_side_by_side(path: &Path) -> io::Result<Vec<TableTruth>> {

@@ -58,6 +58,23 @@ fn two_tables_stacked_on_one_sheet() {
 }
 
 #[test]
+fn two_tables_stacked_in_a_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("report.csv");
+    let truth = layouts::write_stacked_csv(&p).unwrap();
+    let tables = load_all(&p);
+    assert_eq!(tables.len(), 2);
+    check_truth(&tables, &truth);
+    let stock = by_name(&tables, "report_stock_by_lga");
+    assert_eq!(stock.meta.columns[stock.col("share_need_pct")].dtype, ColumnType::Float, "decimal commas in a ; file");
+    assert!(stock.has_note("delimiter") && stock.has_note("position"));
+    assert_every_cell_accounted(&p, &tables);
+    let one =
+        prepare_with(&p, &IngestOptions::default(), &[LayoutChoice { one_table: true, ..Default::default() }], &Quiet);
+    assert_eq!(one.unwrap().tables.len(), 1, "the person says it is one table");
+}
+
+#[test]
 fn blocks_side_by_side() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("blocks.xlsx");
