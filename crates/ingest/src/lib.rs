@@ -325,7 +325,7 @@ fn prepare_inner(
                         meta.notes.insert(0, chosen_note(&choice));
                     }
                     let schema = plan.finished.schema.clone();
-                    tables.push(Prepared { meta, schema, source: Source::Text(Arc::new(plan)) });
+                    tables.push(Prepared { meta, schema, source: Source::Text(Arc::from(plan)) });
                 }
                 text::TextPrepared::Blocks { grid, notes: text_notes } => {
                     for outcome in sheet::prepare_sheet(path, "csv", None, grid, false, &choice) {

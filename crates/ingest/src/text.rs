@@ -254,7 +254,7 @@ fn csv_error(e: csv::Error) -> IngestError {
 /// table blocks one under another (a report saved as CSV), read whole into
 /// a grid and shaped like a sheet's, with the notes about the text.
 pub enum TextPrepared {
-    Stream(TextPlan),
+    Stream(Box<TextPlan>),
     Blocks { grid: crate::grid::Grid, notes: Vec<crate::table::Note> },
 }
 
@@ -358,7 +358,7 @@ fn prepare_with(
     for (i, n) in text_notes(encoding, delimiter).into_iter().enumerate() {
         finished.meta.notes.insert(i, n);
     }
-    Ok(TextPrepared::Stream(TextPlan { path: path.to_path_buf(), encoding, delimiter, layout, finished }))
+    Ok(TextPrepared::Stream(Box::new(TextPlan { path: path.to_path_buf(), encoding, delimiter, layout, finished })))
 }
 
 /// The record-splitting stage of pass 1: chunks of (line, record) to `tx`,
