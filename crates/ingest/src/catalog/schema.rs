@@ -42,18 +42,34 @@ CREATE TABLE IF NOT EXISTS layouts (
 /// (the unique key changes, so the table is rebuilt); versions gain
 /// `layout_json`.
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
-    let has = |conn: &Connection, table: &str, col: &str| -> Result<bool> {
-        let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})")).map_err(cat_err)?;
-        let cols: Vec<String> = stmt
-            .query_map([], |r| r.get(1))
-            .map_err(cat_err)?
-            .collect::<std::result::Result<_, _>>()
-            .map_err(cat_err)?;
-        Ok(cols.iter().any(|c| c == col))
-    };
+    let has = has_column;
     if !has(conn, "tables", "part")? {
+        // The rebuild drops the table `versions` refers to: foreign keys are
+        // switched off for it (outside the transaction, as SQLite requires)
+        // and restored after.
+        let fk: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).map_err(cat_err)?;
+        conn.execute_batch("PRAGMA foreign_keys = OFF").map_err(cat_err)?;
+        let rebuilt = rebuild_tables(conn);
+        conn.execute_batch(&format!("PRAGMA foreign_keys = {fk}")).map_err(cat_err)?;
+        rebuilt?;
+    }
+    if !has(conn, "versions", "layout_json")? {
+        let _ = conn.execute_batch("ALTER TABLE versions ADD COLUMN layout_json TEXT NOT NULL DEFAULT 'null'");
+    }
+    Ok(())
+}
+
+fn has_column(conn: &Connection, table: &str, col: &str) -> Result<bool> {
+    let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})")).map_err(cat_err)?;
+    let cols: Vec<String> =
+        stmt.query_map([], |r| r.get(1)).map_err(cat_err)?.collect::<std::result::Result<_, _>>().map_err(cat_err)?;
+    Ok(cols.iter().any(|c| c == col))
+}
+
+fn rebuild_tables(conn: &mut Connection) -> Result<()> {
+    {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(cat_err)?;
-        if !has(&tx, "tables", "part")? {
+        if !has_column(&tx, "tables", "part")? {
             tx.execute_batch(
                 "CREATE TABLE tables_new (
                     id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, source TEXT NOT NULL,
@@ -66,9 +82,6 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
             .map_err(cat_err)?;
         }
         tx.commit().map_err(cat_err)?;
-    }
-    if !has(conn, "versions", "layout_json")? {
-        let _ = conn.execute_batch("ALTER TABLE versions ADD COLUMN layout_json TEXT NOT NULL DEFAULT 'null'");
     }
     Ok(())
 }

@@ -268,3 +268,33 @@ fn every_generated_file_cell_is_accounted_for() {
         assert_every_cell_accounted(&p, &load_all(&p));
     }
 }
+
+#[test]
+fn a_catalog_from_before_table_blocks_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let p = dir.path().join("report.xlsx");
+    layouts::write_stacked_tables(&p).unwrap();
+    // The schema as Quarry wrote it before: one table per (source, sheet).
+    std::fs::create_dir_all(&data).unwrap();
+    let old = rusqlite::Connection::open(data.join("catalog.sqlite")).unwrap();
+    old.execute_batch(
+        "CREATE TABLE tables (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, source TEXT NOT NULL,
+             sheet TEXT NOT NULL DEFAULT '', format TEXT NOT NULL, UNIQUE (source, sheet));
+         CREATE TABLE versions (table_id INTEGER NOT NULL REFERENCES tables(id), version INTEGER NOT NULL,
+             content_hash TEXT NOT NULL, rows INTEGER NOT NULL, parquet TEXT NOT NULL, columns_json TEXT NOT NULL,
+             notes_json TEXT NOT NULL, excluded_json TEXT NOT NULL, stats_json TEXT NOT NULL,
+             loaded_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')), PRIMARY KEY (table_id, version));
+         INSERT INTO tables (name, source, sheet, format) VALUES ('old', '/gone.csv', '', 'csv');
+         INSERT INTO versions VALUES (1, 1, 'h', 0, 'tables/old/v1.parquet', '[]', '[]', '[]',
+             '{\"rows\":0,\"columns\":[],\"notes\":[]}', '2026-01-01T00:00:00Z');",
+    )
+    .unwrap();
+    drop(old);
+    let mut cat = Catalog::open(&data).unwrap();
+    let old = cat.entry("old", None).expect("the old table reads back");
+    assert_eq!((old.part, old.layout), (None, None));
+    let r = cat.load(&p, &IngestOptions::default(), &Quiet).unwrap();
+    assert_eq!(r.tables.len(), 2, "two tables of one sheet fit the migrated catalog");
+    assert_eq!(cat.tables().unwrap().len(), 3);
+}
