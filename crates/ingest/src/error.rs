@@ -20,6 +20,8 @@ pub enum ErrorKind {
     Io,
     /// The catalog could not be read or written.
     Catalog,
+    /// The layout a person chose does not fit the file (a sheet it lacks).
+    Layout,
     /// A bug in Quarry: the message says so.
     Internal,
 }

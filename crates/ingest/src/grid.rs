@@ -45,10 +45,17 @@ struct GridCells<'g> {
     /// Grid position of each formula without a result → its value once known
     /// (`None` inside while computing: a cycle).
     done: std::collections::HashMap<(usize, usize), Option<Option<Value>>>,
+    /// Cells all formulas of the sheet may still read: a sheet of formulas
+    /// each summing a huge range stops here, its formulas left as text.
+    budget: u64,
 }
+
+/// Cell reads the formulas of one sheet may make in all.
+const FORMULA_READS: u64 = 20_000_000;
 
 impl Cells for GridCells<'_> {
     fn value(&mut self, row: u32, col: u32, depth: usize) -> Option<Value> {
+        self.budget = self.budget.checked_sub(1)?;
         let Some(r) = row.checked_sub(self.grid.first_row).map(|r| r as usize) else { return Some(Value::Blank) };
         let Ok(c) = self.grid.cols.binary_search(&col) else { return Some(Value::Blank) };
         let cell = self.grid.rows.get(r).and_then(|row| row.get(c)).unwrap_or(&Data::Empty);
@@ -89,7 +96,8 @@ impl Grid {
         if missing.is_empty() {
             return;
         }
-        let mut cells = GridCells { grid: self, done: missing.iter().map(|&p| (p, None)).collect() };
+        let mut cells =
+            GridCells { grid: self, done: missing.iter().map(|&p| (p, None)).collect(), budget: FORMULA_READS };
         let mut results = Vec::new();
         for &(r, c) in &missing {
             let (row, col) = (cells.grid.first_row + r as u32, cells.grid.cols[c]);

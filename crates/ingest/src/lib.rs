@@ -264,7 +264,24 @@ impl Prepared {
     /// Its long form, when its columns are periods (see [`period`]); the
     /// note for this table says where the long form is.
     fn long_form(&mut self) -> Option<Prepared> {
+        // Files laid out by people (text, sheets); typed Parquet is left as it is.
+        let rows = match &self.source {
+            Source::Text(p) => p.finished.rows,
+            Source::Sheet(p) => p.finished.rows,
+            Source::Parquet(_) | Source::Long(..) => return None,
+        };
         let spec = period::long_spec(&self.meta)?;
+        let long_rows = rows.saturating_mul(spec.periods.len() as u64);
+        if long_rows > period::MAX_LONG_ROWS {
+            self.meta.notes.push(Note::table(
+                NoteKind::Periods,
+                format!(
+                    "{} columns are periods; no long form was made, as it would have {long_rows} rows",
+                    spec.periods.len()
+                ),
+            ));
+            return None;
+        }
         let (meta, note) = period::long_meta(&self.meta, &spec);
         self.meta.notes.push(note);
         let schema = period::long_schema(&meta);
@@ -311,6 +328,7 @@ fn prepare_inner(
     let mut tables = Vec::new();
     match format {
         detect::Format::Text => {
+            check_sheets(choices, &[])?;
             let choice = LayoutChoice::for_sheet(choices, None);
             if choice.range.is_some() {
                 notes.push(Note::table(
@@ -340,6 +358,7 @@ fn prepare_inner(
         }
         detect::Format::Xlsx | detect::Format::Xls | detect::Format::Ods => {
             let grids = sheet::read_workbook(path, format.name(), opts)?;
+            check_sheets(choices, &grids.iter().map(|g| g.0.as_str()).collect::<Vec<_>>())?;
             let several = grids.len() > 1;
             for (name, grid) in grids {
                 let choice = LayoutChoice::for_sheet(choices, Some(&name));
@@ -385,6 +404,22 @@ fn prepare_inner(
     let longs: Vec<Prepared> = tables.iter_mut().filter_map(Prepared::long_form).collect();
     tables.extend(longs);
     Ok(PreparedFile { tables, notes, format })
+}
+
+/// A choice naming a sheet the file lacks is an error, not a silent no-op.
+fn check_sheets(choices: &[LayoutChoice], sheets: &[&str]) -> Result<()> {
+    for c in choices {
+        let Some(s) = &c.sheet else { continue };
+        if !sheets.contains(&s.as_str()) {
+            let hint = if sheets.is_empty() {
+                "this file has no sheets: leave --sheet out".to_string()
+            } else {
+                format!("its sheets are: {}", sheets.join(", "))
+            };
+            return Err(IngestError::new(ErrorKind::Layout, format!("the file has no sheet named '{s}'"), hint));
+        }
+    }
+    Ok(())
 }
 
 fn chosen_note(choice: &LayoutChoice) -> Note {

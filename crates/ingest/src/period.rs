@@ -223,6 +223,10 @@ impl TotalCheck {
 
 // ---------------------------------------------------------------- long form
 
+/// The most rows a long form may have (rows × period columns); a bigger
+/// table keeps only its wide form, and a note says so.
+pub const MAX_LONG_ROWS: u64 = 20_000_000;
+
 /// Which output columns of a wide table are periods, and which identify rows.
 #[derive(Debug, Clone)]
 pub struct LongSpec {
@@ -238,7 +242,12 @@ pub fn long_spec(meta: &TableMeta) -> Option<LongSpec> {
         .iter()
         .enumerate()
         .filter(|(_, c)| c.dtype.is_numeric())
-        .filter_map(|(i, c)| parse_label(&c.label).map(|p| (i, c.label.clone(), p)))
+        .filter_map(|(i, c)| {
+            // A currency in the label (`Jan 2024 [₦]`) is not part of the period.
+            let label =
+                c.label.rsplit_once(" [").filter(|(_, u)| u.ends_with(']')).map_or(c.label.as_str(), |(l, _)| l);
+            parse_label(label).map(|p| (i, label.to_string(), p))
+        })
         .collect();
     let grain = [Grain::Month, Grain::Quarter, Grain::Year]
         .into_iter()

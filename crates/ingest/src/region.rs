@@ -166,7 +166,7 @@ fn stack(grid: &Grid, cols: Range<usize>) -> Vec<Region> {
     // Each block ends after its last non-blank row, before the next block.
     let next: Vec<usize> = bounds.iter().skip(1).map(|b| b.0).chain(std::iter::once(usize::MAX)).collect();
     let ends: Vec<usize> =
-        next.iter().map(|&n| rows.iter().copied().filter(|&r| r < n).max().map_or(0, |r| r + 1)).collect();
+        next.iter().map(|&n| rows[..rows.partition_point(|&r| r < n)].last().map_or(0, |r| r + 1)).collect();
     bounds
         .into_iter()
         .zip(ends)

@@ -270,17 +270,37 @@ pub fn prepare_sheet(
         }];
     }
     let regions = regions_for(&grid, choice);
+    let mut out = Vec::new();
     if regions.len() <= 1 {
         let naming = Naming::Whole { by_sheet: name_by_sheet };
-        return vec![prepare_block(path, format, sheet, grid, naming, choice)];
+        out.push(prepare_block(path, format, sheet, grid, naming, choice));
+        return said_header(out, choice);
     }
     let parts = block_parts(&regions);
     let of = regions.len();
-    let mut out = Vec::new();
     for (index, (r, part)) in regions.into_iter().zip(parts).enumerate() {
         let block = grid.cut(r.rows, r.cols);
         let naming = Naming::Block { index, of, title: r.title, part, by_sheet: name_by_sheet };
         out.push(prepare_block(path, format, sheet.clone(), block, naming, choice));
+    }
+    said_header(out, choice)
+}
+
+/// A header row chosen outside every table of the sheet is said, not ignored.
+fn said_header(mut out: Vec<SheetOutcome>, choice: &LayoutChoice) -> Vec<SheetOutcome> {
+    let HeaderChoice::Row(n) = choice.header else { return out };
+    let header_of = |o: &SheetOutcome| match o {
+        SheetOutcome::Table(p) => p.finished.meta.layout.as_ref().and_then(|l| l.header_row),
+        SheetOutcome::Skipped { .. } => None,
+    };
+    if out.iter().any(|o| header_of(o) == Some(n)) {
+        return out;
+    }
+    if let Some(SheetOutcome::Table(p)) = out.iter_mut().find(|o| matches!(o, SheetOutcome::Table(_))) {
+        let text = format!(
+            "row {n} was chosen as the header, but it is in none of this sheet's tables; the header was found as usual"
+        );
+        p.finished.meta.notes.insert(0, Note::table(NoteKind::Header, text));
     }
     out
 }

@@ -69,7 +69,9 @@ pub trait ApiCode {
 impl ApiCode for IngestError {
     fn status(&self) -> StatusCode {
         match self.kind {
-            IngestKind::Empty | IngestKind::NotTabular | IngestKind::Corrupt => StatusCode::UNPROCESSABLE_ENTITY,
+            IngestKind::Empty | IngestKind::NotTabular | IngestKind::Corrupt | IngestKind::Layout => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             IngestKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             IngestKind::Io | IngestKind::Catalog | IngestKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -82,6 +84,7 @@ impl ApiCode for IngestError {
             IngestKind::TooLarge => "file_too_large",
             IngestKind::Io => "io",
             IngestKind::Catalog => "catalog",
+            IngestKind::Layout => "layout_does_not_fit",
             IngestKind::Internal => "internal",
         }
     }

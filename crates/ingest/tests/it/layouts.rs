@@ -205,6 +205,22 @@ fn chosen_layouts_override_the_guess() {
     assert_eq!(hdr[1], ("report_stock_by_lga".to_string(), Some(10)));
     let split = prepared_names(&p, LayoutChoice { split_at: vec![4], ..Default::default() });
     assert_eq!(split.len(), 3, "{split:?}");
+    let far = prepare_with(
+        &p,
+        &IngestOptions::default(),
+        &[LayoutChoice { header: HeaderChoice::Row(99), ..Default::default() }],
+        &Quiet,
+    )
+    .unwrap();
+    assert!(far.tables[0]
+        .meta
+        .notes
+        .iter()
+        .any(|n| n.text.contains("row 99 was chosen as the header, but it is in none")));
+    let nope = LayoutChoice { sheet: Some("Nope".into()), one_table: true, ..Default::default() };
+    let e = prepare_with(&p, &IngestOptions::default(), &[nope], &Quiet).err().expect("no such sheet");
+    assert_eq!(e.kind, quarry_ingest::ErrorKind::Layout);
+    assert!(e.problem.contains("no sheet named 'Nope'") && e.hint.contains("Report"), "{e}");
     let csv = dir.path().join("counts.csv");
     layouts::write_headerless(&csv, ',').unwrap();
     let h1 = prepare_with(
