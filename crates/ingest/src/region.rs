@@ -5,9 +5,10 @@
 //!
 //! The rules, in order:
 //! - **Side by side**: the sheet's used columns split where a whole column is
-//!   blank, when both sides are at least two columns wide and either hold
-//!   different rows or each starts with its own title. One table with an
-//!   empty column inside stays one table.
+//!   blank, when both sides are at least two columns wide and each starts
+//!   with its own title, or they start on different rows, or the right one
+//!   has rows the left one lacks. One table with an empty column inside
+//!   (sparse columns after it included) stays one table.
 //! - **Stacked**: within a band of columns, a new table starts at a title
 //!   row (one text cell) followed by a header for different columns, or
 //!   after blank rows at a header for different columns that labels the
@@ -111,7 +112,10 @@ fn separate(grid: &Grid, a: &Range<usize>, b: &Range<usize>) -> bool {
     };
     let (ra, rb) = (used(a), used(b));
     let titled = |rows: &[usize], c: &Range<usize>| rows.first().is_some_and(|&r| is_title(&band_row(grid, r, c)));
-    ra != rb || (titled(&ra, a) && titled(&rb, b))
+    // One table with an empty spacer column: the right part starts on the
+    // same row and has nothing where the left part is blank.
+    let within = rb.iter().all(|r| ra.binary_search(r).is_ok());
+    (titled(&ra, a) && titled(&rb, b)) || ra.first() != rb.first() || !within
 }
 
 /// Split one band into stacked tables.
@@ -272,9 +276,15 @@ mod tests {
         let r = find_regions(&g);
         assert_eq!(r.len(), 2, "{r:?}");
         assert_eq!((r[0].cols.clone(), r[1].cols.clone()), (0..2, 2..4));
-        // Same rows, no titles: one table with an empty column in it.
+        // Same rows, no titles: one table with an empty column in it, also
+        // when the columns after it are sparse.
         let g = grid(&[&["A", "B", "C", "D"], &["x", "1", "y", "2"]], vec![0, 1, 3, 4]);
         assert_eq!(find_regions(&g).len(), 1);
+        let g = grid(&[&["A", "B", "Remarks", "By"], &["x", "1"], &["y", "2", "late", "Ada"]], vec![0, 1, 3, 4]);
+        assert_eq!(find_regions(&g).len(), 1);
+        // A block further down on the right is its own table.
+        let g = grid(&[&["A", "B"], &["x", "1", "LGA", "Kits"], &["y", "2", "Dala", "5"]], vec![0, 1, 3, 4]);
+        assert_eq!(find_regions(&g).len(), 2);
     }
 
     #[test]
