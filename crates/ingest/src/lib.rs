@@ -342,6 +342,12 @@ fn prepare_inner(
                     if !choice.is_auto() {
                         meta.notes.insert(0, chosen_note(&choice));
                     }
+                    if let HeaderChoice::Row(n) = choice.header {
+                        if meta.layout.as_ref().and_then(|l| l.header_row) != Some(n) {
+                            let text = format!("row {n} was chosen as the header, but a header is looked for in the first 50 rows only; it was found as usual");
+                            meta.notes.insert(0, Note::table(NoteKind::Header, text));
+                        }
+                    }
                     let schema = plan.finished.schema.clone();
                     tables.push(Prepared { meta, schema, source: Source::Text(Arc::from(plan)) });
                 }

@@ -139,7 +139,10 @@ fn chosen_layout<R: RowLike>(rows: &[R], choice: HeaderChoice, first_line: u64) 
             })
         }
         HeaderChoice::Row(n) => {
-            let h = (n.checked_sub(first_line)? as usize).min(rows.len().saturating_sub(1));
+            let h = n.checked_sub(first_line)? as usize;
+            if h >= rows.len() {
+                return None;
+            }
             let labels = (0..width).map(|i| rows[h].cell(i).display()).collect();
             Some(Layout { data_start: h + 1, header_row: Some(h), group_row: None, labels, skipped_above: h })
         }

@@ -231,6 +231,10 @@ fn chosen_layouts_override_the_guess() {
     )
     .unwrap();
     assert_eq!(h1.tables[0].meta.columns[0].label, "Kano");
+    let far = LayoutChoice { header: HeaderChoice::Row(77), ..Default::default() };
+    let h77 = prepare_with(&csv, &IngestOptions::default(), &[far], &Quiet).unwrap();
+    assert!(h77.tables[0].meta.notes.iter().any(|n| n.text.contains("row 77 was chosen as the header")));
+    assert_eq!(h77.tables[0].meta.layout.as_ref().unwrap().header_row, None, "found as usual: none");
 }
 
 #[test]
