@@ -256,7 +256,10 @@ pub fn long_spec(meta: &TableMeta) -> Option<LongSpec> {
     if periods.len() < 2 {
         return None;
     }
-    let ids = (0..meta.columns.len()).filter(|i| !periods.iter().any(|p| p.0 == *i)).collect();
+    // A total that did not add up stays in the wide table, not repeated per period.
+    let ids = (0..meta.columns.len())
+        .filter(|i| !periods.iter().any(|p| p.0 == *i) && !is_total_label(&meta.columns[*i].label))
+        .collect();
     Some(LongSpec { ids, periods })
 }
 
