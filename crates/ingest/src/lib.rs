@@ -342,6 +342,10 @@ fn prepare_inner(
                     if !choice.is_auto() {
                         meta.notes.insert(0, chosen_note(&choice));
                     }
+                    if !choice.split_at.is_empty() {
+                        let text = format!("a split was chosen, but text files are cut into tables only up to {} MiB; this one was read as one table", text::BLOCKS_MAX_BYTES >> 20);
+                        meta.notes.insert(0, Note::table(NoteKind::Header, text));
+                    }
                     if let HeaderChoice::Row(n) = choice.header {
                         if meta.layout.as_ref().and_then(|l| l.header_row) != Some(n) {
                             let text = format!("row {n} was chosen as the header, but a header is looked for in the first 50 rows only; it was found as usual");
