@@ -343,7 +343,12 @@ fn prepare_inner(
                         meta.notes.insert(0, chosen_note(&choice));
                     }
                     if !choice.split_at.is_empty() {
-                        let text = format!("a split was chosen, but text files are cut into tables only up to {} MiB; this one was read as one table", text::BLOCKS_MAX_BYTES >> 20);
+                        let big = std::fs::metadata(path).map(|m| m.len() > text::BLOCKS_MAX_BYTES).unwrap_or(true);
+                        let text = if big {
+                            format!("a split was chosen, but text files are cut into tables only up to {} MiB; this one was read as one table", text::BLOCKS_MAX_BYTES >> 20)
+                        } else {
+                            "a split was chosen at a row inside no table (or at a table's first row); the file was read as one table".to_string()
+                        };
                         meta.notes.insert(0, Note::table(NoteKind::Header, text));
                     }
                     if let HeaderChoice::Row(n) = choice.header {
