@@ -10,10 +10,11 @@
 //!   has rows the left one lacks. One table with an empty column inside
 //!   (sparse columns after it included) stays one table.
 //! - **Stacked**: within a band of columns, a new table starts at a title
-//!   row (one text cell) followed by a header for different columns, or
-//!   after blank rows at a header for different columns that labels the
-//!   values below it. Blank rows inside a table, repeated headers and
-//!   footnotes do not split it.
+//!   row (one text cell) followed by a header for different columns, or at
+//!   a header for different columns that labels the values below it — after
+//!   blank rows, or right under the data when the number of columns
+//!   changes. Blank rows inside a table, repeated headers and footnotes do
+//!   not split it.
 //!
 //! The user can always override: a cell range, or "this is one table"
 //! ([`crate::LayoutChoice`]).
@@ -150,11 +151,10 @@ fn stack(grid: &Grid, cols: Range<usize>) -> Vec<Region> {
                 }
             }
         }
-        if has_data
-            && gap
-            && is_header_like(&row, width)
-            && &labels(&row) != header
-            && heads_values(grid, r, &rows, &cols)
+        // A new header for other columns: after blank rows, or right under
+        // the data when the number of columns changes.
+        let new_header = is_header_like(&row, width) && &labels(&row) != header;
+        if has_data && new_header && (gap || labels(&row).len() != header.len()) && heads_values(grid, r, &rows, &cols)
         {
             starts.push((r, None));
             current = Some(labels(&row));
@@ -248,6 +248,22 @@ mod tests {
         assert_eq!(r.len(), 2, "{r:?}");
         assert_eq!((r[0].rows.clone(), r[0].title.as_deref()), (0..4, Some("Table 1: Tests by state")));
         assert_eq!((r[1].rows.clone(), r[1].title.as_deref()), (6..9, Some("Table 2: Stock by LGA")));
+    }
+
+    #[test]
+    fn a_header_for_fewer_columns_right_under_the_data() {
+        let g = grid(
+            &[
+                &["State", "Tested", "Positive"],
+                &["Kano", "1", "2"],
+                &["LGA", "Stock"],
+                &["Dala", "5"],
+                &["Fagge", "7"],
+            ],
+            vec![0, 1, 2],
+        );
+        let r = find_regions(&g);
+        assert_eq!(r.iter().map(|r| r.rows.clone()).collect::<Vec<_>>(), [0..2, 2..5]);
     }
 
     #[test]
