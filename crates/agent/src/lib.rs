@@ -35,6 +35,7 @@ pub mod python;
 mod quote;
 mod reply;
 mod run;
+mod shapes;
 pub mod tools;
 
 use std::path::{Path, PathBuf};

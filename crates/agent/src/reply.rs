@@ -1,6 +1,8 @@
 //! Reading the model's reply leniently: a tool call, a JSON action (for
-//! servers with constrained output but no tools) or a fenced ```sql /
-//! ```python block (for the smallest models) — into one [`Action`].
+//! servers with constrained output but no tools), a fenced ```sql /
+//! ```python block, or a call written as text (`shapes`: the smallest
+//! models) — into one [`Action`]. An answer that is empty, or is itself
+//! code or a call, is never taken as the answer.
 
 use quarry_llm::{ChatResponse, ToolCall};
 use serde_json::Value;
@@ -22,6 +24,7 @@ pub enum Action {
     Final {
         text: String,
         chart: Option<ChartProposal>,
+        call: Option<ToolCall>,
     },
     /// A reply that cannot be acted on: `feedback` says how to fix it.
     Problem {
@@ -30,8 +33,41 @@ pub enum Action {
     },
 }
 
+/// What Quarry says to an empty reply or answer.
+pub const EMPTY: &str =
+    "Your reply was empty. Run the query that answers the question with run_sql, then give the answer with final_answer.";
+
 /// The action a reply asks for, given the protocol and whether Python runs.
 pub fn interpret(resp: &ChatResponse, protocol: Protocol, python: bool) -> Action {
+    settle(raw(resp, protocol, python), python)
+}
+
+/// An answer that is empty or is itself code or a call is not an answer:
+/// it becomes the call it writes, or feedback.
+fn settle(action: Action, python: bool) -> Action {
+    let Action::Final { text, chart, call } = action else { return action };
+    if text.trim().is_empty() {
+        return Action::Problem { feedback: EMPTY.into(), call };
+    }
+    match crate::shapes::find(&text, python) {
+        Some(c) if c.name != ToolKind::FinalAnswer.name() => match from_text_call(c, python) {
+            Action::Final { .. } => Action::Final { text, chart, call },
+            Action::Problem { feedback, .. } => Action::Problem { feedback, call },
+            Action::Sql { sql, .. } if call.is_some() => Action::Problem {
+                feedback: format!("Your final answer was a query. Run it with run_sql first:\n{sql}"),
+                call,
+            },
+            Action::Python { code, .. } if call.is_some() => Action::Problem {
+                feedback: format!("Your final answer was code. Run it with run_python first:\n{code}"),
+                call,
+            },
+            other => other,
+        },
+        _ => Action::Final { text, chart, call },
+    }
+}
+
+fn raw(resp: &ChatResponse, protocol: Protocol, python: bool) -> Action {
     if let Some(call) = resp.tool_calls.first() {
         return from_call(call, python);
     }
@@ -56,6 +92,7 @@ fn act(tool: ToolKind, args: &Value, call: Option<ToolCall>, feedback: impl FnOn
         return Action::Final {
             text: args["answer"].as_str().unwrap_or_default().to_string(),
             chart: serde_json::from_value(args["chart"].clone()).ok(),
+            call,
         };
     };
     match args[arg].as_str().filter(|s| !s.trim().is_empty()) {
@@ -113,7 +150,18 @@ fn from_text(text: &str, python: bool) -> Action {
     match blocks.last() {
         Some(b) if matches!(b.lang.as_str(), "python" | "py") => Action::Python { code: b.code.clone(), call: None },
         Some(b) => Action::Sql { sql: b.code.clone(), call: None },
-        None => Action::Final { text: text.to_string(), chart: None },
+        None => match crate::shapes::find(text, python) {
+            Some(c) => from_text_call(c, python),
+            None => Action::Final { text: text.to_string(), chart: None, call: None },
+        },
+    }
+}
+
+/// A call written as text, as the action it means.
+fn from_text_call(c: crate::shapes::TextCall, python: bool) -> Action {
+    match ToolKind::named(&c.name, python) {
+        Some(tool) => act(tool, &c.args, None, |arg| format!("{} needs a non-empty '{arg}' string.", tool.name())),
+        None => Action::Problem { feedback: crate::shapes::unknown(&c.name, python), call: None },
     }
 }
 
@@ -187,5 +235,26 @@ mod tests {
         assert!(
             matches!(interpret(&answer, Protocol::Text, false), Action::Final { text, .. } if text == "The answer is below.")
         );
+    }
+
+    #[test]
+    fn an_answer_that_is_code_or_empty_is_no_answer() {
+        let bare = reply("SELECT count(*) AS n FROM population_lga", None);
+        assert!(
+            matches!(interpret(&bare, Protocol::Text, false), Action::Sql { sql, .. } if sql.starts_with("SELECT count"))
+        );
+        let qwen = reply(r#"<tool_call>{"name": "run_sql", "arguments": {"sql": "SELECT 1"}}</tool_call>"#, None);
+        assert!(matches!(interpret(&qwen, Protocol::Tools, false), Action::Sql { sql, .. } if sql == "SELECT 1"));
+        for empty in [reply("", None), reply("", Some(("final_answer", r#"{"answer": " "}"#)))] {
+            assert!(
+                matches!(interpret(&empty, Protocol::Tools, false), Action::Problem { feedback, .. } if feedback == EMPTY)
+            );
+        }
+        let coded = reply("", Some(("final_answer", r#"{"answer": "SELECT count(*) FROM t"}"#)));
+        assert!(matches!(interpret(&coded, Protocol::Tools, false),
+            Action::Problem { feedback, call: Some(_) } if feedback.starts_with("Your final answer was a query")));
+        let unknown = reply(r#"{"name": "web_search", "arguments": {"q": "LGAs"}}"#, None);
+        assert!(matches!(interpret(&unknown, Protocol::Text, false),
+            Action::Problem { feedback, .. } if feedback.contains("no tool named 'web_search'")));
     }
 }

@@ -55,6 +55,9 @@ struct LastStep {
 }
 
 /// The state of one question.
+/// What Quarry says to an answer with no code run behind it.
+const NO_STEP: &str = "No query has run for this question yet, and an answer about the data must come from code Quarry ran. Run the query that answers it with run_sql, then give the final answer from its result.";
+
 pub(crate) struct Run<'a> {
     analyst: &'a Analyst,
     opts: &'a AskOptions,
@@ -224,7 +227,13 @@ impl<'a> Run<'a> {
                 }
                 Action::Sql { sql, call } => (call, self.on_sql(sql).await?),
                 Action::Python { code, call } => (call, self.on_python(code).await?),
-                Action::Final { text, chart } => return Ok(self.finish(conversation, &text, chart.as_ref())),
+                Action::Final { call, .. } if self.last.is_none() => {
+                    if self.on_problem(&resp, &call, NO_STEP.into()) == Flow::Stop {
+                        break;
+                    }
+                    continue;
+                }
+                Action::Final { text, chart, .. } => return Ok(self.finish(conversation, &text, chart.as_ref())),
             };
             if self.record(&resp, &call, ran) == Flow::Stop {
                 break;
@@ -488,6 +497,14 @@ impl<'a> Run<'a> {
         let (ok, text) = match &self.last {
             Some(LastStep { table: Some(t), .. }) if clean => (true, answer::describe(t)),
             Some(LastStep { table: None, .. }) if clean => (true, "The code ran; its output is below.".into()),
+            None if self.steps.is_empty() => (
+                false,
+                format!(
+                    "I could not answer this: the model replied {} time{} without running any code, and an answer about the data must come from code Quarry ran. Ask again, or use a model that calls tools.",
+                    self.attempt,
+                    if self.attempt == 1 { "" } else { "s" }
+                ),
+            ),
             _ => (
                 false,
                 format!(

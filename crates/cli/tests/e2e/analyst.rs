@@ -184,6 +184,69 @@ fn a_reply_with_only_a_sql_block_works() {
 }
 
 #[test]
+fn every_reply_shape_small_models_use_runs_the_query_it_means() {
+    let ws = workspace();
+    let shapes = [
+        SUM.to_string(),
+        format!(r#"{{"tool": "run_sql", "sql": "{SUM}"}}"#),
+        format!(r#"<tool_call>{{"name": "run_sql", "arguments": {{"sql": "{SUM}"}}}}</tool_call>"#),
+        format!(r#"<|python_tag|>{{"name": "run_sql", "parameters": {{"sql": "{SUM}"}}}}<|eom_id|>"#),
+        format!("Thought: add them up.\nAction: run_sql\nAction Input: {SUM}"),
+    ];
+    for shape in shapes {
+        let fake =
+            FakeLlm::start(Script::new(vec![Reply::text(shape.clone()), Reply::text("Positives aged five and over.")]));
+        let a = analyst(&fake, &ws.data());
+        let (r, _) = ask(&a, &mut Conversation::default(), "positives 5+", &opts(Privacy::Strict));
+        let ans = r.unwrap();
+        assert!(ans.ok, "{shape}: {}", ans.answer);
+        assert_eq!(ans.code, SUM, "{shape}");
+        let t = ans.table.as_ref().expect("the query's result is the answer's table");
+        assert_eq!(t.rows[0][0], json!(ws.truth.positive_ge5_sum), "{shape}");
+        assert!(ans.answer.starts_with("Positives aged five"), "{shape}: {}", ans.answer);
+    }
+}
+
+#[test]
+fn an_answer_without_a_query_or_an_empty_one_is_never_believed() {
+    let ws = workspace();
+    for privacy in [Privacy::Full, Privacy::Sample, Privacy::Strict] {
+        for reply in
+            [Reply::text("There are 42 LGAs."), Reply::text(""), Reply::tool("final_answer", json!({"answer": ""}))]
+        {
+            // Insisting: the same reply every time.
+            let fake = FakeLlm::start(Script { replies: vec![reply], repeat: true });
+            let a = analyst(&fake, &ws.data());
+            let (r, events) = ask(&a, &mut Conversation::default(), "How many LGAs are there?", &opts(privacy));
+            let ans = r.unwrap();
+            assert!(!ans.ok, "{privacy:?}: {}", ans.answer);
+            assert!(!ans.answer.contains("42"), "{}", ans.answer);
+            let failed: Vec<&str> = events
+                .iter()
+                .filter_map(|e| if let Event::Failed { message, .. } = e { Some(message.as_str()) } else { None })
+                .collect();
+            assert!(
+                failed.iter().any(|m| m.contains("must come from code Quarry ran") || m.contains("reply was empty")),
+                "{failed:?}"
+            );
+            assert_eq!(fake.requests().len(), 5, "a repair round per attempt");
+        }
+    }
+    // After a repair, the model that runs the query is answered from its result.
+    let fake = FakeLlm::start(Script::new(vec![
+        Reply::text("There are 42 LGAs."),
+        Reply::tool("run_sql", json!({"sql": SUM})),
+        Reply::tool("final_answer", json!({"answer": "Counted from the data."})),
+    ]));
+    let a = analyst(&fake, &ws.data());
+    let (r, _) = ask(&a, &mut Conversation::default(), "positives 5+", &opts(Privacy::Strict));
+    let ans = r.unwrap();
+    assert!(ans.ok && ans.code == SUM && ans.answer.starts_with("Counted from the data"), "{}", ans.answer);
+    let second = &fake.requests()[1];
+    assert!(second.raw.contains("No query has run for this question yet"));
+}
+
+#[test]
 fn cancellation_mid_run_stops_promptly() {
     let ws = workspace();
     let fake =
