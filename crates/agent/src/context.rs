@@ -74,7 +74,7 @@ fn column_line(c: &ColumnStats, privacy: Privacy, rows: u64) -> String {
             let _ = write!(s, "; range {} … {}", fmt_value(lo), fmt_value(hi));
         }
         if let Some(m) = c.mean {
-            let _ = write!(s, "; mean {m:.4}");
+            let _ = write!(s, "; mean {m}");
         }
         if !c.top.is_empty() && c.dtype == ColumnType::Text {
             let top: Vec<String> =
@@ -104,30 +104,70 @@ pub fn build(
             (name_hit + cols, t)
         })
         .collect();
+    // Relevance decides what fits the budget; the text lists what fits in
+    // name order, the same for every question (stable prompts cache well).
     order.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.name.cmp(&b.1.name)));
+    let copies = copies(entries);
     let per_table = (budget / entries.len().max(1)).max(600);
-    let mut text = String::new();
-    let (mut tables, mut columns, mut omitted) = (Vec::new(), 0, 0);
+    let (mut used, mut blocks, mut left_out) = (0, Vec::new(), Vec::new());
+    let (mut columns, mut omitted) = (0, 0);
     for (i, (_, t)) in order.iter().enumerate() {
-        let used = approx_tokens(&text);
         if i > 0 && used + 200 > budget {
-            let _ = writeln!(
-                text,
-                "(+ {} more table(s) not shown: {})",
-                order.len() - i,
-                order[i..].iter().map(|(_, t)| t.name.as_str()).collect::<Vec<_>>().join(", ")
-            );
+            left_out.extend(order[i..].iter().map(|(_, t)| t.name.clone()));
             break;
         }
         let room = per_table.max(budget.saturating_sub(used) / (order.len() - i));
-        let (block, shown, left) = table_block(t, samples.get(&t.name), &qwords, privacy, room);
-        text.push_str(&block);
-        tables.push(t.name.clone());
+        let (mut block, shown, left) = table_block(t, samples.get(&t.name), &qwords, privacy, room);
+        if let Some(of) = copies.get(t.name.as_str()) {
+            let line =
+                format!("(same rows and columns as table {of}: a copy, e.g. one workbook saved twice; use either)\n");
+            block.insert_str(block.find('\n').map_or(0, |i| i + 1), &line);
+        }
+        used += approx_tokens(&block);
+        blocks.push((t.name.clone(), block));
         columns += shown;
         omitted += left;
     }
+    blocks.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut text: String = blocks.iter().map(|b| b.1.as_str()).collect();
+    if !left_out.is_empty() {
+        left_out.sort();
+        let _ = writeln!(text, "(+ {} more table(s) not shown: {})", left_out.len(), left_out.join(", "));
+    }
+    let tables = blocks.into_iter().map(|b| b.0).collect();
     let approx = approx_tokens(&text);
     Context { text, tables, columns, omitted_columns: omitted, approx_tokens: approx }
+}
+
+/// Tables whose rows and columns are the same as an earlier table's (by
+/// their profile: rows, and per column type, nulls, distinct, min, max,
+/// sum — names aside, as an .xls and an .xlsx of one workbook may head
+/// them differently): table name → the table it copies.
+fn copies(entries: &[TableEntry]) -> HashMap<&str, &str> {
+    let signature = |t: &TableEntry| {
+        let cols: Vec<String> = t
+            .stats
+            .columns
+            .iter()
+            .map(|c| format!("{:?}|{}|{}|{:?}|{:?}|{:?}", c.dtype, c.nulls, c.distinct, c.min, c.max, c.sum))
+            .collect();
+        format!("{}:{}", t.rows, cols.join(";"))
+    };
+    let mut sorted: Vec<&TableEntry> = entries.iter().filter(|t| t.rows > 0).collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut first: HashMap<String, &str> = HashMap::new();
+    let mut out = HashMap::new();
+    for t in sorted {
+        match first.get(&signature(t)) {
+            Some(of) => {
+                out.insert(t.name.as_str(), *of);
+            }
+            None => {
+                first.insert(signature(t), t.name.as_str());
+            }
+        }
+    }
+    out
 }
 
 fn table_block(
@@ -171,7 +211,7 @@ fn table_block(
         }
         lines.retain(|(i, _, c)| {
             if !keep[*i] {
-                omitted_names.push(c.name.clone());
+                omitted_names.push((c.name.clone(), c.dtype.as_str()));
             }
             keep[*i]
         });
@@ -183,26 +223,31 @@ fn table_block(
     }
     if !omitted_names.is_empty() {
         let mut names = String::new();
-        for n in &omitted_names {
+        for (n, t) in &omitted_names {
             if approx_tokens(&names) > room / 8 {
                 break;
             }
-            names.push_str(n);
-            names.push_str(", ");
+            let _ = write!(names, "{n} ({t}), ");
         }
         let _ = writeln!(
             block,
-            "(+ {} more columns, not described: {}{})",
+            "(+ {} more columns, less related to the question; ask about them by name: {}{})",
             omitted_names.len(),
             names.trim_end_matches(", "),
-            if names.len() < omitted_names.iter().map(|n| n.len() + 2).sum::<usize>() { " …" } else { "" }
+            if names.len() < omitted_names.iter().map(|(n, t)| n.len() + t.len() + 5).sum::<usize>() {
+                " …"
+            } else {
+                ""
+            }
         );
     }
+    // The catalog keeps the profile's notes with the table's too: each once.
+    let mut seen = std::collections::HashSet::new();
     let notes: Vec<String> = t
         .notes
         .iter()
         .chain(t.stats.notes.iter())
-        .filter(|n| Policy::new(privacy).note(n.quotes_values))
+        .filter(|n| Policy::new(privacy).note(n.quotes_values) && seen.insert(n.text.as_str()))
         .map(|n| format!("- {}", data_str(&n.text, 200)))
         .take(12)
         .collect();

@@ -125,17 +125,33 @@ impl Policy {
     }
 }
 
-/// The first `n` rows as pipe-separated text: the result view of `full` mode.
+/// The first `n` rows as pipe-separated text: the result view of `full`
+/// mode. Numbers at full precision (the shortest text that reads back as
+/// the same number): formatting is for people, not for the model.
 pub fn preview(table: &Table, n: usize) -> String {
     let mut s = table.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(" | ");
     for r in table.rows.iter().take(n) {
         s.push('\n');
-        s.push_str(&r.iter().map(|v| crate::quote::data_str(&plain(v), 60)).collect::<Vec<_>>().join(" | "));
+        s.push_str(&r.iter().map(|v| crate::quote::data_str(&exact(v), 60)).collect::<Vec<_>>().join(" | "));
     }
     if table.rows.len() > n {
         s.push_str(&format!("\n… {} more rows", table.rows.len() - n));
     }
     s
+}
+
+/// A value exactly, for the model: numbers as the shortest text that reads
+/// back as the same number (`0.3333333333333333`), nulls as `NULL`.
+pub fn exact(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "NULL".into(),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => i.to_string(),
+            (None, Some(f)) => format!("{f}"),
+            _ => n.to_string(),
+        },
+        other => plain(other),
+    }
 }
 
 /// Where an exception was raised, and the kernel's hint: never data.

@@ -7,7 +7,7 @@ use crate::Privacy;
 use quarry_llm::Tool;
 
 /// Bumped whenever the prompt's wording changes (part of the cache key).
-pub const PROMPT_VERSION: u32 = 1;
+pub const PROMPT_VERSION: u32 = 2;
 
 pub fn tools() -> Vec<Tool> {
     tools_with(false)
@@ -27,9 +27,19 @@ reshaping, custom cleaning, matplotlib figures. Prefer SQL when one query answer
 imports allowed: pandas, numpy, scipy, statsmodels, sklearn, matplotlib, math, statistics, datetime, re, json, \
 collections, itertools, functools. No files, network, os, sys or subprocess: the sandbox refuses them.
 - End with the result as the last expression: a DataFrame becomes the result table, a number or dict the \
-value. Figures drawn with plt come back by themselves. print() output is shown too.
+value. Figures drawn with plt come back by themselves. PRINTED
 - Variables persist between run_python calls in this conversation.
 If you cannot call tools, reply with the code in one ```python block.";
+
+/// What the Python rules say about printed output: only what the mode shows.
+fn python_rules(privacy: Privacy) -> String {
+    let printed = if crate::policy::Policy::new(privacy).shows(crate::policy::View::PythonOutput) {
+        "print() output is shown too."
+    } else {
+        "print() output goes to the user, not to you, in this privacy mode: end with the result instead."
+    };
+    PYTHON_RULES.replace("PRINTED", printed)
+}
 
 /// The JSON shape asked for when a server offers constrained output but no tools.
 pub fn json_schema() -> serde_json::Value {
@@ -71,9 +81,10 @@ pub fn system_with(privacy: Privacy, context: &str, python: bool) -> String {
         return base;
     }
     let marker = "\n\nThe tables are described between <data>";
+    let rules = python_rules(privacy);
     match base.find(marker) {
-        Some(at) => format!("{}\n\n{PYTHON_RULES}{}", &base[..at], &base[at..]),
-        None => format!("{base}\n\n{PYTHON_RULES}"),
+        Some(at) => format!("{}\n\n{rules}{}", &base[..at], &base[at..]),
+        None => format!("{base}\n\n{rules}"),
     }
 }
 

@@ -78,3 +78,42 @@ fn wide_tables_fit_the_budget_by_relevance() {
     assert!(ctx.omitted_columns > 400, "{}", ctx.omitted_columns);
     assert!(ctx.text.contains("more columns"));
 }
+
+#[test]
+fn what_the_model_reads_is_exact_and_stable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wb = tmp.path().join("clinics.xlsx");
+    quarry_testdata::write_clinic_workbook(&wb).unwrap();
+    let copy = tmp.path().join("clinics_copy.xlsx");
+    std::fs::copy(&wb, &copy).unwrap();
+    let pop = tmp.path().join("population.csv");
+    quarry_testdata::write_population_csv(&pop).unwrap();
+    let entries = catalog_with(&[wb, copy, pop], tmp.path());
+    // Table order is the same whatever the question, so prompts cache.
+    let a = context::build(&entries, &HashMap::new(), "population by state", Privacy::Strict, 6000);
+    let b = context::build(&entries, &HashMap::new(), "positives by facility", Privacy::Strict, 6000);
+    assert_eq!(a.text, b.text);
+    assert_eq!(a.tables, ["clinics_copy_monthly_data", "clinics_monthly_data", "population"]);
+    // Copies are said to be copies.
+    assert!(a.text.contains("(same rows and columns as table clinics_copy_monthly_data: a copy"), "{}", a.text);
+    // Each note once: the catalog keeps the profile's notes with the table's.
+    let nesting = a.text.matches("nests within 'Location / State'").count();
+    assert_eq!(nesting, 2, "once per copy of the workbook: {}", a.text);
+    // The strict prompt promises no printed output; full does.
+    assert!(!prompt::system_with(Privacy::Strict, &a.text, true).contains("print() output is shown"));
+    assert!(prompt::system_with(Privacy::Full, &a.text, true).contains("print() output is shown too"));
+}
+
+#[test]
+fn a_full_mode_preview_is_exact() {
+    use quarry_agent::policy::{preview, Policy};
+    let t = quarry_types::Table {
+        columns: vec![quarry_types::Column { name: "third".into(), dtype: None }],
+        rows: vec![vec![serde_json::json!(1.0 / 3.0)], vec![serde_json::json!(2.5e-9)], vec![serde_json::Value::Null]],
+        truncated: false,
+    };
+    let p = preview(&t, 10);
+    assert!(p.contains("0.3333333333333333") && p.contains("0.0000000025") && p.contains("NULL"), "{p}");
+    assert_eq!(Policy::new(Privacy::Full).result(&t).as_deref(), Some(p.as_str()));
+    assert_eq!(Policy::new(Privacy::Strict).result(&t), None);
+}

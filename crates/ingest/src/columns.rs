@@ -82,7 +82,8 @@ pub(crate) fn finish_columns<R: RowLike>(
         .find(|&i| !layout.labels[i].trim().is_empty() || shaper.column_nonblank[i] > 0)
         .map_or(0, |i| i + 1);
     let mut notes = header_notes(layout);
-    let plans: Vec<ColumnPlan> = shaper.columns.iter().map(|c| c.plan(prefer_decimal_comma)).collect();
+    let mut plans: Vec<ColumnPlan> = shaper.columns.iter().map(|c| c.plan(prefer_decimal_comma)).collect();
+    one_date_order(shaper, &layout.labels, &mut plans, &mut notes);
     let mut sources = Vec::new();
     let mut dropped = 0;
     let totals = total_columns(layout, shaper, &plans, &mut notes);
@@ -156,6 +157,44 @@ pub(crate) fn finish_columns<R: RowLike>(
     let schema = Arc::new(meta.schema());
     let filled = shaper.column_nonblank.clone();
     Finished { meta, schema, sources, plans, excluded: shaper.excluded.clone(), rows: shaper.rows, filled }
+}
+
+/// One day/month order per file, from the evidence of all its date columns:
+/// when some column can only be month/day (a value like `03/31/2024`) and
+/// none can only be day/month, the columns that fit both are read
+/// month/day too (each says so). Columns decided in opposite orders keep
+/// what their values require, and a note says the file mixes them.
+fn one_date_order<R: RowLike>(shaper: &Shaper<R>, labels: &[String], plans: &mut [ColumnPlan], notes: &mut Vec<Note>) {
+    use crate::cell::datefmt::{DMY, MDY};
+    let dated: Vec<(usize, u8)> = plans
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| {
+            matches!(p.dtype, ColumnType::Date | ColumnType::DateTime) && p.date_fmt != crate::cell::datefmt::YMD
+        })
+        .map(|(i, _)| (i, shaper.columns[i].date_fits()))
+        .collect();
+    let only = |bit: u8, other: u8| {
+        dated.iter().filter(|(_, f)| f & bit != 0 && f & other == 0).map(|(i, _)| *i).collect::<Vec<_>>()
+    };
+    let (dmy, mdy) = (only(DMY, MDY), only(MDY, DMY));
+    if !mdy.is_empty() && dmy.is_empty() {
+        for (i, f) in &dated {
+            if f & DMY != 0 && f & MDY != 0 {
+                plans[*i].date_fmt = MDY;
+            }
+        }
+    } else if !mdy.is_empty() && !dmy.is_empty() {
+        let name = |v: &[usize]| v.iter().map(|&i| format!("'{}'", labels[i].trim())).collect::<Vec<_>>().join(", ");
+        notes.push(Note::table(
+            NoteKind::DateFormat,
+            format!(
+                "this file writes dates in both orders: {} day/month, {} month/day (each read as its values require); check which is meant before comparing them",
+                name(&dmy),
+                name(&mdy)
+            ),
+        ));
+    }
 }
 
 /// A currency goes into the label (`Amount [₦]`), so it is seen wherever

@@ -347,10 +347,14 @@ impl ColumnInfer {
             let (fmt, ambiguous) = match plan.date_fmt {
                 datefmt::YMD => ("year-month-day", false),
                 datefmt::DMY => ("day/month/year", f & datefmt::MDY != 0),
-                _ => ("month/day/year", false),
+                _ => ("month/day/year", f & datefmt::DMY != 0),
             };
             let mut text = format!("'{label}': dates read as {fmt}");
-            if ambiguous {
+            if ambiguous && plan.date_fmt == datefmt::MDY {
+                text.push_str(
+                    "; every value fits both day/month and month/day, and the file's other date columns are written month/day, so month/day was chosen for this one too",
+                );
+            } else if ambiguous {
                 text.push_str(
                     "; every value fits both day/month and month/day, so day/month (the international order) was chosen",
                 );
@@ -402,6 +406,16 @@ impl ColumnInfer {
             (None, _) => return None,
         };
         Some(Note::column(NoteKind::Units, name, text))
+    }
+
+    /// The date orders every value fits (`datefmt` bits; 0 when not dates
+    /// written as text).
+    pub fn date_fits(&self) -> u8 {
+        if self.natives > 0 {
+            0
+        } else {
+            self.date_fits
+        }
     }
 
     /// Distinct trimmed text values with counts, when the column has few.

@@ -153,3 +153,43 @@ fn regression_sheet_data_wider_than_header_rows() {
     assert_eq!(t.names(), vec!["name", "qty", "column_3"]);
     assert_eq!(t.strings("column_3").into_iter().flatten().collect::<Vec<_>>(), vec!["late note"]);
 }
+
+#[test]
+fn one_day_month_order_per_file() {
+    use arrow::array::AsArray;
+    use arrow::datatypes::Date32Type;
+    let dir = tempfile::tempdir().unwrap();
+    let day = |t: &crate::common::Loaded, col: &str| -> Vec<i32> {
+        let i = t.col(col);
+        t.batches.iter().flat_map(|b| b.column(i).as_primitive::<Date32Type>().values().to_vec()).collect()
+    };
+    let days = |y, m, d| {
+        (chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap() - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+            .num_days() as i32
+    };
+    // The first column fits both orders; the second is day-first: both day-first.
+    let p = dir.path().join("budget_dmy.csv");
+    std::fs::write(&p, "item,budget_year_start,budget_year_end\nA,01/04/2024,31/03/2025\nB,01/07/2024,30/06/2025\n")
+        .unwrap();
+    let t = crate::common::load_one(&p);
+    assert_eq!(day(&t, "budget_year_start"), [days(2024, 4, 1), days(2024, 7, 1)]);
+    // The second is month-first: the first is read month-first too, and says why.
+    let p = dir.path().join("budget_mdy.csv");
+    std::fs::write(&p, "item,budget_year_start,budget_year_end\nA,04/01/2024,03/31/2025\nB,07/01/2024,06/30/2025\n")
+        .unwrap();
+    let t = crate::common::load_one(&p);
+    assert_eq!(day(&t, "budget_year_start"), [days(2024, 4, 1), days(2024, 7, 1)], "a year-long period, not 629 days");
+    assert_eq!(day(&t, "budget_year_end"), [days(2025, 3, 31), days(2025, 6, 30)]);
+    let n = t
+        .meta
+        .notes
+        .iter()
+        .find(|n| n.column.as_deref() == Some("budget_year_start") && n.kind == "date_format")
+        .unwrap();
+    assert!(n.text.contains("other date columns are written month/day"), "{}", n.text);
+    // Opposite orders that the values force are kept, and said.
+    let p = dir.path().join("mixed.csv");
+    std::fs::write(&p, "a,b\n31/01/2024,01/31/2024\n").unwrap();
+    let t = crate::common::load_one(&p);
+    assert!(t.meta.notes.iter().any(|n| n.text.contains("writes dates in both orders")));
+}
