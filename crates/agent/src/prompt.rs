@@ -138,6 +138,20 @@ pub fn question(q: &str, previous_sql: Option<&str>) -> String {
     }
 }
 
+/// A follow-up: the question, and the previous answer's query with its
+/// result (run again on the current data), which may answer it as it is.
+pub fn follow_up(q: &str, sql: &str, shape: &str, preview: Option<&str>) -> String {
+    let shown = match preview {
+        Some(p) => format!("\n<data>\n<result>\n{p}\n</result>\n</data>"),
+        None => " (values are not shown in this privacy mode)".into(),
+    };
+    format!(
+        "{q}\n\n(The previous answer in this conversation came from this query:\n```sql\n{sql}\n```\nIts result is \
+         still at hand: {shape}.{shown}\nIf the question only asks to show it differently (a chart, another order), give \
+         the final answer with no new query; otherwise build on the query.)"
+    )
+}
+
 pub fn result_ok(shape: &str, preview: Option<&str>, step: usize, max_steps: usize) -> String {
     let mut s = format!("Query OK: {shape}.");
     if let Some(p) = preview {

@@ -169,8 +169,19 @@ impl<'a> Run<'a> {
             }
             messages.push(Message::assistant(said.trim(), Vec::new()));
         }
-        let previous_sql = conversation.turns.last().and_then(|t| t.sql.as_deref());
-        messages.push(Message::user(prompt::question(self.question, previous_sql)));
+        let previous = self.previous_result(conversation).await;
+        messages.push(Message::user(match &previous {
+            Some((sql, table)) => {
+                let preview = self.policy.result(table);
+                prompt::follow_up(self.question, sql, &table.shape(), preview.as_deref())
+            }
+            None => prompt::question(self.question, conversation.turns.last().and_then(|t| t.sql.as_deref())),
+        }));
+        if let Some((code, table)) = previous {
+            // A follow-up that only shows it differently needs no new query.
+            let (output, figures) = (String::new(), Vec::new());
+            self.last = Some(LastStep { code, language: "sql", table: Some(table), output, figures });
+        }
         if self.opts.emit_prompt {
             let system = messages[0].content.clone();
             let question = messages.last().map(|m| m.content.clone()).unwrap_or_default();
@@ -187,6 +198,14 @@ impl<'a> Run<'a> {
             self.opts.max_steps,
         ));
         self.messages = messages;
+    }
+
+    /// The previous answer's query run again (on today's data), so a
+    /// follow-up such as "as a chart" can be answered from its result.
+    async fn previous_result(&mut self, conversation: &Conversation) -> Option<(String, Table)> {
+        let sql = conversation.turns.last()?.sql.clone()?;
+        let r = self.analyst.run_sql(&sql, &self.opts.limits).await.ok()?;
+        Some((sql, Table::from_result(&r)))
     }
 
     /// The stored answer for this very question, data and model, if any.

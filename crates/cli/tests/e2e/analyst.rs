@@ -169,6 +169,34 @@ fn a_follow_up_sees_the_previous_turn() {
 }
 
 #[test]
+fn a_follow_up_that_only_shows_the_result_differently_needs_no_new_query() {
+    let ws = workspace();
+    let by_state = "SELECT location_state AS state, sum(tested_positive_rdt_ge5yrs) AS positives FROM clinics_monthly_data GROUP BY 1 ORDER BY 1";
+    let fake = FakeLlm::start(Script::new(vec![
+        Reply::tool("run_sql", json!({"sql": by_state})),
+        Reply::tool("final_answer", json!({"answer": "Positives by state."})),
+        Reply::tool(
+            "final_answer",
+            json!({"answer": "As a bar chart.", "chart": {"type": "bar", "x": "state", "y": "positives"}}),
+        ),
+    ]));
+    let a = analyst(&fake, &ws.data());
+    let mut conv = Conversation::default();
+    let first = ask(&a, &mut conv, "positives 5+ by state", &opts(Privacy::Strict)).0.unwrap();
+    let (r, events) = ask(&a, &mut conv, "show that as a bar chart", &opts(Privacy::Strict));
+    let ans = r.unwrap();
+    assert!(ans.ok && ans.chart.is_some(), "{}", ans.answer);
+    assert_eq!((ans.code.as_str(), &ans.table), (by_state, &first.table), "the previous result, run again");
+    assert!(!events.iter().any(|e| e.kind() == "code_proposed"), "no new query");
+    assert_eq!(fake.requests().len(), 3);
+    let last = fake.requests()[2].body["messages"].as_array().unwrap().last().unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(last.contains("Its result is still at hand") && last.contains("values are not shown"), "{last}");
+}
+
+#[test]
 fn a_reply_with_only_a_sql_block_works() {
     let ws = workspace();
     let fake = FakeLlm::start(Script::new(vec![
