@@ -87,3 +87,11 @@ pub fn png_base64(png: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(png)
 }
+
+/// The failed answer when the model kept answering without running code.
+pub fn no_code_ran(attempts: usize) -> String {
+    format!(
+        "I could not answer this: the model replied {attempts} time{} without running any code, and an answer about the data must come from code Quarry ran. Ask again, or use a model that calls tools.",
+        if attempts == 1 { "" } else { "s" }
+    )
+}

@@ -54,8 +54,10 @@ fn privacy_rules(p: Privacy) -> &'static str {
     match p {
         Privacy::Strict => {
             "Privacy mode strict: you never see values from the data. Results come back as their shape only (rows, \
-             columns, types) and errors without values. Write your final answer without stating numbers or values: \
-             describe what was computed; Quarry adds the numbers from the result itself."
+             columns, types) and errors without values. To filter on a value you have not seen (a state, a facility \
+             type), first call check_values with the spellings you expect: it says which exist. Write your final \
+             answer without stating numbers or values: describe what was computed; Quarry adds the numbers from the \
+             result itself."
         }
         Privacy::Sample => {
             "Privacy mode sample: you see a few sample rows per table but not query results (only their shape). \
@@ -137,6 +139,10 @@ pub fn question(q: &str, previous_sql: Option<&str>) -> String {
         None => q.to_string(),
     }
 }
+
+/// What Quarry says to an answer with no code run behind it.
+pub const NO_STEP: &str = "No query has run for this question yet, and an answer about the data must come from code \
+Quarry ran. Run the query that answers it with run_sql, then give the final answer from its result.";
 
 /// A follow-up: the question, and the previous answer's query with its
 /// result (run again on the current data), which may answer it as it is.

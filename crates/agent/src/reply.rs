@@ -26,6 +26,13 @@ pub enum Action {
         chart: Option<ChartProposal>,
         call: Option<ToolCall>,
     },
+    /// Which of the named values a column holds (`check_values`).
+    Check {
+        table: String,
+        column: String,
+        values: Vec<String>,
+        call: Option<ToolCall>,
+    },
     /// A reply that cannot be acted on: `feedback` says how to fix it.
     Problem {
         feedback: String,
@@ -88,6 +95,9 @@ fn raw(resp: &ChatResponse, protocol: Protocol, python: bool) -> Action {
 
 /// The action of `tool` with its code argument `code` (or the answer).
 fn act(tool: ToolKind, args: &Value, call: Option<ToolCall>, feedback: impl FnOnce(&str) -> String) -> Action {
+    if tool == ToolKind::CheckValues {
+        return check(args, call);
+    }
     let Some(arg) = tool.code_arg() else {
         return Action::Final {
             text: args["answer"].as_str().unwrap_or_default().to_string(),
@@ -99,6 +109,22 @@ fn act(tool: ToolKind, args: &Value, call: Option<ToolCall>, feedback: impl FnOn
         None => Action::Problem { feedback: feedback(arg), call },
         Some(code) if tool == ToolKind::RunSql => Action::Sql { sql: code.to_string(), call },
         Some(code) => Action::Python { code: code.to_string(), call },
+    }
+}
+
+/// `check_values` with its table, column and values, or what is missing.
+fn check(args: &Value, call: Option<ToolCall>) -> Action {
+    let text = |k: &str| args[k].as_str().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    let values: Vec<String> = args["values"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    match (text("table"), text("column")) {
+        (Some(table), Some(column)) if !values.is_empty() => Action::Check { table, column, values, call },
+        _ => Action::Problem {
+            feedback: "check_values needs 'table', 'column' and a non-empty 'values' list of strings.".into(),
+            call,
+        },
     }
 }
 
@@ -135,7 +161,7 @@ fn from_json(v: &Value, python: bool) -> Action {
     match tool {
         ToolKind::RunSql => Action::Sql { sql: v["sql"].as_str().unwrap_or_default().to_string(), call: None },
         ToolKind::RunPython => Action::Python { code: v["code"].as_str().unwrap_or_default().to_string(), call: None },
-        ToolKind::FinalAnswer => act(tool, v, None, |_| String::new()),
+        ToolKind::CheckValues | ToolKind::FinalAnswer => act(tool, v, None, |_| String::new()),
     }
 }
 
@@ -212,7 +238,7 @@ mod tests {
         assert!(matches!(interpret(&py, Protocol::Tools, true), Action::Python { .. }));
         match interpret(&py, Protocol::Tools, false) {
             Action::Problem { feedback, .. } => {
-                assert_eq!(feedback, "There is no tool named 'run_python': use run_sql or final_answer.")
+                assert_eq!(feedback, "There is no tool named 'run_python': use run_sql, check_values or final_answer.")
             }
             _ => panic!("run_python without a kernel is not a tool"),
         }
@@ -235,6 +261,15 @@ mod tests {
         assert!(
             matches!(interpret(&answer, Protocol::Text, false), Action::Final { text, .. } if text == "The answer is below.")
         );
+    }
+
+    #[test]
+    fn check_values_reads_its_arguments() {
+        let ok = reply("", Some(("check_values", r#"{"table": "t", "column": "state", "values": ["Kano", "Lagoz"]}"#)));
+        assert!(matches!(interpret(&ok, Protocol::Tools, false),
+            Action::Check { table, column, values, .. } if table == "t" && column == "state" && values == ["Kano", "Lagoz"]));
+        let bad = reply("", Some(("check_values", r#"{"table": "t", "values": []}"#)));
+        assert!(matches!(interpret(&bad, Protocol::Tools, false), Action::Problem { .. }));
     }
 
     #[test]

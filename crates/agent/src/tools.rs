@@ -9,21 +9,27 @@ use serde_json::{json, Value};
 
 use crate::chart::ChartKind;
 
+/// Most values one `check_values` call may name.
+pub const MAX_CHECKED: usize = 50;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ToolKind {
     RunSql,
     RunPython,
+    CheckValues,
     FinalAnswer,
 }
 
 impl ToolKind {
     /// In the order the model is shown them.
-    pub const ALL: [ToolKind; 3] = [ToolKind::RunSql, ToolKind::RunPython, ToolKind::FinalAnswer];
+    pub const ALL: [ToolKind; 4] =
+        [ToolKind::RunSql, ToolKind::RunPython, ToolKind::CheckValues, ToolKind::FinalAnswer];
 
     pub fn name(self) -> &'static str {
         match self {
             ToolKind::RunSql => "run_sql",
             ToolKind::RunPython => "run_python",
+            ToolKind::CheckValues => "check_values",
             ToolKind::FinalAnswer => "final_answer",
         }
     }
@@ -38,12 +44,12 @@ impl ToolKind {
         ToolKind::offered(python).into_iter().find(|t| t.name() == name)
     }
 
-    /// The string argument holding the code to run (none for the answer).
+    /// The string argument holding the code to run (none for the others).
     pub fn code_arg(self) -> Option<&'static str> {
         match self {
             ToolKind::RunSql => Some("sql"),
             ToolKind::RunPython => Some("code"),
-            ToolKind::FinalAnswer => None,
+            ToolKind::CheckValues | ToolKind::FinalAnswer => None,
         }
     }
 
@@ -57,6 +63,11 @@ impl ToolKind {
                 "Run pandas code in Quarry's sandboxed Python kernel, for what SQL cannot do \
                  (statistical tests, regressions, reshaping, custom cleaning, matplotlib figures). \
                  Variables persist between calls in this conversation."
+            }
+            ToolKind::CheckValues => {
+                "Check how values you expect are written in a column: for each value you name, whether it \
+                 exists and in how many rows (also ignoring case and spaces). Tells you nothing about values \
+                 you did not name; use it before filtering on a spelling you have not seen."
             }
             ToolKind::FinalAnswer => {
                 "Finish: answer the question from the last successful query. Optionally propose a chart \
@@ -82,6 +93,16 @@ impl ToolKind {
                     "purpose": {"type": "string", "description": "One short sentence: what this code computes."}
                 },
                 "required": ["code"]
+            }),
+            ToolKind::CheckValues => json!({
+                "type": "object",
+                "properties": {
+                    "table": {"type": "string", "description": "The table's name."},
+                    "column": {"type": "string", "description": "The column's name."},
+                    "values": {"type": "array", "items": {"type": "string"}, "maxItems": MAX_CHECKED,
+                               "description": "The spellings to look for, e.g. [\"Kano\", \"Kano State\"]."}
+                },
+                "required": ["table", "column", "values"]
             }),
             ToolKind::FinalAnswer => json!({
                 "type": "object",
@@ -126,6 +147,9 @@ pub fn json_schema(python: bool) -> Value {
         "properties": {
             "action": {"type": "string", "enum": actions},
             "sql": {"type": "string"},
+            "table": {"type": "string"},
+            "column": {"type": "string"},
+            "values": {"type": "array", "items": {"type": "string"}},
             "answer": {"type": "string"},
             "chart": {"type": "object"}
         },
@@ -143,10 +167,13 @@ mod tests {
 
     #[test]
     fn python_is_offered_only_with_a_kernel() {
-        assert_eq!(names(false), "run_sql or final_answer");
-        assert_eq!(names(true), "run_sql, run_python or final_answer");
+        assert_eq!(names(false), "run_sql, check_values or final_answer");
+        assert_eq!(names(true), "run_sql, run_python, check_values or final_answer");
         assert_eq!(ToolKind::named("run_python", false), None);
         assert_eq!(ToolKind::named("run_python", true), Some(ToolKind::RunPython));
-        assert_eq!(json_schema(false)["properties"]["action"]["enum"], json!(["run_sql", "final_answer"]));
+        assert_eq!(
+            json_schema(false)["properties"]["action"]["enum"],
+            json!(["run_sql", "check_values", "final_answer"])
+        );
     }
 }

@@ -21,6 +21,7 @@ use crate::options::agent_err;
 use crate::policy::{self, Policy};
 use crate::reply::{interpret, strip_fences, Action};
 mod probe;
+mod values;
 
 use crate::{context, prompt, python, AgentError, Analyst, AskOptions, Conversation, Event, Protocol, Turn};
 
@@ -55,9 +56,6 @@ struct LastStep {
 }
 
 /// The state of one question.
-/// What Quarry says to an answer with no code run behind it.
-const NO_STEP: &str = "No query has run for this question yet, and an answer about the data must come from code Quarry ran. Run the query that answers it with run_sql, then give the final answer from its result.";
-
 pub(crate) struct Run<'a> {
     analyst: &'a Analyst,
     opts: &'a AskOptions,
@@ -200,14 +198,6 @@ impl<'a> Run<'a> {
         self.messages = messages;
     }
 
-    /// The previous answer's query run again (on today's data), so a
-    /// follow-up such as "as a chart" can be answered from its result.
-    async fn previous_result(&mut self, conversation: &Conversation) -> Option<(String, Table)> {
-        let sql = conversation.turns.last()?.sql.clone()?;
-        let r = self.analyst.run_sql(&sql, &self.opts.limits).await.ok()?;
-        Some((sql, Table::from_result(&r)))
-    }
-
     /// The stored answer for this very question, data and model, if any.
     pub(crate) fn cached(&mut self, conversation: &mut Conversation) -> Option<Answer> {
         if !self.opts.use_cache {
@@ -244,10 +234,15 @@ impl<'a> Run<'a> {
                     }
                     continue;
                 }
+                Action::Check { table, column, values, call } => {
+                    let reply = self.on_check(&table, &column, &values).await;
+                    self.converse(&resp, &call, reply);
+                    continue;
+                }
                 Action::Sql { sql, call } => (call, self.on_sql(sql).await?),
                 Action::Python { code, call } => (call, self.on_python(code).await?),
                 Action::Final { call, .. } if self.last.is_none() => {
-                    if self.on_problem(&resp, &call, NO_STEP.into()) == Flow::Stop {
+                    if self.on_problem(&resp, &call, prompt::NO_STEP.into()) == Flow::Stop {
                         break;
                     }
                     continue;
@@ -516,14 +511,7 @@ impl<'a> Run<'a> {
         let (ok, text) = match &self.last {
             Some(LastStep { table: Some(t), .. }) if clean => (true, answer::describe(t)),
             Some(LastStep { table: None, .. }) if clean => (true, "The code ran; its output is below.".into()),
-            None if self.steps.is_empty() => (
-                false,
-                format!(
-                    "I could not answer this: the model replied {} time{} without running any code, and an answer about the data must come from code Quarry ran. Ask again, or use a model that calls tools.",
-                    self.attempt,
-                    if self.attempt == 1 { "" } else { "s" }
-                ),
-            ),
+            None if self.steps.is_empty() => (false, answer::no_code_ran(self.attempt)),
             _ => (
                 false,
                 format!(

@@ -1,7 +1,7 @@
-//! The run's own queries about the data, beside the model's: sample rows
-//! for the context, and the check that a filter value matches any row (an
-//! aggregate over a misspelled filter returns one row of zeros, not an
-//! empty table).
+//! The run's own queries about the data, beside the model's: the previous
+//! answer's query again (for follow-ups), sample rows for the context, and
+//! the check that a filter value matches any row (an aggregate over a
+//! misspelled filter returns one row of zeros, not an empty table).
 
 use std::collections::HashMap;
 
@@ -12,6 +12,14 @@ use crate::answer::{self, Table};
 use crate::{prompt, Event};
 
 impl Run<'_> {
+    /// The previous answer's query run again (on today's data), so a
+    /// follow-up such as "as a chart" can be answered from its result.
+    pub(super) async fn previous_result(&mut self, conversation: &crate::Conversation) -> Option<(String, Table)> {
+        let sql = conversation.turns.last()?.sql.clone()?;
+        let r = self.analyst.run_sql(&sql, &self.opts.limits).await.ok()?;
+        Some((sql, Table::from_result(&r)))
+    }
+
     /// A few rows per table, as text, for the contexts that show sample rows.
     /// (`&mut self` here and below: the run holds the sink, which is `Send`
     /// but not `Sync`, so no `&Run` may live across an await.)

@@ -197,6 +197,40 @@ fn a_follow_up_that_only_shows_the_result_differently_needs_no_new_query() {
 }
 
 #[test]
+fn check_values_answers_only_for_the_values_named() {
+    let ws = workspace();
+    let kano = format!("{SUM} WHERE location_state = 'Kano'");
+    let fake = FakeLlm::start(Script::new(vec![
+        Reply::tool(
+            "check_values",
+            json!({"table": "clinics_monthly_data", "column": "location_state", "values": ["Kano", "Lagoz", "kano "]}),
+        ),
+        Reply::tool("run_sql", json!({"sql": kano})),
+        Reply::tool("final_answer", json!({"answer": "Positives in Kano."})),
+    ]));
+    let a = analyst(&fake, &ws.data());
+    let (r, events) = ask(&a, &mut Conversation::default(), "positives 5+ in Kano", &opts(Privacy::Strict));
+    let ans = r.unwrap();
+    assert!(ans.ok && ans.code == kano, "the check is no step of the answer: {}", ans.answer);
+    assert!(events.iter().any(|e| matches!(e, Event::Plan { text } if text.starts_with("Checking whether"))));
+    let reply = fake.requests()[1].body["messages"].as_array().unwrap().last().unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let kano_rows = reply.lines().find(|l| l.starts_with("- 'Kano': ")).expect(&reply);
+    assert!(
+        kano_rows.ends_with(" rows")
+            && kano_rows["- 'Kano': ".len()..].trim_end_matches(" rows").parse::<u64>().is_ok(),
+        "{reply}"
+    );
+    assert!(reply.contains("- 'Lagoz': no row, not even ignoring case and spaces"), "{reply}");
+    assert!(reply.contains("- 'kano ': no row with exactly this value;"), "{reply}");
+    for other in ["Lagos", "Rivers", "Kaduna", "KANO"] {
+        assert!(!fake.requests().iter().any(|r| r.raw.contains(other)), "strict: {other} never reaches the model");
+    }
+}
+
+#[test]
 fn a_reply_with_only_a_sql_block_works() {
     let ws = workspace();
     let fake = FakeLlm::start(Script::new(vec![
