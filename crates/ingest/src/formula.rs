@@ -402,8 +402,9 @@ fn apply(name: &str, args: Vec<Arg>) -> Option<Value> {
     Some(v.map_or(Value::Error, Value::Number))
 }
 
-/// `B2`, `$B$2`, `AA10` → 0-based (row, column). Other sheets are refused.
-fn cell_ref(w: &str) -> Option<(u32, u32)> {
+/// `B2`, `$B$2`, `AA10` (upper case) → 0-based (row, column); anything
+/// else (another sheet, a name) is `None`. Also reads `--range` corners.
+pub fn cell_ref(w: &str) -> Option<(u32, u32)> {
     let w = w.replace('$', "");
     let split = w.find(|c: char| c.is_ascii_digit())?;
     let (letters, digits) = w.split_at(split);

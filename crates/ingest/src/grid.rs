@@ -91,20 +91,22 @@ impl Grid {
     /// Compute the formulas saved without results that [`crate::formula`]
     /// knows; the rest keep their formula text.
     pub fn compute_formulas(&mut self) {
-        let missing: Vec<(usize, usize)> =
-            self.formulas.iter().filter(|f| f.2 == FormulaResult::Missing).map(|f| (f.0, f.1)).collect();
+        // Indexes into `formulas` of those saved without a result.
+        let missing: Vec<usize> =
+            (0..self.formulas.len()).filter(|&i| self.formulas[i].2 == FormulaResult::Missing).collect();
         if missing.is_empty() {
             return;
         }
-        let mut cells =
-            GridCells { grid: self, done: missing.iter().map(|&p| (p, None)).collect(), budget: FORMULA_READS };
+        let done = missing.iter().map(|&i| ((self.formulas[i].0, self.formulas[i].1), None)).collect();
+        let mut cells = GridCells { grid: self, done, budget: FORMULA_READS };
         let mut results = Vec::new();
-        for &(r, c) in &missing {
-            let (row, col) = (cells.grid.first_row + r as u32, cells.grid.cols[c]);
-            results.push(cells.value(row, col, 0));
+        for &i in &missing {
+            let (r, c, _) = cells.grid.formulas[i];
+            results.push(cells.value(cells.grid.first_row + r as u32, cells.grid.cols[c], 0));
         }
-        for ((r, c), v) in missing.into_iter().zip(results) {
+        for (i, v) in missing.into_iter().zip(results) {
             let Some(v) = v else { continue };
+            let (r, c, _) = self.formulas[i];
             self.rows[r][c] = match v {
                 Value::Number(n) => Data::Float(n),
                 Value::Text(t) => Data::String(t),
@@ -112,9 +114,7 @@ impl Grid {
                 Value::Blank => Data::Empty,
                 Value::Error => Data::Error(calamine::CellErrorType::Value),
             };
-            if let Some(f) = self.formulas.iter_mut().find(|f| (f.0, f.1) == (r, c)) {
-                f.2 = FormulaResult::Computed;
-            }
+            self.formulas[i].2 = FormulaResult::Computed;
         }
     }
 
@@ -182,17 +182,7 @@ impl std::str::FromStr for CellRange {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         let bad = || format!("range '{s}': write two corners such as A5:F40");
-        let cell = |t: &str| -> Option<(u32, u32)> {
-            let t = t.trim().replace('$', "").to_ascii_uppercase();
-            let split = t.find(|c: char| c.is_ascii_digit())?;
-            let (letters, digits) = t.split_at(split);
-            if letters.is_empty() || letters.len() > 3 || !letters.bytes().all(|b| b.is_ascii_uppercase()) {
-                return None;
-            }
-            let col = letters.bytes().fold(0u32, |a, b| a * 26 + (b - b'A' + 1) as u32) - 1;
-            let row = digits.parse::<u32>().ok().filter(|&r| r > 0)? - 1;
-            Some((row, col))
-        };
+        let cell = |t: &str| crate::formula::cell_ref(&t.trim().to_ascii_uppercase());
         let (a, b) = s.split_once(':').ok_or_else(bad)?;
         let ((r0, c0), (r1, c1)) = (cell(a).ok_or_else(bad)?, cell(b).ok_or_else(bad)?);
         Ok(CellRange { rows: r0.min(r1)..r0.max(r1) + 1, cols: c0.min(c1)..c0.max(c1) + 1 })
