@@ -36,6 +36,7 @@ mod quote;
 mod reply;
 mod run;
 mod shapes;
+mod slots;
 pub mod tools;
 
 use std::path::{Path, PathBuf};

@@ -118,10 +118,11 @@ impl Policy {
         self.shows(View::FilterSuggestions).then_some(closest)
     }
 
-    /// The answer's narrative: the model's words where it read the result,
-    /// else its words plus Quarry's own statement of the numbers.
-    pub fn narrative(self, model_text: &str, table: Option<&Table>) -> String {
-        answer::narrative(model_text, table, self.shows(View::ResultRows))
+    /// The answer's narrative: the model's words where it read the result
+    /// or Quarry filled its slots with the result's numbers, else its words
+    /// plus Quarry's own statement of the numbers.
+    pub fn narrative(self, model_text: &str, table: Option<&Table>, slots_filled: bool) -> String {
+        answer::narrative(model_text, table, self.shows(View::ResultRows) || slots_filled)
     }
 }
 

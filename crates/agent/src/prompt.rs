@@ -7,7 +7,7 @@ use crate::Privacy;
 use quarry_llm::Tool;
 
 /// Bumped whenever the prompt's wording changes (part of the cache key).
-pub const PROMPT_VERSION: u32 = 2;
+pub const PROMPT_VERSION: u32 = 3;
 
 pub fn tools() -> Vec<Tool> {
     tools_with(false)
@@ -50,19 +50,26 @@ pub fn json_schema_with(python: bool) -> serde_json::Value {
     crate::tools::json_schema(python)
 }
 
-fn privacy_rules(p: Privacy) -> &'static str {
+/// How to write numbers you cannot see: slots Quarry fills from the result.
+const SLOTS: &str = "Write the final answer with the numbers as slots that Quarry fills from the last result: \
+{column} for a one-row result, {row N column}, {max column}, {min column}, {sum column}, {avg column}, {rows}. \
+Answer the question in the first sentence, e.g. \"The highest positivity rate was {row 1 tpr_pct} ({row 1 positives} of \
+{row 1 tested} tested).\" Never write a number from the data yourself.";
+
+fn privacy_rules(p: Privacy) -> String {
+    privacy_rules_raw(p).replace("SLOTS", SLOTS)
+}
+
+fn privacy_rules_raw(p: Privacy) -> &'static str {
     match p {
         Privacy::Strict => {
             "Privacy mode strict: you never see values from the data. Results come back as their shape only (rows, \
              columns, types) and errors without values. To filter on a value you have not seen (a state, a facility \
-             type), first call check_values with the spellings you expect: it says which exist. Write your final \
-             answer without stating numbers or values: describe what was computed; Quarry adds the numbers from the \
-             result itself."
+             type), first call check_values with the spellings you expect: it says which exist. SLOTS"
         }
         Privacy::Sample => {
             "Privacy mode sample: you see a few sample rows per table but not query results (only their shape). \
-             Write your final answer without stating numbers from the result: describe what was computed; Quarry \
-             adds the numbers itself."
+             SLOTS"
         }
         Privacy::Full => {
             "Privacy mode full: you see the first rows of each result. Base your answer only on values you were \

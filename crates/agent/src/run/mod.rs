@@ -19,8 +19,10 @@ use crate::cache::hash;
 use crate::chart::{self, ChartProposal};
 use crate::options::agent_err;
 use crate::policy::{self, Policy};
-use crate::reply::{interpret, strip_fences, Action};
+use crate::reply::{interpret, Action};
+use crate::slots::Filled;
 mod probe;
+mod talk;
 mod values;
 
 use crate::{context, prompt, python, AgentError, Analyst, AskOptions, Conversation, Event, Protocol, Turn};
@@ -241,13 +243,18 @@ impl<'a> Run<'a> {
                 }
                 Action::Sql { sql, call } => (call, self.on_sql(sql).await?),
                 Action::Python { code, call } => (call, self.on_python(code).await?),
-                Action::Final { call, .. } if self.last.is_none() => {
-                    if self.on_problem(&resp, &call, prompt::NO_STEP.into()) == Flow::Stop {
-                        break;
+                Action::Final { text, chart, call } => {
+                    let table = self.last.as_ref().and_then(|l| l.table.as_ref());
+                    match crate::slots::check_answer(&text, self.last.is_some(), table) {
+                        Ok(filled) => return Ok(self.finish(conversation, &text, &filled, chart.as_ref())),
+                        Err(feedback) => {
+                            if self.on_problem(&resp, &call, feedback) == Flow::Stop {
+                                break;
+                            }
+                            continue;
+                        }
                     }
-                    continue;
                 }
-                Action::Final { text, chart, .. } => return Ok(self.finish(conversation, &text, chart.as_ref())),
             };
             if self.record(&resp, &call, ran) == Flow::Stop {
                 break;
@@ -287,14 +294,6 @@ impl<'a> Run<'a> {
         Ok(resp)
     }
 
-    /// The model's words beside its code, as the step's plan.
-    fn emit_plan(&mut self, resp: &ChatResponse) {
-        let plan = strip_fences(resp.text.trim());
-        if !plan.trim().is_empty() {
-            self.emit(Event::Plan { text: plan.trim().to_string() });
-        }
-    }
-
     /// A reply that could not be acted on: say why, and let the model try again.
     fn on_problem(&mut self, resp: &ChatResponse, call: &Option<ToolCall>, feedback: String) -> Flow {
         self.attempt += 1;
@@ -307,20 +306,6 @@ impl<'a> Run<'a> {
         self.emit(Event::Retrying { step, attempt, max_attempts: self.opts.max_attempts });
         self.converse(resp, call, feedback);
         Flow::Next
-    }
-
-    /// The model's turn and Quarry's reply to it, as the model sees them next time.
-    fn converse(&mut self, resp: &ChatResponse, call: &Option<ToolCall>, reply: String) {
-        match call {
-            Some(c) => {
-                self.messages.push(Message::assistant(resp.text.clone(), vec![c.clone()]));
-                self.messages.push(Message::tool_result(c.id.clone(), reply));
-            }
-            None => {
-                self.messages.push(Message::assistant(resp.text.clone(), Vec::new()));
-                self.messages.push(Message::user(reply));
-            }
-        }
     }
 
     /// Run a query the model wrote.
@@ -485,9 +470,17 @@ impl<'a> Run<'a> {
     }
 
     /// The model answered: the narrative, the chart and the answer from the last step that ran.
-    fn finish(mut self, conversation: &mut Conversation, text: &str, chart: Option<&ChartProposal>) -> Answer {
+    /// (`text` as the model wrote it, kept for follow-ups: slots, never the
+    /// values `filled` holds.)
+    fn finish(
+        mut self,
+        conversation: &mut Conversation,
+        text: &str,
+        filled: &Filled,
+        chart: Option<&ChartProposal>,
+    ) -> Answer {
         let table = self.last.as_ref().and_then(|l| l.table.as_ref());
-        let mut narrative = self.policy.narrative(text, table);
+        let mut narrative = self.policy.narrative(&filled.text, table, filled.slots > 0);
         for n in &self.notes {
             narrative.push_str("\n\n");
             narrative.push_str(n);

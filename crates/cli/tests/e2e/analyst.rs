@@ -231,6 +231,37 @@ fn check_values_answers_only_for_the_values_named() {
 }
 
 #[test]
+fn a_slot_narrative_is_filled_with_numbers_the_model_never_saw() {
+    let ws = workspace();
+    let fake = FakeLlm::start(Script::new(vec![
+        Reply::tool("run_sql", json!({"sql": SUM})),
+        Reply::tool("final_answer", json!({"answer": "People aged 5 and over who tested positive: {positive}."})),
+        Reply::tool("final_answer", json!({"answer": "People aged 5 and over who tested positive: {positives}."})),
+    ]));
+    let a = analyst(&fake, &ws.data());
+    let (r, events) = ask(&a, &mut Conversation::default(), "positives 5+", &opts(Privacy::Strict));
+    let ans = r.unwrap();
+    let sum = ws.truth.positive_ge5_sum.to_string();
+    let mut grouped = String::new();
+    for (k, c) in sum.chars().enumerate() {
+        if k > 0 && (sum.len() - k).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    assert_eq!(
+        ans.answer,
+        format!("People aged 5 and over who tested positive: {grouped}."),
+        "no mechanical line after it"
+    );
+    assert!(events.iter().any(|e| matches!(e, Event::Failed { message, .. }
+        if message.contains("{positive}: the result has no column 'positive'; its columns are positives."))));
+    for req in fake.requests() {
+        assert!(!req.raw.contains(&sum) && !req.raw.contains(&grouped), "strict: the number never reaches the model");
+    }
+}
+
+#[test]
 fn a_reply_with_only_a_sql_block_works() {
     let ws = workspace();
     let fake = FakeLlm::start(Script::new(vec![

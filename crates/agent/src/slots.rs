@@ -1,0 +1,197 @@
+//! Narratives with slots: where the model never sees values (`strict`,
+//! `sample`) it writes the answer with references into the result —
+//! `{positives}` (a one-row result), `{row 2 state}`, `{max tpr_pct}`,
+//! `{sum tested}`, `{rows}` — and Quarry checks each against the result's
+//! columns and fills it locally, formatted for people. An invalid
+//! reference is sent back like a failed query; its message names columns,
+//! never values. Braces that hold anything but a reference stay as written.
+
+use serde_json::Value;
+
+use crate::answer::Table;
+
+/// What a filled narrative came to: the text, and how many slots it had.
+pub struct Filled {
+    pub text: String,
+    pub slots: usize,
+}
+
+const AGGREGATES: [&str; 5] = ["max", "min", "sum", "avg", "count"];
+
+/// The model's final answer, checked: a repair when no step ran behind it
+/// (`ran` false) or a slot is wrong, else the text with its slots filled.
+pub fn check_answer(text: &str, ran: bool, table: Option<&Table>) -> Result<Filled, String> {
+    if !ran {
+        return Err(crate::prompt::NO_STEP.into());
+    }
+    fill(text, table)
+}
+
+/// Fill every slot of `text` from `table`, or say what is wrong with the first bad one.
+pub fn fill(text: &str, table: Option<&Table>) -> Result<Filled, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut slots = 0;
+    while let Some(open) = rest.find('{') {
+        let Some(len) = rest[open..].find('}') else { break };
+        let inner = &rest[open + 1..open + len];
+        out.push_str(&rest[..open]);
+        if is_reference(inner) {
+            let t = table
+                .ok_or_else(|| format!("{{{inner}}}: there is no result to fill it from; run the query first."))?;
+            out.push_str(&resolve(inner.trim(), t)?);
+            slots += 1;
+        } else {
+            out.push_str(&rest[open..=open + len]);
+        }
+        rest = &rest[open + len + 1..];
+    }
+    out.push_str(rest);
+    Ok(Filled { text: out, slots })
+}
+
+/// Words of letters, digits and underscores: what a reference is made of.
+fn is_reference(inner: &str) -> bool {
+    let t = inner.trim();
+    !t.is_empty()
+        && t.len() <= 120
+        && t.split_whitespace().count() <= 3
+        && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ' ')
+}
+
+fn resolve(r: &str, t: &Table) -> Result<String, String> {
+    let words: Vec<&str> = r.split_whitespace().collect();
+    let col = |name: &str| -> Result<usize, String> {
+        t.columns.iter().position(|c| c.name == name).ok_or_else(|| {
+            let names: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
+            format!("{{{r}}}: the result has no column '{name}'; its columns are {}.", names.join(", "))
+        })
+    };
+    match words.as_slice() {
+        ["rows"] => Ok(human_int(t.rows.len() as i64)),
+        ["row", n, name] => {
+            let i = col(name)?;
+            let k: usize = n.parse().map_err(|_| format!("{{{r}}}: write the row as a number from 1, e.g. {{row 1 {name}}}."))?;
+            let row = k.checked_sub(1).and_then(|k| t.rows.get(k)).ok_or_else(|| {
+                format!("{{{r}}}: the result has {} rows; rows are numbered from 1.", t.rows.len())
+            })?;
+            Ok(human(&row[i], name))
+        }
+        [agg, name] if AGGREGATES.contains(agg) => aggregate(agg, col(name)?, name, t).ok_or_else(|| {
+            format!("{{{r}}}: column '{name}' has no numbers to take the {agg} of.")
+        }),
+        [name] => {
+            let i = col(name)?;
+            match t.rows.as_slice() {
+                [row] => Ok(human(&row[i], name)),
+                rows => Err(format!(
+                    "{{{r}}}: a bare column needs a one-row result, and this one has {} rows: use {{row 1 {name}}}, {{max {name}}}, {{min {name}}}, {{sum {name}}} or {{avg {name}}}.",
+                    rows.len()
+                )),
+            }
+        }
+        _ => Err(format!(
+            "{{{r}}}: not a reference Quarry knows. Use {{column}} (one-row result), {{row N column}}, {{max column}}, {{min column}}, {{sum column}}, {{avg column}}, {{count column}} or {{rows}}."
+        )),
+    }
+}
+
+fn aggregate(agg: &str, i: usize, name: &str, t: &Table) -> Option<String> {
+    let nums: Vec<f64> = t.rows.iter().filter_map(|r| r[i].as_f64()).collect();
+    if agg == "count" {
+        return Some(human_int(t.rows.iter().filter(|r| !r[i].is_null()).count() as i64));
+    }
+    let v = match agg {
+        "max" => nums.iter().copied().reduce(f64::max)?,
+        "min" => nums.iter().copied().reduce(f64::min)?,
+        "sum" => nums.iter().sum(),
+        _ => (!nums.is_empty()).then(|| nums.iter().sum::<f64>() / nums.len() as f64)?,
+    };
+    let integral = t.rows.iter().all(|r| r[i].is_i64() || r[i].is_null()) && agg != "avg";
+    Some(if integral { human_int(v as i64) } else { human(&serde_json::json!(v), name) })
+}
+
+/// A value for people: thousands separators, sensible rounding, `%` for
+/// percent columns (named `…pct`, `…percent`).
+pub fn human(v: &Value, column: &str) -> String {
+    let pct = column.ends_with("pct") || column.contains("percent");
+    match v {
+        Value::Null => "no value".into(),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => format!("{}{}", human_int(i), if pct { "%" } else { "" }),
+            None => {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                let decimals = if pct || f.abs() >= 100.0 { 1 } else { 2 };
+                let s = format!("{f:.decimals$}");
+                let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
+                let (int, frac) = s.split_once('.').map_or((s.as_str(), None), |(a, b)| (a, Some(b)));
+                let int = int.parse::<i64>().map(human_int).unwrap_or_else(|_| int.to_string());
+                format!("{int}{}{}", frac.map(|f| format!(".{f}")).unwrap_or_default(), if pct { "%" } else { "" })
+            }
+        },
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn human_int(i: i64) -> String {
+    let digits = i.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (k, c) in digits.chars().enumerate() {
+        if k > 0 && (digits.len() - k).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if i < 0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::answer::Column;
+    use quarry_types::ColumnType;
+    use serde_json::json;
+
+    fn table() -> Table {
+        Table {
+            columns: vec![
+                Column::new("state", ColumnType::Text),
+                Column::new("positives", ColumnType::Integer),
+                Column::new("tested", ColumnType::Integer),
+                Column::new("tpr_pct", ColumnType::Float),
+            ],
+            rows: vec![
+                vec![json!("Kano"), json!(49750), json!(92336), json!(53.879)],
+                vec![json!("Lagos"), json!(1200), json!(4000), json!(30.0)],
+            ],
+            truncated: false,
+        }
+    }
+
+    #[test]
+    fn slots_are_filled_for_people() {
+        let f = fill("{row 1 state}: {row 1 tpr_pct} ({row 1 positives} of {row 1 tested}); {rows} states, {sum positives} in all, highest {max tpr_pct}.", Some(&table())).unwrap();
+        assert_eq!(f.text, "Kano: 53.9% (49,750 of 92,336); 2 states, 50,950 in all, highest 53.9%.");
+        assert_eq!(f.slots, 7);
+        let one = Table { rows: vec![table().rows[0].clone()], ..table() };
+        assert_eq!(fill("TPR {tpr_pct}", Some(&one)).unwrap().text, "TPR 53.9%");
+        assert_eq!(fill("a {b: 1} and {} stay", None).unwrap().text, "a {b: 1} and {} stay");
+    }
+
+    #[test]
+    fn bad_slots_say_what_to_write_without_values() {
+        let e = fill("{nope}", Some(&table())).err().unwrap();
+        assert!(
+            e.contains("no column 'nope'") && e.contains("state, positives, tested, tpr_pct") && !e.contains("Kano")
+        );
+        let e = fill("{positives}", Some(&table())).err().unwrap();
+        assert!(e.contains("has 2 rows") && e.contains("{row 1 positives}"), "{e}");
+        assert!(fill("{row 3 state}", Some(&table())).err().unwrap().contains("has 2 rows"));
+        assert!(fill("{max state}", Some(&table())).err().unwrap().contains("no numbers"));
+        assert!(fill("{positives}", None).err().unwrap().contains("no result"));
+    }
+}
