@@ -9,6 +9,7 @@
 use serde_json::Value;
 
 use crate::answer::Table;
+use crate::policy::{Policy, View};
 
 /// What a filled narrative came to: the text, and how many slots it had.
 pub struct Filled {
@@ -111,6 +112,106 @@ fn aggregate(agg: &str, i: usize, name: &str, t: &Table) -> Option<String> {
     Some(if integral { human_int(v as i64) } else { human(&serde_json::json!(v), name) })
 }
 
+/// Numbers the model wrote (in `full` mode, where it reads results) that
+/// neither the result nor the question holds, to the precision written
+/// (`53.9` matches 53.879; `49,750` matches 49750): they did not come from
+/// code, and the answer says so.
+pub fn unsupported_numbers(text: &str, table: Option<&Table>, question: &str) -> Vec<String> {
+    // Slots are filled from the data; what they hold is no claim of the model's.
+    let text = &without_slots(text);
+    let mut known: Vec<f64> = numbers_in(question).into_iter().map(|(v, _)| v).collect();
+    if let Some(t) = table {
+        known.push(t.rows.len() as f64);
+        for row in &t.rows {
+            for v in row {
+                match v {
+                    Value::Number(n) => known.extend(n.as_f64()),
+                    Value::String(s) => known.extend(numbers_in(s).into_iter().map(|(v, _)| v)),
+                    _ => {}
+                }
+            }
+        }
+    }
+    numbers_in(text)
+        .into_iter()
+        .filter(|(v, written)| {
+            let decimals = written.split_once('.').map_or(0, |(_, f)| f.trim_end_matches('%').len()) as i32;
+            let tolerance = 0.5 * 10f64.powi(-decimals) + 1e-9;
+            // 45% may stand for 0.45 in the result.
+            !known
+                .iter()
+                .any(|k| (k - v).abs() <= tolerance || (written.ends_with('%') && (k * 100.0 - v).abs() <= tolerance))
+        })
+        .map(|(_, w)| w)
+        .collect()
+}
+
+/// Numbers in the model's answer that no result or the question holds:
+/// flagged where the model reads results (`full`), taken out where it
+/// cannot have seen them (its slots carry the numbers there).
+/// (`written` is the model's text, `text` the same with its slots filled.)
+pub fn vet_numbers(policy: Policy, written: &str, text: &str, table: Option<&Table>, question: &str) -> String {
+    let odd = unsupported_numbers(written, table, question);
+    if odd.is_empty() {
+        return text.to_string();
+    }
+    if policy.shows(View::ResultRows) {
+        let (these, list) =
+            if odd.len() == 1 { ("this number", odd[0].clone()) } else { ("these numbers", odd.join(", ")) };
+        return format!("{text}\n\n(Not from the data: {list} — no result Quarry ran holds {these}.)");
+    }
+    let mut out = text.to_string();
+    for n in &odd {
+        out = out.replacen(n.as_str(), "[a number not from the data]", 1);
+    }
+    out
+}
+
+/// The text with its slot references taken out.
+fn without_slots(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let Some(len) = rest[open..].find('}') else { break };
+        out.push_str(&rest[..open]);
+        if !is_reference(&rest[open + 1..open + len]) {
+            out.push_str(&rest[open..=open + len]);
+        }
+        rest = &rest[open + len + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Numbers written in text, with how they were written: `1,204`, `53.9%`, `-3`.
+fn numbers_in(text: &str) -> Vec<(f64, String)> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let starts = b[i].is_ascii_digit() && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'));
+        if !starts {
+            i += 1;
+            continue;
+        }
+        let start = if i > 0 && b[i - 1] == b'-' { i - 1 } else { i };
+        let mut j = i;
+        while j < b.len()
+            && (b[j].is_ascii_digit()
+                || ((b[j] == b',' || b[j] == b'.') && b.get(j + 1).is_some_and(u8::is_ascii_digit)))
+        {
+            j += 1;
+        }
+        let pct = b.get(j) == Some(&b'%');
+        let written = &text[start..j + usize::from(pct)];
+        if let Ok(v) = text[start..j].replace(',', "").parse::<f64>() {
+            out.push((v, written.to_string()));
+        }
+        i = j + 1;
+    }
+    out
+}
+
 /// A value for people: thousands separators, sensible rounding, `%` for
 /// percent columns (named `…pct`, `…percent`).
 pub fn human(v: &Value, column: &str) -> String {
@@ -180,6 +281,23 @@ mod tests {
         let one = Table { rows: vec![table().rows[0].clone()], ..table() };
         assert_eq!(fill("TPR {tpr_pct}", Some(&one)).unwrap().text, "TPR 53.9%");
         assert_eq!(fill("a {b: 1} and {} stay", None).unwrap().text, "a {b: 1} and {} stay");
+    }
+
+    #[test]
+    fn numbers_not_from_the_data_are_found() {
+        let t = table();
+        let text = "Kano had 49,750 positives of 92,336 tested (53.9%), 2 states; Oyo had 42.";
+        assert_eq!(unsupported_numbers(text, Some(&t), "TPR by state"), ["42"]);
+        assert_eq!(unsupported_numbers("In 2024, 53.88% in Kano", Some(&t), "TPR for 2024"), Vec::<String>::new());
+        assert_eq!(unsupported_numbers("There are 42 LGAs.", None, "How many LGAs?"), ["42"]);
+        assert!(
+            unsupported_numbers("tested_lt5yrs and Q2", Some(&t), "q").is_empty(),
+            "digits inside names are no numbers"
+        );
+        assert!(
+            unsupported_numbers("{sum positives} in all, {row 2 state}", Some(&t), "q").is_empty(),
+            "slots are filled from the data"
+        );
     }
 
     #[test]

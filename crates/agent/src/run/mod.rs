@@ -480,7 +480,8 @@ impl<'a> Run<'a> {
         chart: Option<&ChartProposal>,
     ) -> Answer {
         let table = self.last.as_ref().and_then(|l| l.table.as_ref());
-        let mut narrative = self.policy.narrative(&filled.text, table, filled.slots > 0);
+        let vetted = crate::slots::vet_numbers(self.policy, text, &filled.text, table, self.question);
+        let mut narrative = self.policy.narrative(&vetted, table, filled.slots > 0);
         for n in &self.notes {
             narrative.push_str("\n\n");
             narrative.push_str(n);

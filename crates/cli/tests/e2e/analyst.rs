@@ -262,6 +262,34 @@ fn a_slot_narrative_is_filled_with_numbers_the_model_never_saw() {
 }
 
 #[test]
+fn numbers_the_model_writes_that_no_result_holds_are_flagged_or_taken_out() {
+    let ws = workspace();
+    for (privacy, want) in [
+        (
+            Privacy::Full,
+            "Of these, 17 were children.\n\n(Not from the data: 17 — no result Quarry ran holds this number.)",
+        ),
+        (Privacy::Strict, "Of these, [a number not from the data] were children."),
+    ] {
+        let fake = FakeLlm::start(Script::new(vec![
+            Reply::tool("run_sql", json!({"sql": SUM})),
+            Reply::tool(
+                "final_answer",
+                json!({"answer": "Positives aged 5+: {positives}. Of these, 17 were children."}),
+            ),
+        ]));
+        let a = analyst(&fake, &ws.data());
+        let (r, _) = ask(&a, &mut Conversation::default(), "positives aged 5 and over", &opts(privacy));
+        let ans = r.unwrap();
+        assert!(
+            ans.answer.starts_with("Positives aged 5+: ") && ans.answer.ends_with(want),
+            "{privacy:?}: {}",
+            ans.answer
+        );
+    }
+}
+
+#[test]
 fn a_reply_with_only_a_sql_block_works() {
     let ws = workspace();
     let fake = FakeLlm::start(Script::new(vec![
