@@ -8,7 +8,7 @@ use quarry_llm::{ChatResponse, ToolCall};
 use serde_json::Value;
 
 use crate::chart::ChartProposal;
-use crate::tools::{self, ToolKind};
+use crate::tools::ToolKind;
 use crate::Protocol;
 
 /// What the model asked for in one reply.
@@ -143,10 +143,7 @@ fn from_call(call: &ToolCall, python: bool) -> Action {
         Some(tool) => {
             act(tool, &args, call_out, |arg| format!("{} needs a non-empty '{arg}' string argument.", tool.name()))
         }
-        None => Action::Problem {
-            feedback: format!("There is no tool named '{}': use {}.", call.name, tools::names(python)),
-            call: call_out,
-        },
+        None => Action::Problem { feedback: crate::shapes::unknown(&call.name, python), call: call_out },
     }
 }
 

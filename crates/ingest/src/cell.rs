@@ -47,6 +47,33 @@ pub fn is_placeholder(s: &str) -> bool {
     PLACEHOLDERS.iter().any(|p| p.eq_ignore_ascii_case(t))
 }
 
+/// Words that say a row or a column is a total (after trimming and a
+/// trailing `:`, case-insensitive): total rows are kept out, and a column
+/// so headed is checked against the columns before it.
+const TOTAL_WORDS: &[&str] = &[
+    "total",
+    "totals",
+    "grand total",
+    "subtotal",
+    "sub-total",
+    "sub total",
+    "total général",
+    "total general",
+    "totaux",
+    "overall total",
+    "sum",
+];
+
+/// True for text that says "total" (`TOTAL`, `Grand total:`, `Sub-total`).
+pub fn is_total_word(text: &str) -> bool {
+    let t = text.trim().trim_end_matches(':').trim();
+    // Cheap tests first: this runs on every row.
+    !t.is_empty()
+        && t.len() <= 16
+        && matches!(t.as_bytes()[0].to_ascii_lowercase(), b't' | b's' | b'g' | b'o')
+        && TOTAL_WORDS.contains(&t.to_lowercase().as_str())
+}
+
 impl<'a> Cell<'a> {
     /// True for empty cells, whitespace and placeholder text, and spreadsheet errors.
     pub fn is_null(&self) -> bool {

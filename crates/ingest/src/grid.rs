@@ -128,13 +128,13 @@ impl Grid {
 
     /// The cell range (`B3:F8`) of grid rows `rows` and columns `cols`.
     pub fn range_name(&self, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) -> String {
-        format!(
-            "{}{}:{}{}",
-            col_letter(self.sheet_col(cols.start)),
-            self.first_row as usize + rows.start + 1,
-            col_letter(self.sheet_col(cols.end.saturating_sub(1).max(cols.start))),
-            self.first_row as usize + rows.end.max(rows.start + 1)
-        )
+        let row = |r: usize| self.first_row + r as u32;
+        let last_col = self.sheet_col(cols.end.saturating_sub(1).max(cols.start));
+        let range = CellRange {
+            rows: row(rows.start)..row(rows.end.max(rows.start + 1)),
+            cols: self.sheet_col(cols.start)..last_col + 1,
+        };
+        range.to_string()
     }
 
     /// Move one block out into a grid of its own (the block's cells only).

@@ -284,7 +284,7 @@ impl Prepared {
         }
         let (meta, note) = period::long_meta(&self.meta, &spec);
         self.meta.notes.push(note);
-        let schema = period::long_schema(&meta);
+        let schema = Arc::new(meta.schema());
         Some(Prepared { meta, schema, source: Source::Long(Box::new(self.source.clone()), Arc::new(spec)) })
     }
 }

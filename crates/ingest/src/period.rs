@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Date32Array, StringArray, UInt32Array};
-use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use chrono::{Datelike, NaiveDate};
 
@@ -164,11 +164,10 @@ pub fn parse_cell(c: &Cell) -> Option<Period> {
 
 // ---------------------------------------------------------------- totals
 
-const TOTAL_LABELS: &[&str] = &["total", "totals", "grand total", "sum", "overall", "overall total", "total général"];
-
-/// True for a header that says its column is a total.
+/// True for a header that says its column is a total (the words that mark
+/// total rows, [`cell::is_total_word`]).
 pub fn is_total_label(label: &str) -> bool {
-    TOTAL_LABELS.contains(&label.trim().trim_end_matches(':').to_lowercase().as_str())
+    cell::is_total_word(label)
 }
 
 /// Checks, row by row, whether a `Total` column is the sum of a run of the
@@ -350,13 +349,6 @@ pub fn unpivot(batch: &RecordBatch, spec: &LongSpec, schema: &SchemaRef) -> Resu
     let picks: Vec<(usize, usize)> = (0..n).flat_map(|r| (0..k).map(move |j| (j, r))).collect();
     arrays.push(arrow::compute::interleave(&refs, &picks).map_err(err)?);
     RecordBatch::try_new(schema.clone(), arrays).map_err(err)
-}
-
-/// The Arrow schema of a long form.
-pub fn long_schema(meta: &TableMeta) -> SchemaRef {
-    let s: Schema = meta.schema();
-    debug_assert!(s.fields().last().is_some_and(|f| matches!(f.data_type(), DataType::Int64 | DataType::Float64)));
-    Arc::new(s)
 }
 
 #[cfg(test)]

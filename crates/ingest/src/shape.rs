@@ -225,35 +225,9 @@ pub fn find_layout<R: RowLike>(rows: &[R]) -> Layout {
     Layout { data_start: h + 1, header_row: Some(h), group_row, labels, skipped_above: top }
 }
 
-const TOTAL_WORDS: &[&str] = &[
-    "total",
-    "totals",
-    "grand total",
-    "subtotal",
-    "sub-total",
-    "sub total",
-    "total général",
-    "total general",
-    "totaux",
-    "overall total",
-    "sum",
-];
-
 /// A row whose first filled cell says it is a total.
 pub fn is_total_row<R: RowLike>(r: &R) -> bool {
-    (0..r.len())
-        .map(|i| r.cell(i))
-        .find(|c| !c.is_blank())
-        .and_then(|c| c.as_text())
-        .map(|t| {
-            let t = t.trim_end_matches(':').trim();
-            // Cheap tests first: this runs on every row.
-            !t.is_empty()
-                && t.len() <= 16
-                && matches!(t.as_bytes()[0].to_ascii_lowercase(), b't' | b's' | b'g' | b'o')
-                && TOTAL_WORDS.contains(&t.to_lowercase().as_str())
-        })
-        .unwrap_or(false)
+    (0..r.len()).map(|i| r.cell(i)).find(|c| !c.is_blank()).and_then(|c| c.as_text()).is_some_and(cell::is_total_word)
 }
 
 /// A footnote: one text cell in a table at least three columns wide.

@@ -452,38 +452,38 @@ fn read_grid(
     opts: &IngestOptions,
 ) -> Result<crate::grid::Grid> {
     use calamine::Data;
-    let mut rows: Vec<Vec<Data>> = Vec::new();
-    let mut rdr = reader(open_decoded(path, encoding)?, delimiter, opts.max_record_bytes);
-    let mut rec = csv::StringRecord::new();
-    loop {
-        match next_record(&mut rdr, &mut rec) {
-            Ok(true) if rec.len() > opts.max_columns => {
-                return Err(too_many_columns(rows.len() as u64 + 1, rec.len(), opts.max_columns))
-            }
-            Ok(true) => rows.push(
-                rec.iter()
-                    .map(|f| if f.trim().is_empty() { Data::Empty } else { Data::String(f.to_string()) })
-                    .collect(),
-            ),
-            Ok(false) => break,
-            Err(e) if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) && encoding.is_none() => return Err(utf8_retry()),
-            Err(e) => return Err(read_error(&rdr, e)),
-        }
-    }
+    let cell = |f: &str| if f.trim().is_empty() { Data::Empty } else { Data::String(f.to_string()) };
+    let rows: Vec<Vec<Data>> = first_records(path, encoding, delimiter, opts, usize::MAX)?
+        .iter()
+        .map(|rec| rec.iter().map(cell).collect())
+        .collect();
     let width = rows.iter().map(Vec::len).max().unwrap_or(0) as u32;
     Ok(crate::grid::Grid { rows, cols: (0..width).collect(), decimal_comma: delimiter == b';', ..Default::default() })
 }
 
+/// The first rows a header is looked for in.
 fn head_rows(
     path: &Path,
     encoding: Option<&'static Encoding>,
     delimiter: u8,
     opts: &IngestOptions,
 ) -> Result<Vec<csv::StringRecord>> {
+    first_records(path, encoding, delimiter, opts, 50)
+}
+
+/// Up to `limit` records from the start of the file, under the record and
+/// column limits.
+fn first_records(
+    path: &Path,
+    encoding: Option<&'static Encoding>,
+    delimiter: u8,
+    opts: &IngestOptions,
+    limit: usize,
+) -> Result<Vec<csv::StringRecord>> {
     let mut head_rows: Vec<csv::StringRecord> = Vec::new();
     let mut rdr = reader(open_decoded(path, encoding)?, delimiter, opts.max_record_bytes);
     let mut rec = csv::StringRecord::new();
-    while head_rows.len() < 50 {
+    while head_rows.len() < limit {
         match next_record(&mut rdr, &mut rec) {
             Ok(true) if rec.len() > opts.max_columns => {
                 return Err(too_many_columns(head_rows.len() as u64 + 1, rec.len(), opts.max_columns))
