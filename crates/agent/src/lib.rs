@@ -27,6 +27,7 @@ pub mod cache;
 pub mod chart;
 pub mod context;
 pub mod conversation;
+pub mod definitions;
 pub mod events;
 pub mod options;
 pub mod policy;
@@ -51,7 +52,7 @@ use serde_json::Value;
 pub use answer::{Answer, DataVersion, Provenance, Step, Table};
 pub use cache::{AnswerCache, DirCache};
 pub use chart::ChartProposal;
-pub use conversation::{Conversation, Turn};
+pub use conversation::{Conversation, Pending, Turn};
 pub use events::Event;
 pub use options::{AgentError, AskOptions, Protocol};
 pub use quarry_types::Privacy;
@@ -133,9 +134,14 @@ impl Analyst {
         cancel: &CancellationToken,
     ) -> Result<Answer, AgentError> {
         let started = Instant::now();
-        let question = question.trim();
+        // A reply to the analyst's question back resumes the question it was about.
+        let (question, resumed) = match conversation.pending.take() {
+            Some(p) => (p.question, Some((p.asked, question.trim().to_string()))),
+            None => (question.trim().to_string(), None),
+        };
+        let question = question.as_str();
         sink(Event::Started { question: question.to_string(), privacy: opts.privacy, model: self.llm.model() });
-        let result = match run::Run::prepare(self, conversation, question, opts, sink, cancel, started).await {
+        let result = match run::Run::prepare(self, conversation, question, resumed, opts, sink, cancel).await {
             Ok(mut r) => match r.cached(conversation) {
                 Some(a) => Ok(a),
                 None => r.drive(conversation).await,

@@ -10,7 +10,7 @@ pub fn data_str(s: &str, max: usize) -> String {
     if s.chars().count() > max {
         out.push('…');
     }
-    for tag in ["data", "table", "result", "system", "instructions"] {
+    for tag in ["data", "table", "result", "system", "instructions", "definitions"] {
         for (open, safe) in [(format!("</{tag}"), format!("‹/{tag}")), (format!("<{tag}"), format!("‹{tag}"))] {
             let lower = out.to_lowercase();
             if lower.contains(&open) {

@@ -68,9 +68,41 @@ pub fn filter_literals(sql: &str) -> Vec<(String, String)> {
     out
 }
 
+/// Whether `text` is exactly one SQL expression (a metric's definition):
+/// nothing before or after it, no statement, no subquery — so a definition
+/// cannot smuggle a second clause into the queries it is used in.
+pub fn one_expression(text: &str) -> Result<(), String> {
+    use sqlparser::tokenizer::Token;
+    let dialect = GenericDialect {};
+    let mut parser = Parser::new(&dialect).try_with_sql(text).map_err(|e| format!("not an expression: {e}"))?;
+    let expr = parser.parse_expr().map_err(|e| format!("not an expression: {e}"))?;
+    let rest = parser.peek_token();
+    if rest.token != Token::EOF {
+        return Err(format!("one expression only: '{}' follows it", rest.token));
+    }
+    let mut subquery = false;
+    let _ = visit_expressions(&expr, |e: &Expr| {
+        subquery |= matches!(e, Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. });
+        ControlFlow::<()>::Continue(())
+    });
+    if subquery {
+        return Err("a metric is an expression over its table's columns, without subqueries".into());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::filter_literals;
+    use super::{filter_literals, one_expression};
+
+    #[test]
+    fn one_expression_takes_expressions_only() {
+        assert!(one_expression("pct(sum(positive), sum(tested))").is_ok());
+        assert!(one_expression("100.0 * sum(\"Positive\") / nullif(sum(tested), 0)").is_ok());
+        assert!(one_expression("sum(x) FROM t; DROP TABLE t").unwrap_err().contains("follows"));
+        assert!(one_expression("(SELECT max(x) FROM other)").unwrap_err().contains("subquer"));
+        assert!(one_expression("").is_err());
+    }
 
     #[test]
     fn equality_and_in_filters_are_found() {

@@ -12,5 +12,5 @@ pub mod filters;
 pub mod protocol;
 pub mod workers;
 
-pub use filters::filter_literals;
+pub use filters::{filter_literals, one_expression};
 pub use workers::SqlWorkers;

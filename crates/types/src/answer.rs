@@ -179,4 +179,19 @@ pub struct Answer {
     pub provenance: Provenance,
     #[serde(default)]
     pub cached: bool,
+    /// The workspace definitions the answer used, each as a line for people.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub definitions: Vec<String>,
+    /// Set when the analyst asked the user a question instead of answering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clarify: Option<Clarification>,
+}
+
+/// A question the analyst asks back when the user's question is ambiguous:
+/// the run resumes with the answer, the next message of the conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Clarification {
+    pub question: String,
+    /// The choices offered (the user may also write their own).
+    pub options: Vec<String>,
 }

@@ -33,6 +33,9 @@ pub enum Event {
     Retrying { step: usize, attempt: usize, max_attempts: usize },
     /// A filter value in the code matches nothing in its column.
     EmptyFilter { column: String, value: String, closest: Vec<String> },
+    /// The analyst asks the user to choose before it answers; the next
+    /// message of the conversation resumes the question.
+    Clarify { question: String, options: Vec<String> },
     /// The final answer.
     Answer { answer: Box<Answer> },
     /// Served from the cache: same question, data versions, model and privacy.
@@ -67,6 +70,7 @@ impl Event {
             Event::Failed { .. } => "failed",
             Event::Retrying { .. } => "retrying",
             Event::EmptyFilter { .. } => "empty_filter",
+            Event::Clarify { .. } => "clarify",
             Event::Answer { .. } => "answer",
             Event::Cached { .. } => "cached",
             Event::Cancelled => "cancelled",

@@ -2,7 +2,7 @@
 //!
 //! Owns the vocabulary that crosses crate lines, and nothing that computes
 //! with it: an answer and its provenance ([`answer`]), the one event stream
-//! ([`event`]), the privacy modes ([`privacy`]), the [`Limits`] every kernel
+//! ([`event`]), a workspace's [`definitions`], the privacy modes ([`privacy`]), the [`Limits`] every kernel
 //! runs under, and the seam SQL runs behind ([`sql::SqlKernel`], its
 //! [`sql::QueryResult`] and [`sql::EngineError`]).
 //!
@@ -12,13 +12,15 @@
 
 pub mod answer;
 pub mod column;
+pub mod definitions;
 pub mod event;
 pub mod limits;
 pub mod privacy;
 pub mod sql;
 
-pub use answer::{plain, Answer, Column, DataVersion, Provenance, Step, Table};
+pub use answer::{plain, Answer, Clarification, Column, DataVersion, Provenance, Step, Table};
 pub use column::ColumnType;
+pub use definitions::{Definition, DefinitionKind, Definitions};
 pub use event::Event;
 pub use limits::Limits;
 pub use privacy::Privacy;
