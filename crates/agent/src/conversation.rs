@@ -21,6 +21,20 @@ pub struct Conversation {
     #[serde(default)]
     pub id: String,
     pub turns: Vec<Turn>,
+    /// A question the analyst asked back: the next message answers it and
+    /// resumes the question it was about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Pending>,
+}
+
+/// The analyst's question back to the user, waiting for the reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pending {
+    /// The user's question it is about.
+    pub question: String,
+    /// What the analyst asked, and the options it offered.
+    pub asked: String,
+    pub options: Vec<String>,
 }
 
 impl Conversation {

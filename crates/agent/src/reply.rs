@@ -24,6 +24,8 @@ pub enum Action {
     Final {
         text: String,
         chart: Option<ChartProposal>,
+        /// The step whose result the answer is about (the last when absent).
+        step: Option<usize>,
         call: Option<ToolCall>,
     },
     /// Which of the named values a column holds (`check_values`).
@@ -31,6 +33,12 @@ pub enum Action {
         table: String,
         column: String,
         values: Vec<String>,
+        call: Option<ToolCall>,
+    },
+    /// A question back to the user (`ask_user`).
+    Clarify {
+        question: String,
+        options: Vec<String>,
         call: Option<ToolCall>,
     },
     /// A reply that cannot be acted on: `feedback` says how to fix it.
@@ -52,13 +60,13 @@ pub fn interpret(resp: &ChatResponse, protocol: Protocol, python: bool) -> Actio
 /// An answer that is empty or is itself code or a call is not an answer:
 /// it becomes the call it writes, or feedback.
 fn settle(action: Action, python: bool) -> Action {
-    let Action::Final { text, chart, call } = action else { return action };
+    let Action::Final { text, chart, step, call } = action else { return action };
     if text.trim().is_empty() {
         return Action::Problem { feedback: EMPTY.into(), call };
     }
     match crate::shapes::find(&text, python) {
         Some(c) if c.name != ToolKind::FinalAnswer.name() => match from_text_call(c, python) {
-            Action::Final { .. } => Action::Final { text, chart, call },
+            Action::Final { .. } => Action::Final { text, chart, step, call },
             Action::Problem { feedback, .. } => Action::Problem { feedback, call },
             Action::Sql { sql, .. } if call.is_some() => Action::Problem {
                 feedback: format!("Your final answer was a query. Run it with run_sql first:\n{sql}"),
@@ -70,7 +78,7 @@ fn settle(action: Action, python: bool) -> Action {
             },
             other => other,
         },
-        _ => Action::Final { text, chart, call },
+        _ => Action::Final { text, chart, step, call },
     }
 }
 
@@ -95,13 +103,16 @@ fn raw(resp: &ChatResponse, protocol: Protocol, python: bool) -> Action {
 
 /// The action of `tool` with its code argument `code` (or the answer).
 fn act(tool: ToolKind, args: &Value, call: Option<ToolCall>, feedback: impl FnOnce(&str) -> String) -> Action {
-    if tool == ToolKind::CheckValues {
-        return check(args, call);
+    match tool {
+        ToolKind::CheckValues => return check(args, call),
+        ToolKind::AskUser => return clarify(args, call),
+        _ => {}
     }
     let Some(arg) = tool.code_arg() else {
         return Action::Final {
             text: args["answer"].as_str().unwrap_or_default().to_string(),
             chart: serde_json::from_value(args["chart"].clone()).ok(),
+            step: args["step"].as_u64().map(|n| n as usize),
             call,
         };
     };
@@ -126,6 +137,25 @@ fn check(args: &Value, call: Option<ToolCall>) -> Action {
             call,
         },
     }
+}
+
+/// `ask_user` with its question and options, or what is missing.
+fn clarify(args: &Value, call: Option<ToolCall>) -> Action {
+    let question = args["question"].as_str().map(str::trim).unwrap_or_default().to_string();
+    let options: Vec<String> = args["options"]
+        .as_array()
+        .map(|a| {
+            a.iter().filter_map(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+        })
+        .unwrap_or_default();
+    if question.is_empty() || options.len() < 2 || options.len() > crate::tools::MAX_OPTIONS {
+        let feedback = format!(
+            "ask_user needs a 'question' and 2 to {} 'options'. Or answer, stating your assumption first.",
+            crate::tools::MAX_OPTIONS
+        );
+        return Action::Problem { feedback, call };
+    }
+    Action::Clarify { question, options, call }
 }
 
 fn from_call(call: &ToolCall, python: bool) -> Action {
@@ -158,7 +188,7 @@ fn from_json(v: &Value, python: bool) -> Action {
     match tool {
         ToolKind::RunSql => Action::Sql { sql: v["sql"].as_str().unwrap_or_default().to_string(), call: None },
         ToolKind::RunPython => Action::Python { code: v["code"].as_str().unwrap_or_default().to_string(), call: None },
-        ToolKind::CheckValues | ToolKind::FinalAnswer => act(tool, v, None, |_| String::new()),
+        ToolKind::CheckValues | ToolKind::AskUser | ToolKind::FinalAnswer => act(tool, v, None, |_| String::new()),
     }
 }
 
@@ -175,7 +205,7 @@ fn from_text(text: &str, python: bool) -> Action {
         Some(b) => Action::Sql { sql: b.code.clone(), call: None },
         None => match crate::shapes::find(text, python) {
             Some(c) => from_text_call(c, python),
-            None => Action::Final { text: text.to_string(), chart: None, call: None },
+            None => Action::Final { text: text.to_string(), chart: None, step: None, call: None },
         },
     }
 }
@@ -235,7 +265,10 @@ mod tests {
         assert!(matches!(interpret(&py, Protocol::Tools, true), Action::Python { .. }));
         match interpret(&py, Protocol::Tools, false) {
             Action::Problem { feedback, .. } => {
-                assert_eq!(feedback, "There is no tool named 'run_python': use run_sql, check_values or final_answer.")
+                assert_eq!(
+                    feedback,
+                    "There is no tool named 'run_python': use run_sql, check_values, ask_user or final_answer."
+                )
             }
             _ => panic!("run_python without a kernel is not a tool"),
         }
@@ -267,6 +300,15 @@ mod tests {
             Action::Check { table, column, values, .. } if table == "t" && column == "state" && values == ["Kano", "Lagoz"]));
         let bad = reply("", Some(("check_values", r#"{"table": "t", "values": []}"#)));
         assert!(matches!(interpret(&bad, Protocol::Tools, false), Action::Problem { .. }));
+    }
+
+    #[test]
+    fn ask_user_needs_a_question_and_options() {
+        let ok = reply("", Some(("ask_user", r#"{"question": "Which table?", "options": ["lga", "state"]}"#)));
+        assert!(matches!(interpret(&ok, Protocol::Tools, false),
+            Action::Clarify { question, options, .. } if question == "Which table?" && options == ["lga", "state"]));
+        let one = reply("", Some(("ask_user", r#"{"question": "Which table?", "options": ["lga"]}"#)));
+        assert!(matches!(interpret(&one, Protocol::Tools, false), Action::Problem { .. }));
     }
 
     #[test]

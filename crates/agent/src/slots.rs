@@ -40,7 +40,7 @@ pub fn fill(text: &str, table: Option<&Table>) -> Result<Filled, String> {
         if is_reference(inner) {
             let t = table
                 .ok_or_else(|| format!("{{{inner}}}: there is no result to fill it from; run the query first."))?;
-            out.push_str(&resolve(inner.trim(), t)?);
+            out.push_str(&resolve_slot(inner.trim(), t)?);
             slots += 1;
         } else {
             out.push_str(&rest[open..=open + len]);
@@ -54,13 +54,35 @@ pub fn fill(text: &str, table: Option<&Table>) -> Result<Filled, String> {
 /// Words of letters, digits and underscores: what a reference is made of.
 fn is_reference(inner: &str) -> bool {
     let t = inner.trim();
+    let words = t.split_whitespace().count();
     !t.is_empty()
         && t.len() <= 120
-        && t.split_whitespace().count() <= 3
+        && (words <= 3 || (words == 4 && t.starts_with("exact ")))
         && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ' ')
 }
 
-fn resolve(r: &str, t: &Table) -> Result<String, String> {
+/// How a filled value is written: for people, or exactly as the result holds it.
+type Format = fn(&Value, &str) -> String;
+
+/// A value as the result holds it: no separators, no rounding, no `%` —
+/// for answers whose format the question fixes (`@mean[34.65]`).
+fn exact(v: &Value, _column: &str) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `{exact …}` writes the value as the result holds it; anything else for people.
+fn resolve_slot(r: &str, t: &Table) -> Result<String, String> {
+    match r.strip_prefix("exact ") {
+        Some(rest) => resolve(rest.trim(), t, exact),
+        None => resolve(r, t, human),
+    }
+}
+
+fn resolve(r: &str, t: &Table, human: Format) -> Result<String, String> {
     let words: Vec<&str> = r.split_whitespace().collect();
     let col = |name: &str| -> Result<usize, String> {
         t.columns.iter().position(|c| c.name == name).ok_or_else(|| {
@@ -69,7 +91,7 @@ fn resolve(r: &str, t: &Table) -> Result<String, String> {
         })
     };
     match words.as_slice() {
-        ["rows"] => Ok(human_int(t.rows.len() as i64)),
+        ["rows"] => Ok(human(&Value::from(t.rows.len()), "")),
         ["row", n, name] => {
             let i = col(name)?;
             let k: usize = n.parse().map_err(|_| format!("{{{r}}}: write the row as a number from 1, e.g. {{row 1 {name}}}."))?;
@@ -78,7 +100,7 @@ fn resolve(r: &str, t: &Table) -> Result<String, String> {
             })?;
             Ok(human(&row[i], name))
         }
-        [agg, name] if AGGREGATES.contains(agg) => aggregate(agg, col(name)?, name, t).ok_or_else(|| {
+        [agg, name] if AGGREGATES.contains(agg) => aggregate(agg, col(name)?, name, t, human).ok_or_else(|| {
             format!("{{{r}}}: column '{name}' has no numbers to take the {agg} of.")
         }),
         [name] => {
@@ -97,10 +119,11 @@ fn resolve(r: &str, t: &Table) -> Result<String, String> {
     }
 }
 
-fn aggregate(agg: &str, i: usize, name: &str, t: &Table) -> Option<String> {
+fn aggregate(agg: &str, i: usize, name: &str, t: &Table, human: Format) -> Option<String> {
     let nums: Vec<f64> = t.rows.iter().filter_map(|r| r[i].as_f64()).collect();
+    let int = |n: i64| human(&Value::from(n), "");
     if agg == "count" {
-        return Some(human_int(t.rows.iter().filter(|r| !r[i].is_null()).count() as i64));
+        return Some(int(t.rows.iter().filter(|r| !r[i].is_null()).count() as i64));
     }
     let v = match agg {
         "max" => nums.iter().copied().reduce(f64::max)?,
@@ -109,7 +132,7 @@ fn aggregate(agg: &str, i: usize, name: &str, t: &Table) -> Option<String> {
         _ => (!nums.is_empty()).then(|| nums.iter().sum::<f64>() / nums.len() as f64)?,
     };
     let integral = t.rows.iter().all(|r| r[i].is_i64() || r[i].is_null()) && agg != "avg";
-    Some(if integral { human_int(v as i64) } else { human(&serde_json::json!(v), name) })
+    Some(if integral { int(v as i64) } else { human(&serde_json::json!(v), name) })
 }
 
 /// Numbers the model wrote (in `full` mode, where it reads results) that
@@ -281,6 +304,8 @@ mod tests {
         let one = Table { rows: vec![table().rows[0].clone()], ..table() };
         assert_eq!(fill("TPR {tpr_pct}", Some(&one)).unwrap().text, "TPR 53.9%");
         assert_eq!(fill("a {b: 1} and {} stay", None).unwrap().text, "a {b: 1} and {} stay");
+        let exact = fill("@tpr[{exact row 1 tpr_pct}] @n[{exact sum positives}] @r[{exact rows}]", Some(&table()));
+        assert_eq!(exact.unwrap().text, "@tpr[53.879] @n[50950] @r[2]", "as the result holds it");
     }
 
     #[test]

@@ -12,24 +12,29 @@ use crate::chart::ChartKind;
 /// Most values one `check_values` call may name.
 pub const MAX_CHECKED: usize = 50;
 
+/// Most options one `ask_user` call may offer.
+pub const MAX_OPTIONS: usize = 4;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ToolKind {
     RunSql,
     RunPython,
     CheckValues,
+    AskUser,
     FinalAnswer,
 }
 
 impl ToolKind {
     /// In the order the model is shown them.
-    pub const ALL: [ToolKind; 4] =
-        [ToolKind::RunSql, ToolKind::RunPython, ToolKind::CheckValues, ToolKind::FinalAnswer];
+    pub const ALL: [ToolKind; 5] =
+        [ToolKind::RunSql, ToolKind::RunPython, ToolKind::CheckValues, ToolKind::AskUser, ToolKind::FinalAnswer];
 
     pub fn name(self) -> &'static str {
         match self {
             ToolKind::RunSql => "run_sql",
             ToolKind::RunPython => "run_python",
             ToolKind::CheckValues => "check_values",
+            ToolKind::AskUser => "ask_user",
             ToolKind::FinalAnswer => "final_answer",
         }
     }
@@ -49,7 +54,7 @@ impl ToolKind {
         match self {
             ToolKind::RunSql => Some("sql"),
             ToolKind::RunPython => Some("code"),
-            ToolKind::CheckValues | ToolKind::FinalAnswer => None,
+            ToolKind::CheckValues | ToolKind::AskUser | ToolKind::FinalAnswer => None,
         }
     }
 
@@ -68,6 +73,12 @@ impl ToolKind {
                 "Check how values you expect are written in a column: for each value you name, whether it \
                  exists and in how many rows (also ignoring case and spaces). Tells you nothing about values \
                  you did not name; use it before filtering on a spelling you have not seen."
+            }
+            ToolKind::AskUser => {
+                "Ask the user one short question when theirs is ambiguous (two tables fit, a measure that is not \
+                 defined, a value that matches several spellings), with 2 to 4 options to choose from. The question \
+                 resumes with their choice. Ask at most once; when one reading is clearly likelier, answer and state \
+                 your assumption in the first sentence instead."
             }
             ToolKind::FinalAnswer => {
                 "Finish: answer the question from the last successful query. Optionally propose a chart \
@@ -104,10 +115,20 @@ impl ToolKind {
                 },
                 "required": ["table", "column", "values"]
             }),
+            ToolKind::AskUser => json!({
+                "type": "object",
+                "properties": {
+                    "question": {"type": "string", "description": "One short question for the user."},
+                    "options": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": MAX_OPTIONS,
+                                "description": "The readings to choose from, each a few words."}
+                },
+                "required": ["question", "options"]
+            }),
             ToolKind::FinalAnswer => json!({
                 "type": "object",
                 "properties": {
                     "answer": {"type": "string", "description": "A short answer for the user."},
+                    "step": {"type": "integer", "description": "The step whose result the answer presents, when it is not the last one."},
                     "chart": {
                         "type": "object",
                         "properties": {
@@ -150,7 +171,10 @@ pub fn json_schema(python: bool) -> Value {
             "table": {"type": "string"},
             "column": {"type": "string"},
             "values": {"type": "array", "items": {"type": "string"}},
+            "question": {"type": "string"},
+            "options": {"type": "array", "items": {"type": "string"}},
             "answer": {"type": "string"},
+            "step": {"type": "integer"},
             "chart": {"type": "object"}
         },
         "required": ["action"]
@@ -167,13 +191,13 @@ mod tests {
 
     #[test]
     fn python_is_offered_only_with_a_kernel() {
-        assert_eq!(names(false), "run_sql, check_values or final_answer");
-        assert_eq!(names(true), "run_sql, run_python, check_values or final_answer");
+        assert_eq!(names(false), "run_sql, check_values, ask_user or final_answer");
+        assert_eq!(names(true), "run_sql, run_python, check_values, ask_user or final_answer");
         assert_eq!(ToolKind::named("run_python", false), None);
         assert_eq!(ToolKind::named("run_python", true), Some(ToolKind::RunPython));
         assert_eq!(
             json_schema(false)["properties"]["action"]["enum"],
-            json!(["run_sql", "check_values", "final_answer"])
+            json!(["run_sql", "check_values", "ask_user", "final_answer"])
         );
     }
 }

@@ -10,6 +10,7 @@ use quarry_ingest::catalog;
 use quarry_ingest::{CellRange, HeaderChoice, IngestOptions, LayoutChoice};
 use quarry_sandbox::Limits;
 use quarry_server::ServerConfig;
+use quarry_types::DefinitionKind;
 
 use crate::python;
 
@@ -109,6 +110,41 @@ pub(crate) enum Cmd {
         files: Vec<PathBuf>,
         #[command(flatten)]
         ask: AskArgs,
+    },
+    /// Score the analyst on questions with known answers: `eval dabench
+    /// --suite-dir DIR` (DABench's dev set, scored as the benchmark defines)
+    /// or `eval suite FILE` (a YAML/JSON suite). Records, a JSON and a
+    /// Markdown summary go to --out; a run started again resumes there.
+    Eval {
+        #[arg(value_enum)]
+        kind: EvalKind,
+        /// The suite file, for `eval suite`.
+        file: Option<PathBuf>,
+        /// DABench's directory (da-dev-questions.jsonl, da-dev-labels.jsonl, da-dev-tables/).
+        #[arg(long)]
+        suite_dir: Option<PathBuf>,
+        /// Ask only the first N questions (after --ids).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Ask only these question ids (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        ids: Vec<String>,
+        /// Questions asked at once.
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        /// Where records and summaries go (the files are loaded into OUT/data).
+        #[arg(long, default_value = "quarry-eval")]
+        out: PathBuf,
+        #[command(flatten)]
+        ask: AskArgs,
+    },
+    /// The workspace's definitions: metrics, terms, column descriptions,
+    /// synonyms and verified answers the analyst uses (and names) in answers.
+    Define {
+        #[command(subcommand)]
+        what: DefineCmd,
+        #[arg(long, default_value = catalog::DEFAULT_DIR, global = true)]
+        data: PathBuf,
     },
     /// Run a kernel inside a worker process (started by Quarry itself).
     #[command(hide = true)]
@@ -235,15 +271,73 @@ pub(crate) enum Cmd {
         #[arg(long, default_value_t = 50)]
         n: usize,
     },
-    /// Generate test and benchmark data.
-    #[command(hide = true)]
+    /// Generate test and benchmark data: a big `csv` or `xlsx` file, or a
+    /// `suite` directory (the clinic workbook and a `quarry eval` suite with
+    /// the answers planted in it).
     Gen {
-        /// `csv` or `xlsx`.
+        /// `csv`, `xlsx` or `suite`.
         kind: String,
         out: PathBuf,
         #[arg(long, default_value_t = 1000)]
         rows: usize,
     },
+}
+
+/// The suites `quarry eval` runs.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum EvalKind {
+    /// DABench's public dev set (InfiAgent-DABench).
+    Dabench,
+    /// A suite file in Quarry's YAML/JSON format.
+    Suite,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum DefineCmd {
+    /// A named measure: one SQL expression over TABLE's columns, checked on the data.
+    Metric {
+        name: String,
+        /// e.g. `pct(sum(positive), sum(tested))`.
+        expr: String,
+        #[arg(long)]
+        table: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// A word or period and what it means, e.g. `Q2 "April to June"`.
+    Term { name: String, meaning: String },
+    /// What a column holds: `TABLE.COLUMN "description"`.
+    Column { column: String, description: String },
+    /// Another word for a value: `KMC "Kano Municipal" --column TABLE.COLUMN`.
+    Synonym {
+        word: String,
+        value: String,
+        #[arg(long)]
+        column: String,
+    },
+    /// A question with the query a person checked as answering it right.
+    Verified {
+        question: String,
+        #[arg(long, allow_hyphen_values = true)]
+        sql: String,
+    },
+    /// List the definitions.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a definition by kind and key (name, TABLE.COLUMN, word or question).
+    Remove {
+        #[arg(value_parser = definition_kinds())]
+        kind: DefinitionKind,
+        key: String,
+    },
+}
+
+/// The kinds of definition, listed from [`DefinitionKind::ALL`].
+fn definition_kinds() -> impl TypedValueParser<Value = DefinitionKind> {
+    let values = DefinitionKind::ALL.map(|k| PossibleValue::new(k.as_str()).help(k.describe()));
+    PossibleValuesParser::new(values).map(|s| s.parse::<DefinitionKind>().unwrap_or(DefinitionKind::Term))
 }
 
 #[derive(Subcommand)]
@@ -314,6 +408,10 @@ pub(crate) struct AskArgs {
     /// Configuration file with an [llm] table.
     #[arg(long, default_value = "quarry.toml")]
     pub(crate) config: PathBuf,
+    /// With files named: describe every table of the catalog to the model,
+    /// not only the tables those files became.
+    #[arg(long)]
+    pub(crate) all_tables: bool,
     /// Do not offer the model the Python kernel (SQL only).
     #[arg(long)]
     pub(crate) no_python: bool,

@@ -26,14 +26,8 @@ pub fn run(files: &[PathBuf], question: Option<&str>, a: &AskArgs, as_json: bool
             return fail(format!("--export {}: {e}", path.display()));
         }
     }
-    let overrides = LlmOverrides {
-        provider: a.llm_provider.clone(),
-        base_url: a.llm_base_url.clone(),
-        model: a.llm_model.clone(),
-        api_key: a.llm_api_key.clone(),
-    };
-    let cfg = match LlmConfig::from_env(&overrides, Some(&a.config)) {
-        Ok(c) => c,
+    let (analyst, limits, _) = match assemble(a, &a.data, 2) {
+        Ok(x) => x,
         Err(e) => return fail(e),
     };
     // A question about named files is about the tables they became.
@@ -45,28 +39,6 @@ pub fn run(files: &[PathBuf], question: Option<&str>, a: &AskArgs, as_json: bool
         Ok(_) => {}
         Err(e) => return fail(e),
     }
-    let client = match Client::new(cfg) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
-    let launcher = match Launcher::current() {
-        Ok(l) => l,
-        Err(e) => return fail(e),
-    };
-    let limits = Limits { time: Duration::from_secs_f64(a.time_limit.max(0.1)), ..Limits::default() };
-    let kernel = SqlWorkers::new(launcher, &a.data, limits.clone(), 2);
-    let python = if a.no_python {
-        None
-    } else if a.py.runtime().is_ready() {
-        let py_limits = Limits { time: limits.time, ..Limits::for_python() };
-        crate::python::start_kernels(&a.py, py_limits, true)
-            .map_err(|e| eprintln!("note: Python is not offered to the model: {e}"))
-            .ok()
-    } else {
-        eprintln!("note: SQL only — run `quarry setup-python` once to let the analyst use Python too");
-        None
-    };
-    let analyst = Analyst::assemble(Arc::new(client), Arc::new(kernel), &a.data, &a.data.join("answers"), python);
     let ask_opts = AskOptions {
         privacy,
         max_attempts: a.max_attempts.max(1),
@@ -74,7 +46,7 @@ pub fn run(files: &[PathBuf], question: Option<&str>, a: &AskArgs, as_json: bool
         limits,
         use_cache: !a.no_cache,
         emit_prompt: a.show_prompt,
-        tables,
+        tables: if a.all_tables { Vec::new() } else { tables },
         ..AskOptions::default()
     };
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
@@ -125,6 +97,37 @@ pub fn run(files: &[PathBuf], question: Option<&str>, a: &AskArgs, as_json: bool
             ok
         }
     }
+}
+
+/// The analyst as `ask`, `chat` and `eval` use it, over `data`: the model
+/// from flags, environment or `quarry.toml`, `workers` SQL workers, Python
+/// when its runtime is ready; with the per-query limits and the model's name.
+pub(crate) fn assemble(a: &AskArgs, data: &Path, workers: usize) -> Result<(Analyst, Limits, String), String> {
+    let overrides = LlmOverrides {
+        provider: a.llm_provider.clone(),
+        base_url: a.llm_base_url.clone(),
+        model: a.llm_model.clone(),
+        api_key: a.llm_api_key.clone(),
+    };
+    let cfg = LlmConfig::from_env(&overrides, Some(&a.config)).map_err(|e| e.to_string())?;
+    let model = cfg.model.clone();
+    let client = Client::new(cfg).map_err(|e| e.to_string())?;
+    let launcher = Launcher::current().map_err(|e| e.to_string())?;
+    let limits = Limits { time: Duration::from_secs_f64(a.time_limit.max(0.1)), ..Limits::default() };
+    let kernel = SqlWorkers::new(launcher, data, limits.clone(), workers);
+    let python = if a.no_python {
+        None
+    } else if a.py.runtime().is_ready() {
+        let py_limits = Limits { time: limits.time, ..Limits::for_python() };
+        crate::python::start_kernels(&a.py, py_limits, true)
+            .map_err(|e| eprintln!("note: Python is not offered to the model: {e}"))
+            .ok()
+    } else {
+        eprintln!("note: SQL only — run `quarry setup-python` once to let the analyst use Python too");
+        None
+    };
+    let analyst = Analyst::assemble(Arc::new(client), Arc::new(kernel), data, &data.join("answers"), python);
+    Ok((analyst, limits, model))
 }
 
 /// Live progress on stderr.
@@ -228,6 +231,8 @@ fn ask_once(
 ) -> Option<Answer> {
     let progress = Progress::new(opts.emit_prompt);
     let cancel = CancellationToken::new();
+    let q = chosen(conv, q);
+    let q = q.as_str();
     let result = rt.block_on(async {
         let c = cancel.clone();
         let ctrl_c = tokio::spawn(async move {
@@ -290,10 +295,31 @@ fn save_figures(a: &Answer, dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A reply to the analyst's question back that is an option's number, as that option.
+fn chosen(conv: &Conversation, reply: &str) -> String {
+    let options = conv.pending.as_ref().map(|p| p.options.as_slice()).unwrap_or_default();
+    match reply.trim().parse::<usize>() {
+        Ok(n) if (1..=options.len()).contains(&n) => options[n - 1].clone(),
+        _ => reply.to_string(),
+    }
+}
+
+/// How a question ended, for `--json`.
+fn status(a: &Answer) -> &'static str {
+    match (&a.clarify, a.ok) {
+        (Some(_), _) => "needs_clarification",
+        (None, true) => "answered",
+        (None, false) => "failed",
+    }
+}
+
 fn answer_json(a: &Answer) -> Value {
     serde_json::json!({
+        "status": status(a),
         "question": a.question,
         "ok": a.ok,
+        "clarify": a.clarify,
+        "definitions": a.definitions,
         "answer": a.answer,
         "code": a.code,
         "language": a.language,
@@ -310,6 +336,17 @@ fn answer_json(a: &Answer) -> Value {
 
 fn print_answer(a: &Answer) {
     let mut out = std::io::stdout().lock();
+    if let Some(c) = &a.clarify {
+        let _ = writeln!(out, "\nThe analyst asks: {}", c.question);
+        for (i, o) in c.options.iter().enumerate() {
+            let _ = writeln!(out, "  {}. {o}", i + 1);
+        }
+        let _ = writeln!(
+            out,
+            "(In `quarry chat`, reply with a number or your own words; with `ask`, ask again naming what you mean.)"
+        );
+        return;
+    }
     if !a.code.is_empty() {
         let _ = writeln!(out, "\n{}:\n{}", a.language, indent(&a.code));
     }

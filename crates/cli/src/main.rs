@@ -11,6 +11,8 @@ use std::process::ExitCode;
 
 mod args;
 mod ask;
+mod define;
+mod eval;
 mod loading;
 
 use loading::{catalog_workers, open_repaired};
@@ -137,6 +139,11 @@ fn main() -> ExitCode {
         }
         Cmd::Chat { files, ask } => ask::run(&files, None, &ask, false, &opts),
         Cmd::BenchAsk { data, n } => ask::bench(&data, n),
+        Cmd::Define { what, data } => define::run(what, &data),
+        Cmd::Eval { kind, file, suite_dir, limit, ids, concurrency, out, ask } => {
+            let run = eval::EvalRun { kind, file, suite_dir, limit, ids, concurrency, out };
+            eval::run(&run, &ask, &opts)
+        }
     };
     if ok {
         ExitCode::SUCCESS
@@ -427,7 +434,8 @@ fn cmd_gen(kind: &str, out: &Path, rows: usize) -> bool {
     let r = match kind {
         "csv" => quarry_testdata::write_big_csv(out, rows),
         "xlsx" => quarry_testdata::write_big_xlsx(out, rows),
-        other => return fail(format!("unknown kind '{other}': use csv or xlsx")),
+        "suite" => quarry_testdata::write_eval_suite(out).map(|p| eprintln!("written: {}", p.display())),
+        other => return fail(format!("unknown kind '{other}': use csv, xlsx or suite")),
     };
     match r {
         Ok(()) => true,

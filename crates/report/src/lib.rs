@@ -619,6 +619,8 @@ mod tests {
                 output_tokens: 20,
             },
             cached: false,
+            definitions: Vec::new(),
+            clarify: None,
         }
     }
 

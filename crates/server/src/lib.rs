@@ -158,6 +158,8 @@ pub struct AppState {
     local: User,
     /// Cancelled when the server begins to shut down (ends event streams).
     pub shutdown: CancellationToken,
+    /// One change to a workspace's definitions at a time (read, change, write).
+    pub(crate) definitions_lock: tokio::sync::Mutex<()>,
 }
 
 impl AppState {
@@ -194,6 +196,7 @@ impl AppState {
             login_failures: Mutex::new(HashMap::new()),
             local,
             shutdown: CancellationToken::new(),
+            definitions_lock: tokio::sync::Mutex::new(()),
         }))
     }
 

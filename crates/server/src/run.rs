@@ -29,6 +29,9 @@ pub struct Question {
     pub privacy: Option<String>,
     /// Another model at the same provider.
     pub model: Option<String>,
+    /// Only these tables are described to the model (all when empty or absent).
+    #[serde(default)]
+    pub tables: Vec<String>,
 }
 
 /// Start a question; its number in the conversation.
@@ -39,6 +42,7 @@ pub fn start(st: &Arc<AppState>, u: &User, c: ConversationRow, ws: Workspace, q:
     };
     let privacy: Privacy = q.privacy.as_deref().unwrap_or("strict").parse().map_err(ApiError::bad)?;
     let question = q.question.trim().to_string();
+    let tables = q.tables;
     if question.is_empty() || question.len() > 4000 {
         return Err(ApiError::bad("a question needs 1 to 4000 characters"));
     }
@@ -94,7 +98,7 @@ pub fn start(st: &Arc<AppState>, u: &User, c: ConversationRow, ws: Workspace, q:
             };
             let _ = tx.send(StoredEvent { seq, question: number, event: e });
         };
-        let opts = AskOptions { privacy, limits: st.cfg.limits.clone(), ..AskOptions::default() };
+        let opts = AskOptions { privacy, limits: st.cfg.limits.clone(), tables, ..AskOptions::default() };
         let _ = analyst.ask(&mut conv, &question, &opts, &mut sink, &cancel).await;
         let _ = store.save_state(&cid, &serde_json::to_value(&conv).unwrap_or_default());
         st.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&cid);

@@ -14,16 +14,20 @@ use quarry_llm::{CancellationToken, ChatRequest, ChatResponse, Delta, LlmErrorKi
 use quarry_sandbox::python::{PyFailure, PyRun, PythonError};
 use quarry_types::{ErrorKind, QueryResult};
 
-use crate::answer::{self, Answer, DataVersion, Provenance, Step, Table};
+use crate::answer::{self, Answer, DataVersion, Step, Table};
 use crate::cache::hash;
 use crate::chart::{self, ChartProposal};
 use crate::options::agent_err;
 use crate::policy::{self, Policy};
 use crate::reply::{interpret, Action};
 use crate::slots::Filled;
+mod build;
+mod clarify;
 mod probe;
 mod talk;
 mod values;
+
+use build::{attempts_of_last_step, schema_for};
 
 use crate::{context, prompt, python, AgentError, Analyst, AskOptions, Conversation, Event, Protocol, Turn};
 
@@ -48,6 +52,8 @@ enum Flow {
 
 /// The last step that ran well: what the answer is built from.
 struct LastStep {
+    /// The step's number, as the model was told it.
+    step: usize,
     code: String,
     language: &'static str,
     table: Option<Table>,
@@ -80,7 +86,13 @@ pub(crate) struct Run<'a> {
     attempt: usize,
     steps: Vec<Step>,
     last: Option<LastStep>,
+    /// The steps that ran well before `last`: the answer may be about one of them.
+    earlier: Vec<LastStep>,
     notes: Vec<String>,
+    /// The workspace's definitions that matter for this question.
+    relevant: crate::definitions::Relevant,
+    /// What the analyst asked back and the user's reply, when this run resumes one.
+    resumed: Option<(String, String)>,
     last_code: String,
     last_error: String,
 }
@@ -91,11 +103,12 @@ impl<'a> Run<'a> {
         analyst: &'a Analyst,
         conversation: &mut Conversation,
         question: &'a str,
+        resumed: Option<(String, String)>,
         opts: &'a AskOptions,
         sink: Sink<'a>,
         cancel: &'a CancellationToken,
-        started: Instant,
     ) -> Result<Run<'a>, AgentError> {
+        let started = Instant::now();
         let mut entries = Catalog::open(&analyst.data)
             .and_then(|c| c.tables())
             .map_err(|e| agent_err("catalog", format!("the tables could not be read: {e}")))?;
@@ -109,6 +122,9 @@ impl<'a> Run<'a> {
         if entries.is_empty() {
             return Err(agent_err("catalog", "there are no tables yet: load a file first"));
         }
+        let defs = crate::definitions::load(&analyst.data).map_err(|e| agent_err("definitions", e))?;
+        let names: Vec<String> = entries.iter().map(|t| t.name.clone()).collect();
+        let relevant = crate::definitions::Relevant::for_question(&defs, question, &names);
         let policy = Policy::new(opts.privacy);
         let python_on = analyst.python.is_some();
         let data_versions = entries
@@ -137,7 +153,10 @@ impl<'a> Run<'a> {
             attempt: 0,
             steps: Vec::new(),
             last: None,
+            earlier: Vec::new(),
             notes: Vec::new(),
+            relevant,
+            resumed,
             last_code: String::new(),
             last_error: String::new(),
         };
@@ -160,7 +179,9 @@ impl<'a> Run<'a> {
             approx_tokens: ctx.approx_tokens,
         });
         let python_on = self.analyst.python.is_some();
-        let mut messages = vec![Message::system(prompt::system_with(self.opts.privacy, &ctx.text, python_on))];
+        let defs = self.relevant.prompt_text();
+        let system = prompt::system_full(self.opts.privacy, &ctx.text, python_on, &defs);
+        let mut messages = vec![Message::system(system)];
         for t in &conversation.turns {
             messages.push(Message::user(t.question.clone()));
             let mut said = t.model_text.clone();
@@ -175,12 +196,15 @@ impl<'a> Run<'a> {
                 let preview = self.policy.result(table);
                 prompt::follow_up(self.question, sql, &table.shape(), preview.as_deref())
             }
-            None => prompt::question(self.question, conversation.turns.last().and_then(|t| t.sql.as_deref())),
+            None => match &self.resumed {
+                Some((asked, reply)) => prompt::resumed(self.question, asked, reply),
+                None => prompt::question(self.question, conversation.turns.last().and_then(|t| t.sql.as_deref())),
+            },
         }));
         if let Some((code, table)) = previous {
             // A follow-up that only shows it differently needs no new query.
             let (output, figures) = (String::new(), Vec::new());
-            self.last = Some(LastStep { code, language: "sql", table: Some(table), output, figures });
+            self.last = Some(LastStep { step: 0, code, language: "sql", table: Some(table), output, figures });
         }
         if self.opts.emit_prompt {
             let system = messages[0].content.clone();
@@ -243,7 +267,17 @@ impl<'a> Run<'a> {
                 }
                 Action::Sql { sql, call } => (call, self.on_sql(sql).await?),
                 Action::Python { code, call } => (call, self.on_python(code).await?),
-                Action::Final { text, chart, call } => {
+                Action::Clarify { question, options, call } => {
+                    if self.resumed.is_none() {
+                        return Ok(self.clarify(conversation, question, options));
+                    }
+                    if self.on_problem(&resp, &call, prompt::ASKED_ALREADY.into()) == Flow::Stop {
+                        break;
+                    }
+                    continue;
+                }
+                Action::Final { text, chart, step, call } => {
+                    self.choose_step(step);
                     let table = self.last.as_ref().and_then(|l| l.table.as_ref());
                     match crate::slots::check_answer(&text, self.last.is_some(), table) {
                         Ok(filled) => return Ok(self.finish(conversation, &text, &filled, chart.as_ref())),
@@ -348,8 +382,8 @@ impl<'a> Run<'a> {
         // Checked on every result: an aggregate over a misspelled filter
         // returns one row of zeros, not an empty table.
         self.check_filters(&sql, &mut text).await;
-        let last =
-            LastStep { code: sql, language: "sql", table: Some(table), output: String::new(), figures: Vec::new() };
+        let (output, figures) = (String::new(), Vec::new());
+        let last = LastStep { step, code: sql, language: "sql", table: Some(table), output, figures };
         Ran::Ok(last, text)
     }
 
@@ -434,7 +468,7 @@ impl<'a> Run<'a> {
         self.steps.push(Step { language: "python".into(), code: code.clone(), ok: true, outcome: summary.clone() });
         let details = self.policy.python_output(&run, table.as_ref());
         let text = prompt::python_ok(&summary, details.as_deref(), step, self.opts.max_steps);
-        Ran::Ok(LastStep { code, language: "python", table, output: run.stdout, figures }, text)
+        Ran::Ok(LastStep { step, code, language: "python", table, output: run.stdout, figures }, text)
     }
 
     fn python_failed(&self, code: String, full: String, shown: &str) -> Ran {
@@ -447,7 +481,9 @@ impl<'a> Run<'a> {
     fn record(&mut self, resp: &ChatResponse, call: &Option<ToolCall>, ran: Ran) -> Flow {
         match ran {
             Ran::Ok(step_behind_answer, text) => {
-                self.last = Some(step_behind_answer);
+                if let Some(before) = self.last.replace(step_behind_answer) {
+                    self.earlier.push(before);
+                }
                 self.converse(resp, call, text);
                 if self.step > self.opts.max_steps {
                     return Flow::Stop;
@@ -490,6 +526,10 @@ impl<'a> Run<'a> {
         let mut answer = self.answer(true, narrative, true);
         answer.attempts = attempts_of_last_step(&self.steps);
         answer.chart = chart;
+        answer.definitions = self.relevant.used(&answer.code);
+        if !answer.definitions.is_empty() {
+            answer.answer.push_str(&format!("\n\nDefinitions used: {}.", answer.definitions.join("; ")));
+        }
         if let Some(c) = &self.analyst.cache {
             c.put(&self.key, &answer);
         }
@@ -521,69 +561,8 @@ impl<'a> Run<'a> {
         self.emit(Event::Answer { answer: Box::new(answer.clone()) });
         answer
     }
-
-    /// The one answer builder: from the last step that ran when `from_last`
-    /// (no code at all when nothing ran), else from the last code tried.
-    fn answer(&self, ok: bool, narrative: String, from_last: bool) -> Answer {
-        let last = self.last.as_ref().filter(|_| from_last);
-        let (code, language) = match last {
-            Some(l) => (l.code.clone(), l.language.to_string()),
-            None if from_last => (String::new(), "sql".to_string()),
-            None => (self.last_code.clone(), self.steps.last().map_or("sql".into(), |s| s.language.clone())),
-        };
-        Answer {
-            question: self.question.to_string(),
-            ok,
-            answer: narrative,
-            code,
-            language,
-            attempts: self.attempt.max(1),
-            steps: self.steps.clone(),
-            table: last.and_then(|l| l.table.clone()),
-            chart: None,
-            output: last.map(|l| l.output.clone()).unwrap_or_default(),
-            figures: last.map(|l| l.figures.clone()).unwrap_or_default(),
-            provenance: self.provenance(),
-            cached: false,
-        }
-    }
-
-    fn provenance(&self) -> Provenance {
-        Provenance {
-            model: self.analyst.llm.model(),
-            privacy: self.opts.privacy,
-            prompt_hash: self.prompt_hash.clone(),
-            data_versions: self.data_versions.clone(),
-            llm_ms: self.llm_ms,
-            exec_ms: self.exec_ms,
-            total_ms: self.started.elapsed().as_millis() as u64,
-            input_tokens: self.usage.input_tokens,
-            output_tokens: self.usage.output_tokens,
-        }
-    }
 }
 
 fn cancelled() -> AgentError {
     agent_err("cancelled", "cancelled")
-}
-
-/// Columns of the tables a query mentions (all tables when it names none).
-fn schema_for(sql: &str, entries: &[TableEntry]) -> String {
-    let lower = sql.to_lowercase();
-    let named: Vec<&TableEntry> = entries.iter().filter(|t| lower.contains(&t.name.to_lowercase())).collect();
-    let list = if named.is_empty() { entries.iter().collect() } else { named };
-    let mut s = String::new();
-    for t in list.iter().take(6) {
-        let cols: Vec<String> =
-            t.columns.iter().take(120).map(|c| format!("{} ({})", c.name, c.dtype.as_str())).collect();
-        s.push_str(&format!("{}: {}\n", t.name, cols.join(", ")));
-    }
-    s
-}
-
-/// How many tries the last step took: failures since the previous success, plus the success.
-fn attempts_of_last_step(steps: &[Step]) -> usize {
-    let Some(last_ok) = steps.iter().rposition(|s| s.ok) else { return steps.len().max(1) };
-    let before = steps[..last_ok].iter().rev().take_while(|s| !s.ok).count();
-    before + 1
 }

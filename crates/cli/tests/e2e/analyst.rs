@@ -15,18 +15,18 @@ use quarry_sandbox::Limits;
 use crate::common::{fake_llm, launcher, load};
 use serde_json::json;
 
-struct Ws {
-    dir: tempfile::TempDir,
-    truth: quarry_testdata::Truth,
+pub(crate) struct Ws {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) truth: quarry_testdata::Truth,
 }
 
 impl Ws {
-    fn data(&self) -> PathBuf {
+    pub(crate) fn data(&self) -> PathBuf {
         self.dir.path().join("data")
     }
 }
 
-fn workspace() -> Ws {
+pub(crate) fn workspace() -> Ws {
     let dir = tempfile::tempdir().expect("tempdir");
     let wb = dir.path().join("clinics.xlsx");
     let truth = quarry_testdata::write_clinic_workbook(&wb).expect("workbook");
@@ -34,13 +34,13 @@ fn workspace() -> Ws {
     Ws { dir, truth }
 }
 
-fn analyst(fake: &FakeLlm, data: &Path) -> Analyst {
+pub(crate) fn analyst(fake: &FakeLlm, data: &Path) -> Analyst {
     let cfg = fake_llm(fake, Duration::from_secs(10));
     let kernel = SqlWorkers::new(launcher(), data, Limits::default(), 2);
     Analyst::new(Arc::new(Client::new(cfg).unwrap()), Arc::new(kernel), data)
 }
 
-fn opts(privacy: Privacy) -> AskOptions {
+pub(crate) fn opts(privacy: Privacy) -> AskOptions {
     AskOptions { privacy, use_cache: false, ..AskOptions::default() }
 }
 
@@ -48,7 +48,7 @@ fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
-fn ask(
+pub(crate) fn ask(
     a: &Analyst,
     conv: &mut Conversation,
     q: &str,
@@ -59,7 +59,7 @@ fn ask(
     (r, events)
 }
 
-fn kinds(events: &[Event]) -> Vec<&'static str> {
+pub(crate) fn kinds(events: &[Event]) -> Vec<&'static str> {
     let mut k: Vec<&str> = events.iter().map(|e| e.kind()).filter(|k| *k != "llm_delta" && *k != "plan").collect();
     k.dedup();
     k

@@ -11,4 +11,5 @@ mod cli;
 mod hostile;
 mod python;
 mod server;
+mod trust;
 mod workers;

@@ -28,6 +28,7 @@ type Res<T> = Result<Json<T>, ApiError>;
 pub const MAX_TITLE_CHARS: usize = 200;
 
 mod accounts;
+mod definitions;
 mod layout;
 mod upload;
 mod views;
@@ -57,6 +58,9 @@ pub use views::*;
         list_tables,
         table_rows,
         layout::set_layout,
+        definitions::list,
+        definitions::add,
+        definitions::remove,
         run_sql,
         list_conversations,
         create_conversation,
@@ -83,6 +87,7 @@ pub use views::*;
         RowsView,
         layout::LayoutRequest,
         layout::LayoutView,
+        definitions::DefinitionsView,
         SqlRequest,
         SqlView,
         NewConversation,
@@ -114,6 +119,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/workspaces/{ws}/tables", get(list_tables))
         .route("/api/workspaces/{ws}/tables/{table}/rows", get(table_rows))
         .route("/api/workspaces/{ws}/tables/{table}/layout", post(layout::set_layout))
+        .route("/api/workspaces/{ws}/definitions", get(definitions::list).post(definitions::add))
+        .route("/api/workspaces/{ws}/definitions/{kind}/{key}", axum::routing::delete(definitions::remove))
         .route("/api/workspaces/{ws}/sql", post(run_sql))
         .route("/api/workspaces/{ws}/conversations", get(list_conversations).post(create_conversation))
         .route("/api/conversations/{id}", get(get_conversation))
@@ -144,6 +151,10 @@ async fn get_config(State(st): State<Arc<AppState>>, Caller(u): Caller) -> Res<C
         python_note: st.python_note.clone(),
         privacy_modes: Privacy::ALL.iter().map(|p| p.as_str().to_string()).collect(),
         privacy_help: Privacy::ALL.iter().map(|p| p.describe().to_string()).collect(),
+        definition_kinds: quarry_types::DefinitionKind::ALL
+            .iter()
+            .map(|k| views::DefinitionKindView { kind: k.as_str().into(), help: k.describe().into() })
+            .collect(),
         max_upload_bytes: st.cfg.max_upload_bytes,
         export_formats: Format::ALL
             .iter()

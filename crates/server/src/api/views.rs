@@ -29,6 +29,15 @@ pub struct ConfigView {
     pub max_upload_bytes: u64,
     /// Export formats, in menu order.
     pub export_formats: Vec<ExportFormatView>,
+    /// The kinds of workspace definition, with what each is.
+    pub definition_kinds: Vec<DefinitionKindView>,
+}
+
+/// A kind of definition, as the page's definitions form offers it.
+#[derive(Serialize, ToSchema)]
+pub struct DefinitionKindView {
+    pub kind: String,
+    pub help: String,
 }
 
 /// One export format, as the page offers it.
