@@ -291,6 +291,40 @@ fn big_row(rng: &mut Rng, i: usize, out: &mut String) {
     );
 }
 
+/// A question suite for `quarry eval suite` over the clinic workbook, with
+/// the answers this generator planted: writes `clinics.xlsx` and
+/// `clinics-suite.yaml` into `dir`; the suite file's path.
+pub fn write_eval_suite(dir: &Path) -> io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let t = write_clinic_workbook(&dir.join("clinics.xlsx"))?;
+    let cases = [
+        (
+            "positives_ge5",
+            "How many people aged 5 and over tested positive by RDT in total?",
+            t.positive_ge5_sum as usize,
+            "sum",
+        ),
+        (
+            "tested_lt5",
+            "How many children under 5 were tested for malaria by RDT in total?",
+            t.tested_lt5_sum as usize,
+            "sum",
+        ),
+        ("states", "How many states does the report cover?", t.states, "distinct count"),
+        ("facilities", "How many health facilities reported?", t.facilities, "distinct count"),
+        ("rows", "How many facility-month reports are there?", t.data_rows, "count"),
+    ];
+    let mut yaml = String::from("# Questions over the generated clinic workbook; the answers are the generator's.\nname: generated-clinics\ncases:\n");
+    for (id, q, n, concept) in cases {
+        yaml.push_str(&format!(
+            "  - id: {id}\n    files: [clinics.xlsx]\n    question: \"{q}\"\n    level: easy\n    concepts: [{concept}]\n    expected: {{kind: number, value: {n}, tolerance: 0.5}}\n"
+        ));
+    }
+    let path = dir.join("clinics-suite.yaml");
+    std::fs::write(&path, yaml)?;
+    Ok(path)
+}
+
 /// A large clean-ish CSV for the benchmark (about 68 bytes a row).
 pub fn write_big_csv(path: &Path, rows: usize) -> io::Result<()> {
     let mut w = BufWriter::with_capacity(1 << 20, File::create(path)?);

@@ -305,4 +305,140 @@ fn a_question_about_a_file_sees_only_that_files_tables() {
     let first = &fake.requests()[0].raw;
     assert!(first.contains("<table name=\\\"tests\\\""), "{first}");
     assert!(!first.contains("stock"), "the other table stays out of the context: {first}");
+    // --all-tables: the whole catalog.
+    fake.set_script(Script::new(vec![
+        Reply::tool("run_sql", json!({"sql": "SELECT sum(tested) AS t FROM tests"})),
+        Reply::tool("final_answer", json!({"answer": "Tests in all."})),
+    ]));
+    let out = clean_llm_env(Command::new(env!("CARGO_BIN_EXE_quarry")).current_dir(tmp.path()))
+        .args(["ask", "tests.csv", "How many tests?", "--all-tables", "--no-cache", "--json"])
+        .args(["--llm-base-url", &fake.openai_url(), "--llm-model", "m"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let reqs = fake.requests();
+    assert!(reqs[reqs.len() - 2].raw.contains("<table name=\\\"stock\\\""), "every table with --all-tables");
+}
+
+/// `quarry eval` through the binary: scripted right and wrong answers score
+/// right and wrong, the summary's rates follow, and a second run resumes
+/// without asking again.
+#[test]
+fn eval_scores_a_suite_and_resumes() {
+    use quarry_fake_llm::{FakeLlm, Reply, Script};
+    use serde_json::json;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let suite = quarry_testdata::write_eval_suite(&tmp.path().join("suite")).expect("suite");
+    let fake = FakeLlm::start(Script::new(vec![
+        Reply::tool(
+            "run_sql",
+            json!({"sql": "SELECT sum(tested_positive_rdt_ge5yrs) AS positives FROM clinics_monthly_data"}),
+        ),
+        Reply::tool("final_answer", json!({"answer": "{positives} people aged 5 and over tested positive."})),
+        Reply::tool("run_sql", json!({"sql": "SELECT count(DISTINCT location_lga) AS n FROM clinics_monthly_data"})),
+        Reply::tool("final_answer", json!({"answer": "The report covers {n} states."})),
+    ]));
+    let out_dir = tmp.path().join("out");
+    let eval = |ids: &str| {
+        clean_llm_env(Command::new(env!("CARGO_BIN_EXE_quarry")).current_dir(tmp.path()))
+            .args(["eval", "suite", suite.to_str().unwrap(), "--ids", ids, "--out", out_dir.to_str().unwrap()])
+            .args(["--llm-base-url", &fake.openai_url(), "--llm-model", "m", "--no-python"])
+            .output()
+            .expect("runs")
+    };
+    let out = eval("positives_ge5,states");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let records = std::fs::read_to_string(out_dir.join("records.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = records.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), 2);
+    let by_id = |id: &str| records.iter().find(|r| r["id"] == id).unwrap();
+    assert_eq!(by_id("positives_ge5")["score"], json!({"right": 1, "total": 1}));
+    assert_eq!(by_id("states")["score"], json!({"right": 0, "total": 1}), "12 LGAs are not 4 states");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["overall"]["abq"], 0.5);
+    assert_eq!(summary["overall"]["uasq"], 0.5);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("| all | 2 | 50.0% | 50.0% | 50.0% |"));
+    let asked = fake.requests().len();
+    let again = eval("positives_ge5,states");
+    assert!(again.status.success());
+    assert_eq!(fake.requests().len(), asked, "a resumed run does not ask again");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("resuming: 2 of 2"));
+}
+
+/// DABench's own format: `@name[value]` filled exactly from the result.
+#[test]
+fn eval_dabench_reads_the_benchmark_and_scores_its_format() {
+    use quarry_fake_llm::{FakeLlm, Reply, Script};
+    use serde_json::json;
+    let Some(dir) = quarry_testdata::shared_dir("dabench") else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let fake = FakeLlm::start(Script::new(vec![
+        Reply::tool("run_sql", json!({"sql": "SELECT round(avg(fare), 2) AS mean_fare FROM test_ave"})),
+        Reply::tool("final_answer", json!({"answer": "@mean_fare[{exact mean_fare}]"})),
+    ]));
+    let out_dir = tmp.path().join("out");
+    let out = clean_llm_env(Command::new(env!("CARGO_BIN_EXE_quarry")).current_dir(tmp.path()))
+        .args(["eval", "dabench", "--suite-dir", dir.to_str().unwrap(), "--ids", "0"])
+        .args(["--out", out_dir.to_str().unwrap(), "--llm-base-url", &fake.openai_url(), "--llm-model", "m"])
+        .args(["--no-python", "--privacy", "strict"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let record: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(out_dir.join("records.jsonl")).unwrap().trim()).unwrap();
+    assert_eq!(record["answer"], "@mean_fare[34.65]");
+    assert_eq!(record["score"], json!({"right": 1, "total": 1}));
+    assert_eq!(record["level"], "easy");
+    let first = &fake.requests()[0].raw;
+    assert!(
+        first.contains("Rounding off the answer to two decimal places")
+            && first.contains("@mean_fare[mean_fare_value]")
+    );
+}
+
+/// A question back: `ask --json` says so as a status (and does not wait for
+/// a reply); `chat` shows the options and takes a number as the choice.
+#[test]
+fn a_question_back_is_a_status_in_ask_and_a_choice_in_chat() {
+    use quarry_fake_llm::{FakeLlm, Reply, Script};
+    use serde_json::json;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    quarry_testdata::write_clinic_workbook(&tmp.path().join("clinics.xlsx")).expect("workbook");
+    let ask_back = Reply::tool(
+        "ask_user",
+        json!({"question": "Tested by RDT or by microscopy?", "options": ["RDT", "microscopy"]}),
+    );
+    let fake = FakeLlm::start(Script::new(vec![ask_back.clone()]));
+    let out = clean_llm_env(Command::new(env!("CARGO_BIN_EXE_quarry")).current_dir(tmp.path()))
+        .args(["ask", "clinics.xlsx", "How many were tested?", "--json", "--llm-base-url", &fake.openai_url()])
+        .args(["--llm-model", "m", "--no-python"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1), "not answered");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["status"], "needs_clarification");
+    assert_eq!(v["clarify"], json!({"question": "Tested by RDT or by microscopy?", "options": ["RDT", "microscopy"]}));
+
+    let sum = "SELECT sum(tested_malaria_rdt_ge5yrs) AS tested FROM clinics_monthly_data";
+    fake.set_script(Script::new(vec![
+        ask_back,
+        Reply::tool("run_sql", json!({"sql": sum})),
+        Reply::tool("final_answer", json!({"answer": "{tested} were tested by RDT."})),
+    ]));
+    let mut child = clean_llm_env(Command::new(env!("CARGO_BIN_EXE_quarry")).current_dir(tmp.path()))
+        .args(["chat", "--llm-base-url", &fake.openai_url(), "--llm-model", "m", "--no-cache", "--no-python"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("chat starts");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"How many were tested?\n1\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("The analyst asks: Tested by RDT or by microscopy?") && stdout.contains("  2. microscopy"));
+    assert!(stdout.contains("were tested by RDT."), "{stdout}");
+    let resumed = fake.requests().last().unwrap().raw.clone();
+    assert!(resumed.contains("They answered: \\\"RDT\\\""), "the number became the option: {resumed}");
 }
