@@ -15,7 +15,7 @@ const el = (tag, attrs = {}, ...kids) => {
   return e;
 };
 
-const state = { config: null, workspace: null, conversation: null, source: null, lastSeq: 0, questions: new Map(), running: false };
+const state = { config: null, workspace: null, conversation: null, source: null, lastSeq: 0, questions: new Map(), running: false, scope: new Set() };
 
 async function api(path, opts = {}) {
   const r = await fetch(path, { credentials: "same-origin", ...opts,
@@ -59,6 +59,7 @@ async function start() {
   if (!state.config.python && state.config.python_note) banner.push("Python: " + state.config.python_note);
   $("#banner").hidden = banner.length === 0;
   $("#banner").textContent = banner.join("\n\n");
+  if (!state.definitionsReady) { setupDefinitions(); state.definitionsReady = true; }
   await loadWorkspaces();
 }
 
@@ -110,7 +111,9 @@ $("#new-workspace").addEventListener("click", async () => {
 async function openWorkspace(conv) {
   setHash();
   $("#uploads").replaceChildren();
-  await Promise.all([loadTables(), loadConversations(conv)]);
+  state.scope.clear();
+  showScope();
+  await Promise.all([loadTables(), loadConversations(conv), loadDefinitions()]);
 }
 
 // ---------------------------------------------------------------- data
@@ -165,8 +168,12 @@ async function loadTables() {
 
 function tableCard(t) {
   const preview = el("div", { class: "preview" });
+  const pick = el("input", { type: "checkbox", class: "scope-table", "aria-label": `ask about ${t.name}` });
+  pick.checked = state.scope.has(t.name);
+  pick.addEventListener("change", () => { if (pick.checked) state.scope.add(t.name); else state.scope.delete(t.name); showScope(); });
   const card = el("div", { class: "table-card", "data-table": t.name },
-    el("h3", {}, t.name, " ", el("span", { class: "muted" }, `${t.rows} rows · ${t.source}${t.sheet ? " / " + t.sheet : ""} · v${t.version}`)),
+    el("h3", {}, t.name, " ", el("span", { class: "muted" }, `${t.rows} rows · ${t.source}${t.sheet ? " / " + t.sheet : ""} · v${t.version}`),
+      el("label", { class: "scope-pick" }, pick, " ask about this")),
     el("div", { class: "cols" }, t.columns.map((c) => `${c.name} (${c.type})`).join(", ")),
     t.notes.length ? el("ul", { class: "notes" }, t.notes.map((n) => el("li", { "data-note": n.kind }, n.text))) : null,
     t.excluded_rows ? el("div", { class: "muted" }, `${t.excluded_rows} row(s) kept out of the data (totals, footnotes…)`) : null,
@@ -310,7 +317,7 @@ $("#ask").addEventListener("submit", async (ev) => {
   try {
     setRunning(true);
     await api(`/api/conversations/${state.conversation}/questions`, { method: "POST",
-      body: JSON.stringify({ question, privacy: $("#privacy").value, model: $("#model").value || null }) });
+      body: JSON.stringify({ question, privacy: $("#privacy").value, model: $("#model").value || null, tables: [...state.scope] }) });
     $("#question").value = "";
     const opt = $(`#conversation option[value="${state.conversation}"]`);
     if (opt && opt.textContent === "(new conversation)") opt.textContent = question.slice(0, 80);
@@ -319,6 +326,16 @@ $("#ask").addEventListener("submit", async (ev) => {
     $("#thread").append(el("div", { class: "error", "data-kind": "ask-error" }, e.message));
   }
 });
+// Questions about the tables ticked on their cards (every table when none is).
+function showScope() {
+  $("#scope").textContent = state.scope.size ? `Questions are about: ${[...state.scope].join(", ")}` : "";
+}
+
+function ask(question) {
+  $("#question").value = question;
+  $("#ask").requestSubmit();
+}
+
 $("#question").addEventListener("keydown", (e) => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("#ask").requestSubmit(); } });
 $("#stop").addEventListener("click", () => api(`/api/conversations/${state.conversation}/cancel`, { method: "POST" }));
 
@@ -371,6 +388,11 @@ function onEvent({ seq, question, event: e }) {
     case "executed": step(q, "executed", `✓ ${e.rows} row(s)${e.truncated ? " (truncated)" : ""} in ${e.elapsed_ms} ms`); break;
     case "empty_filter": step(q, "empty_filter", `No row has ${e.column} = '${e.value}'${e.closest.length ? "; closest: " + e.closest.join(", ") : ""}`); break;
     case "cached": step(q, "cached", "Stored answer (same question, data, model and privacy)"); break;
+    case "clarify":
+      step(q, "clarify", el("div", { class: "clarify" }, el("div", { class: "answer-text" }, e.question),
+        e.options.map((o) => el("button", { type: "button", class: "choice", onclick: () => ask(o) }, o)),
+        el("div", { class: "muted" }, "Choose one, or write your own answer below.")));
+      break;
     case "answer": renderAnswer(q, question, e.answer); break;
     case "cancelled": step(q, "cancelled", "Stopped."); break;
     case "done":
@@ -395,6 +417,7 @@ function renderAnswer(q, n, a) {
     a.chart ? chart : null,
     a.output && !a.table ? el("pre", { class: "output" }, a.output) : null,
     figures(a.figures),
+    a.ok && a.language === "sql" && a.code ? markRight(a) : null,
     el("div", { class: "exports" }, "Export:",
       state.config.export_formats.filter((f) => a.table || !f.needs_table).map((f) =>
         el("a", { href: `/api/conversations/${state.conversation}/questions/${n}/export/${f.format}`, download: "" }, f.label))),
@@ -404,6 +427,65 @@ function renderAnswer(q, n, a) {
     window.vegaEmbed(chart, a.chart, { actions: { export: true, source: false, compiled: false, editor: false } })
       .catch((err) => chart.replaceChildren(el("div", { class: "error" }, "chart: " + err.message)));
   }
+}
+
+// An answer a person checks as right becomes a verified example for similar questions.
+function markRight(a) {
+  const b = el("button", { type: "button", class: "mark-right", title: "Use this query as the verified answer to this question" }, "✓ Mark as right");
+  b.addEventListener("click", async () => {
+    try {
+      await api(`/api/workspaces/${state.workspace}/definitions`, { method: "POST", body: JSON.stringify({ kind: "verified", question: a.question, sql: a.code }) });
+      b.textContent = "✓ Verified"; b.disabled = true;
+      await loadDefinitions();
+    } catch (e) { b.textContent = e.message; }
+  });
+  return b;
+}
+
+// ---------------------------------------------------------------- definitions
+
+// The fields each kind of definition takes (the kinds come from /api/config).
+const DEFINITION_FIELDS = {
+  metric: ["name", "expr", "table", "description"],
+  term: ["name", "meaning"],
+  column: ["table", "column", "description"],
+  synonym: ["word", "value", "table", "column"],
+  verified: ["question", "sql"],
+};
+
+async function loadDefinitions() {
+  const d = await api(`/api/workspaces/${state.workspace}/definitions`);
+  $("#definitions-count").textContent = d.lines.length ? `(${d.lines.length})` : "";
+  $("#definition-list").replaceChildren(...d.lines.map((l) => el("li", { "data-kind": l.kind }, l.line, " ",
+    el("button", { type: "button", class: "remove-definition", onclick: async () => {
+      await api(`/api/workspaces/${state.workspace}/definitions/${l.kind}/${encodeURIComponent(l.key)}`, { method: "DELETE" });
+      await loadDefinitions();
+    } }, "Remove"))));
+}
+
+function definitionFields() {
+  const kind = $("#definition-kind").value;
+  $("#definition-fields").replaceChildren(...(DEFINITION_FIELDS[kind] || []).map((f) =>
+    el("input", { name: f, placeholder: f, "aria-label": f, size: f === "expr" || f === "sql" || f === "description" || f === "meaning" ? "28" : "12" })));
+}
+
+function setupDefinitions() {
+  const kinds = $("#definition-kind");
+  kinds.replaceChildren(...state.config.definition_kinds.map((k) => el("option", { value: k.kind, title: k.help }, k.kind)));
+  kinds.addEventListener("change", definitionFields);
+  definitionFields();
+  $("#definition-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const body = { kind: kinds.value };
+    for (const i of $("#definition-fields").querySelectorAll("input")) body[i.name] = i.value.trim();
+    const status = $("#definition-status");
+    try {
+      await api(`/api/workspaces/${state.workspace}/definitions`, { method: "POST", body: JSON.stringify(body) });
+      status.textContent = "✓ saved"; status.className = "muted";
+      definitionFields();
+      await loadDefinitions();
+    } catch (e) { status.textContent = e.message; status.className = "error"; }
+  });
 }
 
 // Minimal highlighting of the model's code: keywords, strings, numbers, comments.

@@ -21,6 +21,8 @@ let browser;
 
 const TABLE = "clinic_reports_2024_monthly_data";
 const GOOD = `SELECT location_state AS state, sum(tested_positive_rdt_ge5yrs) AS positives FROM ${TABLE} GROUP BY 1 ORDER BY 1`;
+const TPR = "pct(sum(tested_positive_rdt_ge5yrs), sum(tested_malaria_rdt_ge5yrs))";
+const LOWEST = `SELECT location_lga, ${TPR} AS tpr FROM ${TABLE} GROUP BY 1 ORDER BY 2 LIMIT 1`;
 const script = {
   repeat: true,
   replies: [
@@ -28,6 +30,9 @@ const script = {
     { when: "Positives by state", turn: 1, text: "Summing positives per state.", tool_calls: [{ name: "run_sql", arguments: { sql: GOOD } }] },
     { when: "Positives by state", turn: 2, tool_calls: [{ name: "final_answer", arguments: { answer: "Positives aged 5 and over, by state.", chart: { type: "bar", x: "state", y: "positives" } } }] },
     { when: "Take your time", turn: 0, delay_ms: 30000, text: "too late" },
+    { when: "They answered", turn: 0, tool_calls: [{ name: "run_sql", arguments: { sql: LOWEST } }] },
+    { when: "They answered", turn: 1, tool_calls: [{ name: "final_answer", arguments: { answer: "{row 1 location_lga} had the lowest positivity ({row 1 tpr}%)." } }] },
+    { when: "Where is positivity lowest", turn: 0, tool_calls: [{ name: "ask_user", arguments: { question: "By state or by LGA?", options: ["state", "LGA"] } }] },
   ],
 };
 
@@ -179,6 +184,45 @@ test("a question streams its steps in order, with a retry, a table and a chart; 
   assert.equal(after, before, "the conversation is restored from the store");
   await page.waitForSelector(".answer .chart svg, .answer .chart canvas");
   await page.screenshot({ path: join(shots, "3-reloaded.png"), fullPage: true });
+  await page.close();
+});
+
+test("a metric defined in the page is used and named; a question back is answered with a click; a scoped question sees its table only", async () => {
+  const page = await browser.newPage();
+  await page.goto(local);
+  await page.waitForSelector(`.table-card[data-table="${TABLE}"]`);
+  await page.click("#definitions summary");
+  await page.selectOption("#definition-kind", "metric");
+  await page.fill('#definition-fields input[name="name"]', "tpr");
+  await page.fill('#definition-fields input[name="expr"]', "sum(tested_positive_rdt_ge5) FROM x; DROP TABLE x");
+  await page.fill('#definition-fields input[name="table"]', TABLE);
+  await page.click('#definition-form button[type="submit"]');
+  await page.waitForSelector("#definition-status.error");
+  assert.match(await page.textContent("#definition-status"), /one expression only/);
+  await page.fill('#definition-fields input[name="name"]', "tpr");
+  await page.fill('#definition-fields input[name="expr"]', TPR);
+  await page.fill('#definition-fields input[name="table"]', TABLE);
+  await page.fill('#definition-fields input[name="description"]', "test positivity rate, aged 5 and over");
+  await page.click('#definition-form button[type="submit"]');
+  await page.waitForSelector('#definition-list li[data-kind="metric"]');
+  await page.check(`.table-card[data-table="${TABLE}"] input.scope-table`);
+  await page.click("#new-conversation");
+  await page.waitForSelector("#send:not([disabled])");
+  await page.fill("#question", "Where is positivity lowest?");
+  await page.click("#send");
+  await page.waitForSelector('.step[data-kind="clarify"] button.choice');
+  assert.match(await page.textContent('.step[data-kind="context_built"]'), /Context: 1 table\(s\)/, "only the ticked table");
+  await page.screenshot({ path: join(shots, "5-asked-back.png"), fullPage: true });
+  await page.click('.step[data-kind="clarify"] button.choice:has-text("LGA")');
+  await page.waitForSelector('.step[data-kind="answer"] .answer-text');
+  const text = await page.textContent('.step[data-kind="answer"] .answer-text');
+  assert.match(text, /had the lowest positivity \(\d+(\.\d+)?%\)/);
+  assert.match(text, /Definitions used: metric tpr/);
+  await page.click(".answer button.mark-right");
+  await page.waitForSelector('#definition-list li[data-kind="verified"]');
+  await page.reload();
+  await page.waitForSelector('#definition-list li[data-kind="verified"]', { state: "attached" });
+  assert.equal(await page.locator('.step[data-kind="clarify"]').count(), 1, "the question back is kept");
   await page.close();
 });
 
