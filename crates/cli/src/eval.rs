@@ -41,18 +41,33 @@ fn suite(run: &EvalRun) -> Result<Suite, String> {
     suite.select(&run.ids, run.limit)
 }
 
-/// Load every file the cases name (unchanged files are skipped); the tables each became.
-fn load_all(cases: &[&Case], data: &Path, opts: &IngestOptions) -> Result<HashMap<PathBuf, Vec<String>>, String> {
+/// Load every file the cases name (unchanged files are skipped): the tables
+/// each became, or why it could not be loaded (its questions are then
+/// recorded as not answered; the run goes on).
+fn load_all(cases: &[&Case], data: &Path, opts: &IngestOptions) -> HashMap<PathBuf, Result<Vec<String>, String>> {
     let mut tables = HashMap::new();
     for f in cases.iter().flat_map(|c| c.files.iter()) {
         if tables.contains_key(f) {
             continue;
         }
         let names = load_files_named(std::slice::from_ref(f), data, opts)
-            .ok_or_else(|| format!("{}: could not be loaded (see above)", f.display()))?;
+            .ok_or_else(|| format!("{}: the file could not be loaded", f.display()));
         tables.insert(f.clone(), names);
     }
-    Ok(tables)
+    tables
+}
+
+/// The tables a case is about, or why its files could not be loaded.
+fn tables_of(case: &Case, loaded: &HashMap<PathBuf, Result<Vec<String>, String>>) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for f in &case.files {
+        match loaded.get(f) {
+            Some(Ok(names)) => out.extend(names.iter().cloned()),
+            Some(Err(e)) => return Err(e.clone()),
+            None => return Err(format!("{}: not loaded", f.display())),
+        }
+    }
+    Ok(out)
 }
 
 fn record(case: &Case, result: Result<Answer, String>, ms: u64) -> Record {
@@ -81,8 +96,12 @@ fn record(case: &Case, result: Result<Answer, String>, ms: u64) -> Record {
     }
 }
 
-async fn ask_case(analyst: &Analyst, case: &Case, opts: AskOptions) -> Record {
+async fn ask_case(analyst: &Analyst, case: &Case, opts: Result<AskOptions, String>) -> Record {
     let t0 = Instant::now();
+    let opts = match opts {
+        Ok(o) => o,
+        Err(e) => return record(case, Err(e), 0),
+    };
     let mut conv = Conversation::default();
     let r = analyst.ask(&mut conv, &case.question, &opts, &mut |_| {}, &CancellationToken::new()).await;
     record(case, r.map_err(|e| e.message), t0.elapsed().as_millis() as u64)
@@ -110,10 +129,7 @@ pub(crate) fn run(run: &EvalRun, a: &AskArgs, ingest: &IngestOptions) -> bool {
             records_path.display()
         );
     }
-    let tables = match load_all(&todo, &data, ingest) {
-        Ok(t) => t,
-        Err(e) => return fail(e),
-    };
+    let loaded = load_all(&todo, &data, ingest);
     let k = run.concurrency.max(1);
     let (analyst, limits, model) = match crate::ask::assemble(a, &data, k.max(2)) {
         Ok(x) => x,
@@ -123,14 +139,16 @@ pub(crate) fn run(run: &EvalRun, a: &AskArgs, ingest: &IngestOptions) -> bool {
         Ok(rt) => rt,
         Err(e) => return fail(format!("the runtime could not start: {e}")),
     };
-    let opts_for = |c: &Case| AskOptions {
-        privacy: a.privacy,
-        max_attempts: a.max_attempts.max(1),
-        protocol: a.protocol,
-        limits: limits.clone(),
-        use_cache: !a.no_cache,
-        tables: c.files.iter().flat_map(|f| tables.get(f).cloned().unwrap_or_default()).collect(),
-        ..AskOptions::default()
+    let opts_for = |c: &Case| {
+        tables_of(c, &loaded).map(|tables| AskOptions {
+            privacy: a.privacy,
+            max_attempts: a.max_attempts.max(1),
+            protocol: a.protocol,
+            limits: limits.clone(),
+            use_cache: !a.no_cache,
+            tables,
+            ..AskOptions::default()
+        })
     };
     let total = todo.len();
     let mut written_ok = true;

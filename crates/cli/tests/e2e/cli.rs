@@ -364,6 +364,21 @@ fn eval_scores_a_suite_and_resumes() {
     assert!(again.status.success());
     assert_eq!(fake.requests().len(), asked, "a resumed run does not ask again");
     assert!(String::from_utf8_lossy(&again.stderr).contains("resuming: 2 of 2"));
+    // A file that cannot be loaded is a wrong answer for its questions, not the end of the run.
+    std::fs::write(tmp.path().join("suite/broken.xlsx"), b"PK\x03\x04 not really a workbook").unwrap();
+    let bad = tmp.path().join("suite/bad.yaml");
+    std::fs::write(&bad, "name: bad\ncases:\n  - id: broken\n    files: [broken.xlsx]\n    question: How many?\n    expected: {kind: number, value: 1}\n").unwrap();
+    let out = clean_llm_env(Command::new(env!("CARGO_BIN_EXE_quarry")).current_dir(tmp.path()))
+        .args(["eval", "suite", bad.to_str().unwrap(), "--out", tmp.path().join("out-bad").to_str().unwrap()])
+        .args(["--llm-base-url", &fake.openai_url(), "--llm-model", "m", "--no-python"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(tmp.path().join("out-bad/records.jsonl")).unwrap().trim())
+            .unwrap();
+    assert!(r["error"].as_str().unwrap().contains("broken.xlsx: the file could not be loaded"), "{r}");
+    assert_eq!(r["score"], json!({"right": 0, "total": 1}));
 }
 
 /// DABench's own format: `@name[value]` filled exactly from the result.
