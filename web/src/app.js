@@ -171,16 +171,49 @@ function tableCard(t) {
   const pick = el("input", { type: "checkbox", class: "scope-table", "aria-label": `ask about ${t.name}` });
   pick.checked = state.scope.has(t.name);
   pick.addEventListener("change", () => { if (pick.checked) state.scope.add(t.name); else state.scope.delete(t.name); showScope(); });
+  const insights = el("div", { class: "insights" }, el("span", { class: "muted" }, "Checking the data…"));
+  const read = t.notes.length + (t.excluded_rows ? 1 : 0);
   const card = el("div", { class: "table-card", "data-table": t.name },
-    el("h3", {}, t.name, " ", el("span", { class: "muted" }, `${t.rows} rows · ${t.source}${t.sheet ? " / " + t.sheet : ""} · v${t.version}`),
-      el("label", { class: "scope-pick" }, pick, " ask about this")),
-    el("div", { class: "cols" }, t.columns.map((c) => `${c.name} (${c.type})`).join(", ")),
-    t.notes.length ? el("ul", { class: "notes" }, t.notes.map((n) => el("li", { "data-note": n.kind }, n.text))) : null,
-    t.excluded_rows ? el("div", { class: "muted" }, `${t.excluded_rows} row(s) kept out of the data (totals, footnotes…)`) : null,
+    el("h3", {}, t.name, el("label", { class: "scope-pick" }, pick, " ask about this")),
+    el("div", { class: "summary muted" }, `${t.rows} rows × ${t.columns.length} columns · ${t.source}${t.sheet ? " / " + t.sheet : ""} · v${t.version}`),
+    insights,
+    el("details", { class: "how-read" },
+      el("summary", {}, `How it was read${read ? ` (${read} note${read === 1 ? "" : "s"})` : ""}`),
+      el("div", { class: "cols" }, t.columns.map((c) => `${c.name} (${c.type})`).join(", ")),
+      t.notes.length ? el("ul", { class: "notes" }, t.notes.map((n) => el("li", { "data-note": n.kind }, n.text))) : null,
+      t.excluded_rows ? el("div", { class: "muted" }, `${t.excluded_rows} row(s) kept out of the data (totals, footnotes…)`) : null),
     el("button", { type: "button", class: "preview-rows", onclick: () => showRows(t.name, 0, preview) }, "Preview"),
     t.layout ? layoutControls(t) : null,
     preview);
+  loadInsights(t, insights);
   return card;
+}
+
+// The table's findings (computed without a model): the top three, the rest on request.
+async function loadInsights(t, box) {
+  let ins;
+  try { ins = await api(`/api/workspaces/${state.workspace}/tables/${encodeURIComponent(t.name)}/insights`); }
+  catch (e) { box.replaceChildren(el("span", { class: "error" }, "insights: " + e.message)); return; }
+  if (ins.findings.length === 0) { box.replaceChildren(el("div", { class: "muted no-findings" }, "No problems found by the checks.")); return; }
+  const list = el("ul", { class: "insight-list" }, ins.findings.slice(0, 3).map(insightItem));
+  const rest = ins.findings.length - 3;
+  const more = rest > 0 ? el("button", { type: "button", class: "more-insights", onclick: () => { list.append(...ins.findings.slice(3).map(insightItem)); more.remove(); } }, `${rest} more finding${rest === 1 ? "" : "s"}`) : null;
+  box.replaceChildren(list, more);
+}
+
+function insightItem(f) {
+  const label = (state.config.insight_kinds.find((k) => k.kind === f.kind) || {}).label || f.kind;
+  const chart = el("div", { class: "chart" });
+  const open = el("details", {},
+    el("summary", {}, "show"),
+    highlight(f.sql, "sql"),
+    el("button", { type: "button", class: "to-console", onclick: () => { $("#sql").value = f.sql; $("#sql-console").open = true; $("#sql").focus(); } }, "Open in the SQL console"),
+    f.result && f.result.rows.length ? grid(f.result, { pageSize: 10 }) : null,
+    f.chart ? chart : null);
+  if (f.chart) open.addEventListener("toggle", () => {
+    if (open.open && !chart.childElementCount && window.vegaEmbed) window.vegaEmbed(chart, f.chart, { actions: false }).catch(() => {});
+  });
+  return el("li", { class: "insight", "data-kind": f.kind }, el("b", {}, label + ": "), f.text, " ", open);
 }
 
 // How the table was read, and the corrections a person can make: the

@@ -128,19 +128,19 @@ test("a wrong header guess is corrected on the table's card; a reload and the fi
   await upload(["R1,4,5,3", "R2,2,4,4"]);
   const card = '.table-card[data-table="likert"]';
   await page.waitForSelector(card);
-  assert.match(await page.textContent(`${card} h3`), /3 rows/, "guessed: no header, every row is data");
+  assert.match(await page.textContent(`${card} .summary`), /3 rows/, "guessed: no header, every row is data");
   await page.click(`${card} details.layout summary`);
   await page.fill(`${card} input.header-row`, "1");
   await page.click(`${card} button.set-header`);
-  await page.waitForFunction((sel) => /2 rows/.test(document.querySelector(`${sel} h3`)?.textContent || ""), card);
+  await page.waitForFunction((sel) => /2 rows/.test(document.querySelector(`${sel} .summary`)?.textContent || ""), card);
   const cols = async () => page.textContent(`${card} .cols`);
   assert.match(await cols(), /^respondent \(text\), c_1 \(integer\), c_2 \(integer\), c_3 \(integer\)$/);
   assert.match(await page.textContent(`${card} details.layout summary`), /header on row 1 \(chosen\)/);
   await page.reload();
   await page.waitForSelector(card);
-  assert.match(await page.textContent(`${card} h3`), /2 rows/, "the choice is kept after a reload");
+  assert.match(await page.textContent(`${card} .summary`), /2 rows/, "the choice is kept after a reload");
   await upload(["R1,4,5,3", "R2,2,4,4", "R3,1,1,2"]);
-  await page.waitForFunction((sel) => /3 rows · likert.csv · v3/.test(document.querySelector(`${sel} h3`)?.textContent || ""), card);
+  await page.waitForFunction((sel) => /3 rows × 4 columns · likert.csv · v3/.test(document.querySelector(`${sel} .summary`)?.textContent || ""), card);
   assert.match(await cols(), /^respondent /, "the next version is read with the chosen header");
   await page.screenshot({ path: join(shots, "7-layout.png"), fullPage: true });
   await page.close();
@@ -253,8 +253,23 @@ test("without a model the page says how to configure one, and data still works",
   const text = await page.textContent("#banner");
   assert.match(text, /QUARRY_LLM_MODEL/);
   assert.match(text, /11434/);
-  await page.setInputFiles("#file", [join(demo, "population_2024.csv")]);
+  await page.setInputFiles("#file", [join(demo, "population_2024.csv"), join(demo, "facility_months_2024.csv")]);
   await page.waitForSelector('.table-card[data-table="population_2024"]');
+  // Insights with no model: the planted anomalies, each with its query and rows.
+  const card = '.table-card[data-table="facility_months_2024"]';
+  await page.waitForSelector(`${card} .insight[data-kind="impossible_values"]`, { timeout: 60000 });
+  assert.match(await page.textContent(`${card} .insight[data-kind="impossible_values"]`), /2 rows have positive greater than tested/);
+  await page.click(`${card} button.more-insights`);
+  for (const kind of ["duplicate_rows", "missing_periods", "outliers"]) {
+    assert.ok(await page.locator(`${card} .insight[data-kind="${kind}"]`).count() > 0, kind);
+  }
+  await page.click(`${card} .insight[data-kind="missing_periods"] summary`);
+  assert.match(await page.textContent(`${card} .insight[data-kind="missing_periods"] table.grid`), /PHC Bonny 2/);
+  await page.click(`${card} .insight[data-kind="sudden_change"] summary`);
+  await page.waitForSelector(`${card} .insight[data-kind="sudden_change"] .chart svg, ${card} .insight[data-kind="sudden_change"] .chart canvas`, { timeout: 20000 });
+  await page.screenshot({ path: join(shots, "6-insights.png"), fullPage: true });
+  await page.reload();
+  await page.waitForSelector(`${card} .insight[data-kind="impossible_values"]`);
   await page.close();
 });
 

@@ -19,6 +19,10 @@
 //! `PythonError::redacted`), not in results (shapes only); the numbers in
 //! the answer are written by Quarry from the executed result.
 //!
+//! [`insights`] is the pass that needs no model: ranked findings about a
+//! table (impossible values, outliers, missing reports, duplicates, …), each
+//! with the query that shows it, run on the same kernel.
+//!
 //! No HTTP here beyond the [`quarry_llm::ChatModel`] trait, no processes,
 //! no files beyond the catalog and the answer cache.
 
@@ -29,6 +33,7 @@ pub mod context;
 pub mod conversation;
 pub mod definitions;
 pub mod events;
+pub mod insights;
 pub mod options;
 pub mod policy;
 pub mod prompt;

@@ -111,6 +111,19 @@ pub(crate) enum Cmd {
         #[command(flatten)]
         ask: AskArgs,
     },
+    /// Findings about tables with no model: impossible values, outliers,
+    /// missing reports, duplicated rows, sudden changes, spelling variants,
+    /// empty or constant columns — each with the SQL that shows it. FILEs are
+    /// loaded first; a TABLE is a name in the catalog.
+    Insights {
+        #[arg(required = true)]
+        targets: Vec<String>,
+        #[arg(long, default_value = catalog::DEFAULT_DIR)]
+        data: PathBuf,
+        /// Print the findings as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Score the analyst on questions with known answers: `eval dabench
     /// --suite-dir DIR` (DABench's dev set, scored as the benchmark defines)
     /// or `eval suite FILE` (a YAML/JSON suite). Records, a JSON and a
@@ -202,7 +215,8 @@ pub(crate) enum Cmd {
         py: python::PyArgs,
     },
     /// Write the demo dataset (a malaria facility workbook, a population
-    /// table, a French CSV, a UTF-16 export) and serve it in the web app.
+    /// table, a French CSV, a UTF-16 export, a facility-month table with
+    /// anomalies) and serve it in the web app, with each table's insights.
     Demo {
         /// Where the demo files go.
         #[arg(long, default_value = "quarry-demo")]

@@ -13,6 +13,7 @@ mod args;
 mod ask;
 mod define;
 mod eval;
+mod insights;
 mod loading;
 
 use loading::{catalog_workers, open_repaired};
@@ -140,6 +141,7 @@ fn main() -> ExitCode {
         Cmd::Chat { files, ask } => ask::run(&files, None, &ask, false, &opts),
         Cmd::BenchAsk { data, n } => ask::bench(&data, n),
         Cmd::Define { what, data } => define::run(what, &data),
+        Cmd::Insights { targets, data, json } => insights::run(&targets, &data, json, &opts),
         Cmd::Eval { kind, file, suite_dir, limit, ids, concurrency, out, ask } => {
             let run = eval::EvalRun { kind, file, suite_dir, limit, ids, concurrency, out };
             eval::run(&run, &ask, &opts)
@@ -408,7 +410,10 @@ fn cmd_demo(dir: &Path, data: &Path, no_serve: bool, port: u16, py: &python::PyA
     };
     println!("demo files written to {}", dir.display());
     if no_serve {
-        return cmd_load(&files, data, false, opts, None) && cmd_profile(&files, false, opts, None);
+        let names: Vec<String> = files.iter().map(|f| f.to_string_lossy().into_owned()).collect();
+        return cmd_load(&files, data, false, opts, None)
+            && cmd_profile(&files, false, opts, None)
+            && insights::run(&names, data, false, opts);
     }
     let files: Vec<PathBuf> = files.iter().map(|f| std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())).collect();
     serve::cmd_serve(serve::Serve {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use rust_xlsxwriter::{ExcelDateTime, Format, FormatAlign, Workbook, XlsxError};
 
+pub mod anomalies;
 pub mod layouts;
 
 /// `../shared/<sub>` beside the checkout (the workplace's fixtures and
@@ -237,7 +238,8 @@ pub fn write_utf16_rainfall(path: &Path) -> io::Result<usize> {
     Ok(n)
 }
 
-/// The demo dataset: writes the files into `dir` and returns their paths.
+/// The demo dataset: writes the files into `dir` and returns their paths
+/// (the last, a facility-month table with anomalies planted, for insights).
 pub fn write_demo(dir: &Path) -> io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let wb = dir.join("clinic_reports_2024.xlsx");
@@ -248,7 +250,9 @@ pub fn write_demo(dir: &Path) -> io::Result<Vec<PathBuf>> {
     write_utf16_rainfall(&rain)?;
     let pop = dir.join("population_2024.csv");
     write_population_csv(&pop)?;
-    Ok(vec![wb, fr, rain, pop])
+    let months = dir.join("facility_months_2024.csv");
+    anomalies::write_facility_months(&months, true)?;
+    Ok(vec![wb, fr, rain, pop, months])
 }
 
 /// Projected population per state of the clinic workbook, numbers written

@@ -39,7 +39,7 @@ fn profile_json_has_the_documented_shape() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let tables = v["tables"].as_array().expect("tables");
-    assert_eq!(tables.len(), 4);
+    assert_eq!(tables.len(), 5);
     for t in tables {
         for key in ["name", "source", "sheet", "rows", "columns", "notes"] {
             assert!(t.get(key).is_some(), "missing {key} in {t}");

@@ -9,6 +9,7 @@ mod analyst_python;
 mod attacks;
 mod cli;
 mod hostile;
+mod insights;
 mod python;
 mod server;
 mod trust;

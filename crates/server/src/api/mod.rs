@@ -29,6 +29,7 @@ pub const MAX_TITLE_CHARS: usize = 200;
 
 mod accounts;
 mod definitions;
+mod insights;
 mod layout;
 mod upload;
 mod views;
@@ -58,6 +59,7 @@ pub use views::*;
         list_tables,
         table_rows,
         layout::set_layout,
+        insights::table_insights,
         definitions::list,
         definitions::add,
         definitions::remove,
@@ -119,6 +121,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/workspaces/{ws}/tables", get(list_tables))
         .route("/api/workspaces/{ws}/tables/{table}/rows", get(table_rows))
         .route("/api/workspaces/{ws}/tables/{table}/layout", post(layout::set_layout))
+        .route("/api/workspaces/{ws}/tables/{table}/insights", get(insights::table_insights))
         .route("/api/workspaces/{ws}/definitions", get(definitions::list).post(definitions::add))
         .route("/api/workspaces/{ws}/definitions/{kind}/{key}", axum::routing::delete(definitions::remove))
         .route("/api/workspaces/{ws}/sql", post(run_sql))
@@ -154,6 +157,10 @@ async fn get_config(State(st): State<Arc<AppState>>, Caller(u): Caller) -> Res<C
         definition_kinds: quarry_types::DefinitionKind::ALL
             .iter()
             .map(|k| views::DefinitionKindView { kind: k.as_str().into(), help: k.describe().into() })
+            .collect(),
+        insight_kinds: quarry_agent::insights::InsightKind::ALL
+            .iter()
+            .map(|k| views::InsightKindView { kind: k.as_str().into(), label: k.label().into() })
             .collect(),
         max_upload_bytes: st.cfg.max_upload_bytes,
         export_formats: Format::ALL

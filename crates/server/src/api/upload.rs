@@ -69,7 +69,17 @@ pub async fn ingest_file(
     })
     .await
     .map_err(ApiError::internal)??;
-    Ok(report.tables.into_iter().map(|l| l.table.name).collect())
+    let names: Vec<String> = report.tables.into_iter().map(|l| l.table.name).collect();
+    // Each new version's insights are computed now, in the background, so its card has them.
+    for name in names.clone() {
+        let (st, ws) = (st.clone(), ws.to_string());
+        tokio::spawn(async move {
+            if let Err(e) = super::insights::compute(&st, &ws, &name).await {
+                tracing::warn!("insights of {name}: {}", e.message);
+            }
+        });
+    }
+    Ok(names)
 }
 
 /// A file arriving under a temporary name; removed unless kept (an upload

@@ -31,6 +31,15 @@ pub struct ConfigView {
     pub export_formats: Vec<ExportFormatView>,
     /// The kinds of workspace definition, with what each is.
     pub definition_kinds: Vec<DefinitionKindView>,
+    /// The kinds of insight finding, with their titles, in rank order.
+    pub insight_kinds: Vec<InsightKindView>,
+}
+
+/// A kind of insight, as the page titles it.
+#[derive(Serialize, ToSchema)]
+pub struct InsightKindView {
+    pub kind: String,
+    pub label: String,
 }
 
 /// A kind of definition, as the page's definitions form offers it.
