@@ -208,6 +208,20 @@ fn spec(
     s
 }
 
+/// The proposal a spec built here was drawn from (its kind and columns),
+/// so a saved analysis draws the same chart over a new result.
+pub fn proposal_of(spec: &Value) -> Option<ChartProposal> {
+    let enc = &spec["encoding"];
+    let title = |k: &str| enc[k]["title"].as_str().map(str::to_string);
+    let kind = match spec["mark"]["type"].as_str()? {
+        "bar" if enc["x"]["bin"] == json!(true) => ChartKind::Histogram,
+        "point" => ChartKind::Scatter,
+        other => ChartKind::parse(other)?,
+    };
+    let y = if kind == ChartKind::Histogram { None } else { title("y") };
+    Some(ChartProposal { kind: kind.as_str().into(), x: title("x"), y, color: title("color"), title: None })
+}
+
 /// A column name as a Vega-Lite field reference: `.` and `[]` mean nested
 /// access there, so they (and quotes and backslashes) are escaped with `\`.
 pub fn field_ref(name: &str) -> String {

@@ -26,6 +26,7 @@
 //! No HTTP here beyond the [`quarry_llm::ChatModel`] trait, no processes,
 //! no files beyond the catalog and the answer cache.
 
+pub mod analyses;
 pub mod answer;
 pub mod cache;
 pub mod chart;

@@ -103,6 +103,12 @@ pub(crate) enum Cmd {
         /// Print the final answer object as JSON.
         #[arg(long)]
         json: bool,
+        /// Save the answer as an analysis NAME (see `quarry analysis`).
+        #[arg(long, value_name = "NAME")]
+        save_as: Option<String>,
+        /// With --save-as: make the literal compared with COLUMN a parameter.
+        #[arg(long = "param", value_name = "COLUMN[=NAME]", requires = "save_as")]
+        params: Vec<String>,
     },
     /// An interactive conversation with follow-up questions over FILEs (the
     /// tables they became; every table of the catalog when none is named).
@@ -110,6 +116,28 @@ pub(crate) enum Cmd {
         files: Vec<PathBuf>,
         #[command(flatten)]
         ask: AskArgs,
+    },
+    /// Saved analyses: an answer kept by name, run again with no model — on
+    /// request with other parameters, and whenever a table it reads gets a
+    /// new data version (`quarry load`, `quarry watch`, uploads).
+    Analysis {
+        #[command(subcommand)]
+        what: AnalysisCmd,
+        #[arg(long, default_value = catalog::DEFAULT_DIR, global = true)]
+        data: PathBuf,
+    },
+    /// Load files as they arrive in DIR (and changed ones again), re-running
+    /// the analyses that read their tables. Stops with Ctrl-C.
+    Watch {
+        dir: PathBuf,
+        #[arg(long, default_value = catalog::DEFAULT_DIR)]
+        data: PathBuf,
+        /// Seconds between looks at DIR.
+        #[arg(long, default_value_t = 2.0)]
+        every: f64,
+        /// Look once, load what is there, and stop (for scripts).
+        #[arg(long)]
+        once: bool,
     },
     /// Findings about tables with no model: impossible values, outliers,
     /// missing reports, duplicated rows, sudden changes, spelling variants,
@@ -295,6 +323,41 @@ pub(crate) enum Cmd {
         #[arg(long, default_value_t = 1000)]
         rows: usize,
     },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum AnalysisCmd {
+    /// Save an answer (`quarry ask … --json > answer.json`) as analysis NAME.
+    /// Literals the query compares columns with are proposed as parameters;
+    /// confirm each with --param COLUMN[=NAME].
+    Save {
+        name: String,
+        #[arg(long, value_name = "FILE")]
+        answer: PathBuf,
+        #[arg(long = "param", value_name = "COLUMN[=NAME]")]
+        params: Vec<String>,
+    },
+    /// The saved analyses.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One analysis: its query, parameters and runs.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run an analysis now (no model), with parameters `--param NAME=VALUE`.
+    Run {
+        name: String,
+        #[arg(long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an analysis and its runs.
+    Remove { name: String },
 }
 
 /// The suites `quarry eval` runs.

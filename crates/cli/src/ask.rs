@@ -19,7 +19,15 @@ use serde_json::Value;
 use crate::loading::load_files_named;
 use crate::{fail, AskArgs};
 
-pub fn run(files: &[PathBuf], question: Option<&str>, a: &AskArgs, as_json: bool, opts: &IngestOptions) -> bool {
+/// `save`: with `--save-as NAME`, the analysis to save the answer as, and the `--param` flags.
+pub fn run(
+    files: &[PathBuf],
+    question: Option<&str>,
+    a: &AskArgs,
+    as_json: bool,
+    opts: &IngestOptions,
+    save: Option<(&str, &[String])>,
+) -> bool {
     let (privacy, protocol) = (a.privacy, a.protocol);
     if let Some(path) = &a.export {
         if let Err(e) = Format::parse(path.extension().and_then(|e| e.to_str()).unwrap_or_default()) {
@@ -70,7 +78,16 @@ pub fn run(files: &[PathBuf], question: Option<&str>, a: &AskArgs, as_json: bool
         ok
     };
     match question {
-        Some(q) => ask(q, as_json),
+        Some(q) => {
+            let ok = ask(q, as_json);
+            match (save, answers.last()) {
+                (Some((name, params)), Some(answer)) if ok => {
+                    crate::analysis::save_answer(&a.data, name, answer, params)
+                }
+                (Some(_), _) => fail("the answer was not saved as an analysis: the question was not answered"),
+                (None, _) => ok,
+            }
+        }
         None => {
             let stdin = std::io::stdin();
             let interactive = stdin.is_terminal();
@@ -316,6 +333,7 @@ fn status(a: &Answer) -> &'static str {
 fn answer_json(a: &Answer) -> Value {
     serde_json::json!({
         "status": status(a),
+        "template": a.template,
         "question": a.question,
         "ok": a.ok,
         "clarify": a.clarify,
@@ -385,7 +403,7 @@ fn print_answer(a: &Answer) {
     );
 }
 
-fn render_table(t: &quarry_agent::Table, max_rows: usize) -> String {
+pub(crate) fn render_table(t: &quarry_agent::Table, max_rows: usize) -> String {
     let cells: Vec<Vec<String>> =
         t.rows.iter().take(max_rows).map(|r| r.iter().map(quarry_agent::answer::plain).collect()).collect();
     let widths: Vec<usize> = t

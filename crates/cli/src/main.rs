@@ -9,6 +9,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod analysis;
 mod args;
 mod ask;
 mod define;
@@ -19,6 +20,7 @@ mod loading;
 use loading::{catalog_workers, open_repaired};
 mod python;
 mod serve;
+mod watch;
 
 use args::{AskArgs, Cli, Cmd, UserCmd, WebArgs};
 use clap::Parser;
@@ -133,12 +135,15 @@ fn main() -> ExitCode {
         }
         Cmd::BenchPython { n, py } => python::cmd_bench_python(&py, n),
         Cmd::FakeLlm { port, script, record } => cmd_fake_llm(port, &script, record),
-        Cmd::Ask { mut args, ask, json } => {
+        Cmd::Ask { mut args, ask, json, save_as, params } => {
             let question = args.pop().unwrap_or_default();
             let files: Vec<PathBuf> = args.into_iter().map(PathBuf::from).collect();
-            ask::run(&files, Some(&question), &ask, json, &opts)
+            let save = save_as.as_deref().map(|n| (n, params.as_slice()));
+            ask::run(&files, Some(&question), &ask, json, &opts, save)
         }
-        Cmd::Chat { files, ask } => ask::run(&files, None, &ask, false, &opts),
+        Cmd::Chat { files, ask } => ask::run(&files, None, &ask, false, &opts, None),
+        Cmd::Analysis { what, data } => analysis::run(what, &data),
+        Cmd::Watch { dir, data, every, once } => watch::run(&dir, &data, every, once, &opts),
         Cmd::BenchAsk { data, n } => ask::bench(&data, n),
         Cmd::Define { what, data } => define::run(what, &data),
         Cmd::Insights { targets, data, json } => insights::run(&targets, &data, json, &opts),
@@ -184,10 +189,14 @@ fn cmd_load(files: &[PathBuf], data: &Path, as_json: bool, opts: &IngestOptions,
     };
     let mut ok = true;
     let mut reports = Vec::new();
+    let mut changed = Vec::new();
     for f in files {
         let shown = f.display().to_string();
         match Bar::around(f, |bar| workers.load_as(f, &shown, opts, choice.as_ref(), bar, &|| false)) {
             Ok(report) => {
+                changed.extend(
+                    report.tables.iter().filter(|l| l.outcome == Outcome::NewVersion).map(|l| l.table.name.clone()),
+                );
                 if !as_json {
                     for l in &report.tables {
                         let what = match l.outcome {
@@ -219,6 +228,7 @@ fn cmd_load(files: &[PathBuf], data: &Path, as_json: bool, opts: &IngestOptions,
     if as_json {
         println!("{}", serde_json::to_string_pretty(&json!({ "loaded": reports })).unwrap_or_default());
     }
+    analysis::rerun_after_load(data, &changed);
     ok
 }
 

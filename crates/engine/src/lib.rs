@@ -23,6 +23,7 @@ pub mod worker;
 use std::sync::Arc;
 
 use datafusion::catalog::MemorySchemaProvider;
+use datafusion::common::ScalarValue;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{ParquetReadOptions, SQLOptions, SessionConfig, SessionContext};
@@ -31,7 +32,7 @@ use quarry_ingest::catalog::Catalog;
 
 pub use error::{EngineError, ErrorKind};
 pub use guard::{Refusal, Rule};
-pub use quarry_types::sql::quoted;
+pub use quarry_types::sql::{quoted, Param};
 pub use quarry_types::{Limits, QueryResult, SqlKernel, TableInfo};
 
 /// A DataFusion session over one data directory's catalog.
@@ -102,10 +103,23 @@ impl Engine {
 
     /// Check, plan, verify and run one query under the limits.
     pub async fn query(&self, sql: &str) -> Result<QueryResult, EngineError> {
+        self.query_with(sql, &[]).await
+    }
+
+    /// The same with values bound to its named placeholders (`$state`), as
+    /// DataFusion parameter values: data, never SQL text.
+    pub async fn query_with(&self, sql: &str, params: &[Param]) -> Result<QueryResult, EngineError> {
         guard::check(sql).map_err(EngineError::refused)?;
         let opts = sql_options();
         let run = async {
             let df = self.ctx.sql_with_options(sql, opts).await.map_err(|e| error::from_datafusion(e, &self.tables))?;
+            let df = if params.is_empty() {
+                df
+            } else {
+                let values: Vec<(String, ScalarValue)> =
+                    params.iter().map(|p| (p.name.clone(), scalar(&p.value))).collect();
+                df.with_param_values(values).map_err(|e| error::from_datafusion(e, &self.tables))?
+            };
             opts.verify_plan(df.logical_plan()).map_err(|e| {
                 EngineError::refused(Refusal { rule: Rule::PlanNotReadOnly, message: e.to_string(), at: None })
             })?;
@@ -141,5 +155,19 @@ impl Engine {
             Ok(r) => r,
             Err(_) => Err(EngineError::timeout(self.limits.time)),
         }
+    }
+}
+
+/// A parameter's JSON value as the scalar DataFusion binds.
+fn scalar(v: &serde_json::Value) -> ScalarValue {
+    match v {
+        serde_json::Value::Bool(b) => ScalarValue::Boolean(Some(*b)),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => ScalarValue::Int64(Some(i)),
+            None => ScalarValue::Float64(n.as_f64()),
+        },
+        serde_json::Value::String(s) => ScalarValue::Utf8(Some(s.clone())),
+        serde_json::Value::Null => ScalarValue::Null,
+        other => ScalarValue::Utf8(Some(other.to_string())),
     }
 }

@@ -63,7 +63,7 @@ pub fn serve(data: &Path, input: &mut impl Read, out: &mut impl Write) -> i32 {
         }
         let Some((_, _, engine)) = session.as_mut() else { continue };
         engine.set_limits(req.limits.clone());
-        let result = rt.block_on(engine.query(&req.sql));
+        let result = rt.block_on(engine.query_with(&req.sql, &req.params));
         let timed_out = matches!(&result, Err(e) if e.kind == ErrorKind::Timeout);
         code = match result {
             Ok(r) => reply_ok(out, &r),

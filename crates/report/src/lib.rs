@@ -619,6 +619,7 @@ mod tests {
                 output_tokens: 20,
             },
             cached: false,
+            template: String::new(),
             definitions: Vec::new(),
             clarify: None,
         }

@@ -9,6 +9,7 @@
 //! DataFusion (`quarry-tidy` checks it).
 
 pub mod filters;
+pub mod params;
 pub mod protocol;
 pub mod workers;
 

@@ -3,6 +3,7 @@
 //! result as the frame's Arrow IPC payload. `quarry_engine::worker::serve`
 //! is the other end.
 
+use quarry_types::sql::Param;
 use quarry_types::{EngineError, Limits};
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +11,9 @@ use serde::{Deserialize, Serialize};
 pub struct Request {
     pub sql: String,
     pub limits: Limits,
+    /// Values for the query's named placeholders.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<Param>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

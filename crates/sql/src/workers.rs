@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use quarry_types::sql::Param;
 use quarry_types::{EngineError, ErrorKind, Limits, QueryResult, SqlKernel};
 use quarry_worker::{Frame, Launcher, Pool, Step, WorkerError};
 
@@ -35,8 +36,12 @@ fn absolute(p: &Path) -> PathBuf {
 
 impl SqlKernel for SqlWorkers {
     fn query(&self, sql: &str, limits: &Limits) -> Result<QueryResult, EngineError> {
+        self.query_with(sql, &[], limits)
+    }
+
+    fn query_with(&self, sql: &str, params: &[Param], limits: &Limits) -> Result<QueryResult, EngineError> {
         let mut worker = self.pool.get().map_err(worker_error)?;
-        let request = Frame::json(&Request { sql: sql.to_string(), limits: limits.clone() });
+        let request = Frame::json(&Request { sql: sql.to_string(), limits: limits.clone(), params: params.to_vec() });
         let answer = worker
             .call(&request, limits.time, |frame| {
                 let header: Header = frame.parse()?;

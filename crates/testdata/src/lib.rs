@@ -70,6 +70,23 @@ pub struct Truth {
     pub facilities: usize,
     /// Rows where a value was written as "-" (not done).
     pub not_done: usize,
+    /// Positives aged 5 and over per state, in the order of [`STATES`].
+    pub positive_ge5_by_state: Vec<(String, i64)>,
+}
+
+/// How a clinic workbook is written: how many months of 2024 it covers
+/// (6 by default, 7 for "next month's" report), and the group header over
+/// the positives (a renamed header gives renamed columns).
+#[derive(Debug, Clone)]
+pub struct ClinicOptions {
+    pub months: u8,
+    pub positives_header: &'static str,
+}
+
+impl Default for ClinicOptions {
+    fn default() -> ClinicOptions {
+        ClinicOptions { months: 6, positives_header: "Persons tested positive by RDT" }
+    }
 }
 
 fn xerr(e: XlsxError) -> io::Error {
@@ -82,6 +99,11 @@ fn xerr(e: XlsxError) -> io::Error {
 /// trailing space or in capitals, a blank separator row, a TOTAL row, a
 /// footnote, and a prose `Notes` sheet.
 pub fn write_clinic_workbook(path: &Path) -> io::Result<Truth> {
+    write_clinic_workbook_with(path, &ClinicOptions::default())
+}
+
+/// The clinic workbook with other months or headers (see [`ClinicOptions`]).
+pub fn write_clinic_workbook_with(path: &Path, o: &ClinicOptions) -> io::Result<Truth> {
     let mut rng = Rng::new(2024);
     let mut wb = Workbook::new();
     let bold = Format::new().set_bold();
@@ -93,7 +115,7 @@ pub fn write_clinic_workbook(path: &Path) -> io::Result<Truth> {
     ws.merge_range(3, 0, 3, 2, "Location", &center).map_err(xerr)?;
     ws.write_string_with_format(3, 3, "Period", &center).map_err(xerr)?;
     ws.merge_range(3, 4, 3, 5, "Persons tested for malaria by RDT", &center).map_err(xerr)?;
-    ws.merge_range(3, 6, 3, 7, "Persons tested positive by RDT", &center).map_err(xerr)?;
+    ws.merge_range(3, 6, 3, 7, o.positives_header, &center).map_err(xerr)?;
     ws.write_string_with_format(3, 8, "Remarks", &center).map_err(xerr)?;
     for (c, h) in ["State", "LGA", "Health Facility", "Month", "<5yrs", "≥5yrs", "<5yrs", "≥5yrs"].iter().enumerate()
     {
@@ -108,17 +130,19 @@ pub fn write_clinic_workbook(path: &Path) -> io::Result<Truth> {
         states: STATES.len(),
         facilities: 0,
         not_done: 0,
+        positive_ge5_by_state: Vec::new(),
     };
     let (mut tot_t5, mut tot_tg, mut tot_p5, mut tot_pg) = (0i64, 0i64, 0i64, 0i64);
     for (si, (state, lgas)) in STATES.iter().enumerate() {
         if si == 2 {
             row += 1; // a blank separator row mid-table
         }
+        let before = tot_pg;
         for lga in lgas.iter() {
             for f in 1..=2 {
                 t.facilities += 1;
                 let facility = format!("PHC {lga} {f}");
-                for month in 1..=6u8 {
+                for month in 1..=o.months {
                     let state_text = match rng.range(0, 9) {
                         0 => format!("{state} "),
                         1 => state.to_uppercase(),
@@ -156,6 +180,7 @@ pub fn write_clinic_workbook(path: &Path) -> io::Result<Truth> {
                 }
             }
         }
+        t.positive_ge5_by_state.push((state.to_string(), tot_pg - before));
     }
     t.positive_ge5_sum = tot_pg;
     t.tested_lt5_sum = tot_t5;

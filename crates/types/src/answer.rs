@@ -179,6 +179,11 @@ pub struct Answer {
     pub provenance: Provenance,
     #[serde(default)]
     pub cached: bool,
+    /// The narrative as the model wrote it, with its slots (`{row 1 tpr}`)
+    /// unfilled, when it has any: a saved analysis fills it again from each
+    /// new result.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub template: String,
     /// The workspace definitions the answer used, each as a line for people.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub definitions: Vec<String>,

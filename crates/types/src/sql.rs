@@ -77,6 +77,23 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
 pub trait SqlKernel: Send + Sync {
     /// Check, plan and run one query under `limits`.
     fn query(&self, sql: &str, limits: &Limits) -> Result<QueryResult, EngineError>;
+
+    /// The same with values bound to its named placeholders (`$state`): the
+    /// values are data, never SQL text. A kernel that cannot bind refuses.
+    fn query_with(&self, sql: &str, params: &[Param], limits: &Limits) -> Result<QueryResult, EngineError> {
+        if params.is_empty() {
+            return self.query(sql, limits);
+        }
+        Err(EngineError::internal("this SQL kernel cannot bind parameters"))
+    }
+}
+
+/// A value bound to the placeholder `$name` of a query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Param {
+    pub name: String,
+    /// A string, number, boolean or null.
+    pub value: serde_json::Value,
 }
 
 /// Which rule refused a query. Stable names, so the agent can explain them.

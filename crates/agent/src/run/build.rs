@@ -29,6 +29,7 @@ impl Run<'_> {
             figures: last.map(|l| l.figures.clone()).unwrap_or_default(),
             provenance: self.provenance(),
             cached: false,
+            template: String::new(),
             definitions: Vec::new(),
             clarify: None,
         }

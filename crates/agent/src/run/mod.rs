@@ -526,6 +526,9 @@ impl<'a> Run<'a> {
         let mut answer = self.answer(true, narrative, true);
         answer.attempts = attempts_of_last_step(&self.steps);
         answer.chart = chart;
+        if filled.slots > 0 {
+            answer.template = text.to_string();
+        }
         answer.definitions = self.relevant.used(&answer.code);
         if !answer.definitions.is_empty() {
             answer.answer.push_str(&format!("\n\nDefinitions used: {}.", answer.definitions.join("; ")));

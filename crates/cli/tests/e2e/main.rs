@@ -4,6 +4,7 @@
 
 mod common;
 
+mod analyses;
 mod analyst;
 mod analyst_python;
 mod attacks;

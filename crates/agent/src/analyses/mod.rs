@@ -1,0 +1,311 @@
+//! Saved analyses: an answer kept as a named analysis — its query with the
+//! parameters a person confirmed (bound as data through named placeholders,
+//! never spliced into the text), its narrative template (slots), its chart,
+//! the tables it reads by name — that runs again with no model: on request
+//! with other parameter values, and whenever a table it reads gets a new
+//! data version. Each run is stored beside the earlier ones with a computed
+//! comparison to the previous run ([`compare`]); a column the query needs
+//! that a new version lacks is a run error naming it and the closest new
+//! names, never a silently different result. Stored by [`store`].
+
+pub mod compare;
+pub mod store;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use quarry_ingest::catalog::TableEntry;
+use quarry_types::sql::Param;
+use quarry_types::{Answer, DataVersion, Limits, SqlKernel, Table};
+
+use crate::chart::{self, ChartProposal};
+
+/// A parameter of a saved analysis: a literal of the query made a placeholder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParamSpec {
+    /// The placeholder's name (`$state`).
+    pub name: String,
+    /// The column the literal was compared with.
+    pub column: String,
+    /// The value the answer used: the default, and its type (text or number).
+    pub default: Value,
+}
+
+/// A named analysis that runs with no model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    pub name: String,
+    /// The question it answered first.
+    pub question: String,
+    /// The query, with `$name` placeholders for its parameters.
+    pub sql: String,
+    pub params: Vec<ParamSpec>,
+    /// The narrative with slots, filled from each result (empty: Quarry's own summary).
+    #[serde(default)]
+    pub template: String,
+    #[serde(default)]
+    pub chart: Option<ChartProposal>,
+    /// The tables it reads, by name (a new version of one re-runs it).
+    pub tables: Vec<String>,
+    /// Each table's columns when it was saved, to name what a new version renamed.
+    pub columns: BTreeMap<String, Vec<String>>,
+    pub created_at: String,
+}
+
+/// One run of an analysis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisRun {
+    /// 1 for the first run, then counting.
+    pub number: u32,
+    pub at: String,
+    /// Why it ran: "saved", "asked", or the new data version that triggered it.
+    pub trigger: String,
+    pub params: Vec<Param>,
+    pub data_versions: Vec<DataVersion>,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub narrative: String,
+    pub table: Option<Table>,
+    pub chart: Option<Value>,
+    /// What changed since the previous run, computed (`tpr in Kano: 48.2 → 53.9`).
+    #[serde(default)]
+    pub comparison: Vec<String>,
+}
+
+/// The literals of a query a person may make parameters (one per column).
+pub fn propose(sql: &str) -> Vec<ParamSpec> {
+    let mut out: Vec<ParamSpec> = Vec::new();
+    for l in quarry_sql::params::literals(sql) {
+        let base: String =
+            l.column.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+        let base = if quarry_sql::params::valid_name(&base) { base } else { format!("p_{base}") };
+        let mut name = base.clone();
+        let mut k = 2;
+        while out.iter().any(|p| p.name == name) {
+            name = format!("{base}_{k}");
+            k += 1;
+        }
+        out.push(ParamSpec { name, column: l.column, default: l.value });
+    }
+    out
+}
+
+fn now() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    format!("unix:{secs}")
+}
+
+impl Analysis {
+    /// An answer as an analysis named `name`, with the confirmed parameters
+    /// (a subset of [`propose`]'s, possibly renamed). Only SQL answers run
+    /// again without a model for now.
+    pub fn from_answer(
+        name: &str,
+        answer: &Answer,
+        params: &[ParamSpec],
+        entries: &[TableEntry],
+    ) -> Result<Analysis, String> {
+        store::check_name(name)?;
+        if !answer.ok || answer.code.trim().is_empty() {
+            return Err("only an answer that ran can be saved".into());
+        }
+        if answer.language != "sql" {
+            return Err("only SQL answers can be saved as analyses so far; ask for the result with SQL".into());
+        }
+        if let Some(p) = params.iter().find(|p| !quarry_sql::params::valid_name(&p.name)) {
+            return Err(format!("parameter name '{}': use letters, digits and _", p.name));
+        }
+        let binds: Vec<(String, Value, String)> =
+            params.iter().map(|p| (p.column.clone(), p.default.clone(), p.name.clone())).collect();
+        let sql = if binds.is_empty() { answer.code.clone() } else { quarry_sql::params::bind(&answer.code, &binds)? };
+        let read: Vec<&TableEntry> = entries.iter().filter(|e| mentions(&answer.code, &e.name)).collect();
+        if read.is_empty() {
+            return Err("the query reads none of the workspace's tables".into());
+        }
+        Ok(Analysis {
+            name: name.to_string(),
+            question: answer.question.clone(),
+            sql,
+            params: params.to_vec(),
+            template: answer.template.clone(),
+            chart: answer.chart.as_ref().and_then(chart::proposal_of),
+            tables: read.iter().map(|e| e.name.clone()).collect(),
+            columns: read
+                .iter()
+                .map(|e| (e.name.clone(), e.columns.iter().map(|c| c.name.clone()).collect()))
+                .collect(),
+            created_at: now(),
+        })
+    }
+
+    /// The parameter values for a run: the defaults, with `given` (name → value) over them.
+    pub fn values(&self, given: &[(String, String)]) -> Result<Vec<Param>, String> {
+        if let Some((k, _)) = given.iter().find(|(k, _)| !self.params.iter().any(|p| &p.name == k)) {
+            let names: Vec<&str> = self.params.iter().map(|p| p.name.as_str()).collect();
+            return Err(format!(
+                "{} has no parameter '{k}' (it has: {})",
+                self.name,
+                if names.is_empty() { "none".into() } else { names.join(", ") }
+            ));
+        }
+        self.params
+            .iter()
+            .map(|p| {
+                let value = match given.iter().find(|(k, _)| k == &p.name) {
+                    None => p.default.clone(),
+                    Some((_, v)) if p.default.is_number() => {
+                        let n: f64 =
+                            v.trim().parse().map_err(|_| format!("parameter {}: '{v}' is not a number", p.name))?;
+                        serde_json::Number::from_f64(n)
+                            .map(|x| {
+                                if n.fract() == 0.0 && n.abs() < 9e15 {
+                                    Value::from(n as i64)
+                                } else {
+                                    Value::Number(x)
+                                }
+                            })
+                            .unwrap_or(Value::Null)
+                    }
+                    Some((_, v)) => Value::String(v.clone()),
+                };
+                Ok(Param { name: p.name.clone(), value })
+            })
+            .collect()
+    }
+
+    /// Columns the analysis's tables had when saved that their current
+    /// versions lack, each with the closest names they have now.
+    fn missing_columns(&self, entries: &[TableEntry]) -> Result<(), String> {
+        for t in &self.tables {
+            let Some(e) = entries.iter().find(|e| &e.name == t) else {
+                return Err(format!("table {t}, which this analysis reads, is no longer in the workspace"));
+            };
+            let now: Vec<&str> = e.columns.iter().map(|c| c.name.as_str()).collect();
+            let used: Vec<&String> =
+                self.columns.get(t).into_iter().flatten().filter(|c| mentions(&self.sql, c)).collect();
+            if let Some(gone) = used.into_iter().find(|c| !now.contains(&c.as_str())) {
+                // A renamed column is among those the table did not have before.
+                let before = self.columns.get(t).cloned().unwrap_or_default();
+                let new: Vec<&str> = now.iter().copied().filter(|n| !before.iter().any(|b| b == n)).collect();
+                let pool = if new.is_empty() { &now } else { &new };
+                let mut close: Vec<(f64, &str)> =
+                    pool.iter().map(|n| (strsim::normalized_levenshtein(gone, n), *n)).collect();
+                close.sort_by(|a, b| b.0.total_cmp(&a.0));
+                let names: Vec<String> = close.iter().take(3).map(|(_, n)| format!("'{n}'")).collect();
+                return Err(format!(
+                    "column '{gone}' of table {t} is not in its version {} any more; the closest new names are {}. Save the analysis again over the new columns.",
+                    e.version,
+                    names.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Run the analysis on the tables as they are now (no model), compared
+    /// with `previous`. A failure is a run with `ok` false and the error.
+    pub fn run(
+        &self,
+        params: Vec<Param>,
+        kernel: &dyn SqlKernel,
+        limits: &Limits,
+        entries: &[TableEntry],
+        previous: Option<&AnalysisRun>,
+        trigger: &str,
+    ) -> AnalysisRun {
+        let data_versions = entries
+            .iter()
+            .filter(|e| self.tables.contains(&e.name))
+            .map(|e| DataVersion { table: e.name.clone(), version: e.version, content_hash: e.content_hash.clone() })
+            .collect();
+        let mut run = AnalysisRun {
+            number: previous.map_or(1, |p| p.number + 1),
+            at: now(),
+            trigger: trigger.to_string(),
+            params: params.clone(),
+            data_versions,
+            ok: false,
+            error: None,
+            narrative: String::new(),
+            table: None,
+            chart: None,
+            comparison: Vec::new(),
+        };
+        let result = self
+            .missing_columns(entries)
+            .and_then(|()| kernel.query_with(&self.sql, &params, limits).map_err(|e| e.to_string()));
+        match result {
+            Err(e) => {
+                run.narrative = format!("The analysis could not run: {e}");
+                run.error = Some(e);
+            }
+            Ok(r) => {
+                let t = Table::from_result(&r);
+                run.narrative = match crate::slots::fill(&self.template, Some(&t)) {
+                    Ok(f) if f.slots > 0 => f.text,
+                    _ => crate::answer::describe(&t),
+                };
+                run.chart = chart::build(self.chart.as_ref(), &t, "");
+                run.comparison = previous.map(|p| compare::compare(p, &t)).unwrap_or_default();
+                run.table = Some(t);
+                run.ok = true;
+            }
+        }
+        run
+    }
+}
+
+/// Whether `sql` names `name` as a word (a table or column).
+fn mentions(sql: &str, name: &str) -> bool {
+    let (sql, name) = (sql.to_lowercase(), name.to_lowercase());
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    sql.match_indices(&name)
+        .any(|(i, _)| !word(sql[..i].chars().next_back()) && !word(sql[i + name.len()..].chars().next()))
+}
+
+/// Run `a` with `params`, compared with its last run, and keep the run.
+pub fn run_and_keep(
+    data: &std::path::Path,
+    a: &Analysis,
+    params: Vec<Param>,
+    kernel: &dyn SqlKernel,
+    limits: &Limits,
+    entries: &[TableEntry],
+    trigger: &str,
+) -> Result<AnalysisRun, String> {
+    let previous = store::runs(data, &a.name)?.pop();
+    let run = a.run(params, kernel, limits, entries, previous.as_ref(), trigger);
+    store::save_run(data, &a.name, &run)?;
+    Ok(run)
+}
+
+/// Run again every analysis that reads one of `tables` (after their new
+/// data versions), with its last run's parameters; each run kept.
+pub fn rerun_reading(
+    data: &std::path::Path,
+    tables: &[String],
+    kernel: &dyn SqlKernel,
+    limits: &Limits,
+    entries: &[TableEntry],
+) -> Vec<(String, Result<AnalysisRun, String>)> {
+    let Ok(list) = store::reading(data, tables) else { return Vec::new() };
+    list.into_iter()
+        .map(|a| {
+            let params = match store::runs(data, &a.name).ok().and_then(|mut r| r.pop()) {
+                Some(last) => last.params,
+                None => a.values(&[]).unwrap_or_default(),
+            };
+            let changed: Vec<String> = entries
+                .iter()
+                .filter(|e| tables.contains(&e.name) && a.tables.contains(&e.name))
+                .map(|e| format!("{} v{}", e.name, e.version))
+                .collect();
+            let trigger = format!("new data: {}", changed.join(", "));
+            let r = run_and_keep(data, &a, params, kernel, limits, entries, &trigger);
+            (a.name.clone(), r)
+        })
+        .collect()
+}

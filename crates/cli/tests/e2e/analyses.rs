@@ -1,0 +1,124 @@
+//! Saved analyses through the real binary: an answer saved with a confirmed
+//! parameter runs again with no model, with other values bound as data; a
+//! new version of its table (next month's workbook) re-runs it with a
+//! comparison stating both numbers; a renamed column is a named error.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use quarry_fake_llm::{FakeLlm, Reply, Script};
+use quarry_testdata::{write_clinic_workbook_with, ClinicOptions};
+use serde_json::{json, Value};
+
+fn quarry(dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quarry"));
+    for k in ["QUARRY_LLM_BASE_URL", "QUARRY_LLM_MODEL", "QUARRY_LLM_API_KEY", "QUARRY_LLM_PROVIDER", "OPENAI_API_KEY"]
+    {
+        cmd.env_remove(k);
+    }
+    cmd.args(args).current_dir(dir).output().expect("quarry runs")
+}
+
+fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn grouped(n: i64) -> String {
+    let s = n.to_string();
+    s.chars().enumerate().fold(String::new(), |mut out, (k, c)| {
+        if k > 0 && (s.len() - k).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+        out
+    })
+}
+
+fn state(truth: &quarry_testdata::Truth, name: &str) -> i64 {
+    truth.positive_ge5_by_state.iter().find(|(s, _)| s == name).unwrap().1
+}
+
+fn last_run(dir: &Path, name: &str) -> Value {
+    let v: Value = serde_json::from_str(&ok(&quarry(dir, &["analysis", "show", name, "--json"]))).unwrap();
+    v["runs"].as_array().unwrap().last().unwrap().clone()
+}
+
+#[test]
+fn a_saved_analysis_reruns_on_new_data_with_parameters_bound_as_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let wb = dir.join("clinics.xlsx");
+    let june = write_clinic_workbook_with(&wb, &ClinicOptions::default()).unwrap();
+    let sql =
+        "SELECT sum(tested_positive_rdt_ge5yrs) AS positives FROM clinics_monthly_data WHERE location_state = 'Kano'";
+    let fake = FakeLlm::start(Script::new(vec![
+        Reply::tool("run_sql", json!({"sql": sql})),
+        Reply::tool("final_answer", json!({"answer": "{positives} people aged 5 and over tested positive."})),
+    ]));
+    let url = fake.openai_url();
+    let q = "Positives aged 5+ in Kano?";
+    let llm = ["--llm-base-url", url.as_str(), "--llm-model", "m", "--no-python"];
+    let saved = quarry(
+        dir,
+        &[&["ask", "clinics.xlsx", q, "--save-as", "kano_positives", "--param", "location_state=state"][..], &llm]
+            .concat(),
+    );
+    ok(&saved);
+    assert!(String::from_utf8_lossy(&saved.stderr)
+        .contains("parameter $state (compared with location_state), default \"Kano\""));
+    // Or saved from `ask --json`'s answer (here the stored answer: no model asked).
+    let answer = quarry(dir, &[&["ask", "clinics.xlsx", q, "--json"][..], &llm].concat());
+    std::fs::write(dir.join("answer.json"), ok(&answer)).unwrap();
+    let out = quarry(dir, &["analysis", "save", "kano_copy", "--answer", "answer.json"]);
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("could also be parameters (save again with --param COLUMN): location_state = \"Kano\""));
+    ok(&quarry(dir, &["analysis", "remove", "kano_copy"]));
+    let show: Value =
+        serde_json::from_str(&ok(&quarry(dir, &["analysis", "show", "kano_positives", "--json"]))).unwrap();
+    assert_eq!(show["analysis"]["sql"], sql.replace("'Kano'", "$state"), "the literal is a placeholder");
+
+    // Another value, bound as data, with no model.
+    let asked = fake.requests().len();
+    let lagos: Value = serde_json::from_str(&ok(&quarry(
+        dir,
+        &["analysis", "run", "kano_positives", "--param", "state=Lagos", "--json"],
+    )))
+    .unwrap();
+    assert_eq!(lagos["table"]["rows"][0][0], json!(state(&june, "Lagos")));
+    assert_eq!(
+        lagos["narrative"],
+        format!("{} people aged 5 and over tested positive.", grouped(state(&june, "Lagos")))
+    );
+    let hostile =
+        quarry(dir, &["analysis", "run", "kano_positives", "--param", "state=Kano'); DROP TABLE x; --", "--json"]);
+    let hostile: Value = serde_json::from_str(&ok(&hostile)).unwrap();
+    assert_eq!(hostile["table"]["rows"][0][0], Value::Null, "no state is spelled like that: the value is data");
+    assert!(ok(&quarry(dir, &["tables"])).contains("clinics_monthly_data"));
+    ok(&quarry(dir, &["analysis", "run", "kano_positives"]));
+    assert_eq!(fake.requests().len(), asked, "analyses run with no model");
+
+    // Next month's workbook: a new version, the analysis runs again by itself.
+    let july = write_clinic_workbook_with(&wb, &ClinicOptions { months: 7, ..ClinicOptions::default() }).unwrap();
+    let load = ok(&quarry(dir, &["load", "clinics.xlsx"]));
+    let (before, after) = (state(&june, "Kano"), state(&july, "Kano"));
+    let line = format!("positives: {} → {}", grouped(before), grouped(after));
+    assert!(load.contains(&line), "{load}");
+    let run = last_run(dir, "kano_positives");
+    assert_eq!(run["table"]["rows"][0][0], json!(after));
+    assert_eq!(run["trigger"], "new data: clinics_monthly_data v2");
+    assert_eq!(run["params"], json!([{"name": "state", "value": "Kano"}]));
+
+    // A renamed column, arriving through `quarry watch`: a clear error naming both.
+    let renamed = ClinicOptions { months: 7, positives_header: "Persons confirmed positive by RDT" };
+    write_clinic_workbook_with(&wb, &renamed).unwrap();
+    let watched = quarry(dir, &["watch", ".", "--once"]);
+    ok(&watched);
+    let run = last_run(dir, "kano_positives");
+    assert_eq!(run["ok"], false);
+    let err = run["error"].as_str().unwrap();
+    assert!(err.contains("column 'tested_positive_rdt_ge5yrs' of table clinics_monthly_data"), "{err}");
+    assert!(err.contains("'confirmed_positive_rdt_ge5yrs'"), "the closest new name: {err}");
+    assert!(String::from_utf8_lossy(&watched.stderr).contains("failed on the new data"));
+}
