@@ -102,7 +102,7 @@ fn print_run(name: &str, run: &AnalysisRun) {
     println!("{name}, run {} ({}):", run.number, printable(&run.trigger));
     println!("  {}", printable(&run.narrative));
     if let Some(t) = &run.table {
-        println!("{}", crate::ask::render_table(t, 20));
+        println!("{}", crate::render::render_table(t, 20));
     }
     for c in &run.comparison {
         println!("  since the last run: {}", printable(c));

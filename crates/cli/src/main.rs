@@ -19,6 +19,7 @@ mod loading;
 
 use loading::{catalog_workers, open_repaired};
 mod python;
+mod render;
 mod serve;
 mod watch;
 
