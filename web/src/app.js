@@ -113,7 +113,7 @@ async function openWorkspace(conv) {
   $("#uploads").replaceChildren();
   state.scope.clear();
   showScope();
-  await Promise.all([loadTables(), loadConversations(conv), loadDefinitions()]);
+  await Promise.all([loadTables(), loadConversations(conv), loadDefinitions(), loadAnalyses()]);
 }
 
 // ---------------------------------------------------------------- data
@@ -125,6 +125,7 @@ drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove
 $("#file").addEventListener("change", (e) => { uploadAll([...e.target.files]); e.target.value = ""; });
 
 async function uploadAll(files) {
+  setTimeout(loadAnalyses, 3000); // analyses reading a new version run again on the server
   await Promise.all(files.map(upload));
   await loadTables();
 }
@@ -451,6 +452,7 @@ function renderAnswer(q, n, a) {
     a.output && !a.table ? el("pre", { class: "output" }, a.output) : null,
     figures(a.figures),
     a.ok && a.language === "sql" && a.code ? markRight(a) : null,
+    a.ok && a.language === "sql" && a.code ? saveAsAnalysis(n, a) : null,
     el("div", { class: "exports" }, "Export:",
       state.config.export_formats.filter((f) => a.table || !f.needs_table).map((f) =>
         el("a", { href: `/api/conversations/${state.conversation}/questions/${n}/export/${f.format}`, download: "" }, f.label))),
@@ -473,6 +475,77 @@ function markRight(a) {
     } catch (e) { b.textContent = e.message; }
   });
   return b;
+}
+
+// ---------------------------------------------------------------- analyses
+
+// Save an answer as an analysis: the literals its query compares columns with
+// are offered as parameters; the person ticks those to keep.
+function saveAsAnalysis(n, a) {
+  const box = el("span", { class: "save-analysis" });
+  const open = el("button", { type: "button", class: "save-as-analysis" }, "Save as analysis");
+  open.addEventListener("click", async () => {
+    const p = await api(`/api/conversations/${state.conversation}/questions/${n}/analysis`);
+    const name = el("input", { class: "analysis-name", value: a.question.toLowerCase().replace(/[^a-z0-9]+/g, "_").replace(/^_|_$/g, "").slice(0, 40) || "analysis", "aria-label": "analysis name" });
+    const ticks = p.params.map((x) => {
+      const cb = el("input", { type: "checkbox", class: "param-pick", checked: "", "data-column": x.column });
+      const rename = el("input", { class: "param-name", value: x.name, size: "10", "aria-label": `parameter for ${x.column}` });
+      return { cb, rename, x, label: el("label", {}, cb, ` ${x.column} = ${JSON.stringify(x.default)} as $`, rename) };
+    });
+    const status = el("span", { class: "muted" });
+    const save = el("button", { type: "button", class: "save-analysis-confirm" }, "Save");
+    save.addEventListener("click", async () => {
+      try {
+        const params = ticks.filter((t) => t.cb.checked).map((t) => ({ column: t.x.column, name: t.rename.value }));
+        await api(`/api/conversations/${state.conversation}/questions/${n}/analysis`, { method: "POST", body: JSON.stringify({ name: name.value, params }) });
+        box.replaceChildren(el("span", { class: "muted" }, `✓ saved as ${name.value}`));
+        await loadAnalyses();
+      } catch (e) { status.textContent = e.message; status.className = "error"; }
+    });
+    box.replaceChildren(el("label", {}, "Name ", name), ...ticks.map((t) => t.label), save, status);
+  });
+  box.append(open);
+  return box;
+}
+
+async function loadAnalyses() {
+  if (!state.workspace) return;
+  const list = await api(`/api/workspaces/${state.workspace}/analyses`);
+  $("#analyses-count").textContent = list.length ? `(${list.length})` : "";
+  $("#analysis-list").replaceChildren(...(list.length ? list.map(analysisCard) : [el("p", { class: "muted" }, "None yet: save an answer with “Save as analysis”.")]));
+}
+
+function runView(run) {
+  const chart = el("div", { class: "chart" });
+  const view = el("div", { class: "analysis-run", "data-ok": run.ok ? "true" : "false" },
+    el("div", { class: "muted" }, `Run ${run.number} · ${run.trigger}`),
+    el("div", { class: run.ok ? "answer-text" : "error" }, run.narrative),
+    run.comparison.length ? el("ul", { class: "comparison" }, run.comparison.map((c) => el("li", {}, c))) : null,
+    run.table ? grid(run.table, { pageSize: 10 }) : null,
+    run.chart ? chart : null);
+  if (run.chart && window.vegaEmbed) setTimeout(() => window.vegaEmbed(chart, run.chart, { actions: false }).catch(() => {}), 0);
+  return view;
+}
+
+function analysisCard({ analysis: a, runs }) {
+  const last = runs[runs.length - 1];
+  const current = (p) => (last && (last.params.find((x) => x.name === p.name) || {}).value) ?? p.default;
+  const inputs = a.params.map((p) => el("input", { name: p.name, value: String(current(p)), size: "12", "aria-label": p.name }));
+  const result = el("div", { class: "analysis-result" }, last ? runView(last) : null);
+  const history = el("details", { class: "history" }, el("summary", {}, `History (${runs.length} run${runs.length === 1 ? "" : "s"})`),
+    el("ul", {}, runs.slice().reverse().map((r) => el("li", {}, `Run ${r.number} · ${r.trigger}: `, r.narrative))));
+  const run = el("button", { type: "button", class: "run-analysis" }, "Run");
+  run.addEventListener("click", async () => {
+    const params = Object.fromEntries(inputs.map((i) => [i.name, i.value]));
+    try {
+      await api(`/api/workspaces/${state.workspace}/analyses/${encodeURIComponent(a.name)}/run`, { method: "POST", body: JSON.stringify({ params }) });
+      await loadAnalyses();
+    } catch (e) { result.replaceChildren(el("div", { class: "error" }, e.message)); }
+  });
+  return el("div", { class: "analysis", "data-analysis": a.name },
+    el("h4", {}, a.name, " ", el("span", { class: "muted" }, a.question)),
+    el("div", { class: "row" }, ...inputs.map((i) => el("label", {}, "$" + i.name + " ", i)), run),
+    result, history);
 }
 
 // ---------------------------------------------------------------- definitions

@@ -32,6 +32,8 @@ const script = {
     { when: "Take your time", turn: 0, delay_ms: 30000, text: "too late" },
     { when: "They answered", turn: 0, tool_calls: [{ name: "run_sql", arguments: { sql: LOWEST } }] },
     { when: "They answered", turn: 1, tool_calls: [{ name: "final_answer", arguments: { answer: "{row 1 location_lga} had the lowest positivity ({row 1 tpr}%)." } }] },
+    { when: "Positives in Kano", turn: 0, tool_calls: [{ name: "run_sql", arguments: { sql: `SELECT sum(tested_positive_rdt_ge5yrs) AS positives FROM ${TABLE} WHERE location_state = 'Kano'` } }] },
+    { when: "Positives in Kano", turn: 1, tool_calls: [{ name: "final_answer", arguments: { answer: "{positives} people aged 5 and over tested positive." } }] },
     { when: "Where is positivity lowest", turn: 0, tool_calls: [{ name: "ask_user", arguments: { question: "By state or by LGA?", options: ["state", "LGA"] } }] },
   ],
 };
@@ -65,6 +67,7 @@ const demo = join(tmp, "demo");
 before(async () => {
   writeFileSync(join(tmp, "script.json"), JSON.stringify(script));
   execFileSync(quarry, ["demo", "--no-serve", "--dir", demo, "--data", join(tmp, "scratch-data")], { cwd: tmp, stdio: "ignore" });
+  execFileSync(quarry, ["gen", "next-month", join(tmp, "next")], { cwd: tmp, stdio: "ignore" });
   [, llmUrl] = await start(["fake-llm", "--script", join(tmp, "script.json")], {}, /OpenAI-compatible at (\S+)/);
   const llm = { ...noLlmEnv(), QUARRY_LLM_BASE_URL: llmUrl, QUARRY_LLM_MODEL: "fake-model" };
   [, local] = await start(["serve", "--port", "0", "--data", join(tmp, "local"), "--no-python"], llm, /serving (http:\S+)/);
@@ -223,6 +226,36 @@ test("a metric defined in the page is used and named; a question back is answere
   await page.reload();
   await page.waitForSelector('#definition-list li[data-kind="verified"]', { state: "attached" });
   assert.equal(await page.locator('.step[data-kind="clarify"]').count(), 1, "the question back is kept");
+  await page.close();
+});
+
+test("an answer saved as an analysis runs with another parameter and again on next month's file; a reload keeps it", async () => {
+  const page = await browser.newPage();
+  await page.goto(local);
+  await page.waitForSelector(`.table-card[data-table="${TABLE}"]`);
+  await page.click("#new-conversation");
+  await page.waitForSelector("#send:not([disabled])");
+  await page.fill("#question", "Positives in Kano?");
+  await page.click("#send");
+  await page.waitForSelector(".answer button.save-as-analysis");
+  await page.click(".answer button.save-as-analysis");
+  await page.fill(".save-analysis input.analysis-name", "kano_positives");
+  await page.fill('.save-analysis input[aria-label="parameter for location_state"]', "state");
+  await page.click(".save-analysis button.save-analysis-confirm");
+  const card = '.analysis[data-analysis="kano_positives"]';
+  await page.waitForSelector(`${card} .analysis-run`);
+  const first = await page.textContent(`${card} .analysis-run .answer-text`);
+  assert.match(first, /people aged 5 and over tested positive/);
+  await page.fill(`${card} input[name="state"]`, "Lagos");
+  await page.click(`${card} button.run-analysis`);
+  await page.waitForFunction((sel) => /Run 2/.test(document.querySelector(`${sel} .analysis-run`)?.textContent || ""), card);
+  assert.notEqual(await page.textContent(`${card} .analysis-run .answer-text`), first, "another state, another number");
+  await page.setInputFiles("#file", [join(tmp, "next", "clinic_reports_2024.xlsx")]);
+  await page.waitForFunction((sel) => /new data/.test(document.querySelector(`${sel} .analysis-run`)?.textContent || ""), card, { timeout: 60000 });
+  assert.match(await page.textContent(`${card} .comparison`), /positives: [\d,]+ → [\d,]+/);
+  await page.screenshot({ path: join(shots, "8-analysis.png"), fullPage: true });
+  await page.reload();
+  await page.waitForSelector(`${card} .comparison`);
   await page.close();
 });
 

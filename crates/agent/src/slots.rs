@@ -135,16 +135,30 @@ fn aggregate(agg: &str, i: usize, name: &str, t: &Table, human: Format) -> Optio
     Some(if integral { int(v as i64) } else { human(&serde_json::json!(v), name) })
 }
 
+/// Every run of digits in `s`, inside words too (`ge5yrs` holds 5).
+fn digit_runs(s: &str) -> Vec<f64> {
+    s.split(|c: char| !c.is_ascii_digit()).filter(|d| !d.is_empty()).filter_map(|d| d.parse().ok()).collect()
+}
+
 /// Numbers the model wrote (in `full` mode, where it reads results) that
-/// neither the result nor the question holds, to the precision written
-/// (`53.9` matches 53.879; `49,750` matches 49750): they did not come from
-/// code, and the answer says so.
+/// neither the result, the question nor the code that ran holds, to the
+/// precision written (`53.9` matches 53.879; `49,750` matches 49750): they
+/// did not come from code, and the answer says so. (Numbers in the code and
+/// the result's column names count: "aged 5 and over" over `…_ge5yrs`.)
 pub fn unsupported_numbers(text: &str, table: Option<&Table>, question: &str) -> Vec<String> {
+    unsupported_given(text, table, question, "")
+}
+
+fn unsupported_given(text: &str, table: Option<&Table>, question: &str, code: &str) -> Vec<String> {
     // Slots are filled from the data; what they hold is no claim of the model's.
     let text = &without_slots(text);
     let mut known: Vec<f64> = numbers_in(question).into_iter().map(|(v, _)| v).collect();
+    known.extend(digit_runs(code));
     if let Some(t) = table {
         known.push(t.rows.len() as f64);
+        for c in &t.columns {
+            known.extend(digit_runs(&c.name));
+        }
         for row in &t.rows {
             for v in row {
                 match v {
@@ -173,8 +187,15 @@ pub fn unsupported_numbers(text: &str, table: Option<&Table>, question: &str) ->
 /// flagged where the model reads results (`full`), taken out where it
 /// cannot have seen them (its slots carry the numbers there).
 /// (`written` is the model's text, `text` the same with its slots filled.)
-pub fn vet_numbers(policy: Policy, written: &str, text: &str, table: Option<&Table>, question: &str) -> String {
-    let odd = unsupported_numbers(written, table, question);
+pub fn vet_numbers(
+    policy: Policy,
+    written: &str,
+    text: &str,
+    table: Option<&Table>,
+    question: &str,
+    code: &str,
+) -> String {
+    let odd = unsupported_given(written, table, question, code);
     if odd.is_empty() {
         return text.to_string();
     }
@@ -183,11 +204,37 @@ pub fn vet_numbers(policy: Policy, written: &str, text: &str, table: Option<&Tab
             if odd.len() == 1 { ("this number", odd[0].clone()) } else { ("these numbers", odd.join(", ")) };
         return format!("{text}\n\n(Not from the data: {list} — no result Quarry ran holds {these}.)");
     }
-    let mut out = text.to_string();
+    // Taken out of the model's own words, never out of a filled value.
+    let mut out = written.to_string();
     for n in &odd {
-        out = out.replacen(n.as_str(), "[a number not from the data]", 1);
+        out = strike(&out, n);
     }
-    out
+    fill(&out, table).map(|f| f.text).unwrap_or_else(|_| text.to_string())
+}
+
+/// `text` with the first standalone `number` outside slot references replaced by a marker.
+fn strike(text: &str, number: &str) -> String {
+    let b = text.as_bytes();
+    let mut depth = 0usize;
+    let is_num = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b',';
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'{' => depth += 1,
+            b'}' => depth = depth.saturating_sub(1),
+            _ if depth == 0 && text[i..].starts_with(number) => {
+                let before = i == 0 || !is_num(b[i - 1]) || (b[i - 1] == b'-' && number.starts_with('-'));
+                let end = i + number.len();
+                let after = end >= b.len()
+                    || !(b[end].is_ascii_alphanumeric() || b[end] == b'_')
+                    || ((b[end] == b'.' || b[end] == b',') && !b.get(end + 1).is_some_and(u8::is_ascii_digit));
+                if before && after {
+                    return format!("{}[a number not from the data]{}", &text[..i], &text[end..]);
+                }
+            }
+            _ => {}
+        }
+    }
+    text.to_string()
 }
 
 /// The text with its slot references taken out.
@@ -322,6 +369,20 @@ mod tests {
         assert!(
             unsupported_numbers("{sum positives} in all, {row 2 state}", Some(&t), "q").is_empty(),
             "slots are filled from the data"
+        );
+        let strict = Policy::new(crate::Privacy::Strict);
+        let one = Table { rows: vec![vec![json!("Kano"), json!(7535), json!(92336), json!(53.879)]], ..t.clone() };
+        let vetted = vet_numbers(
+            strict,
+            "{positives} aged 5 and over, in 3 wards.",
+            "7,535 aged 5 and over, in 3 wards.",
+            Some(&one),
+            "q",
+            "SELECT sum(p_ge5yrs) AS positives",
+        );
+        assert_eq!(
+            vetted, "7,535 aged 5 and over, in [a number not from the data] wards.",
+            "never out of a filled value"
         );
     }
 

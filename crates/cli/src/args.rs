@@ -313,11 +313,12 @@ pub(crate) enum Cmd {
         #[arg(long, default_value_t = 50)]
         n: usize,
     },
-    /// Generate test and benchmark data: a big `csv` or `xlsx` file, or a
+    /// Generate test and benchmark data: a big `csv` or `xlsx` file, a
     /// `suite` directory (the clinic workbook and a `quarry eval` suite with
-    /// the answers planted in it).
+    /// the answers planted in it), or `next-month`: a directory with the
+    /// demo's clinic workbook as next month's report.
     Gen {
-        /// `csv`, `xlsx` or `suite`.
+        /// `csv`, `xlsx`, `suite` or `next-month`.
         kind: String,
         out: PathBuf,
         #[arg(long, default_value_t = 1000)]

@@ -516,7 +516,8 @@ impl<'a> Run<'a> {
         chart: Option<&ChartProposal>,
     ) -> Answer {
         let table = self.last.as_ref().and_then(|l| l.table.as_ref());
-        let vetted = crate::slots::vet_numbers(self.policy, text, &filled.text, table, self.question);
+        let code = self.last.as_ref().map(|l| l.code.as_str()).unwrap_or_default();
+        let vetted = crate::slots::vet_numbers(self.policy, text, &filled.text, table, self.question, code);
         let mut narrative = self.policy.narrative(&vetted, table, filled.slots > 0);
         for n in &self.notes {
             narrative.push_str("\n\n");

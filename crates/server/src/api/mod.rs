@@ -28,6 +28,7 @@ type Res<T> = Result<Json<T>, ApiError>;
 pub const MAX_TITLE_CHARS: usize = 200;
 
 mod accounts;
+mod analyses;
 mod definitions;
 mod insights;
 mod layout;
@@ -60,6 +61,11 @@ pub use views::*;
         table_rows,
         layout::set_layout,
         insights::table_insights,
+        analyses::proposal,
+        analyses::save,
+        analyses::list,
+        analyses::run,
+        analyses::remove,
         definitions::list,
         definitions::add,
         definitions::remove,
@@ -90,6 +96,7 @@ pub use views::*;
         layout::LayoutRequest,
         layout::LayoutView,
         definitions::DefinitionsView,
+        analyses::SaveAnalysis,
         SqlRequest,
         SqlView,
         NewConversation,
@@ -124,6 +131,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/workspaces/{ws}/tables/{table}/insights", get(insights::table_insights))
         .route("/api/workspaces/{ws}/definitions", get(definitions::list).post(definitions::add))
         .route("/api/workspaces/{ws}/definitions/{kind}/{key}", axum::routing::delete(definitions::remove))
+        .route("/api/workspaces/{ws}/analyses", get(analyses::list))
+        .route("/api/workspaces/{ws}/analyses/{name}/run", post(analyses::run))
+        .route("/api/workspaces/{ws}/analyses/{name}", axum::routing::delete(analyses::remove))
+        .route("/api/conversations/{id}/questions/{q}/analysis", get(analyses::proposal).post(analyses::save))
         .route("/api/workspaces/{ws}/sql", post(run_sql))
         .route("/api/workspaces/{ws}/conversations", get(list_conversations).post(create_conversation))
         .route("/api/conversations/{id}", get(get_conversation))

@@ -69,7 +69,17 @@ pub async fn ingest_file(
     })
     .await
     .map_err(ApiError::internal)??;
+    let changed: Vec<String> = report
+        .tables
+        .iter()
+        .filter(|l| l.outcome == quarry_ingest::catalog::Outcome::NewVersion)
+        .map(|l| l.table.name.clone())
+        .collect();
     let names: Vec<String> = report.tables.into_iter().map(|l| l.table.name).collect();
+    if !changed.is_empty() {
+        let (st, ws) = (st.clone(), ws.to_string());
+        tokio::spawn(async move { super::analyses::rerun_after_upload(&st, &ws, changed).await });
+    }
     // Each new version's insights are computed now, in the background, so its card has them.
     for name in names.clone() {
         let (st, ws) = (st.clone(), ws.to_string());

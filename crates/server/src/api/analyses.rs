@@ -1,0 +1,187 @@
+//! Saved analyses over HTTP: an answer of a conversation saved by name with
+//! the parameters the person ticked, listed, run with other values (no
+//! model), their runs; and re-run after an upload gives a table they read a
+//! new version. What an analysis is lives in `quarry_agent::analyses`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use quarry_agent::analyses::{self, store, Analysis, ParamSpec};
+use quarry_agent::{Answer, Event};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use super::{catalog, ApiError, Res};
+use crate::auth::{own_conversation, own_workspace, Caller};
+use crate::AppState;
+
+fn data_dir(st: &AppState, ws: &str) -> std::path::PathBuf {
+    st.ws_dir(ws).join("data")
+}
+
+/// The last answer to question `q` of conversation `id`, and its workspace.
+fn answer_of(st: &AppState, u: &quarry_store::User, id: &str, q: i64) -> Result<(Answer, String), ApiError> {
+    let (c, ws) = own_conversation(st, u, id)?;
+    let answer = st
+        .store
+        .events(&c.id, 0)
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .filter(|e| e.question == q)
+        .filter_map(|e| match e.event {
+            Event::Answer { answer } => Some(*answer),
+            _ => None,
+        })
+        .next_back()
+        .ok_or_else(|| ApiError::not_found("that question has no answer"))?;
+    Ok((answer, ws.id))
+}
+
+#[utoipa::path(get, path = "/api/conversations/{id}/questions/{q}/analysis",
+    params(("id" = String, Path), ("q" = i64, Path)),
+    responses((status = 200, description = "the parameters the answer's query could take", body = Object), (status = 404, body = super::ErrorBody)))]
+pub(super) async fn proposal(
+    State(st): State<Arc<AppState>>,
+    Caller(u): Caller,
+    Path((id, q)): Path<(String, i64)>,
+) -> Res<Value> {
+    let (a, _) = answer_of(&st, &u, &id, q)?;
+    let ok = a.ok && a.language == "sql" && !a.code.is_empty();
+    Ok(Json(json!({"can_save": ok, "question": a.question, "params": analyses::propose(&a.code)})))
+}
+
+/// Save an answer as an analysis: its name and the parameters confirmed.
+#[derive(Deserialize, ToSchema)]
+pub struct SaveAnalysis {
+    pub name: String,
+    /// Of the proposed parameters, those to keep (by column), optionally renamed.
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub params: Vec<Value>,
+}
+
+#[utoipa::path(post, path = "/api/conversations/{id}/questions/{q}/analysis",
+    params(("id" = String, Path), ("q" = i64, Path)), request_body = SaveAnalysis,
+    responses((status = 200, body = Object), (status = 400, body = super::ErrorBody)))]
+pub(super) async fn save(
+    State(st): State<Arc<AppState>>,
+    Caller(u): Caller,
+    Path((id, q)): Path<(String, i64)>,
+    Json(req): Json<SaveAnalysis>,
+) -> Res<Value> {
+    let (answer, ws) = answer_of(&st, &u, &id, q)?;
+    let proposed = analyses::propose(&answer.code);
+    let mut params: Vec<ParamSpec> = Vec::new();
+    for p in &req.params {
+        let column = p["column"].as_str().unwrap_or_default();
+        let mut spec = proposed
+            .iter()
+            .find(|x| x.column == column)
+            .cloned()
+            .ok_or_else(|| ApiError::bad(format!("the query compares no column '{column}' with a value")))?;
+        if let Some(n) = p["name"].as_str().filter(|n| !n.trim().is_empty()) {
+            spec.name = n.trim().to_string();
+        }
+        params.push(spec);
+    }
+    let Some(c) = catalog(&st, &ws)? else { return Err(ApiError::bad("there are no tables in this workspace")) };
+    let entries = c.tables().map_err(ApiError::internal)?;
+    drop(c);
+    let a = Analysis::from_answer(req.name.trim(), &answer, &params, &entries).map_err(ApiError::bad)?;
+    store::save(&data_dir(&st, &ws), &a).map_err(ApiError::internal)?;
+    let run = run_blocking(&st, &ws, a.clone(), Vec::new(), "saved").await?;
+    Ok(Json(json!({"analysis": a, "run": run})))
+}
+
+/// Run `a` now on the workspace's SQL workers, keeping the run.
+async fn run_blocking(
+    st: &Arc<AppState>,
+    ws: &str,
+    a: Analysis,
+    given: Vec<(String, String)>,
+    trigger: &str,
+) -> Result<Value, ApiError> {
+    let params = a.values(&given).map_err(ApiError::bad)?;
+    let Some(c) = catalog(st, ws)? else { return Err(ApiError::bad("there are no tables in this workspace")) };
+    let entries = c.tables().map_err(ApiError::internal)?;
+    drop(c);
+    let (k, limits, data, trigger) = (st.kernels(ws), st.cfg.limits.clone(), data_dir(st, ws), trigger.to_string());
+    let run = tokio::task::spawn_blocking(move || {
+        analyses::run_and_keep(&data, &a, params, k.sql.as_ref(), &limits, &entries, &trigger)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    serde_json::to_value(run).map_err(ApiError::internal)
+}
+
+#[utoipa::path(get, path = "/api/workspaces/{ws}/analyses", params(("ws" = String, Path)),
+    responses((status = 200, description = "every analysis with its runs", body = Vec<Object>)))]
+pub(super) async fn list(
+    State(st): State<Arc<AppState>>,
+    Caller(u): Caller,
+    Path(ws): Path<String>,
+) -> Res<Vec<Value>> {
+    let w = own_workspace(&st, &u, &ws)?;
+    let data = data_dir(&st, &w.id);
+    let mut out = Vec::new();
+    for a in store::list(&data).map_err(ApiError::internal)? {
+        let runs = store::runs(&data, &a.name).map_err(ApiError::internal)?;
+        out.push(json!({"analysis": a, "runs": runs}));
+    }
+    Ok(Json(out))
+}
+
+#[utoipa::path(post, path = "/api/workspaces/{ws}/analyses/{name}/run",
+    params(("ws" = String, Path), ("name" = String, Path)),
+    request_body(content = Object, description = "{\"params\": {\"name\": \"value\"}}"),
+    responses((status = 200, body = Object), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
+pub(super) async fn run(
+    State(st): State<Arc<AppState>>,
+    Caller(u): Caller,
+    Path((ws, name)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Res<Value> {
+    let w = own_workspace(&st, &u, &ws)?;
+    let a = store::load(&data_dir(&st, &w.id), &name).map_err(|_| ApiError::not_found("no such analysis"))?;
+    let given: Vec<(String, String)> = body["params"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string))).collect())
+        .unwrap_or_default();
+    Ok(Json(run_blocking(&st, &w.id, a, given, "asked").await?))
+}
+
+#[utoipa::path(delete, path = "/api/workspaces/{ws}/analyses/{name}",
+    params(("ws" = String, Path), ("name" = String, Path)),
+    responses((status = 200), (status = 404, body = super::ErrorBody)))]
+pub(super) async fn remove(
+    State(st): State<Arc<AppState>>,
+    Caller(u): Caller,
+    Path((ws, name)): Path<(String, String)>,
+) -> Res<Value> {
+    let w = own_workspace(&st, &u, &ws)?;
+    store::remove(&data_dir(&st, &w.id), &name).map_err(|_| ApiError::not_found("no such analysis"))?;
+    Ok(Json(json!({"removed": name})))
+}
+
+/// After an upload: run again the analyses reading tables that got a new version.
+pub(crate) async fn rerun_after_upload(st: &Arc<AppState>, ws: &str, tables: Vec<String>) {
+    let data = data_dir(st, ws);
+    if store::reading(&data, &tables).map_or(true, |l| l.is_empty()) {
+        return;
+    }
+    let Ok(Some(c)) = catalog(st, ws) else { return };
+    let Ok(entries) = c.tables() else { return };
+    drop(c);
+    let (k, limits) = (st.kernels(ws), st.cfg.limits.clone());
+    let done =
+        tokio::task::spawn_blocking(move || analyses::rerun_reading(&data, &tables, k.sql.as_ref(), &limits, &entries))
+            .await;
+    for (name, r) in done.unwrap_or_default() {
+        if let Err(e) = r {
+            tracing::warn!("analysis {name} was not run again: {e}");
+        }
+    }
+}
