@@ -145,11 +145,7 @@ fn digit_runs(s: &str) -> Vec<f64> {
 /// precision written (`53.9` matches 53.879; `49,750` matches 49750): they
 /// did not come from code, and the answer says so. (Numbers in the code and
 /// the result's column names count: "aged 5 and over" over `…_ge5yrs`.)
-pub fn unsupported_numbers(text: &str, table: Option<&Table>, question: &str) -> Vec<String> {
-    unsupported_given(text, table, question, "")
-}
-
-fn unsupported_given(text: &str, table: Option<&Table>, question: &str, code: &str) -> Vec<String> {
+pub fn unsupported_numbers(text: &str, table: Option<&Table>, question: &str, code: &str) -> Vec<String> {
     // Slots are filled from the data; what they hold is no claim of the model's.
     let text = &without_slots(text);
     let mut known: Vec<f64> = numbers_in(question).into_iter().map(|(v, _)| v).collect();
@@ -195,7 +191,7 @@ pub fn vet_numbers(
     question: &str,
     code: &str,
 ) -> String {
-    let odd = unsupported_given(written, table, question, code);
+    let odd = unsupported_numbers(written, table, question, code);
     if odd.is_empty() {
         return text.to_string();
     }
@@ -359,15 +355,15 @@ mod tests {
     fn numbers_not_from_the_data_are_found() {
         let t = table();
         let text = "Kano had 49,750 positives of 92,336 tested (53.9%), 2 states; Oyo had 42.";
-        assert_eq!(unsupported_numbers(text, Some(&t), "TPR by state"), ["42"]);
-        assert_eq!(unsupported_numbers("In 2024, 53.88% in Kano", Some(&t), "TPR for 2024"), Vec::<String>::new());
-        assert_eq!(unsupported_numbers("There are 42 LGAs.", None, "How many LGAs?"), ["42"]);
+        assert_eq!(unsupported_numbers(text, Some(&t), "TPR by state", ""), ["42"]);
+        assert_eq!(unsupported_numbers("In 2024, 53.88% in Kano", Some(&t), "TPR for 2024", ""), Vec::<String>::new());
+        assert_eq!(unsupported_numbers("There are 42 LGAs.", None, "How many LGAs?", ""), ["42"]);
         assert!(
-            unsupported_numbers("tested_lt5yrs and Q2", Some(&t), "q").is_empty(),
+            unsupported_numbers("tested_lt5yrs and Q2", Some(&t), "q", "").is_empty(),
             "digits inside names are no numbers"
         );
         assert!(
-            unsupported_numbers("{sum positives} in all, {row 2 state}", Some(&t), "q").is_empty(),
+            unsupported_numbers("{sum positives} in all, {row 2 state}", Some(&t), "q", "").is_empty(),
             "slots are filled from the data"
         );
         let strict = Policy::new(crate::Privacy::Strict);
