@@ -36,6 +36,7 @@ pub mod definitions;
 pub mod events;
 pub mod insights;
 pub mod options;
+pub mod packs;
 pub mod policy;
 pub mod prompt;
 pub mod python;

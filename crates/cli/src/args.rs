@@ -126,6 +126,15 @@ pub(crate) enum Cmd {
         #[arg(long, default_value = catalog::DEFAULT_DIR, global = true)]
         data: PathBuf,
     },
+    /// Template packs: analyses over roles (tested, positive, period,
+    /// facility, …) bound to a table's columns once — proposed, shown, and
+    /// saved only when confirmed with --yes — then run as saved analyses.
+    Pack {
+        #[command(subcommand)]
+        what: PackCmd,
+        #[arg(long, default_value = catalog::DEFAULT_DIR, global = true)]
+        data: PathBuf,
+    },
     /// Load files as they arrive in DIR (and changed ones again), re-running
     /// the analyses that read their tables. Stops with Ctrl-C.
     Watch {
@@ -359,6 +368,35 @@ pub(crate) enum AnalysisCmd {
     },
     /// Remove an analysis and its runs.
     Remove { name: String },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum PackCmd {
+    /// The packs Quarry ships.
+    List,
+    /// A pack's roles and analyses (a shipped pack's name, or a pack file).
+    Show { pack: String },
+    /// Propose which columns of TABLE play the pack's roles; with --yes,
+    /// save that binding, create the pack's analyses and run them.
+    Bind {
+        pack: String,
+        #[arg(long)]
+        table: String,
+        /// Change a role's columns: ROLE=COLUMN[,COLUMN…] (ROLE= unbinds it).
+        #[arg(long = "role", value_name = "ROLE=COLUMNS")]
+        roles: Vec<String>,
+        /// Confirm: save the binding and run the analyses.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Run a bound pack's analyses again.
+    Run {
+        pack: String,
+        #[arg(long)]
+        table: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The suites `quarry eval` runs.

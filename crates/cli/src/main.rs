@@ -16,6 +16,7 @@ mod define;
 mod eval;
 mod insights;
 mod loading;
+mod pack;
 
 use loading::{catalog_workers, open_repaired};
 mod python;
@@ -144,6 +145,7 @@ fn main() -> ExitCode {
         }
         Cmd::Chat { files, ask } => ask::run(&files, None, &ask, false, &opts, None),
         Cmd::Analysis { what, data } => analysis::run(what, &data),
+        Cmd::Pack { what, data } => pack::run(what, &data),
         Cmd::Watch { dir, data, every, once } => watch::run(&dir, &data, every, once, &opts),
         Cmd::BenchAsk { data, n } => ask::bench(&data, n),
         Cmd::Define { what, data } => define::run(what, &data),

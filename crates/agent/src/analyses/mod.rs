@@ -141,6 +141,28 @@ impl Analysis {
         })
     }
 
+    /// An analysis over one table from SQL a pack rendered (no parameters).
+    pub fn over_table(
+        name: &str,
+        title: &str,
+        sql: &str,
+        template: &str,
+        chart: Option<ChartProposal>,
+        entry: &TableEntry,
+    ) -> Analysis {
+        Analysis {
+            name: name.to_string(),
+            question: title.to_string(),
+            sql: sql.to_string(),
+            params: Vec::new(),
+            template: template.to_string(),
+            chart,
+            tables: vec![entry.name.clone()],
+            columns: BTreeMap::from([(entry.name.clone(), entry.columns.iter().map(|c| c.name.clone()).collect())]),
+            created_at: now(),
+        }
+    }
+
     /// The parameter values for a run: the defaults, with `given` (name → value) over them.
     pub fn values(&self, given: &[(String, String)]) -> Result<Vec<Param>, String> {
         if let Some((k, _)) = given.iter().find(|(k, _)| !self.params.iter().any(|p| &p.name == k)) {

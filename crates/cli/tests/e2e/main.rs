@@ -11,6 +11,7 @@ mod attacks;
 mod cli;
 mod hostile;
 mod insights;
+mod packs;
 mod python;
 mod server;
 mod trust;
