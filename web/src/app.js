@@ -60,6 +60,7 @@ async function start() {
   $("#banner").hidden = banner.length === 0;
   $("#banner").textContent = banner.join("\n\n");
   if (!state.definitionsReady) { setupDefinitions(); state.definitionsReady = true; }
+  state.packs = await api("/api/packs");
   await loadWorkspaces();
 }
 
@@ -185,9 +186,48 @@ function tableCard(t) {
       t.excluded_rows ? el("div", { class: "muted" }, `${t.excluded_rows} row(s) kept out of the data (totals, footnotes…)`) : null),
     el("button", { type: "button", class: "preview-rows", onclick: () => showRows(t.name, 0, preview) }, "Preview"),
     t.layout ? layoutControls(t) : null,
+    packControls(t),
     preview);
   loadInsights(t, insights);
   return card;
+}
+
+// Analysis packs: the pack's roles bound to this table's columns — proposed,
+// shown, and saved only when the person confirms — then run as analyses.
+function packControls(t) {
+  const box = el("div", { class: "pack-box" });
+  const buttons = (state.packs || []).map((p) =>
+    el("button", { type: "button", class: "bind-pack", "data-pack": p.name, onclick: () => bindForm(t, p, box) }, `${p.title}…`));
+  return el("details", { class: "packs" }, el("summary", {}, "Analysis packs"), ...buttons, box);
+}
+
+async function bindForm(t, p, box) {
+  const r = await api(`/api/workspaces/${state.workspace}/tables/${encodeURIComponent(t.name)}/packs/${p.name}`);
+  const rows = r.roles.map((role) => {
+    const input = el("input", { class: "role-columns", "data-role": role.role, size: "40", value: (r.binding.roles[role.role] || []).join(", "), "aria-label": role.role });
+    return { role, input, row: el("div", { class: "role" },
+      el("b", {}, role.role), role.optional ? " (optional)" : "", " — ", role.description, el("br"), input,
+      role.candidates.length ? el("span", { class: "muted" }, ` could be: ${role.candidates.join(", ")}`) : null) };
+  });
+  const status = el("span", { class: "muted" });
+  const confirm = el("button", { type: "button", class: "confirm-pack" }, r.confirmed ? "Save and run again" : "Confirm and run");
+  confirm.addEventListener("click", async () => {
+    const roles = {};
+    for (const { role, input } of rows) {
+      const cols = input.value.split(",").map((c) => c.trim()).filter(Boolean);
+      if (cols.length) roles[role.role] = cols;
+    }
+    status.textContent = "running…";
+    try {
+      const done = await api(`/api/workspaces/${state.workspace}/tables/${encodeURIComponent(t.name)}/packs/${p.name}`, { method: "POST", body: JSON.stringify({ roles }) });
+      status.textContent = `✓ ${done.runs.length} analyses${done.skipped.length ? `; skipped: ${done.skipped.join("; ")}` : ""}`;
+      status.className = "muted pack-done";
+      await loadAnalyses();
+    } catch (e) { status.textContent = e.message; status.className = "error"; }
+  });
+  box.replaceChildren(
+    el("div", { class: "muted" }, r.confirmed ? "Bound: change a role's columns and save again." : "Proposed from the columns' names, labels and types — check each role, then confirm. Nothing is used until you do."),
+    ...rows.map((x) => x.row), confirm, status);
 }
 
 // The table's findings (computed without a model): the top three, the rest on request.

@@ -286,7 +286,7 @@ test("without a model the page says how to configure one, and data still works",
   const text = await page.textContent("#banner");
   assert.match(text, /QUARRY_LLM_MODEL/);
   assert.match(text, /11434/);
-  await page.setInputFiles("#file", [join(demo, "population_2024.csv"), join(demo, "facility_months_2024.csv")]);
+  await page.setInputFiles("#file", [join(demo, "population_2024.csv"), join(demo, "facility_months_2024.csv"), join(demo, "clinic_reports_2024.xlsx")]);
   await page.waitForSelector('.table-card[data-table="population_2024"]');
   // Insights with no model: the planted anomalies, each with its query and rows.
   const card = '.table-card[data-table="facility_months_2024"]';
@@ -301,8 +301,25 @@ test("without a model the page says how to configure one, and data still works",
   await page.click(`${card} .insight[data-kind="sudden_change"] summary`);
   await page.waitForSelector(`${card} .insight[data-kind="sudden_change"] .chart svg, ${card} .insight[data-kind="sudden_change"] .chart canvas`, { timeout: 20000 });
   await page.screenshot({ path: join(shots, "6-insights.png"), fullPage: true });
+  // The malaria pack, with no model: proposed roles, confirmed, run; chart and table shown.
+  const clinic = `.table-card[data-table="${TABLE}"]`;
+  await page.waitForSelector(clinic);
+  await page.click(`${clinic} details.packs summary`);
+  await page.click(`${clinic} button.bind-pack[data-pack="malaria-routine"]`);
+  await page.waitForSelector(`${clinic} input.role-columns[data-role="tested"]`);
+  assert.equal(await page.inputValue(`${clinic} input.role-columns[data-role="tested"]`), "tested_malaria_rdt_lt5yrs, tested_malaria_rdt_ge5yrs");
+  assert.equal(await page.locator('.analysis[data-analysis^="tpr_by_admin_1"]').count(), 0, "nothing runs before it is confirmed");
+  await page.click(`${clinic} button.confirm-pack`);
+  await page.waitForSelector(`${clinic} .pack-done`, { timeout: 60000 });
+  const tpr = `.analysis[data-analysis="tpr_by_admin_1-${TABLE}"]`;
+  await page.waitForSelector(`${tpr} table.grid tbody tr`);
+  assert.equal(await page.locator(`${tpr} table.grid tbody tr`).count(), 4, "one row per state");
+  assert.match(await page.textContent(`${tpr} .answer-text`), /The highest test positivity rate was in \w+: [\d.]+%/);
+  await page.waitForSelector(`${tpr} .chart svg, ${tpr} .chart canvas`, { timeout: 20000 });
+  await page.screenshot({ path: join(shots, "6b-pack.png"), fullPage: true });
   await page.reload();
   await page.waitForSelector(`${card} .insight[data-kind="impossible_values"]`);
+  await page.waitForSelector(`${tpr} table.grid tbody tr`);
   await page.close();
 });
 

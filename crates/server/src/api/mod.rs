@@ -32,6 +32,7 @@ mod analyses;
 mod definitions;
 mod insights;
 mod layout;
+mod packs;
 mod upload;
 mod views;
 
@@ -61,6 +62,9 @@ pub use views::*;
         table_rows,
         layout::set_layout,
         insights::table_insights,
+        packs::list,
+        packs::binding,
+        packs::confirm,
         analyses::proposal,
         analyses::save,
         analyses::list,
@@ -131,6 +135,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/workspaces/{ws}/tables/{table}/insights", get(insights::table_insights))
         .route("/api/workspaces/{ws}/definitions", get(definitions::list).post(definitions::add))
         .route("/api/workspaces/{ws}/definitions/{kind}/{key}", axum::routing::delete(definitions::remove))
+        .route("/api/packs", get(packs::list))
+        .route("/api/workspaces/{ws}/tables/{table}/packs/{pack}", get(packs::binding).post(packs::confirm))
         .route("/api/workspaces/{ws}/analyses", get(analyses::list))
         .route("/api/workspaces/{ws}/analyses/{name}/run", post(analyses::run))
         .route("/api/workspaces/{ws}/analyses/{name}", axum::routing::delete(analyses::remove))

@@ -1,0 +1,98 @@
+//! Template packs over HTTP: the shipped packs, a table's binding (the saved
+//! one, or a proposal that is only shown until the person confirms it), and
+//! confirming it — which saves the binding and creates and runs the pack's
+//! analyses. What a pack is lives in `quarry_agent::packs`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use quarry_agent::analyses;
+use quarry_agent::packs::bind::{self, Binding};
+use quarry_agent::packs::Pack;
+use serde_json::{json, Value};
+
+use super::{catalog, ApiError, Res};
+use crate::auth::{own_workspace, Caller};
+use crate::AppState;
+
+#[utoipa::path(get, path = "/api/packs", responses((status = 200, description = "the shipped packs with their roles and analyses", body = Vec<Object>)))]
+pub(super) async fn list(Caller(_u): Caller) -> Res<Vec<Value>> {
+    Ok(Json(Pack::builtin().into_iter().map(|p| serde_json::to_value(p).unwrap_or_default()).collect()))
+}
+
+fn pack(name: &str) -> Result<Pack, ApiError> {
+    Pack::builtin().into_iter().find(|p| p.name == name).ok_or_else(|| ApiError::not_found("no such pack"))
+}
+
+#[utoipa::path(get, path = "/api/workspaces/{ws}/tables/{table}/packs/{pack}",
+    params(("ws" = String, Path), ("table" = String, Path), ("pack" = String, Path)),
+    responses((status = 200, description = "the binding (confirmed, or proposed) and each role's candidate columns", body = Object),
+              (status = 404, body = super::ErrorBody)))]
+pub(super) async fn binding(
+    State(st): State<Arc<AppState>>,
+    Caller(u): Caller,
+    Path((ws, table, name)): Path<(String, String, String)>,
+) -> Res<Value> {
+    let w = own_workspace(&st, &u, &ws)?;
+    let p = pack(&name)?;
+    let Some(c) = catalog(&st, &w.id)? else { return Err(ApiError::not_found("no such table")) };
+    let entry = c.entry(&table, None).map_err(|_| ApiError::not_found("no such table"))?;
+    drop(c);
+    let data = st.ws_dir(&w.id).join("data");
+    let proposals = bind::propose(&p, &entry);
+    let (b, confirmed) = match bind::load(&data, &p.name, &table) {
+        Some(b) => (b, true),
+        None => {
+            let (k, limits, pk, e) = (st.kernels(&w.id), st.cfg.limits.clone(), p.clone(), entry.clone());
+            let mut b = Binding::from_proposal(&p, &table, &proposals);
+            let b = tokio::task::spawn_blocking(move || {
+                b.refine_keys(&pk, &e, k.sql.as_ref(), &limits);
+                b
+            })
+            .await
+            .map_err(ApiError::internal)?;
+            (b, false)
+        }
+    };
+    Ok(Json(json!({"pack": p, "binding": b, "confirmed": confirmed, "roles": proposals})))
+}
+
+#[utoipa::path(post, path = "/api/workspaces/{ws}/tables/{table}/packs/{pack}",
+    params(("ws" = String, Path), ("table" = String, Path), ("pack" = String, Path)),
+    request_body(content = Object, description = "{\"roles\": {\"tested\": [\"col\", …], …}}: the binding the person confirms"),
+    responses((status = 200, description = "the analyses created and their first runs", body = Object), (status = 400, body = super::ErrorBody)))]
+pub(super) async fn confirm(
+    State(st): State<Arc<AppState>>,
+    Caller(u): Caller,
+    Path((ws, table, name)): Path<(String, String, String)>,
+    Json(body): Json<Value>,
+) -> Res<Value> {
+    let w = own_workspace(&st, &u, &ws)?;
+    let p = pack(&name)?;
+    let roles = serde_json::from_value(body["roles"].clone()).map_err(|e| ApiError::bad(format!("roles: {e}")))?;
+    let b = Binding { pack: p.name.clone(), table: table.clone(), roles };
+    let Some(c) = catalog(&st, &w.id)? else { return Err(ApiError::not_found("no such table")) };
+    let entries = c.tables().map_err(ApiError::internal)?;
+    drop(c);
+    let entry =
+        entries.iter().find(|e| e.name == table).cloned().ok_or_else(|| ApiError::not_found("no such table"))?;
+    b.check(&p, &entry).map_err(ApiError::bad)?;
+    let data = st.ws_dir(&w.id).join("data");
+    bind::save(&data, &b).map_err(ApiError::internal)?;
+    let (list, skipped) = b.analyses(&p, &entry);
+    let (k, limits) = (st.kernels(&w.id), st.cfg.limits.clone());
+    let runs = tokio::task::spawn_blocking(move || {
+        list.iter()
+            .map(|a| {
+                analyses::store::save(&data, a)?;
+                let r = analyses::run_and_keep(&data, a, Vec::new(), k.sql.as_ref(), &limits, &entries, "pack bound")?;
+                Ok(json!({"analysis": a.name, "ok": r.ok, "narrative": r.narrative}))
+            })
+            .collect::<Result<Vec<Value>, String>>()
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    Ok(Json(json!({"runs": runs, "skipped": skipped})))
+}
