@@ -51,6 +51,11 @@ async function start() {
   $("#sessions").hidden = !state.config.login_required;
   if (state.config.login_required) loadTokens();
   $("#model").value = state.config.model || "";
+  if (state.config.local_models.length) {
+    // Models of a model server found running on this machine, to pick from.
+    document.body.append(el("datalist", { id: "local-models" }, state.config.local_models.map((m) => el("option", { value: m }))));
+    $("#model").setAttribute("list", "local-models");
+  }
   // The modes come from the server (one definition, in the analyst).
   $("#privacy").replaceChildren(...state.config.privacy_modes.map((m, i) =>
     el("option", { value: m }, `${m} — ${state.config.privacy_help[i] || ""}`)));

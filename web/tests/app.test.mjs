@@ -58,6 +58,7 @@ function start(args, env, re) {
 function noLlmEnv() {
   const env = {};
   for (const k of ["QUARRY_LLM_PROVIDER", "QUARRY_LLM_BASE_URL", "QUARRY_LLM_MODEL", "QUARRY_LLM_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"]) env[k] = "";
+  env.QUARRY_LLM_DISCOVER = "off";
   return env;
 }
 

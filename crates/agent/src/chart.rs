@@ -208,6 +208,31 @@ fn spec(
     s
 }
 
+/// Axis, legend and tooltip titles as the file wrote its headers
+/// ("Persons tested positive by RDT / ≥5yrs") instead of the SQL names,
+/// for result columns named like a column of `tables`.
+pub fn with_labels(spec: &mut Value, tables: &[quarry_ingest::catalog::TableEntry]) {
+    let label = |name: &str| {
+        tables
+            .iter()
+            .flat_map(|t| t.columns.iter())
+            .find(|c| c.name == name && !c.label.trim().is_empty() && c.label != c.name)
+            .map(|c| c.label.clone())
+    };
+    let Some(enc) = spec.get_mut("encoding").and_then(Value::as_object_mut) else { return };
+    for (_, e) in enc.iter_mut() {
+        let items: Vec<&mut Value> = match e {
+            Value::Array(a) => a.iter_mut().collect(),
+            other => vec![other],
+        };
+        for item in items {
+            if let Some(l) = item.get("title").and_then(Value::as_str).and_then(label) {
+                item["title"] = Value::String(crate::quote::data_str(&l, 120));
+            }
+        }
+    }
+}
+
 /// The proposal a spec built here was drawn from (its kind and columns),
 /// so a saved analysis draws the same chart over a new result.
 pub fn proposal_of(spec: &Value) -> Option<ChartProposal> {

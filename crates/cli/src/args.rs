@@ -290,6 +290,10 @@ pub(crate) enum Cmd {
         /// API requests each user may make per minute.
         #[arg(long, default_value_t = ServerConfig::REQUESTS_PER_MINUTE)]
         requests_per_minute: u32,
+        /// Load files as they arrive in DIR into a "Watched" workspace of the
+        /// local user, re-running the analyses over their tables.
+        #[arg(long, value_name = "DIR")]
+        watch: Option<PathBuf>,
         #[command(flatten)]
         web: WebArgs,
         #[command(flatten)]

@@ -117,6 +117,27 @@ pub fn run(
     }
 }
 
+/// The model from flags, environment or `quarry.toml`; with none set, a
+/// model server found running on this machine (Ollama, LM Studio,
+/// llama.cpp, vLLM), said on stderr. Also every local model found.
+pub(crate) fn llm_config(flags: &LlmOverrides, file: &Path) -> Result<(LlmConfig, Vec<String>), String> {
+    match LlmConfig::from_env(flags, Some(file)) {
+        Ok(c) => Ok((c, Vec::new())),
+        Err(e) => {
+            let found = quarry_llm::discover::local_servers_blocking();
+            let Some(cfg) = quarry_llm::discover::configured(&found, flags, Some(file)) else {
+                return Err(e.to_string());
+            };
+            eprintln!(
+                "note: no model is configured; using {} at {}, found running here (set QUARRY_LLM_MODEL to choose another)",
+                cfg.model, cfg.base_url
+            );
+            let all = found.iter().flat_map(|f| f.models.iter().cloned()).collect();
+            Ok((cfg, all))
+        }
+    }
+}
+
 /// The analyst as `ask`, `chat` and `eval` use it, over `data`: the model
 /// from flags, environment or `quarry.toml`, `workers` SQL workers, Python
 /// when its runtime is ready; with the per-query limits and the model's name.
@@ -127,7 +148,7 @@ pub(crate) fn assemble(a: &AskArgs, data: &Path, workers: usize) -> Result<(Anal
         model: a.llm_model.clone(),
         api_key: a.llm_api_key.clone(),
     };
-    let cfg = LlmConfig::from_env(&overrides, Some(&a.config)).map_err(|e| e.to_string())?;
+    let (cfg, _) = llm_config(&overrides, &a.config)?;
     let model = cfg.model.clone();
     let client = Client::new(cfg).map_err(|e| e.to_string())?;
     let launcher = Launcher::current().map_err(|e| e.to_string())?;

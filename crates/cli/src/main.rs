@@ -87,21 +87,31 @@ fn main() -> ExitCode {
         Cmd::Tables { data, json } => cmd_tables(&data, json),
         Cmd::Excluded { table, data } => cmd_excluded(&table, &data),
         Cmd::Demo { dir, data, no_serve, port, py } => cmd_demo(&dir, &data, no_serve, port, &py, &opts),
-        Cmd::Serve { port, bind, data, no_python, config, questions_per_minute, requests_per_minute, web, py } => {
-            serve::cmd_serve(serve::Serve {
-                web,
-                data: &data,
-                bind,
-                port,
-                demo_files: Vec::new(),
-                py: &py,
-                no_python,
-                config: &config,
-                questions_per_minute,
-                requests_per_minute,
-                ingest: &opts,
-            })
-        }
+        Cmd::Serve {
+            port,
+            bind,
+            data,
+            no_python,
+            config,
+            questions_per_minute,
+            requests_per_minute,
+            watch,
+            web,
+            py,
+        } => serve::cmd_serve(serve::Serve {
+            web,
+            data: &data,
+            bind,
+            port,
+            demo_files: Vec::new(),
+            py: &py,
+            no_python,
+            config: &config,
+            questions_per_minute,
+            requests_per_minute,
+            ingest: &opts,
+            watch,
+        }),
         Cmd::User { cmd: UserCmd::Add { name, admin }, data } => serve::cmd_user_add(&data, &name, admin),
         Cmd::User { cmd: UserCmd::Token { name }, data } => serve::cmd_user_token(&data, &name),
         Cmd::Gen { kind, out, rows } => cmd_gen(&kind, &out, rows),
@@ -445,6 +455,7 @@ fn cmd_demo(dir: &Path, data: &Path, no_serve: bool, port: u16, py: &python::PyA
         questions_per_minute: quarry_server::ServerConfig::QUESTIONS_PER_MINUTE,
         requests_per_minute: quarry_server::ServerConfig::REQUESTS_PER_MINUTE,
         ingest: opts,
+        watch: None,
     })
 }
 

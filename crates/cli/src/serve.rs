@@ -5,7 +5,7 @@ use std::io::BufRead;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use quarry_llm::{LlmConfig, LlmOverrides};
+use quarry_llm::LlmOverrides;
 use quarry_sandbox::{Launcher, Limits};
 use quarry_server::{AppState, ServerConfig};
 use quarry_store::Store;
@@ -26,10 +26,15 @@ pub struct Serve<'a> {
     pub questions_per_minute: u32,
     pub requests_per_minute: u32,
     pub ingest: &'a quarry_ingest::IngestOptions,
+    /// A folder whose files load as they arrive.
+    pub watch: Option<PathBuf>,
 }
 
 pub fn cmd_serve(s: Serve<'_>) -> bool {
-    let llm = LlmConfig::from_env(&LlmOverrides::default(), Some(s.config)).map_err(|e| e.to_string());
+    let (llm, local_models) = match crate::ask::llm_config(&LlmOverrides::default(), s.config) {
+        Ok((c, found)) => (Ok(c), found),
+        Err(e) => (Err(e), Vec::new()),
+    };
     let launcher = match Launcher::current() {
         Ok(l) => l,
         Err(e) => return fail(e),
@@ -43,6 +48,7 @@ pub fn cmd_serve(s: Serve<'_>) -> bool {
     };
     let mut cfg = ServerConfig::new(s.data.to_path_buf(), SocketAddr::new(s.bind, s.port), llm);
     cfg.demo_files = s.demo_files;
+    cfg.local_models = local_models;
     cfg.ingest = s.ingest.clone();
     cfg.questions_per_minute = s.questions_per_minute;
     cfg.requests_per_minute = s.requests_per_minute;
@@ -88,6 +94,10 @@ pub fn cmd_serve(s: Serve<'_>) -> bool {
         }
         if let Some(n) = &state.python_note {
             eprintln!("note: Python: {n}");
+        }
+        if let Some(dir) = s.watch.clone() {
+            eprintln!("watching {} for files to load", dir.display());
+            tokio::spawn(quarry_server::watch_folder(state.clone(), dir));
         }
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;

@@ -284,6 +284,8 @@ impl FakeLlm {
                     .route("/v1/chat/completions", post(chat))
                     .route("/chat/completions", post(chat))
                     .route("/v1/messages", post(chat))
+                    // The model list local servers answer, so discovery finds the fake too.
+                    .route("/v1/models", axum::routing::get(|| async { axum::Json(serde_json::json!({"object": "list", "data": [{"id": "fake-model", "object": "model"}]})) }))
                     .fallback(|uri: Uri| async move {
                         (
                             StatusCode::NOT_FOUND,

@@ -40,6 +40,7 @@ pub mod sheet;
 pub mod stats;
 pub mod table;
 pub mod text;
+pub mod watch;
 pub mod worker;
 
 use std::collections::BTreeMap;

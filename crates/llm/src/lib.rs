@@ -19,6 +19,7 @@
 pub mod anthropic;
 pub mod client;
 pub mod config;
+pub mod discover;
 pub mod error;
 pub mod openai;
 pub mod quirks;

@@ -59,6 +59,8 @@ pub struct ServerConfig {
     pub require_login: bool,
     /// Files loaded into the local user's first workspace ("Demo").
     pub demo_files: Vec<PathBuf>,
+    /// Models of a model server found running on this machine (offered in the page).
+    pub local_models: Vec<String>,
     /// Host names the server answers to besides IP addresses and
     /// `localhost` (`--allowed-host`); the host of `public_url` is added.
     pub allowed_hosts: Vec<String>,
@@ -99,6 +101,7 @@ impl ServerConfig {
             requests_per_minute: Self::REQUESTS_PER_MINUTE,
             require_login: !is_loopback(bind.ip()),
             demo_files: Vec::new(),
+            local_models: Vec::new(),
             allowed_hosts: Vec::new(),
             public_url: None,
             session_idle: Duration::from_secs_f64(Self::SESSION_IDLE_HOURS * 3600.0),
@@ -345,7 +348,41 @@ pub async fn seed_demo(state: &Arc<AppState>) -> Result<(), String> {
         let tables = api::ingest_file(state, &ws.id, &f, &name).await.map_err(|e| e.message)?;
         state.store.add_dataset(&ws.id, &name, size, &tables).map_err(|e| e.to_string())?;
     }
+    api::seed_demo_packs(state, &ws.id).await;
     Ok(())
+}
+
+/// `quarry serve --watch DIR`: files arriving in `dir` (and changed ones)
+/// load into the local user's "Watched" workspace, as uploads do (insights,
+/// and the analyses over tables with a new version run again), until shutdown.
+pub async fn watch_folder(state: Arc<AppState>, dir: PathBuf) {
+    let user = state.local.clone();
+    let ws = match state.store.workspaces(user.id).map(|l| l.into_iter().find(|w| w.name == "Watched")) {
+        Ok(Some(w)) => w,
+        Ok(None) => match state.store.create_workspace(user.id, "Watched") {
+            Ok(w) => w,
+            Err(e) => return tracing::error!("the watched workspace could not be made: {e}"),
+        },
+        Err(e) => return tracing::error!("the workspaces could not be read: {e}"),
+    };
+    let mut scanner = quarry_ingest::watch::Scanner::new();
+    while !state.shutdown.is_cancelled() {
+        for f in scanner.ready(&dir, true) {
+            let name = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let size = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
+            match api::ingest_file(&state, &ws.id, &f, &name).await {
+                Ok(tables) => {
+                    let _ = state.store.add_dataset(&ws.id, &name, size, &tables);
+                    tracing::info!("watched folder: {name} loaded as {}", tables.join(", "));
+                }
+                Err(e) => tracing::warn!("watched folder: {name}: {}", e.message),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = state.shutdown.cancelled() => break,
+        }
+    }
 }
 
 /// Serve until `shutdown` resolves; then stop taking requests, cancel the

@@ -271,6 +271,9 @@ impl Analysis {
                     _ => crate::answer::describe(&t),
                 };
                 run.chart = chart::build(self.chart.as_ref(), &t, "");
+                if let Some(c) = run.chart.as_mut() {
+                    chart::with_labels(c, entries);
+                }
                 run.comparison = previous.map(|p| compare::compare(p, &t)).unwrap_or_default();
                 run.table = Some(t);
                 run.ok = true;

@@ -236,6 +236,9 @@ pub fn analyse(entry: &TableEntry, kernel: &dyn SqlKernel, limits: &Limits) -> I
     }
     for f in &mut findings {
         f.score += f.kind.weight();
+        if let Some(c) = f.chart.as_mut() {
+            crate::chart::with_labels(c, std::slice::from_ref(entry));
+        }
     }
     findings.sort_by(|a, b| b.score.total_cmp(&a.score));
     Insights { table: entry.name.clone(), version: entry.version, rows: entry.rows, findings, skipped }

@@ -523,7 +523,10 @@ impl<'a> Run<'a> {
             narrative.push_str("\n\n");
             narrative.push_str(n);
         }
-        let chart = table.and_then(|t| chart::build(chart, t, self.question));
+        let mut chart = table.and_then(|t| chart::build(chart, t, self.question));
+        if let Some(c) = chart.as_mut() {
+            chart::with_labels(c, &self.entries);
+        }
         let mut answer = self.answer(true, narrative, true);
         answer.attempts = attempts_of_last_step(&self.steps);
         answer.chart = chart;

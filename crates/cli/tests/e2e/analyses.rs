@@ -16,7 +16,7 @@ fn quarry(dir: &Path, args: &[&str]) -> Output {
     {
         cmd.env_remove(k);
     }
-    cmd.args(args).current_dir(dir).output().expect("quarry runs")
+    cmd.env("QUARRY_LLM_DISCOVER", "off").args(args).current_dir(dir).output().expect("quarry runs")
 }
 
 fn ok(o: &Output) -> String {

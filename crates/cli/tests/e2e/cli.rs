@@ -166,7 +166,8 @@ fn clean_llm_env(cmd: &mut Command) -> &mut Command {
     ] {
         cmd.env_remove(k);
     }
-    cmd
+    // No model server found by looking either: these tests say which model they use.
+    cmd.env("QUARRY_LLM_DISCOVER", "off")
 }
 
 #[test]
@@ -456,4 +457,27 @@ fn a_question_back_is_a_status_in_ask_and_a_choice_in_chat() {
     assert!(stdout.contains("were tested by RDT."), "{stdout}");
     let resumed = fake.requests().last().unwrap().raw.clone();
     assert!(resumed.contains("They answered: \\\"RDT\\\""), "the number became the option: {resumed}");
+}
+
+/// With no model configured, a model server already running here is found
+/// and used (here the fake, listed as the one local server to look at).
+#[test]
+fn a_local_model_server_is_found_with_no_configuration() {
+    use quarry_fake_llm::{FakeLlm, Reply, Script};
+    use serde_json::json;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("tests.csv"), "state,tested\nKano,5\nLagos,7\n").unwrap();
+    let fake = FakeLlm::start(Script::new(vec![
+        Reply::tool("run_sql", json!({"sql": "SELECT sum(tested) AS t FROM tests"})),
+        Reply::tool("final_answer", json!({"answer": "{t} tests."})),
+    ]));
+    let out = clean_llm_env(Command::new(env!("CARGO_BIN_EXE_quarry")).current_dir(tmp.path()))
+        .env("QUARRY_LLM_DISCOVER", format!("http://127.0.0.1:1/v1,{}", fake.openai_url()))
+        .args(["ask", "tests.csv", "How many tests?", "--no-python"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("using fake-model at") && err.contains("found running here"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("12 tests."));
 }

@@ -9,6 +9,7 @@ mod analyst;
 mod analyst_python;
 mod attacks;
 mod cli;
+mod demo;
 mod hostile;
 mod insights;
 mod packs;

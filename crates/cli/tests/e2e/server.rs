@@ -63,7 +63,7 @@ async fn serve_cfg(
     Running { url, state, stop: Some(tx), done }
 }
 
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     quarry_llm::install_crypto();
     reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client")
 }

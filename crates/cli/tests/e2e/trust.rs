@@ -192,3 +192,25 @@ fn privacy_canary_covers_slot_rounds() {
         assert!(!req.raw.contains(word) && !req.raw.contains(number) && !req.raw.contains("987,654"));
     }
 }
+
+/// Charts are labelled with the file's own headers, not the SQL names.
+#[test]
+fn chart_titles_are_the_columns_labels() {
+    let ws = workspace();
+    let sql = format!(
+        "SELECT location_state, sum(tested_positive_rdt_ge5yrs) AS tested_positive_rdt_ge5yrs FROM {TABLE} GROUP BY 1"
+    );
+    let fake = FakeLlm::start(Script::new(vec![
+        Reply::tool("run_sql", json!({"sql": sql})),
+        Reply::tool(
+            "final_answer",
+            json!({"answer": "By state.", "chart": {"type": "bar", "x": "location_state", "y": "tested_positive_rdt_ge5yrs"}}),
+        ),
+    ]));
+    let a = analyst(&fake, &ws.data());
+    let (r, _) = ask(&a, &mut Conversation::default(), "Positives by state as a chart", &opts(Privacy::Strict));
+    let chart = r.unwrap().chart.expect("a chart");
+    assert_eq!(chart["encoding"]["x"]["title"], "Location / State");
+    assert_eq!(chart["encoding"]["y"]["title"], "Persons tested positive by RDT / ≥5yrs");
+    assert_eq!(chart["encoding"]["x"]["field"], "location_state", "the data keeps its names");
+}

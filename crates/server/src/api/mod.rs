@@ -37,6 +37,7 @@ mod upload;
 mod views;
 
 use accounts::*;
+pub(crate) use packs::seed_demo as seed_demo_packs;
 pub use upload::ingest_file;
 use upload::*;
 pub use views::*;
@@ -175,6 +176,7 @@ async fn get_config(State(st): State<Arc<AppState>>, Caller(u): Caller) -> Res<C
             .iter()
             .map(|k| views::DefinitionKindView { kind: k.as_str().into(), help: k.describe().into() })
             .collect(),
+        local_models: st.cfg.local_models.clone(),
         insight_kinds: quarry_agent::insights::InsightKind::ALL
             .iter()
             .map(|k| views::InsightKindView { kind: k.as_str().into(), label: k.label().into() })

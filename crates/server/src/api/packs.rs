@@ -96,3 +96,32 @@ pub(super) async fn confirm(
     .map_err(ApiError::internal)?;
     Ok(Json(json!({"runs": runs, "skipped": skipped})))
 }
+
+/// The demo workspace's first screen: each demo table that the malaria pack's
+/// proposal fully binds (Quarry's own generated data, whose columns it knows)
+/// gets the pack bound and run, shown as bound and editable in the page.
+pub(crate) async fn seed_demo(st: &Arc<AppState>, ws: &str) {
+    let Some(p) = Pack::builtin().into_iter().find(|p| p.name == "malaria-routine") else { return };
+    let Ok(Some(c)) = catalog(st, ws) else { return };
+    let Ok(entries) = c.tables() else { return };
+    drop(c);
+    let (k, limits, data) = (st.kernels(ws), st.cfg.limits.clone(), st.ws_dir(ws).join("data"));
+    let _ = tokio::task::spawn_blocking(move || {
+        for entry in &entries {
+            let mut b = Binding::from_proposal(&p, &entry.name, &bind::propose(&p, entry));
+            if p.roles.iter().any(|r| !r.optional && !b.roles.contains_key(&r.name)) {
+                continue;
+            }
+            b.refine_keys(&p, entry, k.sql.as_ref(), &limits);
+            if bind::save(&data, &b).is_err() {
+                continue;
+            }
+            for a in b.analyses(&p, entry).0 {
+                if analyses::store::save(&data, &a).is_ok() {
+                    let _ = analyses::run_and_keep(&data, &a, Vec::new(), k.sql.as_ref(), &limits, &entries, "demo");
+                }
+            }
+        }
+    })
+    .await;
+}

@@ -31,6 +31,8 @@ pub struct ConfigView {
     pub export_formats: Vec<ExportFormatView>,
     /// The kinds of workspace definition, with what each is.
     pub definition_kinds: Vec<DefinitionKindView>,
+    /// Models offered by a model server found running on this machine.
+    pub local_models: Vec<String>,
     /// The kinds of insight finding, with their titles, in rank order.
     pub insight_kinds: Vec<InsightKindView>,
 }
