@@ -14,6 +14,7 @@ mod args;
 mod ask;
 mod define;
 mod eval;
+mod gen;
 mod insights;
 mod loading;
 mod pack;
@@ -114,7 +115,7 @@ fn main() -> ExitCode {
         }),
         Cmd::User { cmd: UserCmd::Add { name, admin }, data } => serve::cmd_user_add(&data, &name, admin),
         Cmd::User { cmd: UserCmd::Token { name }, data } => serve::cmd_user_token(&data, &name),
-        Cmd::Gen { kind, out, rows } => cmd_gen(&kind, &out, rows),
+        Cmd::Gen { kind, out, rows } => gen::cmd_gen(&kind, &out, rows),
         Cmd::Sql { files, query, data, format, out, time_limit, memory_limit, max_rows } => {
             let limits = quarry_sandbox::Limits {
                 memory_bytes: memory_limit << 20,
@@ -457,27 +458,6 @@ fn cmd_demo(dir: &Path, data: &Path, no_serve: bool, port: u16, py: &python::PyA
         ingest: opts,
         watch: None,
     })
-}
-
-/// The demo's clinic workbook as next month's report (July added), in directory `out`.
-fn next_month(out: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(out)?;
-    let opts = quarry_testdata::ClinicOptions { months: 7, ..Default::default() };
-    quarry_testdata::write_clinic_workbook_with(&out.join("clinic_reports_2024.xlsx"), &opts).map(|_| ())
-}
-
-fn cmd_gen(kind: &str, out: &Path, rows: usize) -> bool {
-    let r = match kind {
-        "csv" => quarry_testdata::write_big_csv(out, rows),
-        "xlsx" => quarry_testdata::write_big_xlsx(out, rows),
-        "suite" => quarry_testdata::write_eval_suite(out).map(|p| eprintln!("written: {}", p.display())),
-        "next-month" => next_month(out),
-        other => return fail(format!("unknown kind '{other}': use csv, xlsx, suite or next-month")),
-    };
-    match r {
-        Ok(()) => true,
-        Err(e) => fail(format!("{}: {e}", out.display())),
-    }
 }
 
 fn cmd_sql(

@@ -37,8 +37,9 @@ fn the_demo_opens_on_insights_and_the_malaria_pack_with_no_model() {
             break u.to_string();
         }
     };
+    let _stop = Stop(child);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let result = rt.block_on(async {
+    rt.block_on(async {
         let c = crate::server::client();
         let get = |path: String| {
             let c = c.clone();
@@ -70,9 +71,16 @@ fn the_demo_opens_on_insights_and_the_malaria_pack_with_no_model() {
         let kinds: Vec<&str> = ins["findings"].as_array().unwrap().iter().filter_map(|f| f["kind"].as_str()).collect();
         assert!(kinds.contains(&"impossible_values") && kinds.contains(&"missing_periods"), "{kinds:?}");
     });
-    let _ = child.kill();
-    let _ = child.wait();
-    result
+}
+
+/// Stops the server when the test ends, passed or not.
+struct Stop(std::process::Child);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// `quarry serve --watch DIR`: a file arriving in DIR becomes a table of the
@@ -97,6 +105,7 @@ fn a_watched_folder_loads_what_arrives() {
             break u.to_string();
         }
     };
+    let _stop = Stop(child);
     std::fs::write(inbox.join("arrivals.csv"), "state,tested\nKano,5\nLagos,7\n").unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
@@ -116,6 +125,4 @@ fn a_watched_folder_loads_what_arrives() {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     });
-    let _ = child.kill();
-    let _ = child.wait();
 }
