@@ -92,7 +92,11 @@ impl Pack {
     /// every `{placeholder}` its SQL uses is a role of the pack.
     pub fn parse(text: &str, origin: &str) -> Result<Pack, String> {
         let p: Pack = toml::from_str(text).map_err(|e| format!("{origin}: not a pack ({e})"))?;
+        // Names become file and analysis names: letters, digits, _ and - only.
+        let named = |n: &str| crate::analyses::store::check_name(n).map_err(|e| format!("{origin}: {e}"));
+        named(&p.name)?;
         for a in &p.analyses {
+            named(&a.name)?;
             for n in &a.needs {
                 if !p.roles.iter().any(|r| &r.name == n) {
                     return Err(format!(
@@ -144,5 +148,7 @@ mod tests {
         assert_eq!(names, ["malaria-routine", "data-quality"]);
         let bad = "name = 'x'\ntitle = 'x'\n[[roles]]\nname = 'a'\nkind = 'number'\n[[analyses]]\nname = 'q'\ntitle = 't'\nneeds = ['a']\nsql = 'SELECT {b} FROM {table}'\n";
         assert!(Pack::parse(bad, "x.toml").unwrap_err().contains("uses {b} without listing it"));
+        let escape = "name = '../x'\ntitle = 'x'\nroles = []\nanalyses = []\n";
+        assert!(Pack::parse(escape, "x.toml").unwrap_err().contains("use letters, digits"));
     }
 }
