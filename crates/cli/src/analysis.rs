@@ -109,9 +109,12 @@ fn print_run(name: &str, run: &AnalysisRun) {
     }
 }
 
-/// After a load: run again the analyses that read tables with a new version.
-pub(crate) fn rerun_after_load(data: &Path, changed: &[String]) {
-    if changed.is_empty() || store::reading(data, changed).map_or(true, |l| l.is_empty()) {
+/// After a load: run again the analyses that read tables with a new
+/// version (`changed`), and move those whose report's next file became a
+/// new table (`new`) onto it.
+pub(crate) fn rerun_after_load(data: &Path, changed: &[String], new: &[String]) {
+    let none_changed = changed.is_empty() || store::reading(data, changed).map_or(true, |l| l.is_empty());
+    if none_changed && (new.is_empty() || store::list(data).map_or(true, |l| l.is_empty())) {
         return;
     }
     let (k, all) = match (kernel(data), entries(data)) {
@@ -121,7 +124,9 @@ pub(crate) fn rerun_after_load(data: &Path, changed: &[String]) {
             return;
         }
     };
-    for (name, r) in analyses::rerun_reading(data, changed, &k, &Limits::default(), &all) {
+    let mut done = analyses::rerun_reading(data, changed, &k, &Limits::default(), &all);
+    done.extend(analyses::follow_new_files(data, new, &k, &Limits::default(), &all));
+    for (name, r) in done {
         match r {
             Ok(run) if run.ok => print_run(&name, &run),
             Ok(run) => eprintln!("analysis {name} failed on the new data: {}", run.error.unwrap_or_default()),

@@ -203,7 +203,7 @@ fn cmd_load(files: &[PathBuf], data: &Path, as_json: bool, opts: &IngestOptions,
     };
     let mut ok = true;
     let mut reports = Vec::new();
-    let mut changed = Vec::new();
+    let (mut changed, mut new) = (Vec::new(), Vec::new());
     for f in files {
         let shown = f.display().to_string();
         match Bar::around(f, |bar| workers.load_as(f, &shown, opts, choice.as_ref(), bar, &|| false)) {
@@ -211,6 +211,7 @@ fn cmd_load(files: &[PathBuf], data: &Path, as_json: bool, opts: &IngestOptions,
                 changed.extend(
                     report.tables.iter().filter(|l| l.outcome == Outcome::NewVersion).map(|l| l.table.name.clone()),
                 );
+                new.extend(report.tables.iter().filter(|l| l.outcome == Outcome::New).map(|l| l.table.name.clone()));
                 if !as_json {
                     for l in &report.tables {
                         let what = match l.outcome {
@@ -242,7 +243,7 @@ fn cmd_load(files: &[PathBuf], data: &Path, as_json: bool, opts: &IngestOptions,
     if as_json {
         println!("{}", serde_json::to_string_pretty(&json!({ "loaded": reports })).unwrap_or_default());
     }
-    analysis::rerun_after_load(data, &changed);
+    analysis::rerun_after_load(data, &changed, &new);
     ok
 }
 

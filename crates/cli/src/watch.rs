@@ -23,7 +23,7 @@ pub(crate) fn run(dir: &Path, data: &Path, every: f64, once: bool, opts: &Ingest
     let mut scanner = Scanner::new();
     eprintln!("watching {} (every {every} s; Ctrl-C stops)", dir.display());
     loop {
-        let mut changed_tables = Vec::new();
+        let (mut changed_tables, mut new_tables) = (Vec::new(), Vec::new());
         for path in scanner.ready(dir, !once) {
             let shown = path.display().to_string();
             match Bar::around(&path, |bar| workers.load_as(&path, &shown, opts, None, bar, &|| false)) {
@@ -35,15 +35,16 @@ pub(crate) fn run(dir: &Path, data: &Path, every: f64, once: bool, opts: &Ingest
                             Outcome::Unchanged => continue,
                         };
                         println!("loaded {}: {} ({what}, {} rows)", printable(&shown), l.table.name, l.table.rows);
-                        if l.outcome == Outcome::NewVersion {
-                            changed_tables.push(l.table.name.clone());
+                        match l.outcome {
+                            Outcome::NewVersion => changed_tables.push(l.table.name.clone()),
+                            _ => new_tables.push(l.table.name.clone()),
                         }
                     }
                 }
                 Err(e) => eprintln!("{}: not loaded: {e}", printable(&shown)),
             }
         }
-        crate::analysis::rerun_after_load(data, &changed_tables);
+        crate::analysis::rerun_after_load(data, &changed_tables, &new_tables);
         if once {
             return true;
         }

@@ -109,6 +109,33 @@ pub fn bind(sql: &str, params: &[(String, serde_json::Value, String)]) -> Result
     Ok(statements.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(";\n"))
 }
 
+/// `sql` reading table `to` wherever it read table `from` (its relations,
+/// not text that happens to match), for an analysis following next
+/// month's file.
+pub fn rename_table(sql: &str, from: &str, to: &str) -> Result<String, String> {
+    use sqlparser::ast::{visit_relations_mut, Ident, ObjectName, ObjectNamePart};
+    let mut statements =
+        Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| format!("the query does not parse: {e}"))?;
+    let mut found = false;
+    for s in &mut statements {
+        let _ = visit_relations_mut(s, |name: &mut ObjectName| {
+            if let [ObjectNamePart::Identifier(i)] = name.0.as_slice() {
+                if i.value.eq_ignore_ascii_case(from) {
+                    let simple = to.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                    let ident = if simple { Ident::new(to) } else { Ident::with_quote('"', to) };
+                    *name = ObjectName(vec![ObjectNamePart::Identifier(ident)]);
+                    found = true;
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    if !found {
+        return Err(format!("the query does not read {from}"));
+    }
+    Ok(statements.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(";\n"))
+}
+
 /// Whether `name` can be a placeholder's name (`$state`).
 pub fn valid_name(name: &str) -> bool {
     name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
@@ -141,5 +168,9 @@ mod tests {
             .unwrap_err()
             .contains("compares no state"));
         assert!(valid_name("from_year") && !valid_name("1x") && !valid_name("a-b"));
+        let next =
+            rename_table("SELECT t.x FROM t_07 AS t JOIN pop ON pop.s = t.s WHERE t.note = 't_07'", "t_07", "t_08")
+                .unwrap();
+        assert_eq!(next, "SELECT t.x FROM t_08 AS t JOIN pop ON pop.s = t.s WHERE t.note = 't_07'", "relations only");
     }
 }

@@ -334,3 +334,66 @@ pub fn rerun_reading(
         })
         .collect()
 }
+
+/// A file's name with its digits taken out: `nmep_tpr_2024_07.xlsx` and
+/// `nmep_tpr_2024_08.xlsx` are the same report for two periods.
+fn report_stem(source: &str) -> String {
+    let name = std::path::Path::new(source).file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+    name.chars().filter(|c| !c.is_ascii_digit()).collect()
+}
+
+/// Whether `new` is the next file of the report `old` came from: the same
+/// file name but for its digits, the same sheet, the same columns.
+pub fn same_report(old: &TableEntry, new: &TableEntry) -> bool {
+    fn cols(e: &TableEntry) -> Vec<&str> {
+        let mut c: Vec<&str> = e.columns.iter().map(|c| c.name.as_str()).collect();
+        c.sort();
+        c
+    }
+    old.name != new.name
+        && old.source != new.source
+        && report_stem(&old.source) == report_stem(&new.source)
+        && old.sheet == new.sheet
+        && cols(old) == cols(new)
+}
+
+/// A new table that is the next file of a report (see [`same_report`]):
+/// every analysis reading that report's table follows it — reads the new
+/// table from now on — and runs, compared with its last run on the old file.
+pub fn follow_new_files(
+    data: &std::path::Path,
+    new_tables: &[String],
+    kernel: &dyn SqlKernel,
+    limits: &Limits,
+    entries: &[TableEntry],
+) -> Vec<(String, Result<AnalysisRun, String>)> {
+    let Ok(list) = store::list(data) else { return Vec::new() };
+    let mut out = Vec::new();
+    for new in entries.iter().filter(|e| new_tables.contains(&e.name)) {
+        for a in list.iter().filter(|a| a.tables.len() == 1) {
+            let old_name = &a.tables[0];
+            let Some(old) = entries.iter().find(|e| &e.name == old_name) else { continue };
+            if !same_report(old, new) {
+                continue;
+            }
+            let r = follow(data, a, old, new).and_then(|moved| {
+                let params = store::runs(data, &moved.name)?.pop().map(|r| r.params).unwrap_or_default();
+                let trigger = format!("new file: {} (the next {})", new.name, old.name);
+                run_and_keep(data, &moved, params, kernel, limits, entries, &trigger)
+            });
+            out.push((a.name.clone(), r));
+        }
+    }
+    out
+}
+
+/// `a` reading `new` instead of `old`, saved.
+fn follow(data: &std::path::Path, a: &Analysis, old: &TableEntry, new: &TableEntry) -> Result<Analysis, String> {
+    let sql = quarry_sql::params::rename_table(&a.sql, &old.name, &new.name)?;
+    let mut moved = a.clone();
+    moved.sql = sql;
+    moved.tables = vec![new.name.clone()];
+    moved.columns = BTreeMap::from([(new.name.clone(), new.columns.iter().map(|c| c.name.clone()).collect())]);
+    store::save(data, &moved)?;
+    Ok(moved)
+}

@@ -122,3 +122,42 @@ fn a_saved_analysis_reruns_on_new_data_with_parameters_bound_as_data() {
     assert!(err.contains("'confirmed_positive_rdt_ge5yrs'"), "the closest new name: {err}");
     assert!(String::from_utf8_lossy(&watched.stderr).contains("failed on the new data"));
 }
+
+/// Next month's export under its own file name (`…_07` after `…_06`) is the
+/// same report: the analysis follows it and states both numbers; another
+/// report of the same shape is left alone.
+#[test]
+fn an_analysis_follows_the_next_file_of_its_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let june = write_clinic_workbook_with(&dir.join("clinics_2024_06.xlsx"), &ClinicOptions::default()).unwrap();
+    let table = "clinics_2024_06_monthly_data";
+    let sql = format!("SELECT sum(tested_positive_rdt_ge5yrs) AS positives FROM {table} WHERE location_state = 'Kano'");
+    let fake = FakeLlm::start(Script::new(vec![
+        Reply::tool("run_sql", json!({"sql": sql})),
+        Reply::tool("final_answer", json!({"answer": "{positives} positives."})),
+    ]));
+    let url = fake.openai_url();
+    let args =
+        ["ask", "clinics_2024_06.xlsx", "Kano positives?", "--save-as", "kano", "--param", "location_state=state"];
+    ok(&quarry(dir, &[&args[..], &["--llm-base-url", url.as_str(), "--llm-model", "m", "--no-python"]].concat()));
+
+    // Another report with the same columns: not this analysis's file.
+    write_clinic_workbook_with(&dir.join("district_returns.xlsx"), &ClinicOptions::default()).unwrap();
+    ok(&quarry(dir, &["load", "district_returns.xlsx"]));
+    assert_eq!(last_run(dir, "kano")["number"], 1);
+
+    let july = write_clinic_workbook_with(
+        &dir.join("clinics_2024_07.xlsx"),
+        &ClinicOptions { months: 7, ..ClinicOptions::default() },
+    )
+    .unwrap();
+    let load = ok(&quarry(dir, &["load", "clinics_2024_07.xlsx"]));
+    let line = format!("positives: {} → {}", grouped(state(&june, "Kano")), grouped(state(&july, "Kano")));
+    assert!(load.contains(&line), "{load}");
+    let show: Value = serde_json::from_str(&ok(&quarry(dir, &["analysis", "show", "kano", "--json"]))).unwrap();
+    assert_eq!(show["analysis"]["tables"], json!(["clinics_2024_07_monthly_data"]));
+    let run = last_run(dir, "kano");
+    assert_eq!(run["trigger"], "new file: clinics_2024_07_monthly_data (the next clinics_2024_06_monthly_data)");
+    assert_eq!(run["table"]["rows"][0][0], json!(state(&july, "Kano")));
+}

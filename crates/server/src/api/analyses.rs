@@ -166,19 +166,23 @@ pub(super) async fn remove(
     Ok(Json(json!({"removed": name})))
 }
 
-/// After an upload: run again the analyses reading tables that got a new version.
-pub(crate) async fn rerun_after_upload(st: &Arc<AppState>, ws: &str, tables: Vec<String>) {
+/// After an upload: run again the analyses reading tables that got a new
+/// version, and move those whose report's next file became a new table onto it.
+pub(crate) async fn rerun_after_upload(st: &Arc<AppState>, ws: &str, tables: Vec<String>, new: Vec<String>) {
     let data = data_dir(st, ws);
-    if store::reading(&data, &tables).map_or(true, |l| l.is_empty()) {
+    if store::list(&data).map_or(true, |l| l.is_empty()) {
         return;
     }
     let Ok(Some(c)) = catalog(st, ws) else { return };
     let Ok(entries) = c.tables() else { return };
     drop(c);
     let (k, limits) = (st.kernels(ws), st.cfg.limits.clone());
-    let done =
-        tokio::task::spawn_blocking(move || analyses::rerun_reading(&data, &tables, k.sql.as_ref(), &limits, &entries))
-            .await;
+    let done = tokio::task::spawn_blocking(move || {
+        let mut done = analyses::rerun_reading(&data, &tables, k.sql.as_ref(), &limits, &entries);
+        done.extend(analyses::follow_new_files(&data, &new, k.sql.as_ref(), &limits, &entries));
+        done
+    })
+    .await;
     for (name, r) in done.unwrap_or_default() {
         if let Err(e) = r {
             tracing::warn!("analysis {name} was not run again: {e}");

@@ -75,10 +75,16 @@ pub async fn ingest_file(
         .filter(|l| l.outcome == quarry_ingest::catalog::Outcome::NewVersion)
         .map(|l| l.table.name.clone())
         .collect();
+    let new: Vec<String> = report
+        .tables
+        .iter()
+        .filter(|l| l.outcome == quarry_ingest::catalog::Outcome::New)
+        .map(|l| l.table.name.clone())
+        .collect();
     let names: Vec<String> = report.tables.into_iter().map(|l| l.table.name).collect();
-    if !changed.is_empty() {
+    if !changed.is_empty() || !new.is_empty() {
         let (st, ws) = (st.clone(), ws.to_string());
-        tokio::spawn(async move { super::analyses::rerun_after_upload(&st, &ws, changed).await });
+        tokio::spawn(async move { super::analyses::rerun_after_upload(&st, &ws, changed, new).await });
     }
     // Each new version's insights are computed now, in the background, so its card has them.
     for name in names.clone() {
