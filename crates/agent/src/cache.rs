@@ -30,14 +30,9 @@ impl AnswerCache for DirCache {
         serde_json::from_str(&text).ok()
     }
     fn put(&self, key: &str, answer: &Answer) {
-        if std::fs::create_dir_all(&self.dir).is_err() {
-            return;
-        }
-        let tmp = self.dir.join(format!("{key}.json.tmp"));
-        if let Ok(text) = serde_json::to_string(answer) {
-            if std::fs::write(&tmp, text).is_ok() {
-                let _ = std::fs::rename(&tmp, self.dir.join(format!("{key}.json")));
-            }
+        // A cache: an answer that could not be kept is asked again next time.
+        if let Ok(text) = serde_json::to_vec(answer) {
+            let _ = crate::files::write_atomic(&self.dir.join(format!("{key}.json")), &text);
         }
     }
 }

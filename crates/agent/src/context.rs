@@ -16,6 +16,7 @@ use quarry_ingest::table::ColumnType;
 
 use crate::policy::{Policy, View};
 pub use crate::quote::data_str;
+use crate::words::words;
 use crate::Privacy;
 
 /// Rough tokens of a text (4 characters a token).
@@ -31,14 +32,6 @@ pub struct Context {
     pub columns: usize,
     pub omitted_columns: usize,
     pub approx_tokens: usize,
-}
-
-fn words(q: &str) -> Vec<String> {
-    q.to_lowercase()
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.len() >= 3)
-        .map(|w| w.strip_suffix('s').filter(|s| s.len() >= 3).unwrap_or(w).to_string())
-        .collect()
 }
 
 fn column_score(c: &ColumnStats, qwords: &[String]) -> usize {

@@ -10,7 +10,6 @@
 //! model as written, in every privacy mode (a synonym's value is one a
 //! person typed). Nothing here reads a value from the data into them.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use quarry_types::definitions::{Definition, Definitions, Verified};
@@ -18,6 +17,7 @@ use quarry_types::sql::quoted;
 use quarry_types::{Limits, SqlKernel, Table};
 
 use crate::quote::data_str;
+use crate::words::{mentions, words};
 
 /// Where a workspace's definitions live.
 pub fn path(data: &Path) -> PathBuf {
@@ -35,20 +35,10 @@ pub fn load(data: &Path) -> Result<Definitions, String> {
     }
 }
 
-/// Write the definitions whole: a temporary file, synced, renamed over the old one.
+/// Write the definitions whole (see [`crate::files::write_atomic`]).
 pub fn save(data: &Path, defs: &Definitions) -> Result<(), String> {
-    let p = path(data);
-    let err = |e: std::io::Error| format!("{}: {e}", p.display());
-    std::fs::create_dir_all(data).map_err(err)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(data).map_err(err)?;
     let text = serde_json::to_string_pretty(defs).map_err(|e| e.to_string())?;
-    tmp.write_all(text.as_bytes()).map_err(err)?;
-    tmp.as_file().sync_all().map_err(err)?;
-    tmp.persist(&p).map_err(|e| err(e.error))?;
-    if let Ok(dir) = std::fs::File::open(data) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
+    crate::files::write_atomic(&path(data), text.as_bytes())
 }
 
 /// Check a definition against the workspace's tables before it is saved:
@@ -109,26 +99,6 @@ pub fn check(d: &Definition, kernel: &dyn SqlKernel, limits: &Limits) -> Result<
         }
     }
     Ok(())
-}
-
-/// Lower-case words of three letters or more, plurals folded.
-fn words(s: &str) -> Vec<String> {
-    s.to_lowercase()
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.len() >= 3)
-        .map(|w| w.strip_suffix('s').filter(|s| s.len() >= 3).unwrap_or(w).to_string())
-        .collect()
-}
-
-/// Whether `phrase` occurs in `text` as whole words (case-insensitive).
-fn mentions(text: &str, phrase: &str) -> bool {
-    let (text, phrase) = (text.to_lowercase(), phrase.trim().to_lowercase());
-    if phrase.is_empty() {
-        return false;
-    }
-    let is_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric());
-    text.match_indices(&phrase)
-        .any(|(i, _)| !is_word(text[..i].chars().next_back()) && !is_word(text[i + phrase.len()..].chars().next()))
 }
 
 /// Share of the verified question's words the question has too.

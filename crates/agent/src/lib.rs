@@ -34,6 +34,7 @@ pub mod context;
 pub mod conversation;
 pub mod definitions;
 pub mod events;
+pub mod files;
 pub mod insights;
 pub mod options;
 pub mod packs;
@@ -46,6 +47,7 @@ mod run;
 mod shapes;
 mod slots;
 pub mod tools;
+mod words;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -207,6 +207,12 @@ impl AppState {
         self.cfg.data.join("workspaces").join(id)
     }
 
+    /// A workspace's data directory: its catalog, and what the analyst keeps
+    /// beside it (definitions, analyses, pack bindings, insights, answers).
+    pub fn ws_data(&self, id: &str) -> PathBuf {
+        self.ws_dir(id).join("data")
+    }
+
     pub fn kernels(&self, ws: &str) -> Arc<WsKernels> {
         let mut map = self.workspaces.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(ws.to_string())

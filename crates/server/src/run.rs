@@ -46,7 +46,7 @@ pub fn start(st: &Arc<AppState>, u: &User, c: ConversationRow, ws: Workspace, q:
     if question.is_empty() || question.len() > 4000 {
         return Err(ApiError::bad("a question needs 1 to 4000 characters"));
     }
-    let data = st.ws_dir(&ws.id).join("data");
+    let data = st.ws_data(&ws.id);
     if !data.join("catalog.sqlite").exists() {
         return Err(ApiError::bad("there are no tables in this workspace yet: upload a file first"));
     }

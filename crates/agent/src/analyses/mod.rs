@@ -21,6 +21,7 @@ use quarry_types::sql::Param;
 use quarry_types::{Answer, DataVersion, Limits, SqlKernel, Table};
 
 use crate::chart::{self, ChartProposal};
+use crate::words::mentions;
 
 /// A parameter of a saved analysis: a literal of the query made a placeholder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -281,14 +282,6 @@ impl Analysis {
         }
         run
     }
-}
-
-/// Whether `sql` names `name` as a word (a table or column).
-fn mentions(sql: &str, name: &str) -> bool {
-    let (sql, name) = (sql.to_lowercase(), name.to_lowercase());
-    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
-    sql.match_indices(&name)
-        .any(|(i, _)| !word(sql[..i].chars().next_back()) && !word(sql[i + name.len()..].chars().next()))
 }
 
 /// Run `a` with `params`, compared with its last run, and keep the run.

@@ -1,8 +1,6 @@
 //! Where analyses live: `<data>/analyses/<name>/analysis.json` and one
-//! `runs/<number>.json` per run, each written whole to a temporary file and
-//! renamed, so a crash leaves the old file or the new one, never half.
+//! `runs/<number>.json` per run, each written whole ([`crate::files`]).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{Analysis, AnalysisRun};
@@ -24,16 +22,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
-fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let err = |e: std::io::Error| format!("{}: {e}", path.display());
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(err)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-    tmp.write_all(bytes).map_err(err)?;
-    tmp.as_file().sync_all().map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
-}
+use crate::files::write_atomic as write;
 
 fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;

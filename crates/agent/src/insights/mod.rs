@@ -181,12 +181,9 @@ pub fn stored_or_analyse(
     }
     let ins = analyse(entry, kernel, limits);
     // A check whose query failed (a time limit, a worker lost) is tried again next time.
-    if ins.skipped.iter().all(|s| !s.contains(QUERY_FAILED)) && std::fs::create_dir_all(&dir).is_ok() {
+    if ins.skipped.iter().all(|s| !s.contains(QUERY_FAILED)) {
         if let Ok(text) = serde_json::to_vec(&ins) {
-            let tmp = path.with_extension("json.tmp");
-            if std::fs::write(&tmp, text).is_ok() {
-                let _ = std::fs::rename(&tmp, &path);
-            }
+            let _ = crate::files::write_atomic(&path, &text);
         }
     }
     ins

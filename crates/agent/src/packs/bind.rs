@@ -276,15 +276,10 @@ fn path(data: &Path, pack: &str, table: &str) -> PathBuf {
     data.join("packs").join(pack).join(format!("{table}.json"))
 }
 
-/// Keep a confirmed binding (whole file, renamed into place).
+/// Keep a confirmed binding (written whole, [`crate::files`]).
 pub fn save(data: &Path, b: &Binding) -> Result<(), String> {
-    let p = path(data, &b.pack, &b.table);
-    let dir = p.parent().unwrap_or(data);
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let tmp = p.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(b).map_err(|e| e.to_string())?)
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, &p).map_err(|e| format!("{}: {e}", p.display()))
+    let text = serde_json::to_vec_pretty(b).map_err(|e| e.to_string())?;
+    crate::files::write_atomic(&path(data, &b.pack, &b.table), &text)
 }
 
 /// The confirmed binding of `pack` to `table`, if any.

@@ -17,10 +17,6 @@ use super::{catalog, ApiError, Res};
 use crate::auth::{own_conversation, own_workspace, Caller};
 use crate::AppState;
 
-fn data_dir(st: &AppState, ws: &str) -> std::path::PathBuf {
-    st.ws_dir(ws).join("data")
-}
-
 /// The last answer to question `q` of conversation `id`, and its workspace.
 fn answer_of(st: &AppState, u: &quarry_store::User, id: &str, q: i64) -> Result<(Answer, String), ApiError> {
     let (c, ws) = own_conversation(st, u, id)?;
@@ -90,7 +86,7 @@ pub(super) async fn save(
     let entries = c.tables().map_err(ApiError::internal)?;
     drop(c);
     let a = Analysis::from_answer(req.name.trim(), &answer, &params, &entries).map_err(ApiError::bad)?;
-    store::save(&data_dir(&st, &ws), &a).map_err(ApiError::internal)?;
+    store::save(&st.ws_data(&ws), &a).map_err(ApiError::internal)?;
     let run = run_blocking(&st, &ws, a.clone(), Vec::new(), "saved").await?;
     Ok(Json(json!({"analysis": a, "run": run})))
 }
@@ -107,7 +103,7 @@ async fn run_blocking(
     let Some(c) = catalog(st, ws)? else { return Err(ApiError::bad("there are no tables in this workspace")) };
     let entries = c.tables().map_err(ApiError::internal)?;
     drop(c);
-    let (k, limits, data, trigger) = (st.kernels(ws), st.cfg.limits.clone(), data_dir(st, ws), trigger.to_string());
+    let (k, limits, data, trigger) = (st.kernels(ws), st.cfg.limits.clone(), st.ws_data(ws), trigger.to_string());
     let run = tokio::task::spawn_blocking(move || {
         analyses::run_and_keep(&data, &a, params, k.sql.as_ref(), &limits, &entries, &trigger)
     })
@@ -125,7 +121,7 @@ pub(super) async fn list(
     Path(ws): Path<String>,
 ) -> Res<Vec<Value>> {
     let w = own_workspace(&st, &u, &ws)?;
-    let data = data_dir(&st, &w.id);
+    let data = st.ws_data(&w.id);
     let mut out = Vec::new();
     for a in store::list(&data).map_err(ApiError::internal)? {
         let runs = store::runs(&data, &a.name).map_err(ApiError::internal)?;
@@ -145,7 +141,7 @@ pub(super) async fn run(
     Json(body): Json<Value>,
 ) -> Res<Value> {
     let w = own_workspace(&st, &u, &ws)?;
-    let a = store::load(&data_dir(&st, &w.id), &name).map_err(|_| ApiError::not_found("no such analysis"))?;
+    let a = store::load(&st.ws_data(&w.id), &name).map_err(|_| ApiError::not_found("no such analysis"))?;
     let given: Vec<(String, String)> = body["params"]
         .as_object()
         .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string))).collect())
@@ -162,14 +158,14 @@ pub(super) async fn remove(
     Path((ws, name)): Path<(String, String)>,
 ) -> Res<Value> {
     let w = own_workspace(&st, &u, &ws)?;
-    store::remove(&data_dir(&st, &w.id), &name).map_err(|_| ApiError::not_found("no such analysis"))?;
+    store::remove(&st.ws_data(&w.id), &name).map_err(|_| ApiError::not_found("no such analysis"))?;
     Ok(Json(json!({"removed": name})))
 }
 
 /// After an upload: run again the analyses reading tables that got a new
 /// version, and move those whose report's next file became a new table onto it.
 pub(crate) async fn rerun_after_upload(st: &Arc<AppState>, ws: &str, tables: Vec<String>, new: Vec<String>) {
-    let data = data_dir(st, ws);
+    let data = st.ws_data(ws);
     if store::list(&data).map_or(true, |l| l.is_empty()) {
         return;
     }

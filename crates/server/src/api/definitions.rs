@@ -33,10 +33,6 @@ fn view(d: Definitions) -> DefinitionsView {
     DefinitionsView { definitions: d, lines }
 }
 
-fn data_dir(st: &AppState, ws: &str) -> std::path::PathBuf {
-    st.ws_dir(ws).join("data")
-}
-
 #[utoipa::path(get, path = "/api/workspaces/{ws}/definitions", params(("ws" = String, Path)),
     responses((status = 200, body = DefinitionsView), (status = 404, body = super::ErrorBody)))]
 pub(super) async fn list(
@@ -45,7 +41,7 @@ pub(super) async fn list(
     Path(ws): Path<String>,
 ) -> Res<DefinitionsView> {
     let w = own_workspace(&st, &u, &ws)?;
-    let d = definitions::load(&data_dir(&st, &w.id)).map_err(ApiError::internal)?;
+    let d = definitions::load(&st.ws_data(&w.id)).map_err(ApiError::internal)?;
     Ok(Json(view(d)))
 }
 
@@ -66,7 +62,7 @@ pub(super) async fn add(
         let kinds: Vec<&str> = DefinitionKind::ALL.iter().map(|k| k.as_str()).collect();
         ApiError::bad(format!("not a definition ({e}); its kind is one of {}", kinds.join(", ")))
     })?;
-    let data = data_dir(&st, &w.id);
+    let data = st.ws_data(&w.id);
     if !data.join("catalog.sqlite").exists() {
         return Err(ApiError::bad("there are no tables in this workspace yet: upload a file first"));
     }
@@ -94,7 +90,7 @@ pub(super) async fn remove(
 ) -> Res<DefinitionsView> {
     let w = own_workspace(&st, &u, &ws)?;
     let kind: DefinitionKind = kind.parse().map_err(ApiError::bad)?;
-    let data = data_dir(&st, &w.id);
+    let data = st.ws_data(&w.id);
     let _guard = st.definitions_lock.lock().await;
     let mut all = definitions::load(&data).map_err(ApiError::internal)?;
     if !all.remove(kind, &key) {

@@ -21,7 +21,7 @@ pub(crate) async fn compute(st: &Arc<AppState>, ws: &str, table: &str) -> Result
     drop(c);
     let k = st.kernels(ws);
     let limits = st.cfg.limits.clone();
-    let data = st.ws_dir(ws).join("data");
+    let data = st.ws_data(ws);
     tokio::task::spawn_blocking(move || stored_or_analyse(&data, &entry, k.sql.as_ref(), &limits))
         .await
         .map_err(ApiError::internal)

@@ -251,7 +251,7 @@ async fn list_workspace_datasets(
 }
 
 fn catalog(st: &AppState, ws: &str) -> Result<Option<Catalog>, ApiError> {
-    let data = st.ws_dir(ws).join("data");
+    let data = st.ws_data(ws);
     if !data.join("catalog.sqlite").exists() {
         return Ok(None);
     }

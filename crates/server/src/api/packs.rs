@@ -39,7 +39,7 @@ pub(super) async fn binding(
     let Some(c) = catalog(&st, &w.id)? else { return Err(ApiError::not_found("no such table")) };
     let entry = c.entry(&table, None).map_err(|_| ApiError::not_found("no such table"))?;
     drop(c);
-    let data = st.ws_dir(&w.id).join("data");
+    let data = st.ws_data(&w.id);
     let proposals = bind::propose(&p, &entry);
     let (b, confirmed) = match bind::load(&data, &p.name, &table) {
         Some(b) => (b, true),
@@ -78,7 +78,7 @@ pub(super) async fn confirm(
     let entry =
         entries.iter().find(|e| e.name == table).cloned().ok_or_else(|| ApiError::not_found("no such table"))?;
     b.check(&p, &entry).map_err(ApiError::bad)?;
-    let data = st.ws_dir(&w.id).join("data");
+    let data = st.ws_data(&w.id);
     bind::save(&data, &b).map_err(ApiError::internal)?;
     let (list, skipped) = b.analyses(&p, &entry);
     let (k, limits) = (st.kernels(&w.id), st.cfg.limits.clone());
@@ -105,7 +105,7 @@ pub(crate) async fn seed_demo(st: &Arc<AppState>, ws: &str) {
     let Ok(Some(c)) = catalog(st, ws) else { return };
     let Ok(entries) = c.tables() else { return };
     drop(c);
-    let (k, limits, data) = (st.kernels(ws), st.cfg.limits.clone(), st.ws_dir(ws).join("data"));
+    let (k, limits, data) = (st.kernels(ws), st.cfg.limits.clone(), st.ws_data(ws));
     let _ = tokio::task::spawn_blocking(move || {
         for entry in &entries {
             let mut b = Binding::from_proposal(&p, &entry.name, &bind::propose(&p, entry));
