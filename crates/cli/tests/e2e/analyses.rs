@@ -11,12 +11,11 @@ use quarry_testdata::{write_clinic_workbook_with, ClinicOptions};
 use serde_json::{json, Value};
 
 fn quarry(dir: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quarry"));
-    for k in ["QUARRY_LLM_BASE_URL", "QUARRY_LLM_MODEL", "QUARRY_LLM_API_KEY", "QUARRY_LLM_PROVIDER", "OPENAI_API_KEY"]
-    {
-        cmd.env_remove(k);
-    }
-    cmd.env("QUARRY_LLM_DISCOVER", "off").args(args).current_dir(dir).output().expect("quarry runs")
+    crate::common::clean_llm_env(&mut Command::new(env!("CARGO_BIN_EXE_quarry")))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("quarry runs")
 }
 
 fn ok(o: &Output) -> String {

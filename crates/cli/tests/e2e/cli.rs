@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use crate::common::clean_llm_env;
+
 fn quarry(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_quarry")).args(args).current_dir(cwd).output().expect("quarry runs")
 }
@@ -153,21 +155,6 @@ fn fake_llm_serves_a_script_and_records_requests() {
     assert_eq!(reply.expect("reply").text, "Hello from the script");
     let rec = std::fs::read_to_string(&record).expect("recorded");
     assert!(rec.contains("\"hi\""), "{rec}");
-}
-
-fn clean_llm_env(cmd: &mut Command) -> &mut Command {
-    for k in [
-        "QUARRY_LLM_BASE_URL",
-        "QUARRY_LLM_MODEL",
-        "QUARRY_LLM_API_KEY",
-        "QUARRY_LLM_PROVIDER",
-        "OPENAI_API_KEY",
-        "ANTHROPIC_API_KEY",
-    ] {
-        cmd.env_remove(k);
-    }
-    // No model server found by looking either: these tests say which model they use.
-    cmd.env("QUARRY_LLM_DISCOVER", "off")
 }
 
 #[test]

@@ -66,3 +66,19 @@ pub fn ensure_python_runtime() {
         );
     });
 }
+
+/// A command that finds no model: none in its environment, none by looking
+/// for a local server (the tests say which model they use).
+pub fn clean_llm_env(cmd: &mut Command) -> &mut Command {
+    for k in [
+        "QUARRY_LLM_BASE_URL",
+        "QUARRY_LLM_MODEL",
+        "QUARRY_LLM_API_KEY",
+        "QUARRY_LLM_PROVIDER",
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+    ] {
+        cmd.env_remove(k);
+    }
+    cmd.env("QUARRY_LLM_DISCOVER", "off")
+}

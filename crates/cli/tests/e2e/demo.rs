@@ -8,28 +8,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-#[test]
-fn the_demo_opens_on_insights_and_the_malaria_pack_with_no_model() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quarry"));
-    for k in [
-        "QUARRY_LLM_BASE_URL",
-        "QUARRY_LLM_MODEL",
-        "QUARRY_LLM_API_KEY",
-        "QUARRY_LLM_PROVIDER",
-        "OPENAI_API_KEY",
-        "ANTHROPIC_API_KEY",
-    ] {
-        cmd.env_remove(k);
-    }
-    let mut child = cmd
-        .args(["demo", "--port", "0", "--dir", "files", "--data", "data"])
-        .env("QUARRY_LLM_DISCOVER", "off")
-        .current_dir(tmp.path())
+use crate::common::clean_llm_env;
+
+/// Start `quarry ARGS` in `dir` and wait for the URL it serves; stopped when dropped.
+fn start(dir: &std::path::Path, args: &[&str]) -> (Stop, String) {
+    let mut child = clean_llm_env(&mut Command::new(env!("CARGO_BIN_EXE_quarry")))
+        .args(args)
+        .current_dir(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("demo starts");
+        .expect("quarry starts");
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let url = loop {
         let line = lines.next().expect("a line").expect("utf8");
@@ -37,7 +26,13 @@ fn the_demo_opens_on_insights_and_the_malaria_pack_with_no_model() {
             break u.to_string();
         }
     };
-    let _stop = Stop(child);
+    (Stop(child), url)
+}
+
+#[test]
+fn the_demo_opens_on_insights_and_the_malaria_pack_with_no_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_stop, url) = start(tmp.path(), &["demo", "--port", "0", "--dir", "files", "--data", "data"]);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let c = crate::server::client();
@@ -90,22 +85,8 @@ fn a_watched_folder_loads_what_arrives() {
     let tmp = tempfile::tempdir().unwrap();
     let inbox = tmp.path().join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_quarry"))
-        .args(["serve", "--port", "0", "--data", "data", "--no-python", "--watch", "inbox"])
-        .env("QUARRY_LLM_DISCOVER", "off")
-        .current_dir(tmp.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve starts");
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("a line").expect("utf8");
-        if let Some(u) = line.split_whitespace().find(|w| w.starts_with("http://")) {
-            break u.to_string();
-        }
-    };
-    let _stop = Stop(child);
+    let (_stop, url) =
+        start(tmp.path(), &["serve", "--port", "0", "--data", "data", "--no-python", "--watch", "inbox"]);
     std::fs::write(inbox.join("arrivals.csv"), "state,tested\nKano,5\nLagos,7\n").unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
