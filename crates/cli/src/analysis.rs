@@ -6,17 +6,13 @@ use std::path::Path;
 
 use quarry_agent::analyses::{self, store, Analysis, AnalysisRun, ParamSpec};
 use quarry_agent::Answer;
-use quarry_engine::worker::SqlWorkers;
 use quarry_ingest::catalog::{Catalog, TableEntry};
-use quarry_sandbox::{Launcher, Limits};
+use quarry_sandbox::Limits;
 
 use crate::args::AnalysisCmd;
 use crate::{fail, printable};
 
-fn kernel(data: &Path) -> Result<SqlWorkers, String> {
-    let launcher = Launcher::current().map_err(|e| e.to_string())?;
-    Ok(SqlWorkers::new(launcher, data, Limits::default(), 1))
-}
+use crate::loading::sql_worker as kernel;
 
 fn entries(data: &Path) -> Result<Vec<TableEntry>, String> {
     Catalog::open(data).and_then(|c| c.tables()).map_err(|e| e.to_string())

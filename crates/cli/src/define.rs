@@ -5,8 +5,7 @@
 use std::path::Path;
 
 use quarry_agent::definitions;
-use quarry_engine::worker::SqlWorkers;
-use quarry_sandbox::{Launcher, Limits};
+use quarry_sandbox::Limits;
 use quarry_types::definitions::{ColumnNote, Definition, Metric, Synonym, Term, Verified};
 
 use crate::args::DefineCmd;
@@ -70,11 +69,10 @@ pub(crate) fn run(cmd: DefineCmd, data: &Path) -> bool {
         Ok(None) => return true,
         Err(e) => return fail(e),
     };
-    let launcher = match Launcher::current() {
-        Ok(l) => l,
+    let kernel = match crate::loading::sql_worker(data) {
+        Ok(k) => k,
         Err(e) => return fail(e),
     };
-    let kernel = SqlWorkers::new(launcher, data, Limits::default(), 1);
     if let Err(e) = definitions::check(&d, &kernel, &Limits::default()) {
         return fail(format!("not saved: {}", printable(&e)));
     }

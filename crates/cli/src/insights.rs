@@ -4,9 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use quarry_agent::insights::{stored_or_analyse, Insights};
-use quarry_engine::worker::SqlWorkers;
 use quarry_ingest::IngestOptions;
-use quarry_sandbox::{Launcher, Limits};
+use quarry_sandbox::Limits;
 
 use crate::loading::{load_files_named, open_repaired};
 use crate::{fail, printable};
@@ -34,11 +33,10 @@ pub(crate) fn run(targets: &[String], data: &Path, as_json: bool, opts: &IngestO
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let launcher = match Launcher::current() {
-        Ok(l) => l,
+    let kernel = match crate::loading::sql_worker(data) {
+        Ok(k) => k,
         Err(e) => return fail(e),
     };
-    let kernel = SqlWorkers::new(launcher, data, Limits::default(), 1);
     let mut all: Vec<Insights> = Vec::new();
     for name in &names {
         let entry = match catalog.entry(name, None) {

@@ -16,6 +16,14 @@ pub(crate) fn ingest_workers(data: &Path) -> Result<IngestWorkers, quarry_sandbo
     Ok(IngestWorkers::new(launcher, data, quarry_sandbox::Limits::for_ingest(), 1))
 }
 
+/// One SQL worker over `data`'s catalog, under the default limits: what the
+/// commands that run Quarry's own queries (insights, analyses, packs,
+/// definition checks) use.
+pub(crate) fn sql_worker(data: &Path) -> Result<quarry_engine::worker::SqlWorkers, String> {
+    let launcher = quarry_sandbox::Launcher::current().map_err(|e| e.to_string())?;
+    Ok(quarry_engine::worker::SqlWorkers::new(launcher, data, quarry_sandbox::Limits::default(), 1))
+}
+
 /// Ingest workers loading into `data`'s catalog, repaired first.
 pub(crate) fn catalog_workers(data: &Path) -> Result<IngestWorkers, String> {
     open_repaired(data).map_err(|e| e.to_string())?;

@@ -7,9 +7,8 @@ use std::path::Path;
 use quarry_agent::analyses::{self, store};
 use quarry_agent::packs::bind::{self, Binding};
 use quarry_agent::packs::Pack;
-use quarry_engine::worker::SqlWorkers;
 use quarry_ingest::catalog::Catalog;
-use quarry_sandbox::{Launcher, Limits};
+use quarry_sandbox::Limits;
 
 use crate::args::PackCmd;
 use crate::{fail, printable};
@@ -59,11 +58,10 @@ fn run_pack(data: &Path, pack: &Pack, b: &Binding, trigger: &str, as_json: bool)
         return fail(format!("no table {} in {}", b.table, data.display()));
     };
     let (list, skipped) = b.analyses(pack, entry);
-    let launcher = match Launcher::current() {
-        Ok(l) => l,
+    let kernel = match crate::loading::sql_worker(data) {
+        Ok(k) => k,
         Err(e) => return fail(e),
     };
-    let kernel = SqlWorkers::new(launcher, data, Limits::default(), 1);
     let mut ok = true;
     let mut runs = Vec::new();
     for a in &list {
@@ -137,13 +135,8 @@ pub(crate) fn run(cmd: PackCmd, data: &Path) -> bool {
                 Some(b) => b,
                 None => {
                     let mut b = Binding::from_proposal(&pack, &table, &proposals);
-                    if let Ok(l) = Launcher::current() {
-                        b.refine_keys(
-                            &pack,
-                            &entry,
-                            &SqlWorkers::new(l, data, Limits::default(), 1),
-                            &Limits::default(),
-                        );
+                    if let Ok(k) = crate::loading::sql_worker(data) {
+                        b.refine_keys(&pack, &entry, &k, &Limits::default());
                     }
                     b
                 }
