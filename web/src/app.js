@@ -208,23 +208,32 @@ function packControls(t) {
 
 async function bindForm(t, p, box) {
   const r = await api(`/api/workspaces/${state.workspace}/tables/${encodeURIComponent(t.name)}/packs/${p.name}`);
+  const split = r.binding.split;
   const rows = r.roles.map((role) => {
     const input = el("input", { class: "role-columns", "data-role": role.role, size: "40", value: (r.binding.roles[role.role] || []).join(", "), "aria-label": role.role });
-    return { role, input, row: el("div", { class: "role" },
+    // A role read from the column names (age groups of a wide export): shown, and used only while ticked.
+    const fromNames = split && split.role === role.role
+      ? el("input", { type: "checkbox", class: "role-split", checked: "" }) : null;
+    const groups = fromNames ? el("label", { class: "split-groups" }, fromNames, " read from the column names: ",
+      el("ul", {}, split.groups.map((g) => el("li", {}, el("b", {}, g.label), " — ",
+        Object.entries(g.columns).map(([k, v]) => `${k}: ${v.join(" + ")}`).join("; "))))) : null;
+    return { role, input, fromNames, row: el("div", { class: "role" },
       el("b", {}, role.role), role.optional ? " (optional)" : "", " — ", role.description, el("br"), input,
-      role.candidates.length ? el("span", { class: "muted" }, ` could be: ${role.candidates.join(", ")}`) : null) };
+      role.candidates.length ? el("span", { class: "muted" }, ` could be: ${role.candidates.join(", ")}`) : null, groups) };
   });
   const status = el("span", { class: "muted" });
   const confirm = el("button", { type: "button", class: "confirm-pack" }, r.confirmed ? "Save and run again" : "Confirm and run");
   confirm.addEventListener("click", async () => {
     const roles = {};
-    for (const { role, input } of rows) {
+    let useSplit = null;
+    for (const { role, input, fromNames } of rows) {
       const cols = input.value.split(",").map((c) => c.trim()).filter(Boolean);
       if (cols.length) roles[role.role] = cols;
+      else if (fromNames && fromNames.checked) useSplit = split;
     }
     status.textContent = "running…";
     try {
-      const done = await api(`/api/workspaces/${state.workspace}/tables/${encodeURIComponent(t.name)}/packs/${p.name}`, { method: "POST", body: JSON.stringify({ roles }) });
+      const done = await api(`/api/workspaces/${state.workspace}/tables/${encodeURIComponent(t.name)}/packs/${p.name}`, { method: "POST", body: JSON.stringify({ roles, split: useSplit }) });
       status.textContent = `✓ ${done.runs.length} analyses${done.skipped.length ? `; skipped: ${done.skipped.join("; ")}` : ""}`;
       status.className = "muted pack-done";
       await loadAnalyses();

@@ -310,6 +310,9 @@ test("without a model the page says how to configure one, and data still works",
   await page.waitForSelector(`${clinic} input.role-columns[data-role="tested"]`);
   assert.equal(await page.inputValue(`${clinic} input.role-columns[data-role="tested"]`), "tested_malaria_rdt_lt5yrs, tested_malaria_rdt_ge5yrs");
   assert.equal(await page.locator('.analysis[data-analysis^="tpr_by_admin_1"]').count(), 0, "nothing runs before it is confirmed");
+  // Age groups are read from the wide columns' names: shown, ticked, used once confirmed.
+  assert.ok(await page.isChecked(`${clinic} input.role-split`));
+  assert.match(await page.textContent(`${clinic} .split-groups`), /<5 yrs — positive: tested_positive_rdt_lt5yrs; tested: tested_malaria_rdt_lt5yrs/);
   await page.click(`${clinic} button.confirm-pack`);
   await page.waitForSelector(`${clinic} .pack-done`, { timeout: 60000 });
   const tpr = `.analysis[data-analysis="tpr_by_admin_1-${TABLE}"]`;
@@ -317,6 +320,9 @@ test("without a model the page says how to configure one, and data still works",
   assert.equal(await page.locator(`${tpr} table.grid tbody tr`).count(), 4, "one row per state");
   assert.match(await page.textContent(`${tpr} .answer-text`), /The highest test positivity rate was in \w+: [\d.]+%/);
   await page.waitForSelector(`${tpr} .chart svg, ${tpr} .chart canvas`, { timeout: 20000 });
+  const ages = `.analysis[data-analysis="tpr_by_age_group-${TABLE}"]`;
+  await page.waitForSelector(`${ages} table.grid tbody tr`);
+  assert.equal(await page.locator(`${ages} table.grid tbody tr`).count(), 2, "<5 and ≥5 years");
   await page.screenshot({ path: join(shots, "6b-pack.png"), fullPage: true });
   await page.reload();
   await page.waitForSelector(`${card} .insight[data-kind="impossible_values"]`);

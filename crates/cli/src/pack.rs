@@ -15,9 +15,17 @@ use crate::{fail, printable};
 
 fn print_binding(pack: &Pack, b: &Binding, proposals: &[bind::RoleProposal]) {
     for p in proposals {
-        let cols = b.roles.get(&p.role).map(|c| c.join(" + ")).unwrap_or_else(|| "(not bound)".into());
+        let split = b.split.as_ref().filter(|s| s.role == p.role);
+        let cols = match (b.roles.get(&p.role), split) {
+            (Some(c), _) => c.join(" + "),
+            (None, Some(_)) => "from the column names".into(),
+            (None, None) => "(not bound)".into(),
+        };
         let opt = if p.optional { " (optional)" } else { "" };
         println!("  {:<10} {cols}{opt} — {}", p.role, p.description);
+        if let Some(s) = split {
+            println!("{}", groups(s));
+        }
         let others: Vec<&String> =
             p.candidates.iter().filter(|c| !b.roles.get(&p.role).is_some_and(|x| x.contains(c))).collect();
         if !others.is_empty() {
@@ -35,16 +43,21 @@ fn print_binding(pack: &Pack, b: &Binding, proposals: &[bind::RoleProposal]) {
     }
 }
 
+/// A split role's groups, one a line: `<5 yrs — positive: b; tested: a`.
+fn groups(s: &bind::Split) -> String {
+    let one = |g: &bind::Group| {
+        let cols: Vec<String> = g.columns.iter().map(|(r, c)| format!("{r}: {}", c.join(" + "))).collect();
+        format!("  {:<10}   {} — {}", "", g.label, cols.join("; "))
+    };
+    s.groups.iter().map(one).collect::<Vec<_>>().join("\n")
+}
+
 /// `ROLE=COL,COL` flags over the binding.
 fn apply(b: &mut Binding, flags: &[String]) -> Result<(), String> {
     for f in flags {
         let (role, cols) = f.split_once('=').ok_or_else(|| format!("--role {f}: write ROLE=COLUMN[,COLUMN]"))?;
         let cols: Vec<String> = cols.split(',').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect();
-        if cols.is_empty() {
-            b.roles.remove(role.trim());
-        } else {
-            b.roles.insert(role.trim().to_string(), cols);
-        }
+        b.set(role.trim(), cols);
     }
     Ok(())
 }
@@ -147,7 +160,7 @@ pub(crate) fn run(cmd: PackCmd, data: &Path) -> bool {
             println!("{} on {}:", pack.title, table);
             print_binding(&pack, &b, &proposals);
             if !yes {
-                println!("\nNothing saved yet. Check each role's columns; confirm with --yes (change one with --role ROLE=COLUMN[,COLUMN]).");
+                println!("\nNothing saved yet. Check each role's columns; confirm with --yes (change one with --role ROLE=COLUMN[,COLUMN], unbind one with --role ROLE=).");
                 return true;
             }
             if let Err(e) = bind::save(data, &b) {

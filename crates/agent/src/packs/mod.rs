@@ -20,6 +20,11 @@
 //! optional = true        # analyses needing it are skipped when unbound
 //! hints = ["tested"]     # words of column names or labels that suggest it
 //! avoid = ["positive"]   # words that rule a column out
+//! [[roles]]
+//! name = "age_group"     # a text role may also be read from column names:
+//! kind = "text"          # tested_lt5yrs / positive_lt5yrs are the group "<5 yrs"
+//! optional = true
+//! from_names = { of = ["tested", "positive"], words = ["lt", "ge", "yrs"], other = "not split" }
 //! [[analyses]]
 //! name = "tpr_by_state"
 //! needs = ["tested", "positive", "admin_1"]
@@ -58,6 +63,25 @@ pub struct Role {
     pub hints: Vec<String>,
     #[serde(default)]
     pub avoid: Vec<String>,
+    /// A text role that, when no column plays it, may be read from the
+    /// names of other roles' columns ([`FromNames`]).
+    #[serde(default)]
+    pub from_names: Option<FromNames>,
+}
+
+/// A role read from column names: wide exports keep one column per group
+/// (`tested_lt5yrs`, `tested_ge5yrs`, `positive_lt5yrs`, …). The words of a
+/// name among `words`, with its numbers, say its group; groups pair the
+/// columns of the roles `of` (each group summed per role).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FromNames {
+    /// The several-column number roles whose columns are split.
+    pub of: Vec<String>,
+    /// Words that name a group (`lt`, `ge`, `yrs`, `preg`, `women`, …).
+    pub words: Vec<String>,
+    /// The label of the columns whose names name no group.
+    #[serde(default)]
+    pub other: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,6 +133,16 @@ impl Pack {
                 if used != "table" && !a.needs.contains(&used) {
                     return Err(format!("{origin}: analysis {} uses {{{used}}} without listing it in needs", a.name));
                 }
+            }
+        }
+        for r in &p.roles {
+            let Some(f) = &r.from_names else { continue };
+            let many_number = |n: &String| p.role(n).is_some_and(|o| o.many && o.kind == RoleKind::Number);
+            if r.kind != RoleKind::Text || f.of.len() < 2 || !f.of.iter().all(many_number) {
+                return Err(format!(
+                    "{origin}: role {} is read from names: it must be a text role over two or more several-column number roles",
+                    r.name
+                ));
             }
         }
         Ok(p)

@@ -1,6 +1,7 @@
 //! The malaria pack bound to the shared NMEP workbook and the DHIS2 export:
 //! the binding is only proposed until confirmed, and once confirmed its TPR
-//! and reporting completeness equal what this test computes itself from the
+//! (per state, and per age group read from the wide columns' names) and
+//! reporting completeness equal what this test computes itself from the
 //! table's rows.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -47,6 +48,8 @@ struct Case<'a> {
     admin_1: &'a str,
     facility: &'a [&'a str],
     period: &'a str,
+    /// Age groups read from the column names: label, tested, positive.
+    ages: &'a [(&'a str, &'a [&'a str], &'a [&'a str])],
 }
 
 fn check(case: &Case) {
@@ -58,6 +61,11 @@ fn check(case: &Case) {
     assert!(proposed.contains("Nothing saved yet"), "{proposed}");
     assert!(proposed.contains(&format!("tested     {}", case.tested.join(" + "))), "{proposed}");
     assert!(proposed.contains(&format!("facility   {}", case.facility.join(" + "))), "{proposed}");
+    assert!(proposed.contains("age_group  from the column names (optional)"), "{proposed}");
+    for (label, tested, positive) in case.ages {
+        let line = format!("{label} — positive: {}; tested: {}", positive.join(" + "), tested.join(" + "));
+        assert!(proposed.contains(&line), "{line}\n{proposed}");
+    }
     assert!(!dir.join("quarry-data/analyses").exists(), "nothing is bound before it is confirmed");
     ok(&quarry(dir, &["pack", "bind", "malaria-routine", "--table", case.table, "--yes"]));
 
@@ -79,6 +87,17 @@ fn check(case: &Case) {
             row[0],
             100.0 * p / t
         );
+    }
+
+    // TPR by age group from the wide columns, each group's columns summed.
+    let got = last_table(dir, &format!("tpr_by_age_group-{}", case.table));
+    assert_eq!(got.len(), case.ages.len(), "{got:?}");
+    for (label, tested, positive) in case.ages {
+        let row = got.iter().find(|r| r[0] == *label).unwrap_or_else(|| panic!("no group {label}: {got:?}"));
+        let p: f64 = data.iter().map(|r| num(r, positive)).sum();
+        let t: f64 = data.iter().map(|r| num(r, tested)).sum();
+        assert_eq!((row[1].as_f64().unwrap(), row[2].as_f64().unwrap()), (p, t), "{label}: {row:?}");
+        assert!((row[3].as_f64().unwrap() - 100.0 * p / t).abs() < 1e-9, "{label}: {row:?}");
     }
 
     let all: BTreeSet<String> = data.iter().map(|r| text(r, case.facility)).collect();
@@ -116,6 +135,12 @@ fn the_malaria_pack_on_the_nmep_workbook() {
         admin_1: "location_state",
         facility: &["location_ward", "location_health_facility"],
         period: "period_month",
+        ages: &[
+            ("<5 yrs", &["presenting_fever_tested_rdt_lt5yrs"], &["tested_positive_malaria_rdt_lt5yrs"]),
+            ("≥5 yrs", &["presenting_fever_tested_rdt_ge5yrs"], &["tested_positive_malaria_rdt_ge5yrs"]),
+            ("preg women", &["presenting_fever_tested_rdt_preg_women"], &["tested_positive_malaria_rdt_preg_women"]),
+            ("not split by age", &["microscopy_tested"], &["microscopy_positive"]),
+        ],
     });
 }
 
@@ -139,5 +164,14 @@ fn the_malaria_pack_on_the_dhis2_export() {
         admin_1: "orgunitlevel2",
         facility: &["orgunitlevel3", "ward", "organisationunit0me"],
         period: "period0me",
+        ages: &[
+            (
+                "<5 yrs",
+                &["presenting_fever_tested_rdt_lt5yrs", "presenting_fever_tested_microscopy_lt5yrs"],
+                &["tested_positive_malaria_rdt_lt5yrs", "tested_positive_malaria_microscopy_lt5yrs"],
+            ),
+            (">5 yrs", &["presenting_fever_tested_rdt_gt5yrs"], &["tested_positive_malaria_rdt_gt5yrs"]),
+            ("preg women", &["presenting_fever_tested_rdt_preg_women"], &["tested_positive_malaria_rdt_preg_women"]),
+        ],
     });
 }

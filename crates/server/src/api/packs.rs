@@ -60,7 +60,7 @@ pub(super) async fn binding(
 
 #[utoipa::path(post, path = "/api/workspaces/{ws}/tables/{table}/packs/{pack}",
     params(("ws" = String, Path), ("table" = String, Path), ("pack" = String, Path)),
-    request_body(content = Object, description = "{\"roles\": {\"tested\": [\"col\", …], …}}: the binding the person confirms"),
+    request_body(content = Object, description = "{\"roles\": {\"tested\": [\"col\", …], …}, \"split\": {\"role\": \"age_group\", \"groups\": […]} or null}: the binding the person confirms"),
     responses((status = 200, description = "the analyses created and their first runs", body = Object), (status = 400, body = super::ErrorBody)))]
 pub(super) async fn confirm(
     State(st): State<Arc<AppState>>,
@@ -71,7 +71,8 @@ pub(super) async fn confirm(
     let w = own_workspace(&st, &u, &ws)?;
     let p = pack(&name)?;
     let roles = serde_json::from_value(body["roles"].clone()).map_err(|e| ApiError::bad(format!("roles: {e}")))?;
-    let b = Binding { pack: p.name.clone(), table: table.clone(), roles };
+    let split = serde_json::from_value(body["split"].clone()).map_err(|e| ApiError::bad(format!("split: {e}")))?;
+    let b = Binding { pack: p.name.clone(), table: table.clone(), roles, split };
     let Some(c) = catalog(&st, &w.id)? else { return Err(ApiError::not_found("no such table")) };
     let entries = c.tables().map_err(ApiError::internal)?;
     drop(c);
