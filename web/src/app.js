@@ -506,7 +506,7 @@ function renderAnswer(q, n, a) {
     a.output && !a.table ? el("pre", { class: "output" }, a.output) : null,
     figures(a.figures),
     a.ok && a.language === "sql" && a.code ? markRight(a) : null,
-    a.ok && a.language === "sql" && a.code ? saveAsAnalysis(n, a) : null,
+    a.ok && (a.language === "sql" || a.language === "python") && a.code ? saveAsAnalysis(n, a) : null,
     el("div", { class: "exports" }, "Export:",
       state.config.export_formats.filter((f) => a.table || !f.needs_table).map((f) =>
         el("a", { href: `/api/conversations/${state.conversation}/questions/${n}/export/${f.format}`, download: "" }, f.label))),
@@ -576,6 +576,8 @@ function runView(run) {
     el("div", { class: run.ok ? "answer-text" : "error" }, run.narrative),
     run.comparison.length ? el("ul", { class: "comparison" }, run.comparison.map((c) => el("li", {}, c))) : null,
     run.table ? grid(run.table, { pageSize: 10 }) : null,
+    run.output && run.table ? el("pre", { class: "output" }, run.output) : null,
+    ...(run.figures || []).map((f) => el("img", { class: "figure", alt: "figure drawn by the analysis", src: `data:image/png;base64,${f}` })),
     run.chart ? chart : null);
   if (run.chart && window.vegaEmbed) setTimeout(() => window.vegaEmbed(chart, run.chart, { actions: false }).catch(() => {}), 0);
   return view;
@@ -596,10 +598,13 @@ function analysisCard({ analysis: a, runs }) {
       await loadAnalyses();
     } catch (e) { result.replaceChildren(el("div", { class: "error" }, e.message)); }
   });
+  const steps = [...(a.before || []), a.code];
+  const code = el("details", { class: "analysis-code" }, el("summary", {}, `Code (${a.language || "sql"}${steps.length > 1 ? `, ${steps.length} steps` : ""})`),
+    ...steps.map((c) => highlight(c, a.language || "sql")));
   return el("div", { class: "analysis", "data-analysis": a.name },
     el("h4", {}, a.name, " ", el("span", { class: "muted" }, a.question)),
-    el("div", { class: "row" }, ...inputs.map((i) => el("label", {}, "$" + i.name + " ", i)), run),
-    result, history);
+    el("div", { class: "row" }, ...inputs.map((i) => el("label", {}, (a.language === "python" ? "" : "$") + i.name + " ", i)), run),
+    result, code, history);
 }
 
 // ---------------------------------------------------------------- definitions

@@ -34,6 +34,8 @@ const script = {
     { when: "They answered", turn: 1, tool_calls: [{ name: "final_answer", arguments: { answer: "{row 1 location_lga} had the lowest positivity ({row 1 tpr}%)." } }] },
     { when: "Positives in Kano", turn: 0, tool_calls: [{ name: "run_sql", arguments: { sql: `SELECT sum(tested_positive_rdt_ge5yrs) AS positives FROM ${TABLE} WHERE location_state = 'Kano'` } }] },
     { when: "Positives in Kano", turn: 1, tool_calls: [{ name: "final_answer", arguments: { answer: "{positives} people aged 5 and over tested positive." } }] },
+    { when: "With pandas, Kano", turn: 0, tool_calls: [{ name: "run_python", arguments: { code: `t = dfs["${TABLE}"]\nk = t[t["location_state"] == "Kano"]\npd.DataFrame({"positives": [int(k["tested_positive_rdt_ge5yrs"].sum())]})` } }] },
+    { when: "With pandas, Kano", turn: 1, tool_calls: [{ name: "final_answer", arguments: { answer: "{positives} people aged 5 and over tested positive." } }] },
     { when: "Where is positivity lowest", turn: 0, tool_calls: [{ name: "ask_user", arguments: { question: "By state or by LGA?", options: ["state", "LGA"] } }] },
   ],
 };
@@ -71,7 +73,7 @@ before(async () => {
   execFileSync(quarry, ["gen", "next-month", join(tmp, "next")], { cwd: tmp, stdio: "ignore" });
   [, llmUrl] = await start(["fake-llm", "--script", join(tmp, "script.json")], {}, /OpenAI-compatible at (\S+)/);
   const llm = { ...noLlmEnv(), QUARRY_LLM_BASE_URL: llmUrl, QUARRY_LLM_MODEL: "fake-model" };
-  [, local] = await start(["serve", "--port", "0", "--data", join(tmp, "local"), "--no-python"], llm, /serving (http:\S+)/);
+  [, local] = await start(["serve", "--port", "0", "--data", join(tmp, "local")], llm, /serving (http:\S+)/);
   // A server bound beyond loopback requires login; two accounts.
   const sharedData = join(tmp, "shared");
   for (const name of ["alice", "bob"]) {
@@ -257,6 +259,26 @@ test("an answer saved as an analysis runs with another parameter and again on ne
   await page.screenshot({ path: join(shots, "8-analysis.png"), fullPage: true });
   await page.reload();
   await page.waitForSelector(`${card} .comparison`);
+  // A Python answer saved the same way: its parameter a variable, its code shown.
+  await page.click("#new-conversation");
+  await page.waitForSelector("#send:not([disabled])");
+  await page.fill("#question", "With pandas, Kano positives?");
+  await page.click("#send");
+  await page.waitForSelector(".answer button.save-as-analysis");
+  await page.click(".answer button.save-as-analysis");
+  await page.fill(".save-analysis input.analysis-name", "kano_py");
+  await page.fill('.save-analysis input[aria-label="parameter for location_state"]', "state");
+  await page.click(".save-analysis button.save-analysis-confirm");
+  const py = '.analysis[data-analysis="kano_py"]';
+  await page.waitForSelector(`${py} .analysis-run[data-ok="true"]`);
+  const kano = await page.textContent(`${py} .analysis-run .answer-text`);
+  assert.match(kano, /people aged 5 and over tested positive/);
+  assert.match(await page.textContent(`${py} .analysis-code summary`), /Code \(python\)/);
+  assert.match(await page.textContent(`${py} .analysis-code`), /t\["location_state"\] == state/);
+  await page.fill(`${py} input[name="state"]`, "Lagos");
+  await page.click(`${py} button.run-analysis`);
+  await page.waitForFunction((sel) => /Run 2/.test(document.querySelector(`${sel} .analysis-run`)?.textContent || ""), py);
+  assert.notEqual(await page.textContent(`${py} .analysis-run .answer-text`), kano, "another state, another number");
   await page.close();
 });
 

@@ -115,9 +115,11 @@ impl Analyst {
         };
         let data = python::EngineData::new(self.kernel.clone(), limits);
         let (session, code) = (session.to_string(), code.to_string());
-        tokio::task::spawn_blocking(move || py.run(&session, &RunRequest { code: &code, tables: &tables }, &data))
-            .await
-            .unwrap_or_else(|e| Err(PythonError::Unavailable(format!("the Python task failed: {e}"))))
+        tokio::task::spawn_blocking(move || {
+            py.run(&session, &RunRequest { code: &code, tables: &tables, params: &[] }, &data)
+        })
+        .await
+        .unwrap_or_else(|e| Err(PythonError::Unavailable(format!("the Python task failed: {e}"))))
     }
 
     pub fn with_cache(mut self, cache: Arc<dyn AnswerCache>) -> Analyst {

@@ -2,7 +2,7 @@
 //! `df`, `dfs[...]` and `sql()` are answered here, outside the sandbox, by
 //! the [`SqlKernel`] (itself sandboxed), as Arrow IPC streams.
 
-use std::sync::Arc;
+use std::ops::Deref;
 
 use quarry_sandbox::python::{ArrowData, DataAccess, PyTable};
 use quarry_types::sql::quoted;
@@ -13,16 +13,16 @@ use crate::answer::Table;
 /// Rows a kernel may pull from one table or one `sql()` call.
 pub const MAX_ROWS_TO_PYTHON: usize = 2_000_000;
 
-/// [`DataAccess`] over a [`SqlKernel`].
-pub struct EngineData {
-    kernel: Arc<dyn SqlKernel>,
+/// [`DataAccess`] over a [`SqlKernel`] (owned, `Arc`, or borrowed, `&`).
+pub struct EngineData<K = std::sync::Arc<dyn SqlKernel>> {
+    kernel: K,
     limits: Limits,
 }
 
-impl EngineData {
+impl<'k, K: Deref<Target = dyn SqlKernel + 'k> + Send + Sync> EngineData<K> {
     /// `limits` bound each query (time, memory); rows and bytes are raised
     /// to what a DataFrame may reasonably hold.
-    pub fn new(kernel: Arc<dyn SqlKernel>, limits: &Limits) -> EngineData {
+    pub fn new(kernel: K, limits: &Limits) -> EngineData<K> {
         let limits = Limits {
             max_rows: MAX_ROWS_TO_PYTHON,
             max_result_bytes: limits.max_result_bytes.max(512 << 20),
@@ -37,7 +37,7 @@ impl EngineData {
     }
 }
 
-impl DataAccess for EngineData {
+impl<'k, K: Deref<Target = dyn SqlKernel + 'k> + Send + Sync> DataAccess for EngineData<K> {
     fn table(&self, name: &str) -> Result<ArrowData, String> {
         self.run(&format!("SELECT * FROM {}", quoted(name)))
     }

@@ -7,12 +7,11 @@ use std::path::Path;
 use quarry_agent::analyses::{self, store, Analysis, AnalysisRun, ParamSpec};
 use quarry_agent::Answer;
 use quarry_ingest::catalog::{Catalog, TableEntry};
-use quarry_sandbox::Limits;
 
 use crate::args::AnalysisCmd;
 use crate::{fail, printable};
 
-use crate::loading::sql_worker as kernel;
+use crate::loading::AnalysisKernels;
 
 fn entries(data: &Path) -> Result<Vec<TableEntry>, String> {
     Catalog::open(data).and_then(|c| c.tables()).map_err(|e| e.to_string())
@@ -41,7 +40,7 @@ fn confirmed(proposed: &[ParamSpec], flags: &[String]) -> Result<Vec<ParamSpec>,
 
 /// Save `answer` as analysis `name` with the parameters `flags` confirm.
 pub(crate) fn save_answer(data: &Path, name: &str, answer: &Answer, flags: &[String]) -> bool {
-    let proposed = analyses::propose(&answer.code);
+    let proposed = analyses::propose(answer);
     let params = match confirmed(&proposed, flags) {
         Ok(p) => p,
         Err(e) => return fail(e),
@@ -77,11 +76,11 @@ fn run_now(data: &Path, a: &Analysis, given: &[(String, String)], trigger: &str,
         Ok(p) => p,
         Err(e) => return fail(e),
     };
-    let (k, all) = match (kernel(data), entries(data)) {
+    let (k, all) = match (AnalysisKernels::new(data), entries(data)) {
         (Ok(k), Ok(e)) => (k, e),
         (Err(e), _) | (_, Err(e)) => return fail(e),
     };
-    match analyses::run_and_keep(data, a, params, &k, &Limits::default(), &all, trigger) {
+    match analyses::run_and_keep(data, a, params, k.get(), &all, trigger) {
         Ok(run) => {
             if as_json {
                 println!("{}", serde_json::to_string_pretty(&run).unwrap_or_default());
@@ -113,15 +112,15 @@ pub(crate) fn rerun_after_load(data: &Path, changed: &[String], new: &[String]) 
     if none_changed && (new.is_empty() || store::list(data).map_or(true, |l| l.is_empty())) {
         return;
     }
-    let (k, all) = match (kernel(data), entries(data)) {
+    let (k, all) = match (AnalysisKernels::new(data), entries(data)) {
         (Ok(k), Ok(e)) => (k, e),
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("warning: the analyses over {} were not run again: {e}", changed.join(", "));
             return;
         }
     };
-    let mut done = analyses::rerun_reading(data, changed, &k, &Limits::default(), &all);
-    done.extend(analyses::follow_new_files(data, new, &k, &Limits::default(), &all));
+    let mut done = analyses::rerun_reading(data, changed, k.get(), &all);
+    done.extend(analyses::follow_new_files(data, new, k.get(), &all));
     for (name, r) in done {
         match r {
             Ok(run) if run.ok => print_run(&name, &run),
@@ -183,7 +182,11 @@ pub(crate) fn run(cmd: AnalysisCmd, data: &Path) -> bool {
                 if json {
                     println!("{}", serde_json::json!({"analysis": a, "runs": runs}));
                 } else {
-                    println!("{}: {}\n{}", a.name, printable(&a.question), a.sql);
+                    println!("{}: {} ({})", a.name, printable(&a.question), a.language);
+                    for (i, code) in a.steps().iter().enumerate() {
+                        let n = if a.before.is_empty() { String::new() } else { format!("step {}:\n", i + 1) };
+                        println!("{n}{code}");
+                    }
                     for p in &a.params {
                         println!("  ${} (compared with {}), default {}", p.name, p.column, p.default);
                     }

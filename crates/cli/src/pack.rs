@@ -71,7 +71,7 @@ fn run_pack(data: &Path, pack: &Pack, b: &Binding, trigger: &str, as_json: bool)
         return fail(format!("no table {} in {}", b.table, data.display()));
     };
     let (list, skipped) = b.analyses(pack, entry);
-    let kernel = match crate::loading::sql_worker(data) {
+    let kernels = match crate::loading::AnalysisKernels::new(data) {
         Ok(k) => k,
         Err(e) => return fail(e),
     };
@@ -81,7 +81,7 @@ fn run_pack(data: &Path, pack: &Pack, b: &Binding, trigger: &str, as_json: bool)
         if let Err(e) = store::save(data, a) {
             return fail(e);
         }
-        match analyses::run_and_keep(data, a, Vec::new(), &kernel, &Limits::default(), &entries, trigger) {
+        match analyses::run_and_keep(data, a, Vec::new(), kernels.get(), &entries, trigger) {
             Ok(run) => {
                 ok &= run.ok;
                 if !as_json {

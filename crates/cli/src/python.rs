@@ -10,7 +10,9 @@ use std::time::Duration;
 use quarry_agent::python::{decode, EngineData};
 use quarry_ingest::catalog::Catalog;
 use quarry_ingest::IngestOptions;
-use quarry_sandbox::python::{PythonConfig, PythonError, PythonKernels, RunRequest, Runtime, SetupProgress};
+use quarry_sandbox::python::{
+    DataAccess, PyRun, PythonConfig, PythonError, PythonKernels, RunRequest, Runtime, SetupProgress,
+};
 use quarry_sandbox::{Launcher, Limits};
 use serde_json::{json, Value};
 
@@ -137,6 +139,36 @@ pub fn start_kernels(py: &PyArgs, limits: Limits, ast_check: bool) -> Result<Arc
     PythonKernels::start(launcher, cfg).map(Arc::new)
 }
 
+/// Python kernels started on first use, for saved Python analyses: the
+/// runtime of `QUARRY_PYTHON_HOME` (or the default home), every wall.
+#[derive(Default)]
+pub struct LazyKernels {
+    cell: std::sync::OnceLock<Result<Arc<PythonKernels>, String>>,
+}
+
+impl LazyKernels {
+    fn kernels(&self) -> Result<&Arc<PythonKernels>, PythonError> {
+        let started = self.cell.get_or_init(|| {
+            let py =
+                PyArgs { python_home: std::env::var_os("QUARRY_PYTHON_HOME").map(PathBuf::from), unsafe_python: false };
+            start_kernels(&py, Limits::for_python(), true).map_err(|e| e.to_string())
+        });
+        started.as_ref().map_err(|e| PythonError::Unavailable(e.clone()))
+    }
+}
+
+impl quarry_agent::analyses::PythonRunner for LazyKernels {
+    fn run(&self, session: &str, req: &RunRequest<'_>, data: &dyn DataAccess) -> Result<PyRun, PythonError> {
+        self.kernels()?.run(session, req, data)
+    }
+
+    fn end(&self, session: &str) {
+        if let Some(Ok(k)) = self.cell.get() {
+            k.end(session);
+        }
+    }
+}
+
 pub fn cmd_python(run: PythonRun<'_>, opts: &IngestOptions) -> bool {
     let mut codes = Vec::new();
     for s in run.scripts {
@@ -168,7 +200,7 @@ pub fn cmd_python(run: PythonRun<'_>, opts: &IngestOptions) -> bool {
     let mut all_ok = true;
     let mut figure_no = 0;
     for (name, code) in &codes {
-        let result = kernels.run(&session, &RunRequest { code, tables: &tables }, &data);
+        let result = kernels.run(&session, &RunRequest { code, tables: &tables, params: &[] }, &data);
         let mut figures = Vec::new();
         if let Ok(r) = &result {
             for png in &r.figures {
@@ -310,13 +342,13 @@ pub fn cmd_bench_python(py: &PyArgs, n: usize) -> bool {
     }
     // Warm: the first run waits for the pre-started worker's imports; then time n runs.
     let code = "x = 1";
-    if let Err(e) = kernels.run("bench", &RunRequest { code, tables: &[] }, &NoData) {
+    if let Err(e) = kernels.run("bench", &RunRequest { code, tables: &[], params: &[] }, &NoData) {
         return fail(e);
     }
     let mut warm = Vec::new();
     for _ in 0..n {
         let t0 = quarry_sandbox::python::monotonic_ns();
-        match kernels.run("bench", &RunRequest { code, tables: &[] }, &NoData) {
+        match kernels.run("bench", &RunRequest { code, tables: &[], params: &[] }, &NoData) {
             Ok(r) => warm.push((r.started_ns.saturating_sub(t0)) as f64 / 1e6),
             Err(e) => return fail(e),
         }
@@ -326,7 +358,7 @@ pub fn cmd_bench_python(py: &PyArgs, n: usize) -> bool {
     for i in 0..n.min(10) {
         std::thread::sleep(Duration::from_millis(2500)); // let the pool's next worker finish importing
         let t0 = quarry_sandbox::python::monotonic_ns();
-        match kernels.run(&format!("bench-{i}"), &RunRequest { code, tables: &[] }, &NoData) {
+        match kernels.run(&format!("bench-{i}"), &RunRequest { code, tables: &[], params: &[] }, &NoData) {
             Ok(r) => fresh.push((r.started_ns.saturating_sub(t0)) as f64 / 1e6),
             Err(e) => return fail(e),
         }
@@ -342,7 +374,7 @@ pub fn cmd_bench_python(py: &PyArgs, n: usize) -> bool {
         let mut v = Vec::new();
         for i in 0..3 {
             let t0 = quarry_sandbox::python::monotonic_ns();
-            match cold.run(&format!("cold-{i}"), &RunRequest { code, tables: &[] }, &NoData) {
+            match cold.run(&format!("cold-{i}"), &RunRequest { code, tables: &[], params: &[] }, &NoData) {
                 Ok(r) => v.push((r.started_ns.saturating_sub(t0)) as f64 / 1e6),
                 Err(e) => return fail(e),
             }

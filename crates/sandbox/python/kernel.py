@@ -7,6 +7,7 @@ import os
 import sys
 import struct
 import json
+import keyword
 import time
 
 _T0 = time.monotonic()
@@ -329,6 +330,11 @@ def _run(h):
     _arm_cpu(limits.get("cpu_seconds", 65))
     code = h.get("code", "")
     _NS["dfs"]._set(h.get("tables", []))
+    # A saved analysis's parameters: plain values, set as variables (never code).
+    for name, value in (h.get("params") or {}).items():
+        if name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_"):
+            if value is None or isinstance(value, (str, int, float, bool)):
+                _NS[name] = value
     _SHOWN = []
     out = _Capped(max_output)
     value, error, recycle = None, None, False

@@ -134,6 +134,23 @@ pub struct WsKernels {
     pub ingest: Arc<IngestWorkers>,
 }
 
+/// [`AppState::analysis_kernels`]; [`AnalysisKernels::get`] lends them.
+pub struct AnalysisKernels {
+    ws: Arc<WsKernels>,
+    python: Option<Arc<PythonKernels>>,
+    limits: quarry_sandbox::Limits,
+}
+
+impl AnalysisKernels {
+    pub fn get(&self) -> quarry_agent::analyses::Kernels<'_> {
+        quarry_agent::analyses::Kernels {
+            sql: self.ws.sql.as_ref(),
+            python: self.python.as_deref().map(|p| p as &dyn quarry_agent::analyses::PythonRunner),
+            limits: &self.limits,
+        }
+    }
+}
+
 /// Rate-limit windows: (user, kind of call).
 type RateKey = (i64, &'static str);
 
@@ -211,6 +228,12 @@ impl AppState {
     /// beside it (definitions, analyses, pack bindings, insights, answers).
     pub fn ws_data(&self, id: &str) -> PathBuf {
         self.ws_dir(id).join("data")
+    }
+
+    /// What a workspace's saved analyses run on, owned (for a blocking task):
+    /// its SQL workers, the Python kernels, the limits.
+    pub fn analysis_kernels(&self, ws: &str) -> AnalysisKernels {
+        AnalysisKernels { ws: self.kernels(ws), python: self.python.clone(), limits: self.cfg.limits.clone() }
     }
 
     pub fn kernels(&self, ws: &str) -> Arc<WsKernels> {

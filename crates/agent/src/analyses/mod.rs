@@ -1,6 +1,7 @@
-//! Saved analyses: an answer kept as a named analysis — its query with the
-//! parameters a person confirmed (bound as data through named placeholders,
-//! never spliced into the text), its narrative template (slots), its chart,
+//! Saved analyses: an answer kept as a named analysis — its query (or its
+//! Python steps, [`python`]) with the parameters a person confirmed (bound
+//! as data: named placeholders in SQL, variables in Python, never spliced
+//! into the text), its narrative template (slots), its chart,
 //! the tables it reads by name — that runs again with no model: on request
 //! with other parameter values, and whenever a table it reads gets a new
 //! data version. Each run is stored beside the earlier ones with a computed
@@ -9,6 +10,7 @@
 //! names, never a silently different result. Stored by [`store`].
 
 pub mod compare;
+pub mod python;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -22,6 +24,24 @@ use quarry_types::{Answer, DataVersion, Limits, SqlKernel, Table};
 
 use crate::chart::{self, ChartProposal};
 use crate::words::mentions;
+pub use python::PythonRunner;
+
+/// Where analyses run: the workspace's SQL workers, Python kernels when the
+/// process has them, and the limits of each run.
+#[derive(Clone, Copy)]
+pub struct Kernels<'a> {
+    pub sql: &'a dyn SqlKernel,
+    pub python: Option<&'a dyn PythonRunner>,
+    pub limits: &'a Limits,
+}
+
+/// The languages an analysis may be written in (as [`Answer::language`]).
+pub const SQL: &str = "sql";
+pub const PYTHON: &str = "python";
+
+fn sql_language() -> String {
+    SQL.into()
+}
 
 /// A parameter of a saved analysis: a literal of the query made a placeholder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,8 +60,16 @@ pub struct Analysis {
     pub name: String,
     /// The question it answered first.
     pub question: String,
-    /// The query, with `$name` placeholders for its parameters.
-    pub sql: String,
+    /// [`SQL`] or [`PYTHON`].
+    #[serde(default = "sql_language")]
+    pub language: String,
+    /// The query, with `$name` placeholders for its parameters; or the
+    /// Python code of the answer's last step, parameters as variables.
+    #[serde(alias = "sql")]
+    pub code: String,
+    /// Python: the answer's earlier steps, run first in the same kernel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub before: Vec<String>,
     pub params: Vec<ParamSpec>,
     /// The narrative with slots, filled from each result (empty: Quarry's own summary).
     #[serde(default)]
@@ -71,17 +99,28 @@ pub struct AnalysisRun {
     pub narrative: String,
     pub table: Option<Table>,
     pub chart: Option<Value>,
+    /// Python: what the code printed, and its figures (PNG in base64).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub output: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub figures: Vec<String>,
     /// What changed since the previous run, computed (`tpr in Kano: 48.2 → 53.9`).
     #[serde(default)]
     pub comparison: Vec<String>,
 }
 
-/// The literals of a query a person may make parameters (one per column).
-pub fn propose(sql: &str) -> Vec<ParamSpec> {
+/// The literals of an answer's code a person may make parameters (one per
+/// column): those its query, or its Python steps, compare with a column.
+pub fn propose(answer: &Answer) -> Vec<ParamSpec> {
+    let found: Vec<(String, Value)> = if answer.language == PYTHON {
+        python::literals(&python::steps(answer))
+    } else {
+        quarry_sql::params::literals(&answer.code).into_iter().map(|l| (l.column, l.value)).collect()
+    };
     let mut out: Vec<ParamSpec> = Vec::new();
-    for l in quarry_sql::params::literals(sql) {
+    for (column, value) in found {
         let base: String =
-            l.column.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+            column.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
         let base = if quarry_sql::params::valid_name(&base) { base } else { format!("p_{base}") };
         let mut name = base.clone();
         let mut k = 2;
@@ -89,7 +128,7 @@ pub fn propose(sql: &str) -> Vec<ParamSpec> {
             name = format!("{base}_{k}");
             k += 1;
         }
-        out.push(ParamSpec { name, column: l.column, default: l.value });
+        out.push(ParamSpec { name, column, default: value });
     }
     out
 }
@@ -101,8 +140,7 @@ fn now() -> String {
 
 impl Analysis {
     /// An answer as an analysis named `name`, with the confirmed parameters
-    /// (a subset of [`propose`]'s, possibly renamed). Only SQL answers run
-    /// again without a model for now.
+    /// (a subset of [`propose`]'s, possibly renamed).
     pub fn from_answer(
         name: &str,
         answer: &Answer,
@@ -113,23 +151,39 @@ impl Analysis {
         if !answer.ok || answer.code.trim().is_empty() {
             return Err("only an answer that ran can be saved".into());
         }
-        if answer.language != "sql" {
-            return Err("only SQL answers can be saved as analyses so far; ask for the result with SQL".into());
+        if answer.language != SQL && answer.language != PYTHON {
+            return Err(format!("a {} answer cannot be saved as an analysis", answer.language));
         }
         if let Some(p) = params.iter().find(|p| !quarry_sql::params::valid_name(&p.name)) {
             return Err(format!("parameter name '{}': use letters, digits and _", p.name));
         }
-        let binds: Vec<(String, Value, String)> =
-            params.iter().map(|p| (p.column.clone(), p.default.clone(), p.name.clone())).collect();
-        let sql = if binds.is_empty() { answer.code.clone() } else { quarry_sql::params::bind(&answer.code, &binds)? };
-        let read: Vec<&TableEntry> = entries.iter().filter(|e| mentions(&answer.code, &e.name)).collect();
+        let (code, before) = if answer.language == PYTHON {
+            let mut steps = python::bind(&python::steps(answer), params)?;
+            let last = steps.pop().unwrap_or_default();
+            (last, steps)
+        } else {
+            let binds: Vec<(String, Value, String)> =
+                params.iter().map(|p| (p.column.clone(), p.default.clone(), p.name.clone())).collect();
+            let sql =
+                if binds.is_empty() { answer.code.clone() } else { quarry_sql::params::bind(&answer.code, &binds)? };
+            (sql, Vec::new())
+        };
+        let all_code = [before.as_slice(), std::slice::from_ref(&code)].concat().join("\n");
+        let mut read: Vec<&TableEntry> = entries.iter().filter(|e| mentions(&all_code, &e.name)).collect();
+        if read.is_empty() && answer.language == PYTHON {
+            // Code that uses `df` reads the one table the answer had.
+            let used = &answer.provenance.data_versions;
+            read = entries.iter().filter(|e| used.len() == 1 && used[0].table == e.name).collect();
+        }
         if read.is_empty() {
-            return Err("the query reads none of the workspace's tables".into());
+            return Err("the code reads none of the workspace's tables".into());
         }
         Ok(Analysis {
             name: name.to_string(),
             question: answer.question.clone(),
-            sql,
+            language: answer.language.clone(),
+            code,
+            before,
             params: params.to_vec(),
             template: answer.template.clone(),
             chart: answer.chart.as_ref().and_then(chart::proposal_of),
@@ -154,7 +208,9 @@ impl Analysis {
         Analysis {
             name: name.to_string(),
             question: title.to_string(),
-            sql: sql.to_string(),
+            language: sql_language(),
+            code: sql.to_string(),
+            before: Vec::new(),
             params: Vec::new(),
             template: template.to_string(),
             chart,
@@ -199,16 +255,21 @@ impl Analysis {
             .collect()
     }
 
+    /// Every piece of code the analysis runs, in order.
+    pub fn steps(&self) -> Vec<String> {
+        [self.before.as_slice(), std::slice::from_ref(&self.code)].concat()
+    }
+
     /// Columns the analysis's tables had when saved that their current
     /// versions lack, each with the closest names they have now.
     fn missing_columns(&self, entries: &[TableEntry]) -> Result<(), String> {
+        let code = self.steps().join("\n");
         for t in &self.tables {
             let Some(e) = entries.iter().find(|e| &e.name == t) else {
                 return Err(format!("table {t}, which this analysis reads, is no longer in the workspace"));
             };
             let now: Vec<&str> = e.columns.iter().map(|c| c.name.as_str()).collect();
-            let used: Vec<&String> =
-                self.columns.get(t).into_iter().flatten().filter(|c| mentions(&self.sql, c)).collect();
+            let used: Vec<&String> = self.columns.get(t).into_iter().flatten().filter(|c| mentions(&code, c)).collect();
             if let Some(gone) = used.into_iter().find(|c| !now.contains(&c.as_str())) {
                 // A renamed column is among those the table did not have before.
                 let before = self.columns.get(t).cloned().unwrap_or_default();
@@ -233,8 +294,7 @@ impl Analysis {
     pub fn run(
         &self,
         params: Vec<Param>,
-        kernel: &dyn SqlKernel,
-        limits: &Limits,
+        k: Kernels<'_>,
         entries: &[TableEntry],
         previous: Option<&AnalysisRun>,
         trigger: &str,
@@ -255,32 +315,52 @@ impl Analysis {
             narrative: String::new(),
             table: None,
             chart: None,
+            output: String::new(),
+            figures: Vec::new(),
             comparison: Vec::new(),
         };
-        let result = self
-            .missing_columns(entries)
-            .and_then(|()| kernel.query_with(&self.sql, &params, limits).map_err(|e| e.to_string()));
-        match result {
+        match self.missing_columns(entries).and_then(|()| self.execute(&params, k)) {
             Err(e) => {
                 run.narrative = format!("The analysis could not run: {e}");
                 run.error = Some(e);
             }
-            Ok(r) => {
-                let t = Table::from_result(&r);
-                run.narrative = match crate::slots::fill(&self.template, Some(&t)) {
-                    Ok(f) if f.slots > 0 => f.text,
-                    _ => crate::answer::describe(&t),
-                };
-                run.chart = chart::build(self.chart.as_ref(), &t, "");
-                if let Some(c) = run.chart.as_mut() {
-                    chart::with_labels(c, entries);
+            Ok(out) => {
+                run.output = out.output;
+                run.figures = out.figures.iter().map(|p| crate::answer::png_base64(p)).collect();
+                if let Some(t) = out.table {
+                    self.describe(&mut run, t, entries, previous);
+                } else {
+                    // Printed output only: the first lines of it.
+                    run.narrative = run.output.trim().chars().take(2000).collect();
                 }
-                run.comparison = previous.map(|p| compare::compare(p, &t)).unwrap_or_default();
-                run.table = Some(t);
                 run.ok = true;
             }
         }
         run
+    }
+
+    /// The code on its kernel: the query's table, or what the Python gave.
+    fn execute(&self, params: &[Param], k: Kernels<'_>) -> Result<python::Outcome, String> {
+        if self.language == PYTHON {
+            return python::run(&self.name, &self.steps(), &self.tables, params, k);
+        }
+        let r = k.sql.query_with(&self.code, params, k.limits).map_err(|e| e.to_string())?;
+        Ok(python::Outcome { table: Some(Table::from_result(&r)), output: String::new(), figures: Vec::new() })
+    }
+
+    /// A run's narrative (the template filled, or Quarry's own summary),
+    /// chart and comparison, from its table.
+    fn describe(&self, run: &mut AnalysisRun, t: Table, entries: &[TableEntry], previous: Option<&AnalysisRun>) {
+        run.narrative = match crate::slots::fill(&self.template, Some(&t)) {
+            Ok(f) if f.slots > 0 => f.text,
+            _ => crate::answer::describe(&t),
+        };
+        run.chart = chart::build(self.chart.as_ref(), &t, "");
+        if let Some(c) = run.chart.as_mut() {
+            chart::with_labels(c, entries);
+        }
+        run.comparison = previous.map(|p| compare::compare(p, &t)).unwrap_or_default();
+        run.table = Some(t);
     }
 }
 
@@ -289,13 +369,12 @@ pub fn run_and_keep(
     data: &std::path::Path,
     a: &Analysis,
     params: Vec<Param>,
-    kernel: &dyn SqlKernel,
-    limits: &Limits,
+    k: Kernels<'_>,
     entries: &[TableEntry],
     trigger: &str,
 ) -> Result<AnalysisRun, String> {
-    let previous = store::runs(data, &a.name)?.pop();
-    let run = a.run(params, kernel, limits, entries, previous.as_ref(), trigger);
+    let previous = store::last_run(data, &a.name)?;
+    let run = a.run(params, k, entries, previous.as_ref(), trigger);
     store::save_run(data, &a.name, &run)?;
     Ok(run)
 }
@@ -305,14 +384,13 @@ pub fn run_and_keep(
 pub fn rerun_reading(
     data: &std::path::Path,
     tables: &[String],
-    kernel: &dyn SqlKernel,
-    limits: &Limits,
+    k: Kernels<'_>,
     entries: &[TableEntry],
 ) -> Vec<(String, Result<AnalysisRun, String>)> {
     let Ok(list) = store::reading(data, tables) else { return Vec::new() };
     list.into_iter()
         .map(|a| {
-            let params = match store::runs(data, &a.name).ok().and_then(|mut r| r.pop()) {
+            let params = match store::last_run(data, &a.name).ok().flatten() {
                 Some(last) => last.params,
                 None => a.values(&[]).unwrap_or_default(),
             };
@@ -322,7 +400,7 @@ pub fn rerun_reading(
                 .map(|e| format!("{} v{}", e.name, e.version))
                 .collect();
             let trigger = format!("new data: {}", changed.join(", "));
-            let r = run_and_keep(data, &a, params, kernel, limits, entries, &trigger);
+            let r = run_and_keep(data, &a, params, k, entries, &trigger);
             (a.name.clone(), r)
         })
         .collect()
@@ -356,8 +434,7 @@ pub fn same_report(old: &TableEntry, new: &TableEntry) -> bool {
 pub fn follow_new_files(
     data: &std::path::Path,
     new_tables: &[String],
-    kernel: &dyn SqlKernel,
-    limits: &Limits,
+    k: Kernels<'_>,
     entries: &[TableEntry],
 ) -> Vec<(String, Result<AnalysisRun, String>)> {
     let Ok(list) = store::list(data) else { return Vec::new() };
@@ -370,9 +447,9 @@ pub fn follow_new_files(
                 continue;
             }
             let r = follow(data, a, old, new).and_then(|moved| {
-                let params = store::runs(data, &moved.name)?.pop().map(|r| r.params).unwrap_or_default();
+                let params = store::last_run(data, &moved.name)?.map(|r| r.params).unwrap_or_default();
                 let trigger = format!("new file: {} (the next {})", new.name, old.name);
-                run_and_keep(data, &moved, params, kernel, limits, entries, &trigger)
+                run_and_keep(data, &moved, params, k, entries, &trigger)
             });
             out.push((a.name.clone(), r));
         }
@@ -382,9 +459,13 @@ pub fn follow_new_files(
 
 /// `a` reading `new` instead of `old`, saved.
 fn follow(data: &std::path::Path, a: &Analysis, old: &TableEntry, new: &TableEntry) -> Result<Analysis, String> {
-    let sql = quarry_sql::params::rename_table(&a.sql, &old.name, &new.name)?;
     let mut moved = a.clone();
-    moved.sql = sql;
+    if a.language == PYTHON {
+        moved.code = python::rename_word(&a.code, &old.name, &new.name);
+        moved.before = a.before.iter().map(|c| python::rename_word(c, &old.name, &new.name)).collect();
+    } else {
+        moved.code = quarry_sql::params::rename_table(&a.code, &old.name, &new.name)?;
+    }
     moved.tables = vec![new.name.clone()];
     moved.columns = BTreeMap::from([(new.name.clone(), new.columns.iter().map(|c| c.name.clone()).collect())]);
     store::save(data, &moved)?;

@@ -83,6 +83,15 @@ pub fn runs(data: &Path, name: &str) -> Result<Vec<AnalysisRun>, String> {
     files.iter().map(|p| read(p)).collect()
 }
 
+/// The analysis's last run, if any (read alone).
+pub fn last_run(data: &Path, name: &str) -> Result<Option<AnalysisRun>, String> {
+    check_name(name)?;
+    let Ok(dir) = std::fs::read_dir(root(data).join(name).join("runs")) else { return Ok(None) };
+    let last =
+        dir.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).max();
+    last.map(|p| read(&p)).transpose()
+}
+
 /// Analyses that read any of `tables`.
 pub fn reading(data: &Path, tables: &[String]) -> Result<Vec<Analysis>, String> {
     Ok(list(data)?.into_iter().filter(|a| a.tables.iter().any(|t| tables.contains(t))).collect())

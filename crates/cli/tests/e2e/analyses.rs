@@ -1,7 +1,8 @@
 //! Saved analyses through the real binary: an answer saved with a confirmed
 //! parameter runs again with no model, with other values bound as data; a
 //! new version of its table (next month's workbook) re-runs it with a
-//! comparison stating both numbers; a renamed column is a named error.
+//! comparison stating both numbers; a renamed column is a named error. The
+//! same for an answer in Python: its steps kept, the parameter a variable.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -76,7 +77,7 @@ fn a_saved_analysis_reruns_on_new_data_with_parameters_bound_as_data() {
     ok(&quarry(dir, &["analysis", "remove", "kano_copy"]));
     let show: Value =
         serde_json::from_str(&ok(&quarry(dir, &["analysis", "show", "kano_positives", "--json"]))).unwrap();
-    assert_eq!(show["analysis"]["sql"], sql.replace("'Kano'", "$state"), "the literal is a placeholder");
+    assert_eq!(show["analysis"]["code"], sql.replace("'Kano'", "$state"), "the literal is a placeholder");
 
     // Another value, bound as data, with no model.
     let asked = fake.requests().len();
@@ -159,4 +160,58 @@ fn an_analysis_follows_the_next_file_of_its_report() {
     let run = last_run(dir, "kano");
     assert_eq!(run["trigger"], "new file: clinics_2024_07_monthly_data (the next clinics_2024_06_monthly_data)");
     assert_eq!(run["table"]["rows"][0][0], json!(state(&july, "Kano")));
+}
+
+/// A Python answer of two steps saved with a parameter: the literal becomes
+/// a variable the kernel sets (never code), both steps run again in a fresh
+/// kernel with no model, and next month's version re-runs it.
+#[test]
+fn a_saved_python_analysis_binds_its_parameter_as_a_variable() {
+    crate::common::ensure_python_runtime();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let wb = dir.join("clinics.xlsx");
+    let june = write_clinic_workbook_with(&wb, &ClinicOptions::default()).unwrap();
+    let step1 = "rows = df[df['location_state'] == 'Kano']";
+    let step2 = "pd.DataFrame({'positives': [int(rows['tested_positive_rdt_ge5yrs'].sum())]})";
+    let fake = FakeLlm::start(Script::new(vec![
+        Reply::tool("run_python", json!({"code": step1})),
+        Reply::tool("run_python", json!({"code": step2})),
+        Reply::tool("final_answer", json!({"answer": "{positives} people aged 5 and over tested positive."})),
+    ]));
+    let url = fake.openai_url();
+    let llm = ["--llm-base-url", url.as_str(), "--llm-model", "m"];
+    let q = "Positives aged 5+ in Kano, in pandas";
+    let saved = quarry(
+        dir,
+        &[&["ask", "clinics.xlsx", q, "--save-as", "kano_py", "--param", "location_state=state"][..], &llm].concat(),
+    );
+    ok(&saved);
+    let show: Value = serde_json::from_str(&ok(&quarry(dir, &["analysis", "show", "kano_py", "--json"]))).unwrap();
+    assert_eq!(show["analysis"]["language"], "python");
+    assert_eq!(show["analysis"]["before"], json!(["rows = df[df['location_state'] == state]"]));
+    assert_eq!(show["analysis"]["code"], step2);
+    assert_eq!(last_run(dir, "kano_py")["table"]["rows"][0][0], json!(state(&june, "Kano")));
+
+    let asked = fake.requests().len();
+    // Code in the value stays a string the filter compares with.
+    let hostile = "Kano'] ; import os; os.system('touch pwned'); x = df['a";
+    let run = quarry(dir, &["analysis", "run", "kano_py", "--param", &format!("state={hostile}"), "--json"]);
+    let run: Value = serde_json::from_str(&ok(&run)).unwrap();
+    assert_eq!(run["table"]["rows"][0][0], json!(0), "no state is spelled like that: {run}");
+    assert!(!dir.join("pwned").exists());
+    let lagos: Value =
+        serde_json::from_str(&ok(&quarry(dir, &["analysis", "run", "kano_py", "--param", "state=Lagos", "--json"])))
+            .unwrap();
+    assert_eq!(lagos["table"]["rows"][0][0], json!(state(&june, "Lagos")));
+    assert_eq!(
+        lagos["narrative"],
+        format!("{} people aged 5 and over tested positive.", grouped(state(&june, "Lagos")))
+    );
+    assert_eq!(fake.requests().len(), asked, "analyses run with no model");
+
+    let july = write_clinic_workbook_with(&wb, &ClinicOptions { months: 7, ..ClinicOptions::default() }).unwrap();
+    let load = ok(&quarry(dir, &["load", "clinics.xlsx"]));
+    let line = format!("positives: {} → {}", grouped(state(&june, "Lagos")), grouped(state(&july, "Lagos")));
+    assert!(load.contains(&line), "re-run with its last parameters (Lagos): {load}");
 }

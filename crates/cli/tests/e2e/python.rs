@@ -256,12 +256,12 @@ fn kernels(dir: &Path, walls: Walls, limits: Limits) -> (PythonKernels, EngineDa
     let launcher = Launcher::with_exe(PathBuf::from(BIN));
     let k = PythonKernels::start(launcher.clone(), cfg).expect("kernels");
     let sql = quarry_engine::worker::SqlWorkers::new(launcher, &dir.join("d"), Limits::default(), 1);
-    (k, EngineData::new(Arc::new(sql), &Limits::default()))
+    (k, EngineData::new(Arc::new(sql) as Arc<dyn quarry_types::SqlKernel>, &Limits::default()))
 }
 
 fn run(k: &PythonKernels, data: &EngineData, session: &str, code: &str) -> Result<PyRun, PythonError> {
     let tables = vec!["t".to_string(), "groups".to_string()];
-    k.run(session, &RunRequest { code, tables: &tables }, data)
+    k.run(session, &RunRequest { code, tables: &tables, params: &[] }, data)
 }
 
 fn stdout_of(r: Result<PyRun, PythonError>) -> String {
@@ -472,7 +472,7 @@ fn a_wall_that_cannot_be_raised_stops_python_unless_unsafe() {
             Limits::default(),
             1,
         );
-        let data = EngineData::new(Arc::new(sql), &Limits::default());
+        let data = EngineData::new(Arc::new(sql) as Arc<dyn quarry_types::SqlKernel>, &Limits::default());
         assert_eq!(run(&k, &data, "u", "x = 2 * 21\nx").expect("runs").value, Some(Value::from(42)));
         // Regression: without its own PID namespace the kernel saw the host's
         // processes as its leftovers and was recycled after every run.
@@ -491,7 +491,7 @@ fn an_idle_kernel_is_recycled() {
     let launcher = Launcher::with_exe(PathBuf::from(BIN));
     let k = PythonKernels::start(launcher.clone(), cfg).expect("kernels");
     let sql = quarry_engine::worker::SqlWorkers::new(launcher, &tmp.path().join("d"), Limits::default(), 1);
-    let data = EngineData::new(Arc::new(sql), &Limits::default());
+    let data = EngineData::new(Arc::new(sql) as Arc<dyn quarry_types::SqlKernel>, &Limits::default());
     run(&k, &data, "idle", "x = 1").expect("run");
     assert_eq!(k.sessions(), 1);
     std::thread::sleep(Duration::from_millis(400));

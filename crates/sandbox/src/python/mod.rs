@@ -13,6 +13,7 @@
 //!   come back as JSON, Arrow IPC and PNG, never pickle.
 
 pub mod check;
+pub mod params;
 mod protocol;
 mod runtime;
 
@@ -134,6 +135,9 @@ pub struct RunRequest<'a> {
     pub code: &'a str,
     /// Tables the code may use (as `dfs[name]`; `df` when there is one).
     pub tables: &'a [String],
+    /// Variables set before the code runs (a saved analysis's parameters,
+    /// [`params`]): name → a string, number or null.
+    pub params: &'a [(String, serde_json::Value)],
 }
 
 /// A table a run returned.
@@ -425,6 +429,7 @@ impl PythonKernels {
         let request = Frame::json(&ToKernel::Run {
             code: req.code,
             tables: req.tables,
+            params: req.params.iter().cloned().collect(),
             limits: RunLimits {
                 max_rows: limits.max_rows,
                 max_output: 64 * 1024,

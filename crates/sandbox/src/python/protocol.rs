@@ -13,7 +13,14 @@ use super::PyFailure;
 #[serde(tag = "op", rename_all = "snake_case")]
 pub(crate) enum ToKernel<'a> {
     /// Run code; the kernel answers with frames until [`FromKernel::Done`].
-    Run { code: &'a str, tables: &'a [String], limits: RunLimits },
+    Run {
+        code: &'a str,
+        tables: &'a [String],
+        /// Variables set before the code runs.
+        #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+        params: serde_json::Map<String, serde_json::Value>,
+        limits: RunLimits,
+    },
 }
 
 /// What the kernel itself enforces for one run.
@@ -112,6 +119,7 @@ mod tests {
         let run = ToKernel::Run {
             code: "1",
             tables: &[],
+            params: Default::default(),
             limits: RunLimits { max_rows: 1, max_output: 2, max_figures: 3, cpu_seconds: 4 },
         };
         assert_eq!(serde_json::to_value(&run).unwrap()["op"], "run");

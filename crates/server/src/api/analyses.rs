@@ -44,8 +44,8 @@ pub(super) async fn proposal(
     Path((id, q)): Path<(String, i64)>,
 ) -> Res<Value> {
     let (a, _) = answer_of(&st, &u, &id, q)?;
-    let ok = a.ok && a.language == "sql" && !a.code.is_empty();
-    Ok(Json(json!({"can_save": ok, "question": a.question, "params": analyses::propose(&a.code)})))
+    let ok = a.ok && [analyses::SQL, analyses::PYTHON].contains(&a.language.as_str()) && !a.code.is_empty();
+    Ok(Json(json!({"can_save": ok, "question": a.question, "language": a.language, "params": analyses::propose(&a)})))
 }
 
 /// Save an answer as an analysis: its name and the parameters confirmed.
@@ -68,7 +68,7 @@ pub(super) async fn save(
     Json(req): Json<SaveAnalysis>,
 ) -> Res<Value> {
     let (answer, ws) = answer_of(&st, &u, &id, q)?;
-    let proposed = analyses::propose(&answer.code);
+    let proposed = analyses::propose(&answer);
     let mut params: Vec<ParamSpec> = Vec::new();
     for p in &req.params {
         let column = p["column"].as_str().unwrap_or_default();
@@ -91,7 +91,7 @@ pub(super) async fn save(
     Ok(Json(json!({"analysis": a, "run": run})))
 }
 
-/// Run `a` now on the workspace's SQL workers, keeping the run.
+/// Run `a` now on the workspace's kernels, keeping the run.
 async fn run_blocking(
     st: &Arc<AppState>,
     ws: &str,
@@ -103,18 +103,17 @@ async fn run_blocking(
     let Some(c) = catalog(st, ws)? else { return Err(ApiError::bad("there are no tables in this workspace")) };
     let entries = c.tables().map_err(ApiError::internal)?;
     drop(c);
-    let (k, limits, data, trigger) = (st.kernels(ws), st.cfg.limits.clone(), st.ws_data(ws), trigger.to_string());
-    let run = tokio::task::spawn_blocking(move || {
-        analyses::run_and_keep(&data, &a, params, k.sql.as_ref(), &limits, &entries, &trigger)
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)?;
+    let (k, data, trigger) = (st.analysis_kernels(ws), st.ws_data(ws), trigger.to_string());
+    let run =
+        tokio::task::spawn_blocking(move || analyses::run_and_keep(&data, &a, params, k.get(), &entries, &trigger))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
     serde_json::to_value(run).map_err(ApiError::internal)
 }
 
 #[utoipa::path(get, path = "/api/workspaces/{ws}/analyses", params(("ws" = String, Path)),
-    responses((status = 200, description = "every analysis with its runs", body = Vec<Object>)))]
+    responses((status = 200, description = "every analysis with its runs: the last in full, the others without their tables, charts and figures", body = Vec<Object>)))]
 pub(super) async fn list(
     State(st): State<Arc<AppState>>,
     Caller(u): Caller,
@@ -124,7 +123,11 @@ pub(super) async fn list(
     let data = st.ws_data(&w.id);
     let mut out = Vec::new();
     for a in store::list(&data).map_err(ApiError::internal)? {
-        let runs = store::runs(&data, &a.name).map_err(ApiError::internal)?;
+        let mut runs = store::runs(&data, &a.name).map_err(ApiError::internal)?;
+        let n = runs.len();
+        for r in runs.iter_mut().take(n.saturating_sub(1)) {
+            (r.table, r.chart, r.figures) = (None, None, Vec::new());
+        }
         out.push(json!({"analysis": a, "runs": runs}));
     }
     Ok(Json(out))
@@ -172,10 +175,10 @@ pub(crate) async fn rerun_after_upload(st: &Arc<AppState>, ws: &str, tables: Vec
     let Ok(Some(c)) = catalog(st, ws) else { return };
     let Ok(entries) = c.tables() else { return };
     drop(c);
-    let (k, limits) = (st.kernels(ws), st.cfg.limits.clone());
+    let k = st.analysis_kernels(ws);
     let done = tokio::task::spawn_blocking(move || {
-        let mut done = analyses::rerun_reading(&data, &tables, k.sql.as_ref(), &limits, &entries);
-        done.extend(analyses::follow_new_files(&data, &new, k.sql.as_ref(), &limits, &entries));
+        let mut done = analyses::rerun_reading(&data, &tables, k.get(), &entries);
+        done.extend(analyses::follow_new_files(&data, &new, k.get(), &entries));
         done
     })
     .await;

@@ -82,12 +82,12 @@ pub(super) async fn confirm(
     let data = st.ws_data(&w.id);
     bind::save(&data, &b).map_err(ApiError::internal)?;
     let (list, skipped) = b.analyses(&p, &entry);
-    let (k, limits) = (st.kernels(&w.id), st.cfg.limits.clone());
+    let k = st.analysis_kernels(&w.id);
     let runs = tokio::task::spawn_blocking(move || {
         list.iter()
             .map(|a| {
                 analyses::store::save(&data, a)?;
-                let r = analyses::run_and_keep(&data, a, Vec::new(), k.sql.as_ref(), &limits, &entries, "pack bound")?;
+                let r = analyses::run_and_keep(&data, a, Vec::new(), k.get(), &entries, "pack bound")?;
                 Ok(json!({"analysis": a.name, "ok": r.ok, "narrative": r.narrative}))
             })
             .collect::<Result<Vec<Value>, String>>()
@@ -106,20 +106,20 @@ pub(crate) async fn seed_demo(st: &Arc<AppState>, ws: &str) {
     let Ok(Some(c)) = catalog(st, ws) else { return };
     let Ok(entries) = c.tables() else { return };
     drop(c);
-    let (k, limits, data) = (st.kernels(ws), st.cfg.limits.clone(), st.ws_data(ws));
+    let (k, data) = (st.analysis_kernels(ws), st.ws_data(ws));
     let _ = tokio::task::spawn_blocking(move || {
         for entry in &entries {
             let mut b = Binding::from_proposal(&p, &entry.name, &bind::propose(&p, entry));
             if p.roles.iter().any(|r| !r.optional && !b.roles.contains_key(&r.name)) {
                 continue;
             }
-            b.refine_keys(&p, entry, k.sql.as_ref(), &limits);
+            b.refine_keys(&p, entry, k.get().sql, k.get().limits);
             if bind::save(&data, &b).is_err() {
                 continue;
             }
             for a in b.analyses(&p, entry).0 {
                 if analyses::store::save(&data, &a).is_ok() {
-                    let _ = analyses::run_and_keep(&data, &a, Vec::new(), k.sql.as_ref(), &limits, &entries, "demo");
+                    let _ = analyses::run_and_keep(&data, &a, Vec::new(), k.get(), &entries, "demo");
                 }
             }
         }
