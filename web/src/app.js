@@ -253,7 +253,23 @@ async function loadInsights(t, box) {
   const list = el("ul", { class: "insight-list" }, ins.findings.slice(0, 3).map(insightItem));
   const rest = ins.findings.length - 3;
   const more = rest > 0 ? el("button", { type: "button", class: "more-insights", onclick: () => { list.append(...ins.findings.slice(3).map(insightItem)); more.remove(); } }, `${rest} more finding${rest === 1 ? "" : "s"}`) : null;
-  box.replaceChildren(list, more);
+  box.replaceChildren(list, more, state.config.model ? summaryButton(t) : null);
+}
+
+// A model's summary of the findings: they quote values, so the server sends
+// them only in privacy "full" (and says so otherwise); its numbers are checked.
+function summaryButton(t) {
+  const out = el("div", { class: "insight-summary muted" });
+  const button = el("button", { type: "button", class: "summarise-insights" }, "Summarise with the model");
+  button.addEventListener("click", async () => {
+    out.textContent = "asking the model…";
+    try {
+      const s = await api(`/api/workspaces/${state.workspace}/tables/${encodeURIComponent(t.name)}/insights/summary`, { method: "POST", body: JSON.stringify({ privacy: $("#privacy").value }) });
+      out.className = "insight-summary answer-text";
+      out.replaceChildren(el("div", {}, s.text), el("div", { class: "muted" }, `${s.model} · the numbers are the findings'`));
+    } catch (e) { out.className = "insight-summary error"; out.textContent = e.message; }
+  });
+  return el("div", {}, button, out);
 }
 
 function insightItem(f) {

@@ -36,6 +36,7 @@ const script = {
     { when: "Positives in Kano", turn: 1, tool_calls: [{ name: "final_answer", arguments: { answer: "{positives} people aged 5 and over tested positive." } }] },
     { when: "With pandas, Kano", turn: 0, tool_calls: [{ name: "run_python", arguments: { code: `t = dfs["${TABLE}"]\nk = t[t["location_state"] == "Kano"]\npd.DataFrame({"positives": [int(k["tested_positive_rdt_ge5yrs"].sum())]})` } }] },
     { when: "With pandas, Kano", turn: 1, tool_calls: [{ name: "final_answer", arguments: { answer: "{positives} people aged 5 and over tested positive." } }] },
+    { when: "Findings on table", text: "Check the flagged rows first." },
     { when: "Where is positivity lowest", turn: 0, tool_calls: [{ name: "ask_user", arguments: { question: "By state or by LGA?", options: ["state", "LGA"] } }] },
   ],
 };
@@ -116,6 +117,18 @@ test("uploading a workbook shows its tables and what was cleaned", async () => {
   }
   await page.click(`.table-card[data-table="${TABLE}"] button.preview-rows`);
   await page.waitForSelector(`.table-card[data-table="${TABLE}"] table.grid tbody tr`);
+  // The model summarises a card's findings only where privacy lets it read them.
+  const summarise = page.locator(".table-card button.summarise-insights").first();
+  await summarise.waitFor({ timeout: 60000 });
+  await page.selectOption("#privacy", "strict");
+  await summarise.click();
+  await page.waitForSelector(".insight-summary.error");
+  assert.match(await page.textContent(".insight-summary.error"), /privacy mode strict keeps from the model/);
+  await page.selectOption("#privacy", "full");
+  await summarise.click();
+  await page.waitForSelector(".insight-summary.answer-text");
+  assert.match(await page.textContent(".insight-summary.answer-text"), /Check the flagged rows first/);
+  await page.selectOption("#privacy", "strict");
   await page.screenshot({ path: join(shots, "1-uploaded.png"), fullPage: true });
   await page.close();
 });

@@ -142,13 +142,7 @@ pub(crate) fn llm_config(flags: &LlmOverrides, file: &Path) -> Result<(LlmConfig
 /// from flags, environment or `quarry.toml`, `workers` SQL workers, Python
 /// when its runtime is ready; with the per-query limits and the model's name.
 pub(crate) fn assemble(a: &AskArgs, data: &Path, workers: usize) -> Result<(Analyst, Limits, String), String> {
-    let overrides = LlmOverrides {
-        provider: a.llm_provider.clone(),
-        base_url: a.llm_base_url.clone(),
-        model: a.llm_model.clone(),
-        api_key: a.llm_api_key.clone(),
-    };
-    let (cfg, _) = llm_config(&overrides, &a.config)?;
+    let (cfg, _) = llm_config(&a.llm.overrides(), &a.llm.config)?;
     let model = cfg.model.clone();
     let client = Client::new(cfg).map_err(|e| e.to_string())?;
     let launcher = Launcher::current().map_err(|e| e.to_string())?;

@@ -1,9 +1,10 @@
 //! `quarry insights FILE|TABLE…`: the insights pass (no model) over the
-//! tables named, or the tables the files became, printed ranked or as JSON.
+//! tables named, or the tables the files became, printed ranked or as JSON;
+//! with `--explain`, a model's summary too, where privacy allows.
 
 use std::path::{Path, PathBuf};
 
-use quarry_agent::insights::{stored_or_analyse, Insights};
+use quarry_agent::insights::{phrase, stored_or_analyse, Insights};
 use quarry_ingest::IngestOptions;
 use quarry_sandbox::Limits;
 
@@ -24,7 +25,41 @@ fn tables(targets: &[String], data: &Path, opts: &IngestOptions) -> Result<Vec<S
     Ok(out)
 }
 
-pub(crate) fn run(targets: &[String], data: &Path, as_json: bool, opts: &IngestOptions) -> bool {
+/// `--explain`: the model summarises the findings, in this privacy mode.
+pub(crate) struct Explain {
+    pub privacy: quarry_agent::Privacy,
+    pub llm: crate::args::LlmArgs,
+}
+
+/// The model's summary of each table's findings (`None` where a table has none).
+fn explain(e: &Explain, all: &[Insights]) -> Result<Vec<Option<phrase::Phrased>>, String> {
+    if let Some(why) = phrase::refused(e.privacy) {
+        return Err(format!("--explain: {why}"));
+    }
+    let (cfg, _) = crate::ask::llm_config(&e.llm.overrides(), &e.llm.config)?;
+    let client = quarry_llm::Client::new(cfg).map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let cancel = quarry_llm::CancellationToken::new();
+    all.iter()
+        .map(|ins| {
+            if ins.findings.is_empty() {
+                return Ok(None);
+            }
+            rt.block_on(phrase::phrase(&client, ins, e.privacy, &cancel)).map(Some)
+        })
+        .collect()
+}
+
+pub(crate) fn run(
+    targets: &[String],
+    data: &Path,
+    as_json: bool,
+    explained: Option<&Explain>,
+    opts: &IngestOptions,
+) -> bool {
+    if let Some(why) = explained.and_then(|e| phrase::refused(e.privacy)) {
+        return fail(format!("--explain: {why}"));
+    }
     let names = match tables(targets, data, opts) {
         Ok(n) => n,
         Err(e) => return fail(e),
@@ -45,12 +80,30 @@ pub(crate) fn run(targets: &[String], data: &Path, as_json: bool, opts: &IngestO
         };
         all.push(stored_or_analyse(data, &entry, &kernel, &Limits::default()));
     }
+    let summaries = match explained.map(|e| explain(e, &all)).transpose() {
+        Ok(s) => s.unwrap_or_else(|| vec![None; all.len()]),
+        Err(e) => return fail(e),
+    };
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+        let out: Vec<serde_json::Value> = all
+            .iter()
+            .zip(&summaries)
+            .map(|(ins, s)| {
+                let mut v = serde_json::to_value(ins).unwrap_or_default();
+                if let Some(s) = s {
+                    v["summary"] = serde_json::to_value(s).unwrap_or_default();
+                }
+                v
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         return true;
     }
-    for ins in &all {
+    for (ins, s) in all.iter().zip(&summaries) {
         print(ins);
+        if let Some(s) = s {
+            println!("  In {}'s words (the numbers are the findings'):\n  {}\n", s.model, printable(&s.text));
+        }
     }
     true
 }

@@ -160,7 +160,10 @@ fn main() -> ExitCode {
         Cmd::Watch { dir, data, every, once } => watch::run(&dir, &data, every, once, &opts),
         Cmd::BenchAsk { data, n } => ask::bench(&data, n),
         Cmd::Define { what, data } => define::run(what, &data),
-        Cmd::Insights { targets, data, json } => insights::run(&targets, &data, json, &opts),
+        Cmd::Insights { targets, data, json, explain, privacy, llm } => {
+            let explain = explain.then_some(insights::Explain { privacy, llm });
+            insights::run(&targets, &data, json, explain.as_ref(), &opts)
+        }
         Cmd::Eval { kind, file, suite_dir, limit, ids, concurrency, out, ask } => {
             let run = eval::EvalRun { kind, file, suite_dir, limit, ids, concurrency, out };
             eval::run(&run, &ask, &opts)
@@ -438,7 +441,7 @@ fn cmd_demo(dir: &Path, data: &Path, no_serve: bool, port: u16, py: &python::PyA
         let names: Vec<String> = files.iter().map(|f| f.to_string_lossy().into_owned()).collect();
         return cmd_load(&files, data, false, opts, None)
             && cmd_profile(&files, false, opts, None)
-            && insights::run(&names, data, false, opts);
+            && insights::run(&names, data, false, None, opts);
     }
     let files: Vec<PathBuf> = files.iter().map(|f| std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())).collect();
     serve::cmd_serve(serve::Serve {

@@ -151,6 +151,9 @@ impl AnalysisKernels {
     }
 }
 
+/// Held while one piece of work runs, so a second one waits for it.
+type Gate = Arc<tokio::sync::Mutex<()>>;
+
 /// Rate-limit windows: (user, kind of call).
 type RateKey = (i64, &'static str);
 
@@ -180,6 +183,9 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// One change to a workspace's definitions at a time (read, change, write).
     pub(crate) definitions_lock: tokio::sync::Mutex<()>,
+    /// One computation of a table's insights at a time (an upload's and a
+    /// card's): the second waits and reads what the first stored.
+    insights_gates: Mutex<HashMap<(String, String), Gate>>,
 }
 
 impl AppState {
@@ -217,6 +223,7 @@ impl AppState {
             local,
             shutdown: CancellationToken::new(),
             definitions_lock: tokio::sync::Mutex::new(()),
+            insights_gates: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -228,6 +235,19 @@ impl AppState {
     /// beside it (definitions, analyses, pack bindings, insights, answers).
     pub fn ws_data(&self, id: &str) -> PathBuf {
         self.ws_dir(id).join("data")
+    }
+
+    /// The configured model, or why there is none.
+    pub(crate) fn model(&self) -> Result<Arc<dyn ChatModel>, String> {
+        self.llm.clone().ok_or_else(|| {
+            format!("no model is configured: {}", self.cfg.llm.as_ref().err().cloned().unwrap_or_default())
+        })
+    }
+
+    /// The gate of `table`'s insights in workspace `ws` ([`AppState::insights_gates`]).
+    pub(crate) fn insights_gate(&self, ws: &str, table: &str) -> Gate {
+        let mut map = self.insights_gates.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry((ws.to_string(), table.to_string())).or_default().clone()
     }
 
     /// What a workspace's saved analyses run on, owned (for a blocking task):

@@ -36,10 +36,7 @@ pub struct Question {
 
 /// Start a question; its number in the conversation.
 pub fn start(st: &Arc<AppState>, u: &User, c: ConversationRow, ws: Workspace, q: Question) -> Result<i64, ApiError> {
-    let Some(llm) = st.llm.clone() else {
-        let help = st.cfg.llm.as_ref().err().cloned().unwrap_or_default();
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("no model is configured: {help}")));
-    };
+    let llm = st.model().map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?;
     let privacy: Privacy = q.privacy.as_deref().unwrap_or("strict").parse().map_err(ApiError::bad)?;
     let question = q.question.trim().to_string();
     let tables = q.tables;

@@ -14,6 +14,7 @@
 //! the rows. Each finding says which columns it read.
 
 mod checks;
+pub mod phrase;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

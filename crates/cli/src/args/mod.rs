@@ -159,6 +159,15 @@ pub(crate) enum Cmd {
         /// Print the findings as JSON.
         #[arg(long)]
         json: bool,
+        /// Also have the model summarise the findings (they quote values, so
+        /// only with --privacy full; the numbers stay the queries').
+        #[arg(long)]
+        explain: bool,
+        /// What of the data may reach the model (for --explain).
+        #[arg(long, default_value = Privacy::default().as_str(), value_parser = privacy_values())]
+        privacy: Privacy,
+        #[command(flatten)]
+        llm: LlmArgs,
     },
     /// Score the analyst on questions with known answers: `eval dabench
     /// --suite-dir DIR` (DABench's dev set, scored as the benchmark defines)
@@ -372,6 +381,37 @@ pub(crate) struct WebArgs {
     pub session_max_days: f64,
 }
 
+/// Which model: flags over the environment over `quarry.toml` (`ask`,
+/// `chat`, `eval`, `insights --explain`).
+#[derive(clap::Args, Clone)]
+pub(crate) struct LlmArgs {
+    /// openai (any OpenAI-compatible server: Ollama, vLLM, llama.cpp, LM Studio, OpenRouter) or anthropic.
+    #[arg(long)]
+    pub(crate) llm_provider: Option<String>,
+    /// e.g. http://localhost:11434/v1 for Ollama.
+    #[arg(long)]
+    pub(crate) llm_base_url: Option<String>,
+    #[arg(long)]
+    pub(crate) llm_model: Option<String>,
+    /// Prefer QUARRY_LLM_API_KEY or OPENAI_API_KEY/ANTHROPIC_API_KEY: flags show up in process lists.
+    #[arg(long)]
+    pub(crate) llm_api_key: Option<String>,
+    /// Configuration file with an [llm] table.
+    #[arg(long, default_value = "quarry.toml")]
+    pub(crate) config: PathBuf,
+}
+
+impl LlmArgs {
+    pub(crate) fn overrides(&self) -> quarry_llm::LlmOverrides {
+        quarry_llm::LlmOverrides {
+            provider: self.llm_provider.clone(),
+            base_url: self.llm_base_url.clone(),
+            model: self.llm_model.clone(),
+            api_key: self.llm_api_key.clone(),
+        }
+    }
+}
+
 /// Options shared by `ask` and `chat`.
 #[derive(clap::Args, Clone)]
 pub(crate) struct AskArgs {
@@ -395,20 +435,8 @@ pub(crate) struct AskArgs {
     /// Wall-clock limit per query, in seconds.
     #[arg(long, default_value_t = Limits::default().time.as_secs_f64())]
     pub(crate) time_limit: f64,
-    /// openai (any OpenAI-compatible server: Ollama, vLLM, llama.cpp, LM Studio, OpenRouter) or anthropic.
-    #[arg(long)]
-    pub(crate) llm_provider: Option<String>,
-    /// e.g. http://localhost:11434/v1 for Ollama.
-    #[arg(long)]
-    pub(crate) llm_base_url: Option<String>,
-    #[arg(long)]
-    pub(crate) llm_model: Option<String>,
-    /// Prefer QUARRY_LLM_API_KEY or OPENAI_API_KEY/ANTHROPIC_API_KEY: flags show up in process lists.
-    #[arg(long)]
-    pub(crate) llm_api_key: Option<String>,
-    /// Configuration file with an [llm] table.
-    #[arg(long, default_value = "quarry.toml")]
-    pub(crate) config: PathBuf,
+    #[command(flatten)]
+    pub(crate) llm: LlmArgs,
     /// With files named: describe every table of the catalog to the model,
     /// not only the tables those files became.
     #[arg(long)]

@@ -87,3 +87,39 @@ fn a_clean_table_has_none_of_the_planted_kinds() {
         ins.findings
     );
 }
+
+/// `quarry insights --explain`: in `full` the model gets the findings and
+/// writes the summary, and a number it made up is flagged; in `strict` the
+/// findings (which quote values) never reach it.
+#[test]
+fn the_model_summarises_findings_only_where_privacy_allows_and_its_numbers_are_checked() {
+    use quarry_fake_llm::{FakeLlm, Reply, Script};
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("facility_months.csv");
+    write_facility_months(&csv, true).unwrap();
+    let fake = FakeLlm::start(Script::new(vec![Reply::text(
+        "2 rows have more positives than tests; check them first. About 37 facilities look fine.",
+    )]));
+    let url = fake.openai_url();
+    let run = |privacy: &str| {
+        crate::common::clean_llm_env(&mut std::process::Command::new(env!("CARGO_BIN_EXE_quarry")))
+            .args(["insights", "facility_months.csv", "--explain", "--privacy", privacy])
+            .args(["--llm-base-url", url.as_str(), "--llm-model", "m"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let strict = run("strict");
+    assert!(!strict.status.success());
+    assert!(String::from_utf8_lossy(&strict.stderr).contains("privacy mode strict keeps from the model"));
+    assert!(fake.requests().is_empty(), "nothing reached the model in strict");
+
+    let full = run("full");
+    let out = String::from_utf8_lossy(&full.stdout);
+    assert!(full.status.success(), "{out}\n{}", String::from_utf8_lossy(&full.stderr));
+    assert!(out.contains("In m's words (the numbers are the findings'):"), "{out}");
+    assert!(out.contains("2 rows have more positives than tests"), "{out}");
+    assert!(out.contains("(Not from the data: 37 — no finding holds it.)"), "{out}");
+    let sent = fake.requests()[0].body.to_string();
+    assert!(sent.contains("2 rows have positive greater than tested"), "the findings, as data: {sent}");
+}

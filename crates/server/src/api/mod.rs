@@ -63,6 +63,7 @@ pub use views::*;
         table_rows,
         layout::set_layout,
         insights::table_insights,
+        insights::summary,
         packs::list,
         packs::binding,
         packs::confirm,
@@ -134,6 +135,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/workspaces/{ws}/tables/{table}/rows", get(table_rows))
         .route("/api/workspaces/{ws}/tables/{table}/layout", post(layout::set_layout))
         .route("/api/workspaces/{ws}/tables/{table}/insights", get(insights::table_insights))
+        .route("/api/workspaces/{ws}/tables/{table}/insights/summary", post(insights::summary))
         .route("/api/workspaces/{ws}/definitions", get(definitions::list).post(definitions::add))
         .route("/api/workspaces/{ws}/definitions/{kind}/{key}", axum::routing::delete(definitions::remove))
         .route("/api/packs", get(packs::list))
