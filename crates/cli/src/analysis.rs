@@ -11,7 +11,24 @@ use quarry_ingest::catalog::{Catalog, TableEntry};
 use crate::args::AnalysisCmd;
 use crate::{fail, printable};
 
-use crate::loading::AnalysisKernels;
+
+/// What saved analyses run on from the command line: one SQL worker over
+/// `data`, Python kernels started only if an analysis is Python.
+pub(crate) struct AnalysisKernels {
+    sql: quarry_engine::worker::SqlWorkers,
+    python: crate::python::LazyKernels,
+    limits: quarry_sandbox::Limits,
+}
+
+impl AnalysisKernels {
+    pub(crate) fn new(data: &Path) -> Result<AnalysisKernels, String> {
+        Ok(AnalysisKernels { sql: crate::loading::sql_worker(data)?, python: Default::default(), limits: Default::default() })
+    }
+
+    pub(crate) fn get(&self) -> quarry_agent::analyses::Kernels<'_> {
+        quarry_agent::analyses::Kernels { sql: &self.sql, python: Some(&self.python), limits: &self.limits }
+    }
+}
 
 fn entries(data: &Path) -> Result<Vec<TableEntry>, String> {
     Catalog::open(data).and_then(|c| c.tables()).map_err(|e| e.to_string())

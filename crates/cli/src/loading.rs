@@ -24,24 +24,6 @@ pub(crate) fn sql_worker(data: &Path) -> Result<quarry_engine::worker::SqlWorker
     Ok(quarry_engine::worker::SqlWorkers::new(launcher, data, quarry_sandbox::Limits::default(), 1))
 }
 
-/// What saved analyses run on from the command line: one SQL worker over
-/// `data`, Python kernels started only if an analysis is Python.
-pub(crate) struct AnalysisKernels {
-    sql: quarry_engine::worker::SqlWorkers,
-    python: crate::python::LazyKernels,
-    limits: quarry_sandbox::Limits,
-}
-
-impl AnalysisKernels {
-    pub(crate) fn new(data: &Path) -> Result<AnalysisKernels, String> {
-        Ok(AnalysisKernels { sql: sql_worker(data)?, python: Default::default(), limits: Default::default() })
-    }
-
-    pub(crate) fn get(&self) -> quarry_agent::analyses::Kernels<'_> {
-        quarry_agent::analyses::Kernels { sql: &self.sql, python: Some(&self.python), limits: &self.limits }
-    }
-}
-
 /// Ingest workers loading into `data`'s catalog, repaired first.
 pub(crate) fn catalog_workers(data: &Path) -> Result<IngestWorkers, String> {
     open_repaired(data).map_err(|e| e.to_string())?;

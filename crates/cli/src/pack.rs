@@ -71,7 +71,7 @@ fn run_pack(data: &Path, pack: &Pack, b: &Binding, trigger: &str, as_json: bool)
         return fail(format!("no table {} in {}", b.table, data.display()));
     };
     let (list, skipped) = b.analyses(pack, entry);
-    let kernels = match crate::loading::AnalysisKernels::new(data) {
+    let kernels = match crate::analysis::AnalysisKernels::new(data) {
         Ok(k) => k,
         Err(e) => return fail(e),
     };
