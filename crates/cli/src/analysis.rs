@@ -11,7 +11,6 @@ use quarry_ingest::catalog::{Catalog, TableEntry};
 use crate::args::AnalysisCmd;
 use crate::{fail, printable};
 
-
 /// What saved analyses run on from the command line: one SQL worker over
 /// `data`, Python kernels started only if an analysis is Python.
 pub(crate) struct AnalysisKernels {
@@ -22,7 +21,11 @@ pub(crate) struct AnalysisKernels {
 
 impl AnalysisKernels {
     pub(crate) fn new(data: &Path) -> Result<AnalysisKernels, String> {
-        Ok(AnalysisKernels { sql: crate::loading::sql_worker(data)?, python: Default::default(), limits: Default::default() })
+        Ok(AnalysisKernels {
+            sql: crate::loading::sql_worker(data)?,
+            python: Default::default(),
+            limits: Default::default(),
+        })
     }
 
     pub(crate) fn get(&self) -> quarry_agent::analyses::Kernels<'_> {
