@@ -12,6 +12,7 @@ use std::process::ExitCode;
 mod analysis;
 mod args;
 mod ask;
+mod connect;
 mod define;
 mod eval;
 mod gen;
@@ -160,6 +161,9 @@ fn main() -> ExitCode {
         Cmd::Watch { dir, data, every, once } => watch::run(&dir, &data, every, once, &opts),
         Cmd::BenchAsk { data, n } => ask::bench(&data, n),
         Cmd::Define { what, data } => define::run(what, &data),
+        Cmd::Connect { name, url, password_env, list, remove, data } => {
+            connect::run(connect::Request { name, url, password_env, list, remove }, &data)
+        }
         Cmd::Insights { targets, data, json, explain, privacy, llm } => {
             let explain = explain.then_some(insights::Explain { privacy, llm });
             insights::run(&targets, &data, json, explain.as_ref(), &opts)
@@ -484,7 +488,10 @@ fn cmd_sql(
             return false;
         }
     } else if !data.join("catalog.sqlite").exists() {
-        return fail(format!("{}: no catalog here — load files first, or name them before --query", data.display()));
+        return fail(format!(
+            "{}: no catalog here — load files first, name them before --query, or `quarry connect` a database",
+            data.display()
+        ));
     }
     let launcher = match quarry_sandbox::Launcher::current() {
         Ok(l) => l,

@@ -7,7 +7,8 @@
 //! - [`guard`] refuses anything but one read-only query, with typed reasons.
 //! - [`Engine::open`] builds a DataFusion session holding exactly the
 //!   catalog's tables (latest versions by name, every version as
-//!   `versions.<name>_v<N>`), with a bounded memory pool and no spill files.
+//!   `versions.<name>_v<N>`) and the workspace's live [`sources`] (a schema
+//!   each), with a bounded memory pool and no spill files.
 //! - [`Engine::query`] plans with `SQLOptions` that disallow DDL, DML and
 //!   statements, verifies the plan, runs it under [`Limits`], and returns
 //!   capped results. Errors carry hints the model can act on ([`error`]).
@@ -17,6 +18,7 @@
 
 pub mod error;
 pub mod guard;
+pub mod sources;
 pub mod udf;
 pub mod worker;
 
@@ -84,6 +86,8 @@ impl Engine {
             tables
                 .push(TableInfo { name: t.name, columns: t.columns.into_iter().map(|c| (c.name, c.label)).collect() });
         }
+        let live = quarry_ingest::sources::load(catalog.dir()).map_err(EngineError::internal)?;
+        tables.extend(sources::register(&ctx, &live, &limits).await.map_err(EngineError::internal)?);
         Ok(Engine { ctx, limits, tables })
     }
 

@@ -4,7 +4,8 @@
 //! frame (`{sql, limits}`) on stdin, runs it with [`crate::Engine`], and
 //! answers with a JSON header and the result as an Arrow IPC payload. The
 //! session stays warm between requests and is rebuilt only when the catalog
-//! changed (SQLite's `data_version`) or the memory limit differs. After a
+//! changed (SQLite's `data_version`), the live sources changed, or the
+//! memory limit differs. After a
 //! timeout the worker answers and exits: a worker that hit a limit is not
 //! reused.
 //!
@@ -33,8 +34,8 @@ pub fn serve(data: &Path, input: &mut impl Read, out: &mut impl Write) -> i32 {
         Ok(c) => c,
         Err(e) => return reply_err(out, crate::error::from_ingest(e)),
     };
-    // (catalog data_version, memory_bytes) the engine was built for.
-    let mut session: Option<(i64, usize, Engine)> = None;
+    // (catalog data_version and the live sources, memory_bytes) the engine was built for.
+    let mut session: Option<((i64, Vec<u8>), usize, Engine)> = None;
     let mut code = 0;
     loop {
         let req: Request = match quarry_worker::read_request(input) {
@@ -46,7 +47,8 @@ pub fn serve(data: &Path, input: &mut impl Read, out: &mut impl Write) -> i32 {
             Err(e) => return reply_err(out, EngineError::internal(e.to_string())),
         };
         quarry_worker::arm_cpu_limit(&req.limits);
-        let version = catalog.data_version().unwrap_or(-1);
+        let sources = std::fs::read(quarry_ingest::sources::path(data)).unwrap_or_default();
+        let version = (catalog.data_version().unwrap_or(-1), sources);
         let stale = match &session {
             Some((v, m, _)) => *v != version || *m != req.limits.memory_bytes,
             None => true,

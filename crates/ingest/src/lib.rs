@@ -37,6 +37,7 @@ pub mod period;
 pub mod region;
 pub mod shape;
 pub mod sheet;
+pub mod sources;
 pub mod stats;
 pub mod table;
 pub mod text;

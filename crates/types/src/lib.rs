@@ -2,7 +2,7 @@
 //!
 //! Owns the vocabulary that crosses crate lines, and nothing that computes
 //! with it: an answer and its provenance ([`answer`]), the one event stream
-//! ([`event`]), a workspace's [`definitions`], the privacy modes ([`privacy`]), the [`Limits`] every kernel
+//! ([`event`]), a workspace's [`definitions`] and live [`sources`], the privacy modes ([`privacy`]), the [`Limits`] every kernel
 //! runs under, and the seam SQL runs behind ([`sql::SqlKernel`], its
 //! [`sql::QueryResult`] and [`sql::EngineError`]).
 //!
@@ -16,6 +16,7 @@ pub mod definitions;
 pub mod event;
 pub mod limits;
 pub mod privacy;
+pub mod sources;
 pub mod sql;
 
 pub use answer::{plain, Answer, Clarification, Column, DataVersion, Provenance, Step, Table};
@@ -24,4 +25,5 @@ pub use definitions::{Definition, DefinitionKind, Definitions};
 pub use event::Event;
 pub use limits::Limits;
 pub use privacy::Privacy;
+pub use sources::{Source, SourceKind};
 pub use sql::{EngineError, ErrorKind, QueryResult, Refusal, Rule, SqlKernel, TableInfo};

@@ -147,6 +147,23 @@ pub(crate) enum Cmd {
         #[arg(long)]
         once: bool,
     },
+    /// Connect a live database, read-only: `connect NAME postgres://USER@HOST/DB`
+    /// or `connect NAME sqlite:PATH`. It is tested first; its tables are then
+    /// queried as NAME.table beside the files. `--list` shows the connections,
+    /// `--remove NAME` forgets one.
+    Connect {
+        name: Option<String>,
+        url: Option<String>,
+        /// The environment variable holding the password (then it is not stored).
+        #[arg(long, value_name = "VAR")]
+        password_env: Option<String>,
+        #[arg(long)]
+        list: bool,
+        #[arg(long, value_name = "NAME")]
+        remove: Option<String>,
+        #[arg(long, default_value = catalog::DEFAULT_DIR)]
+        data: PathBuf,
+    },
     /// Findings about tables with no model: impossible values, outliers,
     /// missing reports, duplicated rows, sudden changes, spelling variants,
     /// empty or constant columns — each with the SQL that shows it. FILEs are

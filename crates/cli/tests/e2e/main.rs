@@ -15,5 +15,6 @@ mod insights;
 mod packs;
 mod python;
 mod server;
+mod sources;
 mod trust;
 mod workers;

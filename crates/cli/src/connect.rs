@@ -1,0 +1,107 @@
+//! `quarry connect`: a workspace's live databases — added after a test
+//! connection (its tables listed), listed with their passwords hidden,
+//! removed. Stored by `quarry_ingest::sources` (0600); read by the engine
+//! (`quarry_engine::sources`) as a schema per connection.
+
+use std::path::Path;
+
+use quarry_ingest::sources;
+use quarry_types::{Limits, Source};
+
+use crate::fail;
+
+pub(crate) struct Request {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub password_env: Option<String>,
+    pub list: bool,
+    pub remove: Option<String>,
+}
+
+fn list(data: &Path) -> bool {
+    match sources::load(data) {
+        Ok(all) if all.is_empty() => {
+            eprintln!("no connections yet: `quarry connect NAME postgres://USER@HOST/DB` adds one");
+            true
+        }
+        Ok(all) => {
+            for s in all {
+                let pw = s.password_env.as_ref().map(|v| format!(" (password from ${v})")).unwrap_or_default();
+                println!("{}  {}  {}{pw}", s.name, s.kind.as_str(), s.redacted_url());
+            }
+            true
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn remove(data: &Path, name: &str) -> bool {
+    let mut all = match sources::load(data) {
+        Ok(a) => a,
+        Err(e) => return fail(e),
+    };
+    let before = all.len();
+    all.retain(|s| s.name != name);
+    if all.len() == before {
+        return fail(format!("there is no connection '{name}' (see `quarry connect --list`)"));
+    }
+    match sources::save(data, &all) {
+        Ok(()) => {
+            eprintln!("removed connection {name}");
+            true
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn add(data: &Path, source: Source) -> bool {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(e),
+    };
+    let tables = match rt.block_on(quarry_engine::sources::test(&source, &Limits::default())) {
+        Ok(t) => t,
+        Err(e) => return fail(format!("not saved: {e}")),
+    };
+    let mut all = match sources::load(data) {
+        Ok(a) => a,
+        Err(e) => return fail(e),
+    };
+    // The workspace's catalog, empty until files are loaded: the SQL workers
+    // open it and may not write files themselves.
+    if let Err(e) = crate::loading::open_repaired(data) {
+        return fail(e);
+    }
+    all.retain(|s| s.name != source.name);
+    all.push(source.clone());
+    if let Err(e) = sources::save(data, &all) {
+        return fail(e);
+    }
+    eprintln!(
+        "connected {} ({}, read-only): {} table(s), queried as {}.TABLE",
+        source.name,
+        source.redacted_url(),
+        tables.len(),
+        source.name
+    );
+    for t in tables {
+        println!("{}.{t}", source.name);
+    }
+    true
+}
+
+pub(crate) fn run(r: Request, data: &Path) -> bool {
+    if r.list {
+        return list(data);
+    }
+    if let Some(name) = &r.remove {
+        return remove(data, name);
+    }
+    let (Some(name), Some(url)) = (r.name, r.url) else {
+        return fail("write `quarry connect NAME URL` (postgres://USER@HOST:5432/DATABASE or sqlite:PATH), --list or --remove NAME");
+    };
+    match Source::parse(&name, &url, r.password_env) {
+        Ok(s) => add(data, s),
+        Err(e) => fail(e),
+    }
+}

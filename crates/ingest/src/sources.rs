@@ -1,0 +1,54 @@
+//! Where a workspace keeps its live sources: `<data>/connections.json`
+//! beside the catalog, written whole (a temporary file, fsync, rename) and
+//! readable by its owner only (mode 0600: the file may hold passwords).
+//! What a source is lives in `quarry_types::sources`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use quarry_types::Source;
+
+pub fn path(data: &Path) -> PathBuf {
+    data.join("connections.json")
+}
+
+/// The workspace's sources (none when the file does not exist).
+pub fn load(data: &Path) -> Result<Vec<Source>, String> {
+    let p = path(data);
+    match std::fs::read(&p) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", p.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(format!("{}: {e}", p.display())),
+    }
+}
+
+/// Replace the workspace's sources.
+pub fn save(data: &Path, sources: &[Source]) -> Result<(), String> {
+    std::fs::create_dir_all(data).map_err(|e| format!("{}: {e}", data.display()))?;
+    let text = serde_json::to_vec_pretty(sources).map_err(|e| e.to_string())?;
+    // tempfile creates the file with mode 0600.
+    let mut tmp = tempfile::NamedTempFile::new_in(data).map_err(|e| format!("{}: {e}", data.display()))?;
+    tmp.write_all(&text).and_then(|()| tmp.as_file().sync_all()).map_err(|e| e.to_string())?;
+    tmp.persist(path(data)).map_err(|e| e.to_string())?;
+    if let Ok(d) = std::fs::File::open(data) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn sources_are_kept_for_the_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load(dir.path()).unwrap().is_empty());
+        let s = Source::parse("dhis", "postgres://ro:pw@h/d", None).unwrap();
+        save(dir.path(), std::slice::from_ref(&s)).unwrap();
+        assert_eq!(load(dir.path()).unwrap(), [s]);
+        let mode = std::fs::metadata(path(dir.path())).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
