@@ -44,6 +44,8 @@ fn explain(s: &Source, e: &str) -> String {
     } else if low.contains("no encryption") || low.contains("ssl") && low.contains("required") {
         format!("{at} requires TLS: add ?sslmode=require to the URL")
     } else if low.contains("connection refused")
+        || low.contains("cannot connect")
+        || low.contains("failed to connect")
         || low.contains("timed out")
         || low.contains("no route")
         || low.contains("failed to lookup")
@@ -56,6 +58,22 @@ fn explain(s: &Source, e: &str) -> String {
         msg.clone()
     };
     format!("connection {}: {what}", s.name)
+}
+
+/// An error with every cause under it (drivers put the server's words in
+/// the causes: "db error" → "password authentication failed for user …").
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let m = c.to_string();
+        if !out.contains(&m) {
+            out.push_str(": ");
+            out.push_str(&m);
+        }
+        cause = c.source();
+    }
+    out
 }
 
 /// The file as an SQLite URI that opens it read-only.
@@ -114,11 +132,9 @@ async fn connect_now(s: &Source, limits: &Limits) -> Result<Arc<dyn SchemaProvid
                     other => return Err(format!("connection {}: unknown URL option '{other}'", s.name)),
                 }
             }
-            let pool =
-                PostgresConnectionPool::new(to_secret_map(params)).await.map_err(|e| explain(s, &e.to_string()))?;
-            let p = DatabaseSchemaProvider::try_new(schema, Arc::new(pool))
-                .await
-                .map_err(|e| explain(s, &e.to_string()))?;
+            let pool = PostgresConnectionPool::new(to_secret_map(params)).await.map_err(|e| explain(s, &chain(&e)))?;
+            let p =
+                DatabaseSchemaProvider::try_new(schema, Arc::new(pool)).await.map_err(|e| explain(s, &chain(&*e)))?;
             Ok(Arc::new(p))
         }
         SourceKind::Sqlite => {
@@ -134,10 +150,10 @@ async fn connect_now(s: &Source, limits: &Limits) -> Result<Arc<dyn SchemaProvid
                 Duration::from_secs(5),
             )
             .await
-            .map_err(|e| explain(s, &e.to_string()))?;
+            .map_err(|e| explain(s, &chain(&*e)))?;
             let p = DatabaseSchemaProvider::try_new("main".into(), Arc::new(pool))
                 .await
-                .map_err(|e| explain(s, &e.to_string()))?;
+                .map_err(|e| explain(s, &chain(&*e)))?;
             Ok(Arc::new(p))
         }
     }

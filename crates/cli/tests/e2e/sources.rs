@@ -123,3 +123,207 @@ fn an_sqlite_source_joins_an_uploaded_file_read_only() {
     ok(&quarry(dir, &["connect", "--remove", "field"]));
     assert!(String::from_utf8_lossy(&quarry(dir, &["connect", "--list"]).stderr).contains("no connections yet"));
 }
+
+/// A real PostgreSQL for one test: `initdb` in a temporary directory (as the
+/// `postgres` user when the tests run as root: it refuses root), password
+/// logins over TCP on a free loopback port, every statement logged;
+/// stopped when dropped.
+struct Postgres {
+    _dir: tempfile::TempDir,
+    data: std::path::PathBuf,
+    log: std::path::PathBuf,
+    port: u16,
+    bin: std::path::PathBuf,
+    as_postgres: bool,
+}
+
+const PG_PASSWORD: &str = "canary-pg-9f3e1c";
+
+impl Postgres {
+    fn start() -> Option<Postgres> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("bin"))
+            .find(|b| b.join("initdb").exists());
+        let Some(bin) = bin else {
+            assert!(std::env::var_os("QUARRY_REQUIRE_SERVICES").is_none(), "PostgreSQL is not installed");
+            eprintln!("skipped: PostgreSQL is not installed (Debian: apt-get install postgresql)");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let as_postgres = nix_is_root();
+        let (data, log, pw) = (dir.path().join("pg"), dir.path().join("pg.log"), dir.path().join("pw"));
+        std::fs::write(&pw, PG_PASSWORD).unwrap();
+        if as_postgres {
+            let ok = Command::new("chown").args(["-R", "postgres"]).arg(dir.path()).status().unwrap();
+            assert!(ok.success());
+        }
+        let pg = Postgres { _dir: dir, data, log, port: free_port(), bin, as_postgres };
+        let init =
+            pg.run("initdb", &["-U", "quarry", "--auth-local=trust", "--auth-host=scram-sha-256"], &[&pg.data], &pw);
+        assert!(init.status.success(), "initdb: {}", String::from_utf8_lossy(&init.stderr));
+        let opts = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c log_statement=all",
+            pg.port,
+            pg.data.parent().unwrap().display()
+        );
+        let start = pg.run_plain(
+            "pg_ctl",
+            &["-D", &pg.data.display().to_string(), "-l", &pg.log.display().to_string(), "-o", &opts, "-w", "start"],
+        );
+        assert!(start.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&start.stderr));
+        Some(pg)
+    }
+
+    fn command(&self, tool: &str) -> Command {
+        if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(self.bin.join(tool));
+            c
+        } else {
+            Command::new(self.bin.join(tool))
+        }
+    }
+
+    fn run(&self, tool: &str, args: &[&str], dirs: &[&Path], pwfile: &Path) -> Output {
+        let mut c = self.command(tool);
+        c.args(args).arg(format!("--pwfile={}", pwfile.display())).arg("-D").args(dirs);
+        c.output().unwrap()
+    }
+
+    fn run_plain(&self, tool: &str, args: &[&str]) -> Output {
+        self.command(tool).args(args).output().unwrap()
+    }
+
+    /// Run SQL as the superuser over TCP (with the password).
+    fn psql(&self, sql: &str) {
+        let o = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "quarry",
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ])
+            .env("PGPASSWORD", PG_PASSWORD)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    fn url(&self, password: &str, db: &str) -> String {
+        format!("postgres://quarry:{password}@127.0.0.1:{}/{db}?sslmode=disable", self.port)
+    }
+
+    fn stop(&self) {
+        let _ = self.run_plain("pg_ctl", &["-D", &self.data.display().to_string(), "-m", "immediate", "-w", "stop"]);
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn nix_is_root() -> bool {
+    String::from_utf8_lossy(&Command::new("id").arg("-u").output().unwrap().stdout).trim() == "0"
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn a_postgres_source_is_read_only_pushes_work_down_and_never_shows_its_password() {
+    let Some(pg) = Postgres::start() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let csv = dir.join("facility_months.csv");
+    quarry_testdata::anomalies::write_facility_months(&csv, false).unwrap();
+    pg.psql("CREATE TABLE facility_months (state text, lga text, facility text, month text, tested int, positive int)");
+    pg.psql(&format!("\\copy facility_months FROM '{}' CSV HEADER", csv.display()));
+    let pop = dir.join("population_2024.csv");
+    quarry_testdata::write_population_csv(&pop).unwrap();
+    ok(&quarry(dir, &["load", "population_2024.csv"]));
+
+    // Each failure its own clear message; the password never in it; nothing saved.
+    let wrong = err(&quarry(dir, &["connect", "dhis", &pg.url("not-the-password", "postgres")]));
+    assert!(wrong.contains("authentication failed for user quarry"), "{wrong}");
+    assert!(!wrong.contains("not-the-password"), "{wrong}");
+    let missing = err(&quarry(dir, &["connect", "dhis", &pg.url(PG_PASSWORD, "nope")]));
+    assert!(missing.contains("database nope does not exist"), "{missing}");
+    let closed = format!("postgres://quarry:x@127.0.0.1:{}/postgres?sslmode=disable", free_port());
+    assert!(err(&quarry(dir, &["connect", "dhis", &closed])).contains("host unreachable"));
+    assert!(!dir.join("quarry-data/connections.json").exists());
+
+    let added = quarry(dir, &["connect", "dhis", &pg.url(PG_PASSWORD, "postgres")]);
+    assert_eq!(ok(&added).trim(), "dhis.facility_months");
+    let list = ok(&quarry(dir, &["connect", "--list"]));
+    assert!(list.contains("postgres://quarry:***@127.0.0.1") && !list.contains(PG_PASSWORD), "{list}");
+    assert!(!String::from_utf8_lossy(&added.stderr).contains(PG_PASSWORD));
+
+    // The join of the live table with the uploaded file equals the files' own sums.
+    let sql = "SELECT f.state, sum(f.positive) AS positive, sum(f.tested) AS tested, max(p.population_2024_projected) AS population \
+               FROM dhis.facility_months f JOIN population_2024 p ON p.state = f.state GROUP BY f.state ORDER BY f.state";
+    let got: Vec<Value> = serde_json::from_str(&ok(&quarry(dir, &["sql", "-q", sql, "--format", "json"]))).unwrap();
+    let rows: Vec<Vec<String>> = std::fs::read_to_string(&csv)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    let mut want: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for r in &rows {
+        let e = want.entry(r[0].clone()).or_default();
+        e.0 += r[5].parse::<i64>().unwrap();
+        e.1 += r[4].parse::<i64>().unwrap();
+    }
+    assert_eq!(got.len(), want.len());
+    for g in &got {
+        let state = g["state"].as_str().unwrap();
+        assert_eq!((g["positive"].as_i64().unwrap(), g["tested"].as_i64().unwrap()), want[state], "{state}");
+        assert!(g["population"].as_i64().unwrap() > 1_000_000);
+    }
+
+    // Pushdown, in PostgreSQL's own log: only the column and rows asked for.
+    ok(&quarry(dir, &["sql", "-q", "SELECT facility FROM dhis.facility_months WHERE tested > 850"]));
+    let log = std::fs::read_to_string(&pg.log).unwrap();
+    for pushed in [
+        // The join read three of the six columns …
+        r#"SELECT facility_months.state, facility_months.tested, facility_months.positive FROM "public".facility_months"#,
+        // … and the filter ran in PostgreSQL.
+        r#"SELECT facility_months.facility FROM "public".facility_months WHERE (facility_months.tested > 850)"#,
+    ] {
+        assert!(log.lines().any(|l| l.ends_with(pushed)), "not in PostgreSQL's log: {pushed}\n{log}");
+    }
+
+    // Writes, PostgreSQL's escape hatches: refused or not even nameable.
+    for (attack, why) in [
+        ("DELETE FROM dhis.facility_months", "refused (not_a_query)"),
+        ("COPY dhis.facility_months TO PROGRAM 'touch /tmp/pwned'", "refused"),
+        ("SELECT pg_read_file('/etc/passwd')", "Invalid function 'pg_read_file'"),
+        ("SELECT lo_export(1, '/tmp/x')", "Invalid function 'lo_export'"),
+        ("SELECT * FROM dhis.pg_catalog.pg_authid", "not found"),
+    ] {
+        let e = err(&quarry(dir, &["sql", "-q", attack]));
+        assert!(e.contains(why), "{attack}: {e}");
+    }
+    let stored = std::fs::read_to_string(dir.join("quarry-data/connections.json")).unwrap();
+    assert!(stored.contains(PG_PASSWORD), "stored for the owner only (0600)");
+
+    // The database goes down: a clear error naming it; the files still answer.
+    pg.stop();
+    let down = err(&quarry(dir, &["sql", "-q", "SELECT count(*) FROM dhis.facility_months"]));
+    assert!(down.contains("connection dhis") && down.contains("host unreachable"), "{down}");
+    assert!(!down.contains(PG_PASSWORD));
+    ok(&quarry(dir, &["sql", "-q", "SELECT count(*) FROM population_2024"]));
+}
