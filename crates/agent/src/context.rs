@@ -170,10 +170,15 @@ fn table_block(
     privacy: Privacy,
     room: usize,
 ) -> (String, usize, usize) {
-    let mut head = format!("<table name=\"{}\" rows=\"{}\"", t.name, t.rows);
-    let file =
-        std::path::Path::new(&t.source).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-    let _ = write!(head, " file=\"{}\"", data_str(&file, 80));
+    let mut head = format!("<table name=\"{}\"", t.name);
+    if t.format == crate::live::LIVE {
+        // A database table: read when queried; nothing is known of its rows.
+        let _ = write!(head, " live=\"{}: read from the database when queried\"", data_str(&t.source, 80));
+    } else {
+        let file =
+            std::path::Path::new(&t.source).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        let _ = write!(head, " rows=\"{}\" file=\"{}\"", t.rows, data_str(&file, 80));
+    }
     if let Some(s) = &t.sheet {
         let _ = write!(head, " sheet=\"{}\"", data_str(s, 60));
     }

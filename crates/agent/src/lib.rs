@@ -36,6 +36,7 @@ pub mod definitions;
 pub mod events;
 pub mod files;
 pub mod insights;
+pub mod live;
 pub mod options;
 pub mod packs;
 pub mod policy;

@@ -42,8 +42,11 @@ pub fn run(
     // A question about named files is about the tables they became.
     let Some(tables) = load_files_named(files, &a.data, opts) else { return false };
     match Catalog::open(&a.data).and_then(|c| c.tables()) {
-        Ok(t) if t.is_empty() => {
-            return fail(format!("{}: no tables — name files to load before the question", a.data.display()))
+        Ok(t) if t.is_empty() && quarry_ingest::sources::load(&a.data).map_or(true, |s| s.is_empty()) => {
+            return fail(format!(
+                "{}: no tables — name files to load before the question, or `quarry connect` a database",
+                a.data.display()
+            ))
         }
         Ok(_) => {}
         Err(e) => return fail(e),

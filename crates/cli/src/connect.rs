@@ -45,6 +45,7 @@ fn remove(data: &Path, name: &str) -> bool {
     if all.len() == before {
         return fail(format!("there is no connection '{name}' (see `quarry connect --list`)"));
     }
+    sources::remove_tables(data, name);
     match sources::save(data, &all) {
         Ok(()) => {
             eprintln!("removed connection {name}");
@@ -74,7 +75,7 @@ fn add(data: &Path, source: Source) -> bool {
     }
     all.retain(|s| s.name != source.name);
     all.push(source.clone());
-    if let Err(e) = sources::save(data, &all) {
+    if let Err(e) = sources::save_tables(data, &source.name, &tables).and_then(|()| sources::save(data, &all)) {
         return fail(e);
     }
     eprintln!(
@@ -85,7 +86,7 @@ fn add(data: &Path, source: Source) -> bool {
         source.name
     );
     for t in tables {
-        println!("{}.{t}", source.name);
+        println!("{}", t.name);
     }
     true
 }

@@ -23,7 +23,7 @@ use datafusion_table_providers::sql::db_connection_pool::postgrespool::PostgresC
 use datafusion_table_providers::sql::db_connection_pool::sqlitepool::SqliteConnectionPool;
 use datafusion_table_providers::sql::db_connection_pool::{JoinPushDown, Mode};
 use datafusion_table_providers::util::secrets::to_secret_map;
-use quarry_types::{Limits, Source, SourceKind, TableInfo};
+use quarry_types::{ColumnType, Limits, LiveTable, Source, SourceKind, TableInfo};
 
 /// Why a source could not be used, for people: what failed, never the password.
 fn explain(s: &Source, e: &str) -> String {
@@ -159,12 +159,28 @@ async fn connect_now(s: &Source, limits: &Limits) -> Result<Arc<dyn SchemaProvid
     }
 }
 
-/// Connect to `s` and list its tables (what `quarry connect` checks first).
-pub async fn test(s: &Source, limits: &Limits) -> Result<Vec<String>, String> {
-    let mut names = connect(s, limits).await?.table_names();
+/// Connect to `s` and describe its tables (what `quarry connect` checks
+/// first, and keeps for the analyst's context).
+pub async fn test(s: &Source, limits: &Limits) -> Result<Vec<LiveTable>, String> {
+    let schema = connect(s, limits).await?;
+    let mut names = schema.table_names();
     names.sort();
-    Ok(names)
+    let mut out = Vec::new();
+    for t in names.into_iter().take(MAX_TABLES) {
+        let Ok(Some(p)) = schema.table(&t).await else { continue };
+        let columns = p
+            .schema()
+            .fields()
+            .iter()
+            .filter_map(|f| ColumnType::from_arrow(f.data_type()).map(|d| (f.name().clone(), d)))
+            .collect();
+        out.push(LiveTable { name: format!("{}.{t}", s.name), columns });
+    }
+    Ok(out)
 }
+
+/// Tables of one source described for the analyst, at most.
+const MAX_TABLES: usize = 2000;
 
 /// A source that could not be reached: its tables' lookups say why.
 #[derive(Debug)]

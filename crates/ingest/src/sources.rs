@@ -1,12 +1,14 @@
 //! Where a workspace keeps its live sources: `<data>/connections.json`
 //! beside the catalog, written whole (a temporary file, fsync, rename) and
-//! readable by its owner only (mode 0600: the file may hold passwords).
+//! readable by its owner only (mode 0600: the file may hold passwords); and
+//! each source's tables as introspected (`<data>/sources/<name>.json`, names
+//! and types only) for the analyst's context.
 //! What a source is lives in `quarry_types::sources`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use quarry_types::Source;
+use quarry_types::{LiveTable, Source};
 
 pub fn path(data: &Path) -> PathBuf {
     data.join("connections.json")
@@ -34,6 +36,41 @@ pub fn save(data: &Path, sources: &[Source]) -> Result<(), String> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+fn tables_path(data: &Path, source: &str) -> PathBuf {
+    data.join("sources").join(format!("{source}.json"))
+}
+
+/// Keep what `source`'s tables are (replacing what was kept).
+pub fn save_tables(data: &Path, source: &str, tables: &[LiveTable]) -> Result<(), String> {
+    let dir = data.join("sources");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let text = serde_json::to_vec(tables).map_err(|e| e.to_string())?;
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    tmp.write_all(&text).and_then(|()| tmp.as_file().sync_all()).map_err(|e| e.to_string())?;
+    tmp.persist(tables_path(data, source)).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Forget what `source`'s tables were.
+pub fn remove_tables(data: &Path, source: &str) {
+    let _ = std::fs::remove_file(tables_path(data, source));
+}
+
+/// The tables of every source the workspace has, as last introspected.
+pub fn live_tables(data: &Path) -> Vec<(Source, Vec<LiveTable>)> {
+    load(data)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| {
+            let t = std::fs::read(tables_path(data, &s.name))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            (s, t)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -25,5 +25,5 @@ pub use definitions::{Definition, DefinitionKind, Definitions};
 pub use event::Event;
 pub use limits::Limits;
 pub use privacy::Privacy;
-pub use sources::{Source, SourceKind};
+pub use sources::{LiveTable, Source, SourceKind};
 pub use sql::{EngineError, ErrorKind, QueryResult, Refusal, Rule, SqlKernel, TableInfo};

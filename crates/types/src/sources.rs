@@ -34,6 +34,16 @@ impl SourceKind {
     }
 }
 
+/// A table of a source as introspected when it was connected: its name in
+/// SQL (`dhis.facility_months`) and its columns' names and types — never
+/// values, so it may reach the model in every privacy mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveTable {
+    pub name: String,
+    /// (name, type); a type Quarry does not read is left out.
+    pub columns: Vec<(String, crate::ColumnType)>,
+}
+
 /// A connection, as stored in the workspace.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Source {

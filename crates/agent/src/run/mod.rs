@@ -112,6 +112,7 @@ impl<'a> Run<'a> {
         let mut entries = Catalog::open(&analyst.data)
             .and_then(|c| c.tables())
             .map_err(|e| agent_err("catalog", format!("the tables could not be read: {e}")))?;
+        entries.extend(crate::live::entries(&analyst.data));
         if !opts.tables.is_empty() {
             entries.retain(|t| opts.tables.contains(&t.name));
         }
@@ -120,7 +121,7 @@ impl<'a> Run<'a> {
             return Err(agent_err("catalog", format!("none of the tables asked about exists: {named}")));
         }
         if entries.is_empty() {
-            return Err(agent_err("catalog", "there are no tables yet: load a file first"));
+            return Err(agent_err("catalog", "there are no tables yet: load a file or connect a database first"));
         }
         let defs = crate::definitions::load(&analyst.data).map_err(|e| agent_err("definitions", e))?;
         let names: Vec<String> = entries.iter().map(|t| t.name.clone()).collect();

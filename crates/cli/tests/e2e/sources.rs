@@ -327,3 +327,56 @@ fn a_postgres_source_is_read_only_pushes_work_down_and_never_shows_its_password(
     assert!(!down.contains(PG_PASSWORD));
     ok(&quarry(dir, &["sql", "-q", "SELECT count(*) FROM population_2024"]));
 }
+
+/// The analyst sees a live table's name and columns (never its values in
+/// `strict`), queries it, and the answer records that it read live data.
+#[test]
+fn the_analyst_answers_from_a_live_table_without_seeing_its_values() {
+    use quarry_fake_llm::{FakeLlm, Reply, Script};
+    use serde_json::json;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let csv = dir.join("facility_months.csv");
+    quarry_testdata::anomalies::write_facility_months(&csv, false).unwrap();
+    let db = dir.join("field.db");
+    let rows = sqlite_from_csv(&csv, &db);
+    let canary = "CANARY-FACILITY-7731";
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("UPDATE facility_months SET facility = ?1 WHERE rowid = 1", [canary])
+        .unwrap();
+    ok(&quarry(dir, &["connect", "field", &format!("sqlite:{}", db.display())]));
+    let sql = "SELECT state, sum(positive) AS positive FROM field.facility_months GROUP BY state ORDER BY 2 DESC";
+    let fake = FakeLlm::start(Script::new(vec![
+        Reply::tool("run_sql", json!({"sql": sql})),
+        Reply::tool("final_answer", json!({"answer": "{row 1 state} had the most positives ({row 1 positive})."})),
+    ]));
+    let url = fake.openai_url();
+    let out = quarry(
+        dir,
+        &[
+            "ask",
+            "Which state had the most positives?",
+            "--json",
+            "--llm-base-url",
+            &url,
+            "--llm-model",
+            "m",
+            "--no-python",
+        ],
+    );
+    let answer: Value = serde_json::from_str(&ok(&out)).unwrap();
+    let mut by_state: BTreeMap<String, i64> = BTreeMap::new();
+    for r in &rows {
+        *by_state.entry(r[0].clone()).or_default() += r[5].parse::<i64>().unwrap();
+    }
+    let (top, n) = by_state.iter().max_by_key(|(_, n)| **n).unwrap();
+    assert!(answer["answer"].as_str().unwrap().starts_with(&format!("{top} had the most positives")), "{answer}");
+    assert_eq!(answer["table"]["rows"][0][1], json!(n));
+    let dv = &answer["provenance"]["data_versions"][0];
+    assert_eq!(dv["table"], "field.facility_months");
+    assert!(dv["content_hash"].as_str().unwrap().starts_with("live@unix:"), "{dv}");
+    let sent: Vec<String> = fake.requests().iter().map(|r| r.body.to_string()).collect();
+    assert!(sent[0].contains("field.facility_months") && sent[0].contains("read from the database when queried"));
+    assert!(sent.iter().all(|b| !b.contains(canary) && !b.contains("PHC ")), "no value reached the model");
+}
