@@ -1,12 +1,16 @@
 //! `quarry connect`: a workspace's live databases — added after a test
-//! connection (its tables listed), listed with their passwords hidden,
-//! removed. Stored by `quarry_ingest::sources` (0600); read by the engine
-//! (`quarry_engine::sources`) as a schema per connection.
+//! connection (its tables listed and described), listed with their
+//! passwords hidden, removed. Stored by `quarry_ingest::sources` (0600);
+//! read by the engine (`quarry_engine::sources`) as a schema per
+//! connection. `quarry snapshot`: a live table copied into the catalog as a
+//! versioned table, for answers that must be reproducible.
 
 use std::path::Path;
 
 use quarry_ingest::sources;
-use quarry_types::{Limits, Source};
+use quarry_ingest::IngestOptions;
+use quarry_types::sql::quoted;
+use quarry_types::{Limits, Source, SqlKernel};
 
 use crate::fail;
 
@@ -105,4 +109,70 @@ pub(crate) fn run(r: Request, data: &Path) -> bool {
         Ok(s) => add(data, s),
         Err(e) => fail(e),
     }
+}
+
+pub(crate) struct Snapshot {
+    pub table: String,
+    pub filter: Option<String>,
+    pub name: Option<String>,
+    pub max_rows: usize,
+}
+
+/// The query a snapshot runs, and the catalog name it gets.
+fn snapshot_query(s: &Snapshot, data: &Path) -> Result<(String, String), String> {
+    let Some((source, table)) = s.table.split_once('.') else {
+        return Err(format!("{}: name a live table as SOURCE.TABLE (see `quarry connect --list`)", s.table));
+    };
+    if !sources::load(data)?.iter().any(|x| x.name == source) {
+        return Err(format!("there is no connection '{source}' (see `quarry connect --list`)"));
+    }
+    let name = s.name.clone().unwrap_or_else(|| format!("{source}_{table}"));
+    let named = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !named {
+        return Err(format!("--name {name}: use letters, digits and _"));
+    }
+    let filter = s.filter.as_deref().map(|w| format!(" WHERE {w}")).unwrap_or_default();
+    Ok((format!("SELECT * FROM {}.{}{filter}", quoted(source), quoted(table)), name))
+}
+
+pub(crate) fn snapshot(s: &Snapshot, data: &Path, opts: &IngestOptions) -> bool {
+    let (sql, name) = match snapshot_query(s, data) {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    let limits = Limits {
+        max_rows: s.max_rows.saturating_add(1),
+        max_result_bytes: 4 << 30,
+        time: std::time::Duration::from_secs(1800),
+        ..Limits::default()
+    };
+    let workers = match crate::loading::sql_worker(data) {
+        Ok(w) => w,
+        Err(e) => return fail(e),
+    };
+    let r = match workers.query(&sql, &limits) {
+        Ok(r) => r,
+        Err(e) => return fail(format!("snapshot of {}: {e}", s.table)),
+    };
+    if r.truncated || r.rows > s.max_rows {
+        return fail(format!(
+            "snapshot of {}: more than {} rows — nothing written; narrow it with --where or raise --max-rows",
+            s.table, s.max_rows
+        ));
+    }
+    let dir = data.join("snapshots");
+    let path = dir.join(format!("{name}.parquet"));
+    let written = std::fs::create_dir_all(&dir).map_err(anyhow::Error::from).and_then(|()| {
+        let tmp = tempfile::NamedTempFile::new_in(&dir)?;
+        crate::write_result(&r, "parquet", Some(tmp.path()))?;
+        tmp.persist(&path)?;
+        Ok(())
+    });
+    if let Err(e) = written {
+        return fail(format!("{}: {e}", path.display()));
+    }
+    let at = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC");
+    let picked = s.filter.as_deref().map(|w| format!(" where {w}")).unwrap_or_default();
+    eprintln!("snapshot of {}{picked} at {at}: {} rows → table {name}", s.table, r.rows);
+    crate::loading::load_files_named(&[path], data, opts).is_some()
 }

@@ -164,6 +164,10 @@ fn main() -> ExitCode {
         Cmd::Connect { name, url, password_env, list, remove, data } => {
             connect::run(connect::Request { name, url, password_env, list, remove }, &data)
         }
+        Cmd::Snapshot { table, filter, name, max_rows, data } => {
+            let s = connect::Snapshot { table, filter, name, max_rows };
+            connect::snapshot(&s, &data, &opts)
+        }
         Cmd::Insights { targets, data, json, explain, privacy, llm } => {
             let explain = explain.then_some(insights::Explain { privacy, llm });
             insights::run(&targets, &data, json, explain.as_ref(), &opts)

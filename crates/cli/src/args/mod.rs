@@ -164,6 +164,25 @@ pub(crate) enum Cmd {
         #[arg(long, default_value = catalog::DEFAULT_DIR)]
         data: PathBuf,
     },
+    /// Copy a live table (or the rows --where picks) into the catalog as a
+    /// versioned table, so answers can be reproduced after the database
+    /// changed: `snapshot dhis.facility_months --where "period >= '2024-01'"`.
+    /// Each snapshot of the same name is a new version of one table.
+    Snapshot {
+        /// SOURCE.TABLE, as queried.
+        table: String,
+        /// A condition on its rows (SQL), e.g. "state = 'Kano'".
+        #[arg(long = "where", value_name = "CONDITION")]
+        filter: Option<String>,
+        /// The table's name in the catalog (default: SOURCE_TABLE).
+        #[arg(long)]
+        name: Option<String>,
+        /// Refuse (writing nothing) when the snapshot would hold more rows.
+        #[arg(long, default_value_t = 5_000_000)]
+        max_rows: usize,
+        #[arg(long, default_value = catalog::DEFAULT_DIR)]
+        data: PathBuf,
+    },
     /// Findings about tables with no model: impossible values, outliers,
     /// missing reports, duplicated rows, sudden changes, spelling variants,
     /// empty or constant columns — each with the SQL that shows it. FILEs are

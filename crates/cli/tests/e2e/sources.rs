@@ -115,6 +115,32 @@ fn an_sqlite_source_joins_an_uploaded_file_read_only() {
     assert_eq!(std::fs::read(&db).unwrap(), before, "the SQLite file is unchanged");
     assert!(!dir.join("field.db-wal").exists(), "no write-ahead log: the file was opened read-only");
 
+    // A snapshot keeps what the database held; the next one is a new version.
+    let kano = rows.iter().filter(|r| r[0] == "Kano").count();
+    let snap = quarry(dir, &["snapshot", "field.facility_months", "--where", "state = 'Kano'"]);
+    ok(&snap);
+    assert!(String::from_utf8_lossy(&snap.stderr).contains(&format!("{kano} rows → table field_facility_months")));
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("DELETE FROM facility_months WHERE state = 'Kano' AND month = '2024-01-01'", [])
+        .unwrap();
+    ok(&quarry(dir, &["snapshot", "field.facility_months", "--where", "state = 'Kano'"]));
+    let count = |q: &str| -> i64 {
+        let v: Vec<Value> = serde_json::from_str(&ok(&quarry(dir, &["sql", "-q", q, "--format", "json"]))).unwrap();
+        v[0]["n"].as_i64().unwrap()
+    };
+    assert_eq!(
+        count("SELECT count(*) AS n FROM versions.field_facility_months_v1"),
+        kano as i64,
+        "the first snapshot stays"
+    );
+    assert!(count("SELECT count(*) AS n FROM field_facility_months") < kano as i64, "the latest is the database now");
+    let too_many = err(&quarry(dir, &["snapshot", "field.facility_months", "--name", "all_rows", "--max-rows", "5"]));
+    assert!(too_many.contains("more than 5 rows — nothing written"), "{too_many}");
+    assert!(
+        err(&quarry(dir, &["snapshot", "field.facility_months", "--where", "1=1; DROP TABLE x"])).contains("refused")
+    );
+
     // The source gone: a clear error naming it; the uploaded files still answer.
     std::fs::rename(&db, dir.join("moved.db")).unwrap();
     let gone = err(&quarry(dir, &["sql", "-q", "SELECT count(*) FROM field.facility_months"]));
