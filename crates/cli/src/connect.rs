@@ -164,7 +164,7 @@ pub(crate) fn snapshot(s: &Snapshot, data: &Path, opts: &IngestOptions) -> bool 
     let path = dir.join(format!("{name}.parquet"));
     let written = std::fs::create_dir_all(&dir).map_err(anyhow::Error::from).and_then(|()| {
         let tmp = tempfile::NamedTempFile::new_in(&dir)?;
-        crate::write_result(&r, "parquet", Some(tmp.path()))?;
+        crate::sql::write_result(&r, "parquet", Some(tmp.path()))?;
         tmp.persist(&path)?;
         Ok(())
     });

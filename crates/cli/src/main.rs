@@ -24,11 +24,11 @@ use loading::{catalog_workers, open_repaired};
 mod python;
 mod render;
 mod serve;
+mod sql;
 mod watch;
 
 use args::{AskArgs, Cli, Cmd, UserCmd, WebArgs};
 use clap::Parser;
-use quarry_engine::SqlKernel;
 use quarry_ingest::catalog::{Catalog, Outcome, TableEntry};
 use quarry_ingest::stats::{ColumnStats, TableStats};
 use quarry_ingest::worker::IngestWorkers;
@@ -125,7 +125,7 @@ fn main() -> ExitCode {
                 max_rows,
                 ..quarry_sandbox::Limits::default()
             };
-            cmd_sql(&files, &query, &data, &format, out.as_deref(), &limits, &opts)
+            sql::cmd_sql(&files, &query, &data, &format, out.as_deref(), &limits, &opts)
         }
         Cmd::Worker { kind, spec, data } => return cmd_worker(&kind, spec.as_deref(), data.as_deref()),
         Cmd::SetupPython { python, py } => python::cmd_setup_python(python.as_deref(), &py),
@@ -470,91 +470,6 @@ fn cmd_demo(dir: &Path, data: &Path, no_serve: bool, port: u16, py: &python::PyA
         ingest: opts,
         watch: None,
     })
-}
-
-fn cmd_sql(
-    files: &[PathBuf],
-    query: &str,
-    data: &Path,
-    format: &str,
-    out: Option<&Path>,
-    limits: &quarry_sandbox::Limits,
-    opts: &IngestOptions,
-) -> bool {
-    if !["table", "csv", "json", "parquet"].contains(&format) {
-        return fail(format!("unknown format '{format}': use table, csv, json or parquet"));
-    }
-    if format == "parquet" && out.is_none() {
-        return fail("--format parquet needs --out PATH");
-    }
-    if !files.is_empty() {
-        if !loading::load_files(files, data, opts) {
-            return false;
-        }
-    } else if !data.join("catalog.sqlite").exists() {
-        return fail(format!(
-            "{}: no catalog here — load files first, name them before --query, or `quarry connect` a database",
-            data.display()
-        ));
-    }
-    let launcher = match quarry_sandbox::Launcher::current() {
-        Ok(l) => l,
-        Err(e) => return fail(e),
-    };
-    let workers = quarry_engine::worker::SqlWorkers::new(launcher, data, limits.clone(), 1);
-    let result = match workers.query(query, limits) {
-        Ok(r) => r,
-        Err(e) => return fail(e),
-    };
-    let written = write_result(&result, format, out);
-    if let Err(e) = written {
-        return fail(format!("writing the result failed: {e}"));
-    }
-    if result.truncated {
-        eprintln!("note: showing the first {} rows; the query returned more", result.rows);
-    }
-    true
-}
-
-fn write_result(r: &quarry_engine::QueryResult, format: &str, out: Option<&Path>) -> anyhow::Result<()> {
-    if format == "parquet" {
-        let path = out.ok_or_else(|| anyhow::anyhow!("--format parquet needs --out PATH"))?;
-        let mut w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path)?, r.schema.clone(), None)?;
-        for b in &r.batches {
-            w.write(b)?;
-        }
-        w.close()?;
-        return Ok(());
-    }
-    let mut sink: Box<dyn Write> = match out {
-        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p)?)),
-        None => Box::new(std::io::stdout().lock()),
-    };
-    match format {
-        "csv" => {
-            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut sink);
-            for b in &r.batches {
-                w.write(b)?;
-            }
-        }
-        "json" => {
-            let mut w = arrow::json::ArrayWriter::new(&mut sink);
-            for b in &r.batches {
-                w.write(b)?;
-            }
-            w.finish()?;
-            if r.batches.is_empty() {
-                sink.write_all(b"[]")?;
-            }
-            sink.write_all(b"\n")?;
-        }
-        _ => {
-            writeln!(sink, "{}", arrow::util::pretty::pretty_format_batches(&r.batches)?)?;
-            writeln!(sink, "({} rows)", r.rows)?;
-        }
-    }
-    sink.flush()?;
-    Ok(())
 }
 
 /// Worker mode: runs inside the process the launcher started.
