@@ -86,8 +86,7 @@ impl Engine {
             tables
                 .push(TableInfo { name: t.name, columns: t.columns.into_iter().map(|c| (c.name, c.label)).collect() });
         }
-        let live = quarry_ingest::sources::load(catalog.dir()).map_err(EngineError::internal)?;
-        tables.extend(sources::register(&ctx, &live, &limits).await.map_err(EngineError::internal)?);
+        tables.extend(sources::register(&ctx, catalog.dir(), &limits).await.map_err(EngineError::internal)?);
         Ok(Engine { ctx, limits, tables })
     }
 

@@ -9,7 +9,8 @@
 //! none of the provider's own setup, which would switch the file to WAL).
 //! Only DataFusion's functions plan, so the database's own escape hatches
 //! (`pg_read_file`, `lo_export`, `load_extension`, …) cannot be named.
-//! A source that cannot be reached is a schema whose tables say so.
+//! A source is connected on the first query that reads it; one that cannot
+//! be reached fails that query with a clear error, and the next one tries again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,18 +29,18 @@ use quarry_types::{ColumnType, Limits, LiveTable, Source, SourceKind, TableInfo}
 /// Why a source could not be used, for people: what failed, never the password.
 fn explain(s: &Source, e: &str) -> String {
     let mut msg = e.to_string();
-    if let Ok(Some(pw)) = s.server().map(|a| a.password) {
-        if !pw.is_empty() {
-            msg = msg.replace(&pw, "***");
-        }
+    let server = s.server().ok();
+    if let Some(pw) = server.as_ref().and_then(|a| a.password.as_deref()).filter(|p| !p.is_empty()) {
+        msg = msg.replace(pw, "***");
     }
     let low = msg.to_lowercase();
-    let at = s.server().map(|a| format!("{}:{}", a.host, a.port.unwrap_or(5432))).unwrap_or_default();
+    let (at, user, db) = match &server {
+        Some(a) => (format!("{}:{}", a.host, a.port.unwrap_or(5432)), a.user.clone(), a.database.clone()),
+        None => Default::default(),
+    };
     let what = if low.contains("password authentication failed") || low.contains("authentication failed") {
-        let user = s.server().map(|a| a.user).unwrap_or_default();
         format!("authentication failed for user {user}: check the user and password")
     } else if low.contains("does not exist") && low.contains("database") {
-        let db = s.server().map(|a| a.database).unwrap_or_default();
         format!("database {db} does not exist on {at}")
     } else if low.contains("no encryption") || low.contains("ssl") && low.contains("required") {
         format!("{at} requires TLS: add ?sslmode=require to the URL")
@@ -182,44 +183,100 @@ pub async fn test(s: &Source, limits: &Limits) -> Result<Vec<LiveTable>, String>
 /// Tables of one source described for the analyst, at most.
 const MAX_TABLES: usize = 2000;
 
-/// A source that could not be reached: its tables' lookups say why.
+/// A live table as DataFusion scans it: the provider's own scan, except
+/// that a scan needing no column (`count(*)`) reads one and keeps none —
+/// the providers answer an empty projection with a one-column plan, which
+/// DataFusion rejects.
 #[derive(Debug)]
-struct Unavailable {
-    why: String,
+struct Scan(Arc<dyn TableProvider>);
+
+#[async_trait]
+impl TableProvider for Scan {
+    fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        self.0.schema()
+    }
+
+    fn table_type(&self) -> datafusion::datasource::TableType {
+        self.0.table_type()
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&datafusion::logical_expr::Expr],
+    ) -> DfResult<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
+        self.0.supports_filters_pushdown(filters)
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn datafusion::catalog::Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[datafusion::logical_expr::Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        match projection {
+            Some(p) if p.is_empty() && !self.schema().fields().is_empty() => {
+                let one = self.0.scan(state, Some(&vec![0]), filters, limit).await?;
+                let none: Vec<datafusion::physical_plan::projection::ProjectionExpr> = Vec::new();
+                Ok(Arc::new(datafusion::physical_plan::projection::ProjectionExec::try_new(none, one)?))
+            }
+            _ => self.0.scan(state, projection, filters, limit).await,
+        }
+    }
+}
+
+/// A source in the session: its tables' names as introspected when it was
+/// connected, and the connection made on the first query that reads one of
+/// them — so queries over files never wait on a database, and one that was
+/// down is tried again by the next query.
+struct LiveSchema {
+    source: Source,
+    limits: Limits,
+    names: Vec<String>,
+    connected: tokio::sync::Mutex<Option<Arc<dyn SchemaProvider>>>,
+}
+
+impl std::fmt::Debug for LiveSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveSchema").field("source", &self.source).field("tables", &self.names.len()).finish()
+    }
 }
 
 #[async_trait]
-impl SchemaProvider for Unavailable {
+impl SchemaProvider for LiveSchema {
     fn table_names(&self) -> Vec<String> {
-        Vec::new()
+        self.names.clone()
     }
 
-    async fn table(&self, _name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        Err(DataFusionError::Plan(self.why.clone()))
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let mut slot = self.connected.lock().await;
+        if slot.is_none() {
+            *slot = Some(connect(&self.source, &self.limits).await.map_err(DataFusionError::Plan)?);
+        }
+        match slot.as_ref() {
+            Some(p) => Ok(p.table(name).await?.map(|t| Arc::new(Scan(t)) as Arc<dyn TableProvider>)),
+            None => Ok(None),
+        }
     }
 
-    fn table_exist(&self, _name: &str) -> bool {
-        true
+    fn table_exist(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
     }
 }
 
-/// Register each source as a schema of `ctx`; the tables of those reached.
-pub async fn register(ctx: &SessionContext, sources: &[Source], limits: &Limits) -> Result<Vec<TableInfo>, String> {
+/// Register each live source of the workspace at `data` as a schema of
+/// `ctx` (connecting only when a query reads it); the tables it had.
+pub async fn register(ctx: &SessionContext, data: &std::path::Path, limits: &Limits) -> Result<Vec<TableInfo>, String> {
     let catalog = ctx.catalog("datafusion").ok_or("the default catalog is missing")?;
     let mut tables = Vec::new();
-    for s in sources {
-        let schema: Arc<dyn SchemaProvider> = match connect(s, limits).await {
-            Ok(p) => {
-                tables.extend(
-                    p.table_names()
-                        .into_iter()
-                        .map(|t| TableInfo { name: format!("{}.{t}", s.name), columns: Vec::new() }),
-                );
-                p
-            }
-            Err(why) => Arc::new(Unavailable { why }),
-        };
-        catalog.register_schema(&s.name, schema).map_err(|e| e.to_string())?;
+    for (source, live) in quarry_ingest::sources::live_tables(data) {
+        let prefix = format!("{}.", source.name);
+        let names: Vec<String> =
+            live.iter().map(|t| t.name.strip_prefix(&prefix).unwrap_or(&t.name).to_string()).collect();
+        tables.extend(live.into_iter().map(|t| TableInfo { name: t.name, columns: Vec::new() }));
+        let name = source.name.clone();
+        let schema = LiveSchema { source, limits: limits.clone(), names, connected: tokio::sync::Mutex::new(None) };
+        catalog.register_schema(&name, Arc::new(schema)).map_err(|e| e.to_string())?;
     }
     Ok(tables)
 }

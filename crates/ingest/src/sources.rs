@@ -24,18 +24,23 @@ pub fn load(data: &Path) -> Result<Vec<Source>, String> {
     }
 }
 
-/// Replace the workspace's sources.
-pub fn save(data: &Path, sources: &[Source]) -> Result<(), String> {
-    std::fs::create_dir_all(data).map_err(|e| format!("{}: {e}", data.display()))?;
-    let text = serde_json::to_vec_pretty(sources).map_err(|e| e.to_string())?;
-    // tempfile creates the file with mode 0600.
-    let mut tmp = tempfile::NamedTempFile::new_in(data).map_err(|e| format!("{}: {e}", data.display()))?;
-    tmp.write_all(&text).and_then(|()| tmp.as_file().sync_all()).map_err(|e| e.to_string())?;
-    tmp.persist(path(data)).map_err(|e| e.to_string())?;
-    if let Ok(d) = std::fs::File::open(data) {
+/// `bytes` as the whole of `target`: a temporary file beside it (tempfile
+/// creates it with mode 0600), fsync, rename, directory fsync.
+fn write_whole(target: &Path, bytes: &[u8]) -> Result<(), String> {
+    let dir = target.parent().ok_or_else(|| format!("{}: no directory", target.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    tmp.write_all(bytes).and_then(|()| tmp.as_file().sync_all()).map_err(|e| e.to_string())?;
+    tmp.persist(target).map_err(|e| e.to_string())?;
+    if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Replace the workspace's sources.
+pub fn save(data: &Path, sources: &[Source]) -> Result<(), String> {
+    write_whole(&path(data), &serde_json::to_vec_pretty(sources).map_err(|e| e.to_string())?)
 }
 
 fn tables_path(data: &Path, source: &str) -> PathBuf {
@@ -44,13 +49,7 @@ fn tables_path(data: &Path, source: &str) -> PathBuf {
 
 /// Keep what `source`'s tables are (replacing what was kept).
 pub fn save_tables(data: &Path, source: &str, tables: &[LiveTable]) -> Result<(), String> {
-    let dir = data.join("sources");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let text = serde_json::to_vec(tables).map_err(|e| e.to_string())?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    tmp.write_all(&text).and_then(|()| tmp.as_file().sync_all()).map_err(|e| e.to_string())?;
-    tmp.persist(tables_path(data, source)).map_err(|e| e.to_string())?;
-    Ok(())
+    write_whole(&tables_path(data, source), &serde_json::to_vec(tables).map_err(|e| e.to_string())?)
 }
 
 /// Forget what `source`'s tables were.

@@ -95,6 +95,14 @@ fn an_sqlite_source_joins_an_uploaded_file_read_only() {
         assert_eq!(g["population"].as_i64().unwrap(), pops[state], "{state}");
     }
 
+    // A scan needing no column (count(*)) works too.
+    let n: Vec<Value> = serde_json::from_str(&ok(&quarry(
+        dir,
+        &["sql", "-q", "SELECT count(*) AS n FROM field.facility_months", "--format", "json"],
+    )))
+    .unwrap();
+    assert_eq!(n[0]["n"].as_u64().unwrap() as usize, rows.len());
+
     // Writes and SQLite's own escape hatches are refused; the file is never written.
     for (attack, why) in [
         ("DELETE FROM field.facility_months", "refused (not_a_query)"),
@@ -343,6 +351,37 @@ fn a_postgres_source_is_read_only_pushes_work_down_and_never_shows_its_password(
         let e = err(&quarry(dir, &["sql", "-q", attack]));
         assert!(e.contains(why), "{attack}: {e}");
     }
+    // Asked about in plain language: the password reaches neither the model nor the answer.
+    let fake = quarry_fake_llm::FakeLlm::start(quarry_fake_llm::Script::new(vec![
+        quarry_fake_llm::Reply::tool(
+            "run_sql",
+            serde_json::json!({"sql": "SELECT count(*) AS n FROM dhis.facility_months"}),
+        ),
+        quarry_fake_llm::Reply::tool("final_answer", serde_json::json!({"answer": "{n} reports."})),
+    ]));
+    let url = fake.openai_url();
+    let asked = quarry(
+        dir,
+        &[
+            "ask",
+            "How many reports?",
+            "--json",
+            "--all-tables",
+            "--llm-base-url",
+            &url,
+            "--llm-model",
+            "m",
+            "--no-python",
+        ],
+    );
+    let answer = ok(&asked);
+    let parsed: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(parsed["answer"], format!("{} reports.", rows.len()), "{answer}");
+    assert!(!answer.contains(PG_PASSWORD) && !String::from_utf8_lossy(&asked.stderr).contains(PG_PASSWORD));
+    assert!(
+        fake.requests().iter().all(|r| !r.body.to_string().contains(PG_PASSWORD)),
+        "the password reached the model"
+    );
     let stored = std::fs::read_to_string(dir.join("quarry-data/connections.json")).unwrap();
     assert!(stored.contains(PG_PASSWORD), "stored for the owner only (0600)");
 
