@@ -35,6 +35,15 @@ pub struct Kernels<'a> {
     pub limits: &'a Limits,
 }
 
+/// What one run of an analysis's code gave: its table (the query's, or the
+/// last Python step's first one or its value), what Python printed, its
+/// figures (PNG).
+pub(crate) struct Outcome {
+    pub table: Option<Table>,
+    pub output: String,
+    pub figures: Vec<Vec<u8>>,
+}
+
 /// The languages an analysis may be written in (as [`Answer::language`]).
 pub const SQL: &str = "sql";
 pub const PYTHON: &str = "python";
@@ -340,12 +349,12 @@ impl Analysis {
     }
 
     /// The code on its kernel: the query's table, or what the Python gave.
-    fn execute(&self, params: &[Param], k: Kernels<'_>) -> Result<python::Outcome, String> {
+    fn execute(&self, params: &[Param], k: Kernels<'_>) -> Result<Outcome, String> {
         if self.language == PYTHON {
             return python::run(&self.name, &self.steps(), &self.tables, params, k);
         }
         let r = k.sql.query_with(&self.code, params, k.limits).map_err(|e| e.to_string())?;
-        Ok(python::Outcome { table: Some(Table::from_result(&r)), output: String::new(), figures: Vec::new() })
+        Ok(Outcome { table: Some(Table::from_result(&r)), output: String::new(), figures: Vec::new() })
     }
 
     /// A run's narrative (the template filled, or Quarry's own summary),

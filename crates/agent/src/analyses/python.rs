@@ -10,7 +10,7 @@ use quarry_types::sql::Param;
 use quarry_types::{Answer, ColumnType, Table};
 use serde_json::Value;
 
-use super::{Kernels, ParamSpec};
+use super::{Kernels, Outcome, ParamSpec};
 use crate::python::{table_of, EngineData};
 
 /// Runs saved Python: the process's Python kernels, however it starts them
@@ -72,14 +72,6 @@ pub(super) fn bind(steps: &[String], chosen: &[ParamSpec]) -> Result<Vec<String>
         }
     }
     Ok(out)
-}
-
-/// What a Python analysis's run gave: its table (the last step's first one,
-/// or its value), what it printed, its figures (PNG).
-pub(super) struct Outcome {
-    pub table: Option<Table>,
-    pub output: String,
-    pub figures: Vec<Vec<u8>>,
 }
 
 /// Run `steps` in a fresh session with `values` set as variables.
