@@ -5,24 +5,12 @@
 //! same for an answer in Python: its steps kept, the parameter a variable.
 
 use std::path::Path;
-use std::process::{Command, Output};
+
+use crate::common::{ok, quarry};
 
 use quarry_fake_llm::{FakeLlm, Reply, Script};
 use quarry_testdata::{write_clinic_workbook_with, ClinicOptions};
 use serde_json::{json, Value};
-
-fn quarry(dir: &Path, args: &[&str]) -> Output {
-    crate::common::clean_llm_env(&mut Command::new(env!("CARGO_BIN_EXE_quarry")))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("quarry runs")
-}
-
-fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 fn grouped(n: i64) -> String {
     let s = n.to_string();

@@ -3,7 +3,7 @@
 //! ingest worker, and Quarry's Python runtime.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -81,4 +81,15 @@ pub fn clean_llm_env(cmd: &mut Command) -> &mut Command {
         cmd.env_remove(k);
     }
     cmd.env("QUARRY_LLM_DISCOVER", "off")
+}
+
+/// Run the binary in `dir` with no model around (see [`clean_llm_env`]).
+pub fn quarry(dir: &Path, args: &[&str]) -> Output {
+    clean_llm_env(&mut Command::new(BIN)).args(args).current_dir(dir).output().expect("quarry runs")
+}
+
+/// Its standard output, after checking it succeeded (both streams shown if not).
+pub fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }

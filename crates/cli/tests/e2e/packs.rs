@@ -6,18 +6,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Command, Output};
+
+use crate::common::{ok, quarry};
 
 use serde_json::Value;
-
-fn quarry(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_quarry")).args(args).current_dir(dir).output().expect("quarry runs")
-}
-
-fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 fn rows(dir: &Path, table: &str) -> Vec<serde_json::Map<String, Value>> {
     let out =

@@ -8,30 +8,35 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use crate::common::{ok, quarry};
+
 use serde_json::Value;
-
-fn quarry(dir: &Path, args: &[&str]) -> Output {
-    crate::common::clean_llm_env(&mut Command::new(env!("CARGO_BIN_EXE_quarry")))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("quarry runs")
-}
-
-fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 fn err(o: &Output) -> String {
     assert!(!o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The generated facility CSV's rows (`state,lga,facility,month,tested,positive`; no quoting).
+fn csv_rows(csv: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(csv).unwrap();
+    text.lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect()
+}
+
+/// (positive, tested) per state, summed from those rows.
+fn by_state(rows: &[Vec<String>]) -> BTreeMap<String, (i64, i64)> {
+    let mut out: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for r in rows {
+        let e = out.entry(r[0].clone()).or_default();
+        e.0 += r[5].parse::<i64>().unwrap();
+        e.1 += r[4].parse::<i64>().unwrap();
+    }
+    out
+}
+
 /// The facility CSV as an SQLite table, as a field app would export it.
 fn sqlite_from_csv(csv: &Path, db: &Path) -> Vec<Vec<String>> {
-    let text = std::fs::read_to_string(csv).unwrap();
-    let rows: Vec<Vec<String>> = text.lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect();
+    let rows = csv_rows(csv);
     let conn = rusqlite::Connection::open(db).unwrap();
     conn.execute_batch(
         "CREATE TABLE facility_months (state TEXT, lga TEXT, facility TEXT, month TEXT, tested INTEGER, positive INTEGER)",
@@ -73,12 +78,7 @@ fn an_sqlite_source_joins_an_uploaded_file_read_only() {
                FROM field.facility_months f JOIN population_2024 p ON p.state = f.state GROUP BY f.state ORDER BY f.state";
     let out = ok(&quarry(dir, &["sql", "-q", sql, "--format", "json"]));
     let got: Vec<Value> = serde_json::from_str(&out).unwrap();
-    let mut want: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    for r in &rows {
-        let e = want.entry(r[0].clone()).or_default();
-        e.0 += r[5].parse::<i64>().unwrap();
-        e.1 += r[4].parse::<i64>().unwrap();
-    }
+    let want = by_state(&rows);
     let pops: BTreeMap<String, i64> = std::fs::read_to_string(&pop)
         .unwrap()
         .lines()
@@ -309,18 +309,8 @@ fn a_postgres_source_is_read_only_pushes_work_down_and_never_shows_its_password(
     let sql = "SELECT f.state, sum(f.positive) AS positive, sum(f.tested) AS tested, max(p.population_2024_projected) AS population \
                FROM dhis.facility_months f JOIN population_2024 p ON p.state = f.state GROUP BY f.state ORDER BY f.state";
     let got: Vec<Value> = serde_json::from_str(&ok(&quarry(dir, &["sql", "-q", sql, "--format", "json"]))).unwrap();
-    let rows: Vec<Vec<String>> = std::fs::read_to_string(&csv)
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').map(str::to_string).collect())
-        .collect();
-    let mut want: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    for r in &rows {
-        let e = want.entry(r[0].clone()).or_default();
-        e.0 += r[5].parse::<i64>().unwrap();
-        e.1 += r[4].parse::<i64>().unwrap();
-    }
+    let rows = csv_rows(&csv);
+    let want = by_state(&rows);
     assert_eq!(got.len(), want.len());
     for g in &got {
         let state = g["state"].as_str().unwrap();
@@ -431,11 +421,8 @@ fn the_analyst_answers_from_a_live_table_without_seeing_its_values() {
         ],
     );
     let answer: Value = serde_json::from_str(&ok(&out)).unwrap();
-    let mut by_state: BTreeMap<String, i64> = BTreeMap::new();
-    for r in &rows {
-        *by_state.entry(r[0].clone()).or_default() += r[5].parse::<i64>().unwrap();
-    }
-    let (top, n) = by_state.iter().max_by_key(|(_, n)| **n).unwrap();
+    let sums = by_state(&rows);
+    let (top, (n, _)) = sums.iter().max_by_key(|(_, (p, _))| *p).unwrap();
     assert!(answer["answer"].as_str().unwrap().starts_with(&format!("{top} had the most positives")), "{answer}");
     assert_eq!(answer["table"]["rows"][0][1], json!(n));
     let dv = &answer["provenance"]["data_versions"][0];
