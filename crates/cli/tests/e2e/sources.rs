@@ -34,6 +34,15 @@ fn by_state(rows: &[Vec<String>]) -> BTreeMap<String, (i64, i64)> {
     out
 }
 
+/// The generated facility data as `DIR/field.db` (and its rows), as a field app would export it.
+fn field_db(dir: &Path) -> (std::path::PathBuf, Vec<Vec<String>>) {
+    let csv = dir.join("facility_months.csv");
+    quarry_testdata::anomalies::write_facility_months(&csv, false).unwrap();
+    let db = dir.join("field.db");
+    let rows = sqlite_from_csv(&csv, &db);
+    (db, rows)
+}
+
 /// The facility CSV as an SQLite table, as a field app would export it.
 fn sqlite_from_csv(csv: &Path, db: &Path) -> Vec<Vec<String>> {
     let rows = csv_rows(csv);
@@ -56,10 +65,7 @@ fn sqlite_from_csv(csv: &Path, db: &Path) -> Vec<Vec<String>> {
 fn an_sqlite_source_joins_an_uploaded_file_read_only() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let csv = dir.join("facility_months.csv");
-    quarry_testdata::anomalies::write_facility_months(&csv, false).unwrap();
-    let db = dir.join("field.db");
-    let rows = sqlite_from_csv(&csv, &db);
+    let (db, rows) = field_db(dir);
     let pop = dir.join("population_2024.csv");
     quarry_testdata::write_population_csv(&pop).unwrap();
     ok(&quarry(dir, &["load", "population_2024.csv"]));
@@ -391,10 +397,7 @@ fn the_analyst_answers_from_a_live_table_without_seeing_its_values() {
     use serde_json::json;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let csv = dir.join("facility_months.csv");
-    quarry_testdata::anomalies::write_facility_months(&csv, false).unwrap();
-    let db = dir.join("field.db");
-    let rows = sqlite_from_csv(&csv, &db);
+    let (db, rows) = field_db(dir);
     let canary = "CANARY-FACILITY-7731";
     rusqlite::Connection::open(&db)
         .unwrap()
