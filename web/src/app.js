@@ -402,6 +402,9 @@ async function openConversation(id) {
   setHash();
   $("#thread").replaceChildren();
   const c = await api(`/api/conversations/${id}`);
+  // Another conversation was opened while this one loaded (the page's first
+  // one, say, as "New conversation" is clicked): its events stay out.
+  if (state.conversation !== id) return;
   for (const e of c.events) onEvent(e);
   setRunning(c.running);
   listen();
@@ -552,10 +555,13 @@ function markRight(a) {
 // Save an answer as an analysis: the literals its query compares columns with
 // are offered as parameters; the person ticks those to keep.
 function saveAsAnalysis(n, a) {
+  const conversation = state.conversation;
   const box = el("span", { class: "save-analysis" });
   const open = el("button", { type: "button", class: "save-as-analysis" }, "Save as analysis");
   open.addEventListener("click", async () => {
-    const p = await api(`/api/conversations/${state.conversation}/questions/${n}/analysis`);
+    let p;
+    try { p = await api(`/api/conversations/${conversation}/questions/${n}/analysis`); }
+    catch (e) { box.append(el("span", { class: "error" }, e.message)); return; }
     const name = el("input", { class: "analysis-name", value: a.question.toLowerCase().replace(/[^a-z0-9]+/g, "_").replace(/^_|_$/g, "").slice(0, 40) || "analysis", "aria-label": "analysis name" });
     const ticks = p.params.map((x) => {
       const cb = el("input", { type: "checkbox", class: "param-pick", checked: "", "data-column": x.column });
@@ -567,7 +573,7 @@ function saveAsAnalysis(n, a) {
     save.addEventListener("click", async () => {
       try {
         const params = ticks.filter((t) => t.cb.checked).map((t) => ({ column: t.x.column, name: t.rename.value }));
-        await api(`/api/conversations/${state.conversation}/questions/${n}/analysis`, { method: "POST", body: JSON.stringify({ name: name.value, params }) });
+        await api(`/api/conversations/${conversation}/questions/${n}/analysis`, { method: "POST", body: JSON.stringify({ name: name.value, params }) });
         box.replaceChildren(el("span", { class: "muted" }, `✓ saved as ${name.value}`));
         await loadAnalyses();
       } catch (e) { status.textContent = e.message; status.className = "error"; }

@@ -247,10 +247,20 @@ test("a metric defined in the page is used and named; a question back is answere
 
 test("an answer saved as an analysis runs with another parameter and again on next month's file; a reload keeps it", async () => {
   const page = await browser.newPage();
+  // The conversation the page opens first loads slowly: one opened meanwhile
+  // ("New conversation") must not receive its answers.
+  let slowed = false;
+  await page.route(/\/api\/conversations\/[^/?]+$/, async (route) => {
+    if (!slowed && route.request().method() === "GET") { slowed = true; await new Promise((r) => setTimeout(r, 1500)); }
+    await route.continue();
+  });
   await page.goto(local);
   await page.waitForSelector(`.table-card[data-table="${TABLE}"]`);
   await page.click("#new-conversation");
   await page.waitForSelector("#send:not([disabled])");
+  await page.waitForTimeout(2000);
+  assert.ok(slowed, "the first conversation's load was slowed");
+  assert.equal(await page.locator("#thread .question").count(), 0, "the new conversation shows no earlier answers");
   await page.fill("#question", "Positives in Kano?");
   await page.click("#send");
   await page.waitForSelector(".answer button.save-as-analysis");
