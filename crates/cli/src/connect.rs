@@ -103,7 +103,7 @@ pub(crate) fn run(r: Request, data: &Path) -> bool {
         return remove(data, name);
     }
     let (Some(name), Some(url)) = (r.name, r.url) else {
-        return fail("write `quarry connect NAME URL` (postgres://USER@HOST:5432/DATABASE or sqlite:PATH), --list or --remove NAME");
+        return fail("write `quarry connect NAME URL` (postgres://USER@HOST:5432/DATABASE, mysql://USER@HOST:3306/DATABASE or sqlite:PATH), --list or --remove NAME");
     };
     match Source::parse(&name, &url, r.password_env) {
         Ok(s) => add(data, s),

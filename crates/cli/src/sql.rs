@@ -68,10 +68,13 @@ pub(crate) fn write_result(r: &quarry_engine::QueryResult, format: &str, out: Op
         Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p)?)),
         None => Box::new(std::io::stdout().lock()),
     };
+    // No rows still has columns: a header in CSV and in the table.
+    let none = [arrow::record_batch::RecordBatch::new_empty(r.schema.clone())];
+    let batches: &[arrow::record_batch::RecordBatch] = if r.batches.is_empty() { &none } else { &r.batches };
     match format {
         "csv" => {
             let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut sink);
-            for b in &r.batches {
+            for b in batches {
                 w.write(b)?;
             }
         }
@@ -81,13 +84,10 @@ pub(crate) fn write_result(r: &quarry_engine::QueryResult, format: &str, out: Op
                 w.write(b)?;
             }
             w.finish()?;
-            if r.batches.is_empty() {
-                sink.write_all(b"[]")?;
-            }
             sink.write_all(b"\n")?;
         }
         _ => {
-            writeln!(sink, "{}", arrow::util::pretty::pretty_format_batches(&r.batches)?)?;
+            writeln!(sink, "{}", arrow::util::pretty::pretty_format_batches(batches)?)?;
             writeln!(sink, "({} rows)", r.rows)?;
         }
     }

@@ -12,16 +12,28 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "lowercase")]
 pub enum SourceKind {
     Postgres,
+    /// MySQL and MariaDB (`mysql://` or `mariadb://`).
+    Mysql,
     Sqlite,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 2] = [SourceKind::Postgres, SourceKind::Sqlite];
+    pub const ALL: [SourceKind; 3] = [SourceKind::Postgres, SourceKind::Mysql, SourceKind::Sqlite];
 
     pub fn as_str(self) -> &'static str {
         match self {
             SourceKind::Postgres => "postgres",
+            SourceKind::Mysql => "mysql",
             SourceKind::Sqlite => "sqlite",
+        }
+    }
+
+    /// The port a server of this kind listens on unless the URL says.
+    pub fn default_port(self) -> u16 {
+        match self {
+            SourceKind::Postgres => 5432,
+            SourceKind::Mysql => 3306,
+            SourceKind::Sqlite => 0,
         }
     }
 
@@ -29,6 +41,7 @@ impl SourceKind {
     pub fn example(self) -> &'static str {
         match self {
             SourceKind::Postgres => "postgres://USER@HOST:5432/DATABASE",
+            SourceKind::Mysql => "mysql://USER@HOST:3306/DATABASE",
             SourceKind::Sqlite => "sqlite:/path/to/file.db",
         }
     }
@@ -50,7 +63,8 @@ pub struct Source {
     /// Letters, digits and `_`: the SQL schema of its tables.
     pub name: String,
     pub kind: SourceKind,
-    /// `postgres://user[:password]@host[:port]/database[?sslmode=…]` or `sqlite:PATH`.
+    /// `postgres://user[:password]@host[:port]/database[?sslmode=…]`, the
+    /// same with `mysql://`, or `sqlite:PATH`.
     url: String,
     /// The environment variable that holds the password (not stored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -126,6 +140,7 @@ impl Source {
         let url = url.trim().to_string();
         let kind = match url.split_once(':').map(|(s, _)| s.to_ascii_lowercase()) {
             Some(s) if s == "postgres" || s == "postgresql" => SourceKind::Postgres,
+            Some(s) if s == "mysql" || s == "mariadb" => SourceKind::Mysql,
             Some(s) if s == "sqlite" => SourceKind::Sqlite,
             _ => {
                 let kinds: Vec<&str> = SourceKind::ALL.iter().map(|k| k.example()).collect();
@@ -139,7 +154,7 @@ impl Source {
         }
         let s = Source { name: name.to_string(), kind, url, password_env };
         match kind {
-            SourceKind::Postgres => s.address().map(|_| ())?,
+            SourceKind::Postgres | SourceKind::Mysql => s.address().map(|_| ())?,
             SourceKind::Sqlite => s.sqlite_path().map(|_| ())?,
         }
         Ok(s)
@@ -227,6 +242,9 @@ mod tests {
         assert!(Source::parse("versions", "sqlite:/x", None).unwrap_err().contains("taken"));
         assert!(Source::parse("x", "mongodb://h/d", None).unwrap_err().contains("postgres://USER@HOST"));
         assert!(Source::parse("x", "postgres://host/db", None).unwrap_err().contains("no user@"));
+        let m = Source::parse("district", "mariadb://ro:pw@10.0.0.5/hmis", None).unwrap();
+        assert_eq!((m.kind, m.server().unwrap().port, m.kind.default_port()), (SourceKind::Mysql, None, 3306));
+        assert_eq!(m.redacted_url(), "mariadb://ro:***@10.0.0.5/hmis");
         let env = Source::parse("e", "postgres://ro@h/d", Some("QUARRY_TEST_UNSET_PW".into())).unwrap();
         assert!(env.server().unwrap_err().contains("$QUARRY_TEST_UNSET_PW, which is not set"));
     }

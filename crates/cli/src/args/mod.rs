@@ -147,8 +147,8 @@ pub(crate) enum Cmd {
         #[arg(long)]
         once: bool,
     },
-    /// Connect a live database, read-only: `connect NAME postgres://USER@HOST/DB`
-    /// or `connect NAME sqlite:PATH`. It is tested first; its tables are then
+    /// Connect a live database, read-only: `connect NAME postgres://USER@HOST/DB`,
+    /// `mysql://USER@HOST/DB` (MySQL or MariaDB) or `connect NAME sqlite:PATH`. It is tested first; its tables are then
     /// queried as NAME.table beside the files. `--list` shows the connections,
     /// `--remove NAME` forgets one.
     Connect {

@@ -12,6 +12,7 @@ mod cli;
 mod demo;
 mod hostile;
 mod insights;
+mod mariadb;
 mod packs;
 mod python;
 mod server;

@@ -441,7 +441,9 @@ fn logins_are_limited_per_account_and_sessions_expire() {
             store.create_user("bob", Some("bob-password"), false).expect("bob");
         }
         let s = serve_cfg(&data, Err("none".into()), [0, 0, 0, 0], |c| {
-            c.session_idle = Duration::from_secs(2);
+            // Long enough for a login (argon2, in a debug build, on a busy
+            // two-core machine) between two uses of the first session.
+            c.session_idle = Duration::from_secs(6);
         })
         .await;
         let c = client();
@@ -492,7 +494,7 @@ fn logins_are_limited_per_account_and_sessions_expire() {
         // Idle past the limit: the session has ended.
         let me = c.get(format!("{}/api/me", s.url)).header("authorization", &auth).send().await.expect("me");
         assert_eq!(me.status(), 200);
-        tokio::time::sleep(Duration::from_millis(3100)).await;
+        tokio::time::sleep(Duration::from_millis(6200)).await;
         let me = c.get(format!("{}/api/me", s.url)).header("authorization", &auth).send().await.expect("me");
         assert_eq!(me.status(), 401);
         s.stop().await;

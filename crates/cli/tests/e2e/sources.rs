@@ -12,19 +12,19 @@ use crate::common::{ok, quarry};
 
 use serde_json::Value;
 
-fn err(o: &Output) -> String {
+pub(crate) fn err(o: &Output) -> String {
     assert!(!o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// The generated facility CSV's rows (`state,lga,facility,month,tested,positive`; no quoting).
-fn csv_rows(csv: &Path) -> Vec<Vec<String>> {
+pub(crate) fn csv_rows(csv: &Path) -> Vec<Vec<String>> {
     let text = std::fs::read_to_string(csv).unwrap();
     text.lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect()
 }
 
 /// (positive, tested) per state, summed from those rows.
-fn by_state(rows: &[Vec<String>]) -> BTreeMap<String, (i64, i64)> {
+pub(crate) fn by_state(rows: &[Vec<String>]) -> BTreeMap<String, (i64, i64)> {
     let mut out: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     for r in rows {
         let e = out.entry(r[0].clone()).or_default();
@@ -274,11 +274,11 @@ impl Drop for Postgres {
     }
 }
 
-fn nix_is_root() -> bool {
+pub(crate) fn nix_is_root() -> bool {
     String::from_utf8_lossy(&Command::new("id").arg("-u").output().unwrap().stdout).trim() == "0"
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 

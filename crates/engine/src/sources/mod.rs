@@ -5,7 +5,8 @@
 //! so `SELECT state, sum(x) FROM dhis.t WHERE y = 1` fetches only what it
 //! needs. Read-only by construction: the guard admits one read-only query;
 //! PostgreSQL sessions start with `default_transaction_read_only=on` and a
-//! `statement_timeout`; SQLite files are opened read-only (`mode=ro`, and
+//! `statement_timeout`, MySQL and MariaDB ones read-only with the server's
+//! statement limit (`mysql`); SQLite files are opened read-only (`mode=ro`, and
 //! none of the provider's own setup, which would switch the file to WAL).
 //! Only DataFusion's functions plan, so the database's own escape hatches
 //! (`pg_read_file`, `lo_export`, `load_extension`, …) cannot be named.
@@ -26,6 +27,8 @@ use datafusion_table_providers::sql::db_connection_pool::{JoinPushDown, Mode};
 use datafusion_table_providers::util::secrets::to_secret_map;
 use quarry_types::{ColumnType, Limits, LiveTable, Source, SourceKind, TableInfo};
 
+mod mysql;
+
 /// Why a source could not be used, for people: what failed, never the password.
 fn explain(s: &Source, e: &str) -> String {
     let mut msg = e.to_string();
@@ -35,15 +38,21 @@ fn explain(s: &Source, e: &str) -> String {
     }
     let low = msg.to_lowercase();
     let (at, user, db) = match &server {
-        Some(a) => (format!("{}:{}", a.host, a.port.unwrap_or(5432)), a.user.clone(), a.database.clone()),
+        Some(a) => {
+            (format!("{}:{}", a.host, a.port.unwrap_or(s.kind.default_port())), a.user.clone(), a.database.clone())
+        }
         None => Default::default(),
     };
-    let what = if low.contains("password authentication failed") || low.contains("authentication failed") {
+    let tls = if s.kind == SourceKind::Mysql { "required" } else { "require" };
+    let what = if low.contains("authentication failed") || low.contains("access denied for user") {
         format!("authentication failed for user {user}: check the user and password")
-    } else if low.contains("does not exist") && low.contains("database") {
+    } else if low.contains("does not exist") && low.contains("database") || low.contains("unknown database") {
         format!("database {db} does not exist on {at}")
-    } else if low.contains("no encryption") || low.contains("ssl") && low.contains("required") {
-        format!("{at} requires TLS: add ?sslmode=require to the URL")
+    } else if low.contains("no encryption")
+        || low.contains("insecure transport")
+        || low.contains("ssl") && low.contains("required")
+    {
+        format!("{at} requires TLS: add ?sslmode={tls} to the URL")
     } else if low.contains("connection refused")
         || low.contains("cannot connect")
         || low.contains("failed to connect")
@@ -138,6 +147,7 @@ async fn connect_now(s: &Source, limits: &Limits) -> Result<Arc<dyn SchemaProvid
                 DatabaseSchemaProvider::try_new(schema, Arc::new(pool)).await.map_err(|e| explain(s, &chain(&*e)))?;
             Ok(Arc::new(p))
         }
+        SourceKind::Mysql => mysql::connect(s, limits).await,
         SourceKind::Sqlite => {
             let path = s.sqlite_path()?;
             if !std::path::Path::new(&path).is_file() {
@@ -186,25 +196,48 @@ const MAX_TABLES: usize = 2000;
 /// A live table as DataFusion scans it: the provider's own scan, except
 /// that a scan needing no column (`count(*)`) reads one and keeps none —
 /// the providers answer an empty projection with a one-column plan, which
-/// DataFusion rejects.
+/// DataFusion rejects — and that, where the provider deletes every `"`
+/// from the SQL it sends (MySQL's does), a filter holding a text with `"`
+/// runs in DataFusion instead of being sent changed.
 #[derive(Debug)]
-struct Scan(Arc<dyn TableProvider>);
+struct Scan {
+    table: Arc<dyn TableProvider>,
+    strips_quotes: bool,
+}
+
+/// Whether `e` holds a text literal with a `"` in it.
+fn has_double_quote(e: &datafusion::logical_expr::Expr) -> bool {
+    use datafusion::common::tree_node::TreeNode;
+    use datafusion::common::ScalarValue;
+    e.exists(|x| {
+        Ok(matches!(x, datafusion::logical_expr::Expr::Literal(
+            ScalarValue::Utf8(Some(t)) | ScalarValue::LargeUtf8(Some(t)) | ScalarValue::Utf8View(Some(t)),
+            _,
+        ) if t.contains('"')))
+    })
+    .unwrap_or(true)
+}
 
 #[async_trait]
 impl TableProvider for Scan {
     fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
-        self.0.schema()
+        self.table.schema()
     }
 
     fn table_type(&self) -> datafusion::datasource::TableType {
-        self.0.table_type()
+        self.table.table_type()
     }
 
     fn supports_filters_pushdown(
         &self,
         filters: &[&datafusion::logical_expr::Expr],
     ) -> DfResult<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
-        self.0.supports_filters_pushdown(filters)
+        use datafusion::logical_expr::TableProviderFilterPushDown::Unsupported;
+        let mut how = self.table.supports_filters_pushdown(filters)?;
+        if self.strips_quotes {
+            how.iter_mut().zip(filters).filter(|(_, f)| has_double_quote(f)).for_each(|(h, _)| *h = Unsupported);
+        }
+        Ok(how)
     }
 
     async fn scan(
@@ -216,12 +249,74 @@ impl TableProvider for Scan {
     ) -> DfResult<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
         match projection {
             Some(p) if p.is_empty() && !self.schema().fields().is_empty() => {
-                let one = self.0.scan(state, Some(&vec![0]), filters, limit).await?;
+                let one = Remote::wrap(self.table.scan(state, Some(&vec![0]), filters, limit).await?);
                 let none: Vec<datafusion::physical_plan::projection::ProjectionExpr> = Vec::new();
                 Ok(Arc::new(datafusion::physical_plan::projection::ProjectionExec::try_new(none, one)?))
             }
-            _ => self.0.scan(state, projection, filters, limit).await,
+            _ => Ok(Remote::wrap(self.table.scan(state, projection, filters, limit).await?)),
         }
+    }
+}
+
+/// The provider's plan for a scan, run as it is: the SQL it was given, and
+/// nothing added later — the provider would splice any filter DataFusion's
+/// physical optimizer offers it into that SQL as text, past the check made
+/// on the logical plan (and past [`Scan`]'s), so this node takes none. Its
+/// batches carry the scan's schema even when there are none (the provider
+/// answers no rows with an empty schema).
+#[derive(Debug)]
+struct Remote(Arc<dyn datafusion::physical_plan::ExecutionPlan>);
+
+impl Remote {
+    fn wrap(
+        plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    ) -> Arc<dyn datafusion::physical_plan::ExecutionPlan> {
+        Arc::new(Remote(plan))
+    }
+}
+
+impl datafusion::physical_plan::DisplayAs for Remote {
+    fn fmt_as(&self, t: datafusion::physical_plan::DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        self.0.fmt_as(t, f)
+    }
+}
+
+impl datafusion::physical_plan::ExecutionPlan for Remote {
+    fn name(&self) -> &'static str {
+        "RemoteScanExec"
+    }
+
+    fn properties(&self) -> &Arc<datafusion::physical_plan::PlanProperties> {
+        self.0.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        Vec::new()
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(
+            &Arc<dyn datafusion::physical_plan::PhysicalExpr>,
+        ) -> DfResult<datafusion::common::tree_node::TreeNodeRecursion>,
+    ) -> DfResult<datafusion::common::tree_node::TreeNodeRecursion> {
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<datafusion::execution::TaskContext>,
+    ) -> DfResult<datafusion::execution::SendableRecordBatchStream> {
+        let stream = self.0.execute(partition, context)?;
+        Ok(Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(self.0.schema(), stream)))
     }
 }
 
@@ -254,7 +349,10 @@ impl SchemaProvider for LiveSchema {
             *slot = Some(connect(&self.source, &self.limits).await.map_err(DataFusionError::Plan)?);
         }
         match slot.as_ref() {
-            Some(p) => Ok(p.table(name).await?.map(|t| Arc::new(Scan(t)) as Arc<dyn TableProvider>)),
+            Some(p) => {
+                let strips_quotes = self.source.kind == SourceKind::Mysql;
+                Ok(p.table(name).await?.map(|table| Arc::new(Scan { table, strips_quotes }) as Arc<dyn TableProvider>))
+            }
             None => Ok(None),
         }
     }
