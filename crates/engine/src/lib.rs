@@ -51,6 +51,16 @@ fn sql_options() -> SQLOptions {
 impl Engine {
     /// Register every table of the catalog, and nothing else.
     pub async fn open(catalog: &Catalog, limits: Limits) -> Result<Engine, EngineError> {
+        Engine::open_with(catalog, limits, &quarry_types::sources::Passwords::default()).await
+    }
+
+    /// [`Engine::open`], with the passwords of live sources that keep theirs
+    /// in the environment of the process that serves the user.
+    pub async fn open_with(
+        catalog: &Catalog,
+        limits: Limits,
+        passwords: &quarry_types::sources::Passwords,
+    ) -> Result<Engine, EngineError> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(limits.memory_bytes, 1.0)
             .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
@@ -86,7 +96,7 @@ impl Engine {
             tables
                 .push(TableInfo { name: t.name, columns: t.columns.into_iter().map(|c| (c.name, c.label)).collect() });
         }
-        tables.extend(sources::register(&ctx, catalog.dir(), &limits).await.map_err(EngineError::internal)?);
+        tables.extend(sources::register(&ctx, catalog.dir(), &limits, passwords).await.map_err(EngineError::internal)?);
         Ok(Engine { ctx, limits, tables })
     }
 

@@ -19,10 +19,15 @@ use std::path::Path;
 use quarry_ingest::catalog::Catalog;
 use quarry_sql::protocol::{Header, Request};
 pub use quarry_sql::SqlWorkers;
+use quarry_types::sources::Passwords;
 use quarry_worker::Frame;
 
 use crate::error::{EngineError, ErrorKind};
 use crate::{Engine, QueryResult};
+
+/// What a session was built for: the catalog's data_version, the live
+/// sources' file and their passwords (its memory limit is kept beside it).
+type Built = (i64, Vec<u8>, Passwords);
 
 /// Inside the worker: answer requests until stdin closes. Returns the exit code.
 pub fn serve(data: &Path, input: &mut impl Read, out: &mut impl Write) -> i32 {
@@ -34,8 +39,7 @@ pub fn serve(data: &Path, input: &mut impl Read, out: &mut impl Write) -> i32 {
         Ok(c) => c,
         Err(e) => return reply_err(out, crate::error::from_ingest(e)),
     };
-    // (catalog data_version and the live sources, memory_bytes) the engine was built for.
-    let mut session: Option<((i64, Vec<u8>), usize, Engine)> = None;
+    let mut session: Option<(Built, usize, Engine)> = None;
     let mut code = 0;
     loop {
         let req: Request = match quarry_worker::read_request(input) {
@@ -48,14 +52,14 @@ pub fn serve(data: &Path, input: &mut impl Read, out: &mut impl Write) -> i32 {
         };
         quarry_worker::arm_cpu_limit(&req.limits);
         let sources = std::fs::read(quarry_ingest::sources::path(data)).unwrap_or_default();
-        let version = (catalog.data_version().unwrap_or(-1), sources);
+        let version = (catalog.data_version().unwrap_or(-1), sources, req.passwords.clone());
         let stale = match &session {
             Some((v, m, _)) => *v != version || *m != req.limits.memory_bytes,
             None => true,
         };
         if stale {
             session = None;
-            match rt.block_on(Engine::open(&catalog, req.limits.clone())) {
+            match rt.block_on(Engine::open_with(&catalog, req.limits.clone(), &req.passwords)) {
                 Ok(e) => session = Some((version, req.limits.memory_bytes, e)),
                 Err(e) => {
                     reply_err(out, e);

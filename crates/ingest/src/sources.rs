@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use quarry_types::{LiveTable, Source};
 
 pub fn path(data: &Path) -> PathBuf {
-    data.join("connections.json")
+    data.join(quarry_types::sources::CONNECTIONS_FILE)
 }
 
 /// The workspace's sources (none when the file does not exist).

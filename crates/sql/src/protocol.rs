@@ -3,6 +3,7 @@
 //! result as the frame's Arrow IPC payload. `quarry_engine::worker::serve`
 //! is the other end.
 
+use quarry_types::sources::Passwords;
 use quarry_types::sql::Param;
 use quarry_types::{EngineError, Limits};
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,9 @@ pub struct Request {
     /// Values for the query's named placeholders.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<Param>,
+    /// Passwords of live sources that keep theirs in the caller's environment.
+    #[serde(default, skip_serializing_if = "Passwords::is_empty")]
+    pub passwords: Passwords,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -14,6 +14,7 @@ use crate::protocol::{Header, Request};
 /// Warm SQL workers over one data directory.
 pub struct SqlWorkers {
     pool: Pool,
+    data: PathBuf,
 }
 
 impl SqlWorkers {
@@ -21,7 +22,7 @@ impl SqlWorkers {
     /// (per-query limits may be lower, not higher, than these).
     pub fn new(launcher: Launcher, data: &Path, limits: Limits, max: usize) -> SqlWorkers {
         let args = vec!["sql".to_string(), "--data".into(), absolute(data).display().to_string()];
-        SqlWorkers { pool: Pool::new(launcher, args, limits, max) }
+        SqlWorkers { pool: Pool::new(launcher, args, limits, max), data: data.to_path_buf() }
     }
 
     /// Worker processes started so far.
@@ -41,7 +42,9 @@ impl SqlKernel for SqlWorkers {
 
     fn query_with(&self, sql: &str, params: &[Param], limits: &Limits) -> Result<QueryResult, EngineError> {
         let mut worker = self.pool.get().map_err(worker_error)?;
-        let request = Frame::json(&Request { sql: sql.to_string(), limits: limits.clone(), params: params.to_vec() });
+        let passwords = quarry_types::sources::Passwords::for_workspace(&self.data);
+        let request =
+            Frame::json(&Request { sql: sql.to_string(), limits: limits.clone(), params: params.to_vec(), passwords });
         let answer = worker
             .call(&request, limits.time, |frame| {
                 let header: Header = frame.parse()?;

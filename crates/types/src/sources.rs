@@ -69,6 +69,58 @@ pub struct Source {
     /// The environment variable that holds the password (not stored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_env: Option<String>,
+    /// That password, when the process serving the user handed it over
+    /// ([`Passwords`]): workers start with an empty environment.
+    #[serde(skip)]
+    password: Option<String>,
+}
+
+/// The file in a workspace's data directory that lists its sources.
+pub const CONNECTIONS_FILE: &str = "connections.json";
+
+/// The passwords of sources that keep theirs in the environment
+/// (`--password-env`), read where the user started Quarry and handed to the
+/// SQL worker with each query, since a worker's environment is cleared.
+/// Never printed: `Debug` shows only how many there are.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Passwords(Vec<(String, String)>);
+
+impl std::fmt::Debug for Passwords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Passwords({} source(s))", self.0.len())
+    }
+}
+
+impl Passwords {
+    /// For each of `sources` whose password is in a variable that is set here: (source, password).
+    pub fn from_env(sources: &[Source]) -> Passwords {
+        let found = sources.iter().filter_map(|s| {
+            let v = std::env::var(s.password_env.as_deref()?).ok()?;
+            Some((s.name.clone(), v))
+        });
+        Passwords(found.collect())
+    }
+
+    /// The sources listed in `data`'s connections file, as [`Passwords::from_env`] reads them.
+    pub fn for_workspace(data: &std::path::Path) -> Passwords {
+        let sources: Vec<Source> = std::fs::read(data.join(CONNECTIONS_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Passwords::from_env(&sources)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `s` with its handed-over password, if there is one for it.
+    pub fn apply(&self, mut s: Source) -> Source {
+        if let Some((_, p)) = self.0.iter().find(|(n, _)| *n == s.name) {
+            s.password = Some(p.clone());
+        }
+        s
+    }
 }
 
 impl std::fmt::Debug for Source {
@@ -152,7 +204,7 @@ impl Source {
                 return Err(format!("--password-env '{v}': name an environment variable (letters, digits, _)"));
             }
         }
-        let s = Source { name: name.to_string(), kind, url, password_env };
+        let s = Source { name: name.to_string(), kind, url, password_env, password: None };
         match kind {
             SourceKind::Postgres | SourceKind::Mysql => s.address().map(|_| ())?,
             SourceKind::Sqlite => s.sqlite_path().map(|_| ())?,
@@ -183,7 +235,9 @@ impl Source {
     /// A server source's address, its password from the URL or the environment.
     pub fn server(&self) -> Result<ServerAddress, String> {
         let mut a = self.address()?;
-        if let Some(var) = &self.password_env {
+        if let Some(p) = &self.password {
+            a.password = Some(p.clone());
+        } else if let Some(var) = &self.password_env {
             a.password = Some(
                 std::env::var(var)
                     .map_err(|_| format!("{}: the password is to come from ${var}, which is not set", self.name))?,
@@ -247,5 +301,11 @@ mod tests {
         assert_eq!(m.redacted_url(), "mariadb://ro:***@10.0.0.5/hmis");
         let env = Source::parse("e", "postgres://ro@h/d", Some("QUARRY_TEST_UNSET_PW".into())).unwrap();
         assert!(env.server().unwrap_err().contains("$QUARRY_TEST_UNSET_PW, which is not set"));
+        // Handed over to a worker: used, never printed or stored.
+        let handed = Passwords(vec![("e".into(), "from-env-pw".into())]);
+        let env = handed.apply(env);
+        assert_eq!(env.server().unwrap().password.as_deref(), Some("from-env-pw"));
+        assert!(!format!("{env:?}{handed:?}").contains("from-env-pw"));
+        assert!(!serde_json::to_string(&env).unwrap().contains("from-env-pw"));
     }
 }

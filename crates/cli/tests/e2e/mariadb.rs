@@ -204,6 +204,28 @@ fn a_mariadb_source_is_read_only_on_the_server_pushes_work_down_and_never_shows_
     ));
     assert_eq!(none.trim(), "state,tested");
 
+    // A password kept in the environment: never stored, handed to the SQL worker for each query.
+    let with_env = |args: &[&str], pw: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_quarry"));
+        crate::common::clean_llm_env(&mut c).args(args).current_dir(dir).env_remove("HMIS_PW");
+        if let Some(pw) = pw {
+            c.env("HMIS_PW", pw);
+        }
+        c.output().unwrap()
+    };
+    let no_pw = format!("mysql://quarry@127.0.0.1:{}/hmis", db.port);
+    ok(&with_env(&["connect", "hmis_env", &no_pw, "--password-env", "HMIS_PW"], Some(MY_PASSWORD)));
+    let count = "SELECT count(*) AS n FROM hmis_env.facility_months";
+    let counted = ok(&with_env(&["sql", "-q", count, "--format", "csv"], Some(MY_PASSWORD)));
+    assert_eq!(counted.lines().nth(1), Some(rows.len().to_string().as_str()), "{counted}");
+    assert!(err(&with_env(&["sql", "-q", count], None)).contains("$HMIS_PW, which is not set"));
+    let snap = with_env(&["snapshot", "hmis_env.facility_months", "--where", "tested > 850"], Some(MY_PASSWORD));
+    ok(&snap);
+    let said = String::from_utf8_lossy(&snap.stderr);
+    assert!(said.contains(&format!("{over} rows")), "{said}");
+    let stored = std::fs::read_to_string(dir.join("quarry-data/connections.json")).unwrap();
+    assert_eq!(stored.matches(MY_PASSWORD).count(), 1, "only the URL that holds it: {stored}");
+
     for (attack, why) in [
         ("DELETE FROM hmis.facility_months", "refused (not_a_query)"),
         ("SELECT LOAD_FILE('/etc/passwd')", "Invalid function 'load_file'"),

@@ -364,7 +364,12 @@ impl SchemaProvider for LiveSchema {
 
 /// Register each live source of the workspace at `data` as a schema of
 /// `ctx` (connecting only when a query reads it); the tables it had.
-pub async fn register(ctx: &SessionContext, data: &std::path::Path, limits: &Limits) -> Result<Vec<TableInfo>, String> {
+pub async fn register(
+    ctx: &SessionContext,
+    data: &std::path::Path,
+    limits: &Limits,
+    passwords: &quarry_types::sources::Passwords,
+) -> Result<Vec<TableInfo>, String> {
     let catalog = ctx.catalog("datafusion").ok_or("the default catalog is missing")?;
     let mut tables = Vec::new();
     for (source, live) in quarry_ingest::sources::live_tables(data) {
@@ -373,6 +378,7 @@ pub async fn register(ctx: &SessionContext, data: &std::path::Path, limits: &Lim
             live.iter().map(|t| t.name.strip_prefix(&prefix).unwrap_or(&t.name).to_string()).collect();
         tables.extend(live.into_iter().map(|t| TableInfo { name: t.name, columns: Vec::new() }));
         let name = source.name.clone();
+        let source = passwords.apply(source);
         let schema = LiveSchema { source, limits: limits.clone(), names, connected: tokio::sync::Mutex::new(None) };
         catalog.register_schema(&name, Arc::new(schema)).map_err(|e| e.to_string())?;
     }
