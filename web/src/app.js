@@ -64,7 +64,7 @@ async function start() {
   if (!state.config.python && state.config.python_note) banner.push("Python: " + state.config.python_note);
   $("#banner").hidden = banner.length === 0;
   $("#banner").textContent = banner.join("\n\n");
-  if (!state.definitionsReady) { setupDefinitions(); state.definitionsReady = true; }
+  if (!state.definitionsReady) { setupDefinitions(); setupConnections(); state.definitionsReady = true; }
   state.packs = await api("/api/packs");
   await loadWorkspaces();
 }
@@ -119,7 +119,7 @@ async function openWorkspace(conv) {
   $("#uploads").replaceChildren();
   state.scope.clear();
   showScope();
-  await Promise.all([loadTables(), loadConversations(conv), loadDefinitions(), loadAnalyses()]);
+  await Promise.all([loadTables(), loadConversations(conv), loadDefinitions(), loadAnalyses(), loadConnections()]);
 }
 
 // ---------------------------------------------------------------- data
@@ -671,6 +671,37 @@ function setupDefinitions() {
       status.textContent = "✓ saved"; status.className = "muted";
       definitionFields();
       await loadDefinitions();
+    } catch (e) { status.textContent = e.message; status.className = "error"; }
+  });
+}
+
+// ---------------------------------------------------------------- live databases
+
+async function loadConnections() {
+  const list = await api(`/api/workspaces/${state.workspace}/connections`);
+  $("#connections-count").textContent = list.length ? `(${list.length})` : "";
+  $("#connection-list").replaceChildren(...list.map((c) => el("li", { "data-connection": c.name },
+    el("strong", {}, c.name), ` ${c.kind} · ${c.url}`, c.password_env ? ` · password from $${c.password_env}` : "",
+    el("div", { class: "muted connection-tables" }, c.tables.length ? c.tables.join(", ") : "no tables"),
+    el("button", { type: "button", class: "remove-connection", onclick: async () => {
+      await api(`/api/workspaces/${state.workspace}/connections/${encodeURIComponent(c.name)}`, { method: "DELETE" });
+      await loadConnections();
+    } }, "Remove"))));
+}
+
+function setupConnections() {
+  $("#connection-url").placeholder = state.config.source_kinds.map((k) => k.example).join("  or  ");
+  $("#connection-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = ev.target, status = $("#connection-status");
+    const field = (n) => f.elements.namedItem(n).value.trim();
+    const body = { name: field("name"), url: field("url"), password_env: field("password_env") || null };
+    status.textContent = "connecting…"; status.className = "muted";
+    try {
+      await api(`/api/workspaces/${state.workspace}/connections`, { method: "POST", body: JSON.stringify(body) });
+      status.textContent = `✓ connected ${body.name}`;
+      f.reset();
+      await loadConnections();
     } catch (e) { status.textContent = e.message; status.className = "error"; }
   });
 }

@@ -305,6 +305,46 @@ test("an answer saved as an analysis runs with another parameter and again on ne
   await page.close();
 });
 
+test("a database connected in the page is queried beside the files; a wrong one is refused with the reason; removal forgets it", async () => {
+  // A field app's SQLite export, made with Python's own sqlite3.
+  const db = join(tmp, "field.db");
+  execFileSync("python3", ["-c", `import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.execute("CREATE TABLE visits (state TEXT, tested INTEGER)")
+c.executemany("INSERT INTO visits VALUES (?, ?)", [("Kano", 5), ("Kano", 7), ("Lagos", 11)])
+c.commit()`, db]);
+  const page = await browser.newPage();
+  await page.goto(local);
+  await page.waitForSelector(`.table-card[data-table="${TABLE}"]`);
+  await page.click("#connections summary");
+  assert.match(await page.getAttribute("#connection-url", "placeholder"), /postgres:\/\/.*mysql:\/\/.*sqlite:/);
+  const form = "#connection-form";
+  await page.fill(`${form} input[name="name"]`, "field");
+  await page.fill(`${form} input[name="url"]`, `sqlite:${join(tmp, "missing.db")}`);
+  await page.click(`${form} button[type="submit"]`);
+  await page.waitForSelector("#connection-status.error");
+  assert.match(await page.textContent("#connection-status"), /not saved: connection field: no SQLite file at/);
+  await page.fill(`${form} input[name="url"]`, `sqlite:${db}`);
+  await page.click(`${form} button[type="submit"]`);
+  await page.waitForSelector('#connection-list li[data-connection="field"]');
+  assert.match(await page.textContent('#connection-list li[data-connection="field"]'), /sqlite.*field\.visits/);
+  // Queried in the SQL console: the sums of the rows written above.
+  await page.click("#sql-console summary");
+  await page.fill("#sql", "SELECT state, sum(tested) AS tested FROM field.visits GROUP BY state ORDER BY state");
+  await page.click("#run-sql");
+  await page.waitForFunction(() => /Lagos/.test(document.querySelector("#sql-result")?.textContent || ""));
+  const text = await page.textContent("#sql-result");
+  assert.match(text, /Kano\s*12/);
+  assert.match(text, /Lagos\s*11/);
+  await page.screenshot({ path: join(shots, "10-databases.png"), fullPage: true });
+  await page.reload();
+  await page.waitForSelector('#connection-list li[data-connection="field"]', { state: "attached" });
+  await page.click("#connections summary");
+  await page.click('#connection-list li[data-connection="field"] button.remove-connection');
+  await page.waitForFunction(() => !document.querySelector('#connection-list li[data-connection="field"]'));
+  await page.close();
+});
+
 test("stop cancels a run in flight", async () => {
   const page = await browser.newPage();
   await page.goto(local);
@@ -402,6 +442,10 @@ test("a second user cannot open the first user's data by URL or API", async () =
   }
   const sql = await fetch(`${shared}/api/workspaces/${ws}/sql`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ sql: "SELECT * FROM population_2024" }) });
   assert.equal(sql.status, 404);
+  // Bob, no admin, cannot connect a database even to his own workspace.
+  const bobWs = (await (await fetch(`${shared}/api/workspaces`, { headers: auth })).json())[0].id;
+  const connect = await fetch(`${shared}/api/workspaces/${bobWs}/connections`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ name: "x", url: "sqlite:/etc/hostname" }) });
+  assert.equal(connect.status, 403);
   const mine = await (await fetch(`${shared}/api/datasets`, { headers: auth })).json();
   assert.equal(mine.length, 0, "bob sees no datasets of alice's");
   assert.equal((await fetch(`${shared}/api/datasets`)).status, 401, "no session, no data");

@@ -51,6 +51,10 @@ pub fn serve(data: &Path, input: &mut impl Read, out: &mut impl Write) -> i32 {
             Err(e) => return reply_err(out, EngineError::internal(e.to_string())),
         };
         quarry_worker::arm_cpu_limit(&req.limits);
+        if let Some(s) = req.test_source {
+            code = reply_tested(out, rt.block_on(crate::sources::test(&req.passwords.apply(s), &req.limits)));
+            continue;
+        }
         let sources = std::fs::read(quarry_ingest::sources::path(data)).unwrap_or_default();
         let version = (catalog.data_version().unwrap_or(-1), sources, req.passwords.clone());
         let stale = match &session {
@@ -85,7 +89,7 @@ pub fn serve(data: &Path, input: &mut impl Read, out: &mut impl Write) -> i32 {
 }
 
 fn reply_ok(out: &mut impl Write, r: &QueryResult) -> i32 {
-    let header = Header { ok: true, rows: r.rows, truncated: r.truncated, error: None };
+    let header = Header { ok: true, rows: r.rows, truncated: r.truncated, error: None, tables: Vec::new() };
     let payload = match r.to_ipc() {
         Ok(p) => p,
         Err(e) => return reply_err(out, EngineError::internal(format!("encoding the result: {e}"))),
@@ -96,8 +100,21 @@ fn reply_ok(out: &mut impl Write, r: &QueryResult) -> i32 {
     }
 }
 
+fn reply_tested(out: &mut impl Write, r: Result<Vec<quarry_types::LiveTable>, String>) -> i32 {
+    let header = match r {
+        Ok(tables) => Header { ok: true, rows: 0, truncated: false, error: None, tables },
+        Err(e) => {
+            Header { ok: false, rows: 0, truncated: false, error: Some(EngineError::internal(e)), tables: Vec::new() }
+        }
+    };
+    match Frame::json(&header).write_to(out) {
+        Ok(()) => 0,
+        Err(_) => 3,
+    }
+}
+
 fn reply_err(out: &mut impl Write, e: EngineError) -> i32 {
-    let header = Header { ok: false, rows: 0, truncated: false, error: Some(e) };
+    let header = Header { ok: false, rows: 0, truncated: false, error: Some(e), tables: Vec::new() };
     match Frame::json(&header).write_to(out) {
         Ok(()) => 2,
         Err(_) => 3,

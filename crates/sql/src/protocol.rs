@@ -1,11 +1,11 @@
 //! The frames between the caller and `quarry worker sql`: a [`Request`]
-//! (the query and its limits) and a [`Header`] answering it, with the
-//! result as the frame's Arrow IPC payload. `quarry_engine::worker::serve`
+//! (the query and its limits, or a live source to test) and a [`Header`]
+//! answering it, with the result as the frame's Arrow IPC payload. `quarry_engine::worker::serve`
 //! is the other end.
 
 use quarry_types::sources::Passwords;
 use quarry_types::sql::Param;
-use quarry_types::{EngineError, Limits};
+use quarry_types::{EngineError, Limits, LiveTable, Source};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -18,6 +18,9 @@ pub struct Request {
     /// Passwords of live sources that keep theirs in the caller's environment.
     #[serde(default, skip_serializing_if = "Passwords::is_empty")]
     pub passwords: Passwords,
+    /// Instead of a query: connect to this source and describe its tables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_source: Option<Source>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -29,4 +32,7 @@ pub struct Header {
     pub truncated: bool,
     #[serde(default)]
     pub error: Option<EngineError>,
+    /// The tables of a tested source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<LiveTable>,
 }

@@ -43,8 +43,13 @@ impl SqlKernel for SqlWorkers {
     fn query_with(&self, sql: &str, params: &[Param], limits: &Limits) -> Result<QueryResult, EngineError> {
         let mut worker = self.pool.get().map_err(worker_error)?;
         let passwords = quarry_types::sources::Passwords::for_workspace(&self.data);
-        let request =
-            Frame::json(&Request { sql: sql.to_string(), limits: limits.clone(), params: params.to_vec(), passwords });
+        let request = Frame::json(&Request {
+            sql: sql.to_string(),
+            limits: limits.clone(),
+            params: params.to_vec(),
+            passwords,
+            test_source: None,
+        });
         let answer = worker
             .call(&request, limits.time, |frame| {
                 let header: Header = frame.parse()?;
@@ -64,6 +69,33 @@ impl SqlKernel for SqlWorkers {
             worker.retire();
         }
         answer
+    }
+}
+
+impl SqlWorkers {
+    /// Connect to `source` from a worker (where the database drivers are)
+    /// and describe its tables; the error says what failed, never the password.
+    pub fn test_source(
+        &self,
+        source: &quarry_types::Source,
+        limits: &Limits,
+    ) -> Result<Vec<quarry_types::LiveTable>, String> {
+        let mut worker = self.pool.get().map_err(|e| e.to_string())?;
+        let request = Frame::json(&Request {
+            sql: String::new(),
+            limits: limits.clone(),
+            params: Vec::new(),
+            passwords: quarry_types::sources::Passwords::from_env(std::slice::from_ref(source)),
+            test_source: Some(source.clone()),
+        });
+        let answer = worker.call(&request, limits.time, |frame| {
+            let header: Header = frame.parse()?;
+            Ok(Step::Done(match header.error {
+                Some(e) => Err(e.message),
+                None => Ok(header.tables),
+            }))
+        });
+        answer.map_err(|e| worker_error(e).message)?
     }
 }
 

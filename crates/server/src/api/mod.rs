@@ -29,6 +29,7 @@ pub const MAX_TITLE_CHARS: usize = 200;
 
 mod accounts;
 mod analyses;
+mod connections;
 mod definitions;
 mod insights;
 mod layout;
@@ -75,6 +76,9 @@ pub use views::*;
         definitions::list,
         definitions::add,
         definitions::remove,
+        connections::list,
+        connections::add,
+        connections::remove,
         run_sql,
         list_conversations,
         create_conversation,
@@ -103,6 +107,8 @@ pub use views::*;
         layout::LayoutView,
         definitions::DefinitionsView,
         analyses::SaveAnalysis,
+        connections::ConnectionView,
+        connections::NewConnection,
         SqlRequest,
         SqlView,
         NewConversation,
@@ -138,6 +144,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/workspaces/{ws}/tables/{table}/insights/summary", post(insights::summary))
         .route("/api/workspaces/{ws}/definitions", get(definitions::list).post(definitions::add))
         .route("/api/workspaces/{ws}/definitions/{kind}/{key}", axum::routing::delete(definitions::remove))
+        .route("/api/workspaces/{ws}/connections", get(connections::list).post(connections::add))
+        .route("/api/workspaces/{ws}/connections/{name}", axum::routing::delete(connections::remove))
         .route("/api/packs", get(packs::list))
         .route("/api/workspaces/{ws}/tables/{table}/packs/{pack}", get(packs::binding).post(packs::confirm))
         .route("/api/workspaces/{ws}/analyses", get(analyses::list))
@@ -182,6 +190,10 @@ async fn get_config(State(st): State<Arc<AppState>>, Caller(u): Caller) -> Res<C
         insight_kinds: quarry_agent::insights::InsightKind::ALL
             .iter()
             .map(|k| views::InsightKindView { kind: k.as_str().into(), label: k.label().into() })
+            .collect(),
+        source_kinds: quarry_types::SourceKind::ALL
+            .iter()
+            .map(|k| views::SourceKindView { kind: k.as_str().into(), example: k.example().into() })
             .collect(),
         max_upload_bytes: st.cfg.max_upload_bytes,
         export_formats: Format::ALL

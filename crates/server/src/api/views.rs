@@ -35,6 +35,8 @@ pub struct ConfigView {
     pub local_models: Vec<String>,
     /// The kinds of insight finding, with their titles, in rank order.
     pub insight_kinds: Vec<InsightKindView>,
+    /// The kinds of database a connection may be, with how a URL is written.
+    pub source_kinds: Vec<SourceKindView>,
 }
 
 /// A kind of insight, as the page titles it.
@@ -42,6 +44,13 @@ pub struct ConfigView {
 pub struct InsightKindView {
     pub kind: String,
     pub label: String,
+}
+
+/// A kind of live database, as the page's connection form offers it.
+#[derive(Serialize, ToSchema)]
+pub struct SourceKindView {
+    pub kind: String,
+    pub example: String,
 }
 
 /// A kind of definition, as the page's definitions form offers it.

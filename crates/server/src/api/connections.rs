@@ -1,0 +1,125 @@
+//! A workspace's live databases over HTTP: listed (passwords as `***`),
+//! added after a test connection made from one of the workspace's SQL
+//! workers (where the drivers are; the server links none), removed. Adding
+//! one is for admins only: a connection reads from the server's network and,
+//! for SQLite, its files. Stored by `quarry_ingest::sources`, as
+//! `quarry connect` stores them; what a source is lives in
+//! `quarry_types::sources`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use quarry_ingest::sources;
+use quarry_types::Source;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{ApiError, Res};
+use crate::auth::{own_workspace, Caller};
+use crate::AppState;
+
+/// A connection as the page shows it.
+#[derive(Serialize, ToSchema)]
+pub struct ConnectionView {
+    pub name: String,
+    pub kind: String,
+    /// The URL with its password written `***`.
+    pub url: String,
+    /// The environment variable of the server that holds the password, if any.
+    pub password_env: Option<String>,
+    /// Its tables as queried (`name.table`), as introspected when it was added.
+    pub tables: Vec<String>,
+}
+
+fn views(data: &std::path::Path) -> Vec<ConnectionView> {
+    sources::live_tables(data)
+        .into_iter()
+        .map(|(s, tables)| ConnectionView {
+            name: s.name.clone(),
+            kind: s.kind.as_str().into(),
+            url: s.redacted_url(),
+            password_env: s.password_env.clone(),
+            tables: tables.into_iter().map(|t| t.name).collect(),
+        })
+        .collect()
+}
+
+#[utoipa::path(get, path = "/api/workspaces/{ws}/connections", params(("ws" = String, Path)),
+    responses((status = 200, body = Vec<ConnectionView>), (status = 404, body = super::ErrorBody)))]
+pub(super) async fn list(
+    State(st): State<Arc<AppState>>,
+    Caller(u): Caller,
+    Path(ws): Path<String>,
+) -> Res<Vec<ConnectionView>> {
+    let w = own_workspace(&st, &u, &ws)?;
+    Ok(Json(views(&st.ws_data(&w.id))))
+}
+
+/// A connection to add: its name (the SQL schema of its tables) and URL.
+#[derive(Deserialize, ToSchema)]
+pub struct NewConnection {
+    pub name: String,
+    /// `postgres://USER[:PASSWORD]@HOST:5432/DATABASE`, `mysql://…` or `sqlite:/path/to/file.db`.
+    pub url: String,
+    /// Read the password from this environment variable of the server instead.
+    #[serde(default)]
+    pub password_env: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/workspaces/{ws}/connections", params(("ws" = String, Path)), request_body = NewConnection,
+    responses((status = 200, body = Vec<ConnectionView>), (status = 400, body = super::ErrorBody), (status = 403, body = super::ErrorBody)))]
+pub(super) async fn add(
+    State(st): State<Arc<AppState>>,
+    Caller(u): Caller,
+    Path(ws): Path<String>,
+    Json(req): Json<NewConnection>,
+) -> Res<Vec<ConnectionView>> {
+    let w = own_workspace(&st, &u, &ws)?;
+    if !u.admin {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "only an admin can connect a database: a connection reads from the server's network and files",
+        ));
+    }
+    let source =
+        Source::parse(req.name.trim(), &req.url, req.password_env.filter(|v| !v.is_empty())).map_err(ApiError::bad)?;
+    let data = st.ws_data(&w.id);
+    // The SQL workers open the catalog (and may not create it).
+    quarry_ingest::catalog::Catalog::open(&data).map_err(ApiError::internal)?;
+    let (k, limits, tested) = (st.kernels(&w.id), st.cfg.limits.clone(), source.clone());
+    let tables = tokio::task::spawn_blocking(move || k.sql.test_source(&tested, &limits))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::bad(format!("not saved: {e}")))?;
+    let _guard = st.definitions_lock.lock().await;
+    let mut all = sources::load(&data).map_err(ApiError::internal)?;
+    all.retain(|s| s.name != source.name);
+    all.push(source.clone());
+    sources::save_tables(&data, &source.name, &tables)
+        .and_then(|()| sources::save(&data, &all))
+        .map_err(ApiError::internal)?;
+    Ok(Json(views(&data)))
+}
+
+#[utoipa::path(delete, path = "/api/workspaces/{ws}/connections/{name}", params(("ws" = String, Path), ("name" = String, Path)),
+    responses((status = 200, body = Vec<ConnectionView>), (status = 404, body = super::ErrorBody)))]
+pub(super) async fn remove(
+    State(st): State<Arc<AppState>>,
+    Caller(u): Caller,
+    Path((ws, name)): Path<(String, String)>,
+) -> Res<Vec<ConnectionView>> {
+    let w = own_workspace(&st, &u, &ws)?;
+    let data = st.ws_data(&w.id);
+    let _guard = st.definitions_lock.lock().await;
+    let mut all = sources::load(&data).map_err(ApiError::internal)?;
+    let before = all.len();
+    all.retain(|s| s.name != name);
+    if all.len() == before {
+        return Err(ApiError::not_found("no such connection"));
+    }
+    sources::remove_tables(&data, &name);
+    sources::save(&data, &all).map_err(ApiError::internal)?;
+    Ok(Json(views(&data)))
+}
