@@ -683,10 +683,29 @@ async function loadConnections() {
   $("#connection-list").replaceChildren(...list.map((c) => el("li", { "data-connection": c.name },
     el("strong", {}, c.name), ` ${c.kind} · ${c.url}`, c.password_env ? ` · password from $${c.password_env}` : "",
     el("div", { class: "muted connection-tables" }, c.tables.length ? c.tables.join(", ") : "no tables"),
+    c.tables.length ? snapshotForm(c) : null,
     el("button", { type: "button", class: "remove-connection", onclick: async () => {
       await api(`/api/workspaces/${state.workspace}/connections/${encodeURIComponent(c.name)}`, { method: "DELETE" });
       await loadConnections();
     } }, "Remove"))));
+}
+
+// Copy a live table (or the rows a condition picks) into the catalog as a
+// versioned table, so answers over it can be reproduced after the database changes.
+function snapshotForm(c) {
+  const table = el("select", { class: "snapshot-table", "aria-label": "table to snapshot" }, c.tables.map((t) => el("option", { value: t }, t)));
+  const where = el("input", { class: "snapshot-where", placeholder: "only rows where … (optional)", "aria-label": "snapshot condition", size: "22" });
+  const status = el("span", { class: "muted snapshot-status" });
+  const go = el("button", { type: "button", class: "snapshot" }, "Snapshot");
+  go.addEventListener("click", async () => {
+    status.textContent = "copying…"; status.className = "muted snapshot-status";
+    try {
+      const s = await api(`/api/workspaces/${state.workspace}/snapshots`, { method: "POST", body: JSON.stringify({ table: table.value, where: where.value.trim() || null }) });
+      status.textContent = `✓ ${s.rows} rows → table ${s.table}`;
+      await loadTables();
+    } catch (e) { status.textContent = e.message; status.className = "error snapshot-status"; }
+  });
+  return el("div", { class: "snapshot-form" }, table, " ", where, " ", go, " ", status);
 }
 
 function setupConnections() {

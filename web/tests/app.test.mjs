@@ -336,6 +336,17 @@ c.commit()`, db]);
   const text = await page.textContent("#sql-result");
   assert.match(text, /Kano\s*12/);
   assert.match(text, /Lagos\s*11/);
+  // A snapshot of Kano's rows becomes a table of the catalog.
+  const li = '#connection-list li[data-connection="field"]';
+  await page.fill(`${li} input.snapshot-where`, "state = 'Kano'");
+  await page.click(`${li} button.snapshot`);
+  await page.waitForFunction((sel) => /rows → table/.test(document.querySelector(`${sel} .snapshot-status`)?.textContent || ""), li);
+  assert.match(await page.textContent(`${li} .snapshot-status`), /2 rows → table field_visits/);
+  await page.waitForSelector('.table-card[data-table="field_visits"]');
+  await page.fill(`${li} input.snapshot-where`, "no_such_column = 1");
+  await page.click(`${li} button.snapshot`);
+  await page.waitForSelector(`${li} .snapshot-status.error`);
+  assert.match(await page.textContent(`${li} .snapshot-status`), /no_such_column/);
   await page.screenshot({ path: join(shots, "10-databases.png"), fullPage: true });
   await page.reload();
   await page.waitForSelector('#connection-list li[data-connection="field"]', { state: "attached" });

@@ -9,7 +9,6 @@ use std::path::Path;
 
 use quarry_ingest::sources;
 use quarry_ingest::IngestOptions;
-use quarry_types::sql::quoted;
 use quarry_types::{Limits, Source, SqlKernel};
 
 use crate::fail;
@@ -118,59 +117,23 @@ pub(crate) struct Snapshot {
     pub max_rows: usize,
 }
 
-/// The query a snapshot runs, and the catalog name it gets.
-fn snapshot_query(s: &Snapshot, data: &Path) -> Result<(String, String), String> {
-    let Some((source, table)) = s.table.split_once('.') else {
-        return Err(format!("{}: name a live table as SOURCE.TABLE (see `quarry connect --list`)", s.table));
-    };
-    if !sources::load(data)?.iter().any(|x| x.name == source) {
-        return Err(format!("there is no connection '{source}' (see `quarry connect --list`)"));
-    }
-    let name = s.name.clone().unwrap_or_else(|| format!("{source}_{table}"));
-    let named = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !named {
-        return Err(format!("--name {name}: use letters, digits and _"));
-    }
-    let filter = s.filter.as_deref().map(|w| format!(" WHERE {w}")).unwrap_or_default();
-    Ok((format!("SELECT * FROM {}.{}{filter}", quoted(source), quoted(table)), name))
-}
-
 pub(crate) fn snapshot(s: &Snapshot, data: &Path, opts: &IngestOptions) -> bool {
-    let (sql, name) = match snapshot_query(s, data) {
+    let (sql, name) = match sources::snapshot_query(data, &s.table, s.filter.as_deref(), s.name.as_deref()) {
         Ok(x) => x,
-        Err(e) => return fail(e),
-    };
-    let limits = Limits {
-        max_rows: s.max_rows.saturating_add(1),
-        max_result_bytes: 4 << 30,
-        time: std::time::Duration::from_secs(1800),
-        ..Limits::default()
+        Err(e) => return fail(format!("{e} (see `quarry connect --list`)")),
     };
     let workers = match crate::loading::sql_worker(data) {
         Ok(w) => w,
         Err(e) => return fail(e),
     };
-    let r = match workers.query(&sql, &limits) {
+    let r = match workers.query(&sql, &sources::snapshot_limits(s.max_rows)) {
         Ok(r) => r,
         Err(e) => return fail(format!("snapshot of {}: {e}", s.table)),
     };
-    if r.truncated || r.rows > s.max_rows {
-        return fail(format!(
-            "snapshot of {}: more than {} rows — nothing written; narrow it with --where or raise --max-rows",
-            s.table, s.max_rows
-        ));
-    }
-    let dir = data.join("snapshots");
-    let path = dir.join(format!("{name}.parquet"));
-    let written = std::fs::create_dir_all(&dir).map_err(anyhow::Error::from).and_then(|()| {
-        let tmp = tempfile::NamedTempFile::new_in(&dir)?;
-        crate::sql::write_result(&r, "parquet", Some(tmp.path()))?;
-        tmp.persist(&path)?;
-        Ok(())
-    });
-    if let Err(e) = written {
-        return fail(format!("{}: {e}", path.display()));
-    }
+    let path = match sources::write_snapshot(data, &s.table, &name, &r, s.max_rows) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
     let at = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC");
     let picked = s.filter.as_deref().map(|w| format!(" where {w}")).unwrap_or_default();
     eprintln!("snapshot of {}{picked} at {at}: {} rows → table {name}", s.table, r.rows);

@@ -2,13 +2,15 @@
 //! beside the catalog, written whole (a temporary file, fsync, rename) and
 //! readable by its owner only (mode 0600: the file may hold passwords); and
 //! each source's tables as introspected (`<data>/sources/<name>.json`, names
-//! and types only) for the analyst's context.
+//! and types only) for the analyst's context; snapshots of live tables
+//! (`<data>/snapshots/<name>.parquet`), written whole, then loaded as tables.
 //! What a source is lives in `quarry_types::sources`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use quarry_types::{LiveTable, Source};
+use quarry_types::sql::quoted;
+use quarry_types::{Limits, LiveTable, QueryResult, Source};
 
 pub fn path(data: &Path) -> PathBuf {
     data.join(quarry_types::sources::CONNECTIONS_FILE)
@@ -70,6 +72,74 @@ pub fn live_tables(data: &Path) -> Vec<(Source, Vec<LiveTable>)> {
             (s, t)
         })
         .collect()
+}
+
+/// Most rows a snapshot holds unless asked for more.
+pub const SNAPSHOT_MAX_ROWS: usize = 5_000_000;
+
+/// A snapshot of a live table (or of the rows `filter` picks), checked: the
+/// query it runs and the name of the table it becomes (`source_table`
+/// unless `name` is given).
+pub fn snapshot_query(
+    data: &Path,
+    table: &str,
+    filter: Option<&str>,
+    name: Option<&str>,
+) -> Result<(String, String), String> {
+    let Some((source, t)) = table.split_once('.') else {
+        return Err(format!("{table}: name a live table as SOURCE.TABLE"));
+    };
+    if !load(data)?.iter().any(|x| x.name == source) {
+        return Err(format!("there is no connection '{source}'"));
+    }
+    let name = name.map(str::to_string).unwrap_or_else(|| format!("{source}_{t}"));
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!("snapshot name '{name}': use letters, digits and _"));
+    }
+    let filter = filter.map(str::trim).filter(|w| !w.is_empty()).map(|w| format!(" WHERE {w}")).unwrap_or_default();
+    Ok((format!("SELECT * FROM {}.{}{filter}", quoted(source), quoted(t)), name))
+}
+
+/// The limits a snapshot's query runs under: room for one row more than
+/// `max_rows` (to tell that it has more), half an hour.
+pub fn snapshot_limits(max_rows: usize) -> Limits {
+    Limits {
+        max_rows: max_rows.saturating_add(1),
+        max_result_bytes: 4 << 30,
+        time: std::time::Duration::from_secs(1800),
+        ..Limits::default()
+    }
+}
+
+/// Write a snapshot's rows as `<data>/snapshots/<name>.parquet`, whole or
+/// not at all (a temporary file renamed into place), to be loaded as the
+/// table `name`. More rows than `max_rows` writes nothing.
+pub fn write_snapshot(
+    data: &Path,
+    table: &str,
+    name: &str,
+    r: &QueryResult,
+    max_rows: usize,
+) -> Result<PathBuf, String> {
+    if r.truncated || r.rows > max_rows {
+        return Err(format!(
+            "snapshot of {table}: more than {max_rows} rows — nothing written; pick fewer rows with a condition (--where) or allow more (--max-rows)"
+        ));
+    }
+    let dir = data.join("snapshots");
+    let path = dir.join(format!("{name}.parquet"));
+    let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    std::fs::create_dir_all(&dir).map_err(|e| fail(&e))?;
+    let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| fail(&e))?;
+    let mut w = parquet::arrow::ArrowWriter::try_new(tmp.reopen().map_err(|e| fail(&e))?, r.schema.clone(), None)
+        .map_err(|e| fail(&e))?;
+    for b in &r.batches {
+        w.write(b).map_err(|e| fail(&e))?;
+    }
+    w.close().map_err(|e| fail(&e))?;
+    tmp.as_file().sync_all().map_err(|e| fail(&e))?;
+    tmp.persist(&path).map_err(|e| fail(&e))?;
+    Ok(path)
 }
 
 #[cfg(test)]

@@ -178,7 +178,7 @@ pub(crate) enum Cmd {
         #[arg(long)]
         name: Option<String>,
         /// Refuse (writing nothing) when the snapshot would hold more rows.
-        #[arg(long, default_value_t = 5_000_000)]
+        #[arg(long, default_value_t = quarry_ingest::sources::SNAPSHOT_MAX_ROWS)]
         max_rows: usize,
         #[arg(long, default_value = catalog::DEFAULT_DIR)]
         data: PathBuf,

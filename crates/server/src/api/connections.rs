@@ -1,6 +1,7 @@
 //! A workspace's live databases over HTTP: listed (passwords as `***`),
 //! added after a test connection made from one of the workspace's SQL
-//! workers (where the drivers are; the server links none), removed. Adding
+//! workers (where the drivers are; the server links none), removed; and
+//! snapshots of their tables, loaded as versioned tables like an upload. Adding
 //! one is for admins only: a connection reads from the server's network and,
 //! for SQLite, its files. Stored by `quarry_ingest::sources`, as
 //! `quarry connect` stores them; what a source is lives in
@@ -122,4 +123,47 @@ pub(super) async fn remove(
     sources::remove_tables(&data, &name);
     sources::save(&data, &all).map_err(ApiError::internal)?;
     Ok(Json(views(&data)))
+}
+
+/// A snapshot to take: a live table (`name.table`), or the rows a condition picks.
+#[derive(Deserialize, ToSchema)]
+pub struct SnapshotRequest {
+    pub table: String,
+    /// A condition on its rows (SQL), e.g. `state = 'Kano'`.
+    #[serde(default, rename = "where")]
+    pub filter: Option<String>,
+    /// The table it becomes (`source_table` by default); each snapshot of a name is a new version.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A snapshot taken: the table it became and how many rows it holds.
+#[derive(Serialize, ToSchema)]
+pub struct SnapshotView {
+    pub table: String,
+    pub rows: usize,
+}
+
+#[utoipa::path(post, path = "/api/workspaces/{ws}/snapshots", params(("ws" = String, Path)), request_body = SnapshotRequest,
+    responses((status = 200, body = SnapshotView), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
+pub(super) async fn snapshot(
+    State(st): State<Arc<AppState>>,
+    Caller(u): Caller,
+    Path(ws): Path<String>,
+    Json(req): Json<SnapshotRequest>,
+) -> Res<SnapshotView> {
+    use quarry_types::SqlKernel;
+    let w = own_workspace(&st, &u, &ws)?;
+    let data = st.ws_data(&w.id);
+    let (sql, name) = sources::snapshot_query(&data, &req.table, req.filter.as_deref(), req.name.as_deref())
+        .map_err(ApiError::bad)?;
+    let max = sources::SNAPSHOT_MAX_ROWS;
+    let k = st.kernels(&w.id);
+    let r = tokio::task::spawn_blocking(move || k.sql.query(&sql, &sources::snapshot_limits(max)))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::bad(format!("snapshot of {}: {e}", req.table)))?;
+    let path = sources::write_snapshot(&data, &req.table, &name, &r, max).map_err(ApiError::bad)?;
+    super::ingest_file(&st, &w.id, &path, &format!("{name}.parquet")).await?;
+    Ok(Json(SnapshotView { table: name, rows: r.rows }))
 }

@@ -79,6 +79,7 @@ pub use views::*;
         connections::list,
         connections::add,
         connections::remove,
+        connections::snapshot,
         run_sql,
         list_conversations,
         create_conversation,
@@ -109,6 +110,8 @@ pub use views::*;
         analyses::SaveAnalysis,
         connections::ConnectionView,
         connections::NewConnection,
+        connections::SnapshotRequest,
+        connections::SnapshotView,
         SqlRequest,
         SqlView,
         NewConversation,
@@ -146,6 +149,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/workspaces/{ws}/definitions/{kind}/{key}", axum::routing::delete(definitions::remove))
         .route("/api/workspaces/{ws}/connections", get(connections::list).post(connections::add))
         .route("/api/workspaces/{ws}/connections/{name}", axum::routing::delete(connections::remove))
+        .route("/api/workspaces/{ws}/snapshots", post(connections::snapshot))
         .route("/api/packs", get(packs::list))
         .route("/api/workspaces/{ws}/tables/{table}/packs/{pack}", get(packs::binding).post(packs::confirm))
         .route("/api/workspaces/{ws}/analyses", get(analyses::list))
