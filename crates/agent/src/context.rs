@@ -78,6 +78,12 @@ fn column_line(c: &ColumnStats, privacy: Privacy, rows: u64) -> String {
     s
 }
 
+/// Most names in the line for the tables left out (a database may have thousands).
+const MAX_NAMED: usize = 60;
+
+/// More tables than this, and only those related to the question are described.
+const MANY_TABLES: usize = 40;
+
 /// Build the context for `question` over `entries`, within `budget` tokens.
 /// `samples` holds a few rows per table (used in `sample` and `full` modes).
 pub fn build(
@@ -104,13 +110,21 @@ pub fn build(
     let per_table = (budget / entries.len().max(1)).max(600);
     let (mut used, mut blocks, mut left_out) = (0, Vec::new(), Vec::new());
     let (mut columns, mut omitted) = (0, 0);
-    for (i, (_, t)) in order.iter().enumerate() {
-        if i > 0 && used + 200 > budget {
+    // Among many tables (a database's), those the question does not touch
+    // are named, not described — when it touches any.
+    let only_related = entries.len() > MANY_TABLES && order.first().is_some_and(|(s, _)| *s > 0);
+    for (i, (score, t)) in order.iter().enumerate() {
+        if i > 0 && used + 200 > budget || only_related && *score == 0 {
             left_out.extend(order[i..].iter().map(|(_, t)| t.name.clone()));
             break;
         }
         let room = per_table.max(budget.saturating_sub(used) / (order.len() - i));
         let (mut block, shown, left) = table_block(t, samples.get(&t.name), &qwords, privacy, room);
+        if shown == 0 && left > 0 {
+            // No room for a single column: a name is all it would say.
+            left_out.push(t.name.clone());
+            continue;
+        }
         if let Some(of) = copies.get(t.name.as_str()) {
             let line =
                 format!("(same rows and columns as table {of}: a copy, e.g. one workbook saved twice; use either)\n");
@@ -125,7 +139,14 @@ pub fn build(
     let mut text: String = blocks.iter().map(|b| b.1.as_str()).collect();
     if !left_out.is_empty() {
         left_out.sort();
-        let _ = writeln!(text, "(+ {} more table(s) not shown: {})", left_out.len(), left_out.join(", "));
+        let n = left_out.len();
+        let named = left_out.iter().take(MAX_NAMED).cloned().collect::<Vec<_>>().join(", ");
+        let rest = if n > MAX_NAMED {
+            format!(" and {} more (information_schema.tables lists all)", n - MAX_NAMED)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(text, "(+ {n} more table(s) not shown: {named}{rest})");
     }
     let tables = blocks.into_iter().map(|b| b.0).collect();
     let approx = approx_tokens(&text);

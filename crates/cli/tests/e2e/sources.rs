@@ -435,3 +435,65 @@ fn the_analyst_answers_from_a_live_table_without_seeing_its_values() {
     assert!(sent[0].contains("field.facility_months") && sent[0].contains("read from the database when queried"));
     assert!(sent.iter().all(|b| !b.contains(canary) && !b.contains("PHC ")), "no value reached the model");
 }
+
+/// A database with hundreds of tables: the analyst's context describes the
+/// ones the question is about and stays within its budget (the rest named
+/// in a short line), introspected once when connected.
+#[test]
+fn a_large_schema_gives_the_analyst_the_tables_the_question_is_about() {
+    use quarry_fake_llm::{FakeLlm, Reply, Script};
+    use serde_json::json;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let db = dir.join("hmis.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let mut ddl = String::from("BEGIN;");
+    for i in 0..400 {
+        ddl.push_str(&format!(
+            "CREATE TABLE form_{i:03} (org_unit TEXT, period TEXT, element_{i:03}_value REAL, comment_{i:03} TEXT); \
+             INSERT INTO form_{i:03} VALUES ('ou{i}', '2024-01', {i}.5, 'ok');"
+        ));
+    }
+    ddl.push_str("CREATE TABLE malaria_cases (state TEXT, month TEXT, confirmed INTEGER); ");
+    ddl.push_str("INSERT INTO malaria_cases VALUES ('Kano', '2024-01', 40), ('Kano', '2024-02', 2), ('Oyo', '2024-01', 7); COMMIT;");
+    conn.execute_batch(&ddl).unwrap();
+    drop(conn);
+    let listed = ok(&quarry(dir, &["connect", "hmis", &format!("sqlite:{}", db.display())]));
+    assert_eq!(listed.lines().count(), 401);
+    let fake = FakeLlm::start(Script::new(vec![
+        Reply::tool(
+            "run_sql",
+            json!({"sql": "SELECT sum(confirmed) AS n FROM hmis.malaria_cases WHERE state = 'Kano'"}),
+        ),
+        Reply::tool("final_answer", json!({"answer": "{n} confirmed malaria cases in Kano."})),
+    ]));
+    let url = fake.openai_url();
+    let asked = quarry(
+        dir,
+        &[
+            "ask",
+            "How many confirmed malaria cases in Kano?",
+            "--json",
+            "--llm-base-url",
+            &url,
+            "--llm-model",
+            "m",
+            "--no-python",
+        ],
+    );
+    let parsed: Value = serde_json::from_str(&ok(&asked)).unwrap();
+    assert_eq!(parsed["answer"], "42 confirmed malaria cases in Kano.");
+    let first = fake.requests()[0].body.to_string();
+    assert!(first.contains("hmis.malaria_cases") && first.contains("confirmed"), "the table asked about is described");
+    let described = (0..400).filter(|i| first.contains(&format!("element_{i:03}_value"))).count();
+    assert_eq!(described, 0, "tables the question does not touch are named, not described");
+    assert!(first.contains("(+ 400 more table(s) not shown: hmis.form_000, hmis.form_001"), "named, in a short line");
+    assert!(first.contains("and 340 more (information_schema.tables lists all)"));
+    assert!(first.len() < 20_000, "the context stays small: {} bytes", first.len());
+    let all = "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'hmis'";
+    assert_eq!(
+        ok(&quarry(dir, &["sql", "-q", all, "--format", "csv"])).lines().nth(1),
+        Some("401"),
+        "as the line says"
+    );
+}
