@@ -239,6 +239,14 @@ fn a_mariadb_source_is_read_only_on_the_server_pushes_work_down_and_never_shows_
     }
     assert_eq!(db.sql("SELECT count(*) FROM hmis.facility_months").trim(), rows.len().to_string());
 
+    // A table dropped after the connection was made: named as gone, the others still read.
+    db.sql("CREATE TABLE hmis.stock (item varchar(20), qty int)");
+    ok(&quarry(dir, &["connect", "hmis", &db.url(MY_PASSWORD, "hmis")]));
+    db.sql("DROP TABLE hmis.stock");
+    let gone = err(&quarry(dir, &["sql", "-q", "SELECT * FROM hmis.stock"]));
+    assert!(gone.contains("table hmis.stock is no longer in the database"), "{gone}");
+    ok(&quarry(dir, &["sql", "-q", "SELECT count(*) FROM hmis.facility_months"]));
+
     db.stop();
     let down = err(&quarry(dir, &["sql", "-q", "SELECT count(*) FROM hmis.facility_months"]));
     assert!(down.contains("connection hmis") && down.contains("host unreachable"), "{down}");

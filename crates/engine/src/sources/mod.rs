@@ -351,7 +351,15 @@ impl SchemaProvider for LiveSchema {
         match slot.as_ref() {
             Some(p) => {
                 let strips_quotes = self.source.kind == SourceKind::Mysql;
-                Ok(p.table(name).await?.map(|table| Arc::new(Scan { table, strips_quotes }) as Arc<dyn TableProvider>))
+                match p.table(name).await? {
+                    Some(table) => Ok(Some(Arc::new(Scan { table, strips_quotes }))),
+                    None if self.table_exist(name) => Err(DataFusionError::Plan(format!(
+                        "connection {0}: table {0}.{name} is no longer in the database (dropped or renamed since it \
+                         was connected); connect {0} again to refresh its tables",
+                        self.source.name
+                    ))),
+                    None => Ok(None),
+                }
             }
             None => Ok(None),
         }
