@@ -195,6 +195,9 @@ fn table_block(
     if t.format == crate::live::LIVE {
         // A database table: read when queried; nothing is known of its rows.
         let _ = write!(head, " live=\"{}: read from the database when queried\"", data_str(&t.source, 80));
+        if t.rows > 0 {
+            let _ = write!(head, " rows_estimate=\"{}\"", t.rows);
+        }
     } else {
         let file =
             std::path::Path::new(&t.source).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
@@ -271,7 +274,8 @@ fn table_block(
         .take(12)
         .collect();
     if !notes.is_empty() {
-        block.push_str("notes from loading the file:\n");
+        let from = if t.format == crate::live::LIVE { "the database's catalog" } else { "loading the file" };
+        let _ = writeln!(block, "notes from {from}:");
         for n in notes {
             block.push_str(&n);
             block.push('\n');

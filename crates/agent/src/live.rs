@@ -1,7 +1,7 @@
 //! Live tables in the analyst's context: each connection's tables as they
-//! were introspected (names and types, `quarry_ingest::sources`), shaped as
-//! catalog entries with no statistics — nothing about their values, in any
-//! privacy mode. Their data version records that they were read live, and
+//! were introspected (names and types, the database's row estimate and its
+//! keys as a note; `quarry_ingest::sources`), shaped as catalog entries with
+//! no statistics — nothing about their values, in any privacy mode. Their data version records that they were read live, and
 //! when (`live@unix:…`), so answers say so and are never served from the
 //! answer cache (its key holds the data versions).
 
@@ -38,6 +38,7 @@ pub fn entries(data: &Path) -> Vec<TableEntry> {
                     top: Vec::new(),
                 })
                 .collect();
+            let notes = keys_note(&t).into_iter().collect();
             out.push(TableEntry {
                 name: t.name,
                 source: format!("connection {} ({})", source.name, source.kind.as_str()),
@@ -45,10 +46,10 @@ pub fn entries(data: &Path) -> Vec<TableEntry> {
                 format: LIVE.into(),
                 version: 0,
                 content_hash: format!("live@unix:{secs}"),
-                rows: 0,
+                rows: t.rows_estimate.unwrap_or(0),
                 parquet: PathBuf::new(),
                 columns,
-                notes: Vec::new(),
+                notes,
                 excluded: Vec::new(),
                 stats: TableStats { rows: 0, columns: stats, notes: Vec::new() },
                 loaded_at: format!("unix:{secs}"),
@@ -58,4 +59,18 @@ pub fn entries(data: &Path) -> Vec<TableEntry> {
         }
     }
     out
+}
+
+/// The table's keys as its database declares them, in one note (names only).
+fn keys_note(t: &quarry_types::LiveTable) -> Option<quarry_ingest::table::Note> {
+    let mut parts = Vec::new();
+    if !t.primary_key.is_empty() {
+        parts.push(format!("primary key ({})", t.primary_key.join(", ")));
+    }
+    let source = t.name.split_once('.').map_or("", |(s, _)| s);
+    for (col, to) in &t.references {
+        parts.push(format!("{col} refers to {source}.{to}"));
+    }
+    (!parts.is_empty())
+        .then(|| quarry_ingest::table::Note::table(quarry_ingest::table::NoteKind::Keys, parts.join("; ")))
 }

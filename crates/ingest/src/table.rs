@@ -59,6 +59,8 @@ pub enum NoteKind {
     LongForm,
     /// Percent signs and currencies read out of numbers.
     Units,
+    /// A database table's primary and foreign keys, from its catalog.
+    Keys,
     /// A kind this version does not know (written by a newer Quarry):
     /// treated as quoting values.
     #[serde(other)]
@@ -66,7 +68,7 @@ pub enum NoteKind {
 }
 
 impl NoteKind {
-    pub const ALL: [NoteKind; 33] = [
+    pub const ALL: [NoteKind; 34] = [
         NoteKind::Encoding,
         NoteKind::Delimiter,
         NoteKind::Format,
@@ -99,6 +101,7 @@ impl NoteKind {
         NoteKind::Periods,
         NoteKind::LongForm,
         NoteKind::Units,
+        NoteKind::Keys,
         NoteKind::Other,
     ];
 
@@ -136,6 +139,7 @@ impl NoteKind {
             NoteKind::Periods => "periods",
             NoteKind::LongForm => "long_form",
             NoteKind::Units => "units",
+            NoteKind::Keys => "keys",
             NoteKind::Other => "other",
         }
     }

@@ -50,11 +50,20 @@ impl SourceKind {
 /// A table of a source as introspected when it was connected: its name in
 /// SQL (`dhis.facility_months`) and its columns' names and types — never
 /// values, so it may reach the model in every privacy mode.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LiveTable {
     pub name: String,
     /// (name, type); a type Quarry does not read is left out.
     pub columns: Vec<(String, crate::ColumnType)>,
+    /// The database's own estimate of its rows, where it keeps one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_estimate: Option<u64>,
+    /// The columns of its primary key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub primary_key: Vec<String>,
+    /// Its foreign keys: (column, `table.column` it refers to in the same database).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<(String, String)>,
 }
 
 /// A connection, as stored in the workspace.

@@ -241,7 +241,17 @@ fn a_mariadb_source_is_read_only_on_the_server_pushes_work_down_and_never_shows_
 
     // A table dropped after the connection was made: named as gone, the others still read.
     db.sql("CREATE TABLE hmis.stock (item varchar(20), qty int)");
+    db.sql("CREATE TABLE hmis.facilities (facility varchar(128) PRIMARY KEY)");
+    db.sql("CREATE TABLE hmis.visits (id int PRIMARY KEY, facility varchar(128), FOREIGN KEY (facility) REFERENCES hmis.facilities (facility))");
     ok(&quarry(dir, &["connect", "hmis", &db.url(MY_PASSWORD, "hmis")]));
+    // Keys and row estimates from information_schema, kept with the tables.
+    let kept: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("quarry-data/sources/hmis.json")).unwrap()).unwrap();
+    let visits = kept.iter().find(|t| t["name"] == "hmis.visits").expect("visits kept");
+    assert_eq!(visits["primary_key"], serde_json::json!(["id"]));
+    assert_eq!(visits["references"], serde_json::json!([["facility", "facilities.facility"]]));
+    let months = kept.iter().find(|t| t["name"] == "hmis.facility_months").expect("kept");
+    assert!(months["rows_estimate"].as_u64().is_some_and(|n| n > 0), "{months}");
     db.sql("DROP TABLE hmis.stock");
     let gone = err(&quarry(dir, &["sql", "-q", "SELECT * FROM hmis.stock"]));
     assert!(gone.contains("table hmis.stock is no longer in the database"), "{gone}");

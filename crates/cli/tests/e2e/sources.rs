@@ -291,6 +291,9 @@ fn a_postgres_source_is_read_only_pushes_work_down_and_never_shows_its_password(
     quarry_testdata::anomalies::write_facility_months(&csv, false).unwrap();
     pg.psql("CREATE TABLE facility_months (state text, lga text, facility text, month text, tested int, positive int)");
     pg.psql(&format!("\\copy facility_months FROM '{}' CSV HEADER", csv.display()));
+    pg.psql("CREATE TABLE facilities (facility text PRIMARY KEY, state text)");
+    pg.psql("CREATE TABLE visits (id int PRIMARY KEY, facility text REFERENCES facilities (facility))");
+    pg.psql("ANALYZE");
     let pop = dir.join("population_2024.csv");
     quarry_testdata::write_population_csv(&pop).unwrap();
     ok(&quarry(dir, &["load", "population_2024.csv"]));
@@ -306,7 +309,7 @@ fn a_postgres_source_is_read_only_pushes_work_down_and_never_shows_its_password(
     assert!(!dir.join("quarry-data/connections.json").exists());
 
     let added = quarry(dir, &["connect", "dhis", &pg.url(PG_PASSWORD, "postgres")]);
-    assert_eq!(ok(&added).trim(), "dhis.facility_months");
+    assert_eq!(ok(&added).trim(), "dhis.facilities\ndhis.facility_months\ndhis.visits");
     let list = ok(&quarry(dir, &["connect", "--list"]));
     assert!(list.contains("postgres://quarry:***@127.0.0.1") && !list.contains(PG_PASSWORD), "{list}");
     assert!(!String::from_utf8_lossy(&added.stderr).contains(PG_PASSWORD));
@@ -378,6 +381,10 @@ fn a_postgres_source_is_read_only_pushes_work_down_and_never_shows_its_password(
         fake.requests().iter().all(|r| !r.body.to_string().contains(PG_PASSWORD)),
         "the password reached the model"
     );
+    // The keys and row estimates of PostgreSQL's catalog reach the model; no value does.
+    let context = fake.requests()[0].body.to_string();
+    assert!(context.contains("primary key (id); facility refers to dhis.facilities.facility"), "{context}");
+    assert!(context.contains(&format!("rows_estimate=\\\"{}\\\"", rows.len())), "{context}");
     let stored = std::fs::read_to_string(dir.join("quarry-data/connections.json")).unwrap();
     assert!(stored.contains(PG_PASSWORD), "stored for the owner only (0600)");
 
@@ -454,12 +461,13 @@ fn a_large_schema_gives_the_analyst_the_tables_the_question_is_about() {
              INSERT INTO form_{i:03} VALUES ('ou{i}', '2024-01', {i}.5, 'ok');"
         ));
     }
-    ddl.push_str("CREATE TABLE malaria_cases (state TEXT, month TEXT, confirmed INTEGER); ");
+    ddl.push_str("CREATE TABLE states (state TEXT PRIMARY KEY); INSERT INTO states VALUES ('Kano'), ('Oyo');");
+    ddl.push_str("CREATE TABLE malaria_cases (state TEXT REFERENCES states (state), month TEXT, confirmed INTEGER); ");
     ddl.push_str("INSERT INTO malaria_cases VALUES ('Kano', '2024-01', 40), ('Kano', '2024-02', 2), ('Oyo', '2024-01', 7); COMMIT;");
     conn.execute_batch(&ddl).unwrap();
     drop(conn);
     let listed = ok(&quarry(dir, &["connect", "hmis", &format!("sqlite:{}", db.display())]));
-    assert_eq!(listed.lines().count(), 401);
+    assert_eq!(listed.lines().count(), 402);
     let fake = FakeLlm::start(Script::new(vec![
         Reply::tool(
             "run_sql",
@@ -487,13 +495,14 @@ fn a_large_schema_gives_the_analyst_the_tables_the_question_is_about() {
     assert!(first.contains("hmis.malaria_cases") && first.contains("confirmed"), "the table asked about is described");
     let described = (0..400).filter(|i| first.contains(&format!("element_{i:03}_value"))).count();
     assert_eq!(described, 0, "tables the question does not touch are named, not described");
-    assert!(first.contains("(+ 400 more table(s) not shown: hmis.form_000, hmis.form_001"), "named, in a short line");
-    assert!(first.contains("and 340 more (information_schema.tables lists all)"));
+    assert!(first.contains("(+ 401 more table(s) not shown: hmis.form_000, hmis.form_001"), "named, in a short line");
+    assert!(first.contains("and 341 more (information_schema.tables lists all)"));
+    assert!(first.contains(r#"rows_estimate=\"3\""#) && first.contains("state refers to hmis.states.state"), "{first}");
     assert!(first.len() < 20_000, "the context stays small: {} bytes", first.len());
     let all = "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'hmis'";
     assert_eq!(
         ok(&quarry(dir, &["sql", "-q", all, "--format", "csv"])).lines().nth(1),
-        Some("401"),
+        Some("402"),
         "as the line says"
     );
 }

@@ -27,6 +27,7 @@ use datafusion_table_providers::sql::db_connection_pool::{JoinPushDown, Mode};
 use datafusion_table_providers::util::secrets::to_secret_map;
 use quarry_types::{ColumnType, Limits, LiveTable, Source, SourceKind, TableInfo};
 
+mod facts;
 mod mysql;
 
 /// Why a source could not be used, for people: what failed, never the password.
@@ -114,35 +115,7 @@ async fn connect(s: &Source, limits: &Limits) -> Result<Arc<dyn SchemaProvider>,
 async fn connect_now(s: &Source, limits: &Limits) -> Result<Arc<dyn SchemaProvider>, String> {
     match s.kind {
         SourceKind::Postgres => {
-            let a = s.server()?;
-            let mut params = std::collections::HashMap::from([
-                ("host".to_string(), a.host.clone()),
-                ("port".to_string(), a.port.unwrap_or(5432).to_string()),
-                ("user".to_string(), a.user.clone()),
-                ("db".to_string(), a.database.clone()),
-                ("sslmode".to_string(), "prefer".to_string()),
-                (
-                    "options".to_string(),
-                    format!(
-                        "-c default_transaction_read_only=on -c statement_timeout={}",
-                        limits.time.as_millis().max(1)
-                    ),
-                ),
-            ]);
-            if let Some(p) = &a.password {
-                params.insert("pass".into(), p.clone());
-            }
-            let mut schema = "public".to_string();
-            for (k, v) in &a.options {
-                match k.as_str() {
-                    "sslmode" | "sslrootcert" => {
-                        params.insert(k.clone(), v.clone());
-                    }
-                    "schema" => schema = v.clone(),
-                    other => return Err(format!("connection {}: unknown URL option '{other}'", s.name)),
-                }
-            }
-            let pool = PostgresConnectionPool::new(to_secret_map(params)).await.map_err(|e| explain(s, &chain(&e)))?;
+            let (pool, schema) = postgres_pool(s, limits).await?;
             let p =
                 DatabaseSchemaProvider::try_new(schema, Arc::new(pool)).await.map_err(|e| explain(s, &chain(&*e)))?;
             Ok(Arc::new(p))
@@ -170,10 +143,42 @@ async fn connect_now(s: &Source, limits: &Limits) -> Result<Arc<dyn SchemaProvid
     }
 }
 
+/// A PostgreSQL pool whose sessions are read-only and time-limited, and the schema its tables are in.
+async fn postgres_pool(s: &Source, limits: &Limits) -> Result<(PostgresConnectionPool, String), String> {
+    let a = s.server()?;
+    let mut params = std::collections::HashMap::from([
+        ("host".to_string(), a.host.clone()),
+        ("port".to_string(), a.port.unwrap_or(5432).to_string()),
+        ("user".to_string(), a.user.clone()),
+        ("db".to_string(), a.database.clone()),
+        ("sslmode".to_string(), "prefer".to_string()),
+        (
+            "options".to_string(),
+            format!("-c default_transaction_read_only=on -c statement_timeout={}", limits.time.as_millis().max(1)),
+        ),
+    ]);
+    if let Some(p) = &a.password {
+        params.insert("pass".into(), p.clone());
+    }
+    let mut schema = "public".to_string();
+    for (k, v) in &a.options {
+        match k.as_str() {
+            "sslmode" | "sslrootcert" => {
+                params.insert(k.clone(), v.clone());
+            }
+            "schema" => schema = v.clone(),
+            other => return Err(format!("connection {}: unknown URL option '{other}'", s.name)),
+        }
+    }
+    let pool = PostgresConnectionPool::new(to_secret_map(params)).await.map_err(|e| explain(s, &chain(&e)))?;
+    Ok((pool, schema))
+}
+
 /// Connect to `s` and describe its tables (what `quarry connect` checks
 /// first, and keeps for the analyst's context).
 pub async fn test(s: &Source, limits: &Limits) -> Result<Vec<LiveTable>, String> {
     let schema = connect(s, limits).await?;
+    let facts = facts::read(s, limits).await;
     let mut names = schema.table_names();
     names.sort();
     let mut out = Vec::new();
@@ -185,7 +190,9 @@ pub async fn test(s: &Source, limits: &Limits) -> Result<Vec<LiveTable>, String>
             .iter()
             .filter_map(|f| ColumnType::from_arrow(f.data_type()).map(|d| (f.name().clone(), d)))
             .collect();
-        out.push(LiveTable { name: format!("{}.{t}", s.name), columns });
+        let mut table = LiveTable { name: format!("{}.{t}", s.name), columns, ..Default::default() };
+        facts.apply(&mut table, &t);
+        out.push(table);
     }
     Ok(out)
 }

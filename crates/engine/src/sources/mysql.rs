@@ -151,3 +151,35 @@ impl SchemaProvider for Schema {
         self.tables.iter().any(|t| t == name)
     }
 }
+
+/// A row of `KEY_COLUMN_USAGE`: table, column, constraint, and what a foreign key refers to.
+type KeyRow = (String, String, String, Option<String>, Option<String>);
+
+/// Row estimates and keys from the server's `information_schema`.
+pub(super) async fn facts(s: &Source) -> Result<super::facts::Facts, String> {
+    let a = s.server()?;
+    let mut c = mysql_async::Conn::new(options(s, &a)?).await.map_err(|e| e.to_string())?;
+    let mut f = super::facts::Facts::default();
+    let rows: Vec<(String, Option<u64>)> = c
+        .exec("SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (&a.database,))
+        .await
+        .map_err(|e| e.to_string())?;
+    f.rows.extend(rows.into_iter().filter_map(|(t, n)| Some((t, n?))));
+    let keys: Vec<KeyRow> = c
+        .exec(
+            "SELECT TABLE_NAME, COLUMN_NAME, CONSTRAINT_NAME, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME \
+             FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION",
+            (&a.database,),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    for (t, col, constraint, to_table, to_col) in keys {
+        match to_table.zip(to_col) {
+            Some(to) => f.key(t, col, Some(to)),
+            None if constraint == "PRIMARY" => f.key(t, col, None),
+            None => {}
+        }
+    }
+    let _ = c.disconnect().await;
+    Ok(f)
+}

@@ -1,0 +1,121 @@
+//! What a database's own catalog says of its tables, read once when a
+//! source is connected: row estimates and primary and foreign keys, for
+//! the analyst to join and size by (names and counts only — no values).
+//! Best effort: a catalog that cannot be read leaves them unknown.
+
+use std::collections::HashMap;
+
+use quarry_types::{LiveTable, Source, SourceKind};
+
+/// Per table (by its name in the database): what its catalog says.
+#[derive(Default)]
+pub(super) struct Facts {
+    pub rows: HashMap<String, u64>,
+    pub primary: HashMap<String, Vec<String>>,
+    pub references: HashMap<String, Vec<(String, String)>>,
+}
+
+impl Facts {
+    /// `t` (named `source.table`) with what is known of `table`.
+    pub fn apply(&self, t: &mut LiveTable, table: &str) {
+        t.rows_estimate = self.rows.get(table).copied();
+        t.primary_key = self.primary.get(table).cloned().unwrap_or_default();
+        t.references = self.references.get(table).cloned().unwrap_or_default();
+    }
+
+    /// One key column: of the primary key, or (with what it refers to) of a foreign key.
+    pub fn key(&mut self, table: String, column: String, foreign: Option<(String, String)>) {
+        match foreign {
+            Some((t, c)) => self.references.entry(table).or_default().push((column, format!("{t}.{c}"))),
+            None => self.primary.entry(table).or_default().push(column),
+        }
+    }
+}
+
+/// A literal for SQL text (names from the URL, not from generated code).
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The facts of `s`'s tables, or none where its catalog cannot be read.
+pub(super) async fn read(s: &Source, limits: &quarry_types::Limits) -> Facts {
+    let got = match s.kind {
+        SourceKind::Postgres => postgres(s, limits).await,
+        SourceKind::Mysql => super::mysql::facts(s).await,
+        SourceKind::Sqlite => sqlite(s),
+    };
+    got.unwrap_or_default()
+}
+
+async fn postgres(s: &Source, limits: &quarry_types::Limits) -> Result<Facts, String> {
+    let (pool, schema) = super::postgres_pool(s, limits).await?;
+    let c = pool.connect_direct().await.map_err(|e| e.to_string())?;
+    let mut f = Facts::default();
+    let rows = format!(
+        "SELECT c.relname::text, c.reltuples::float8 FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = {} AND c.relkind IN ('r', 'p', 'm')",
+        literal(&schema)
+    );
+    for r in c.conn.query(rows.as_str(), &[]).await.map_err(|e| e.to_string())? {
+        let (t, n): (String, f64) = (r.get(0), r.get(1));
+        if n >= 0.0 {
+            f.rows.insert(t, n as u64);
+        }
+    }
+    let keys = format!(
+        "SELECT tc.table_name::text, kcu.column_name::text, ccu.table_name::text, ccu.column_name::text \
+         FROM information_schema.table_constraints tc \
+         JOIN information_schema.key_column_usage kcu \
+           ON kcu.constraint_name = tc.constraint_name AND kcu.constraint_schema = tc.constraint_schema \
+         LEFT JOIN information_schema.constraint_column_usage ccu \
+           ON tc.constraint_type = 'FOREIGN KEY' AND ccu.constraint_name = tc.constraint_name \
+          AND ccu.constraint_schema = tc.constraint_schema \
+         WHERE tc.table_schema = {} AND tc.constraint_type IN ('PRIMARY KEY', 'FOREIGN KEY') \
+         ORDER BY tc.table_name, kcu.ordinal_position",
+        literal(&schema)
+    );
+    for r in c.conn.query(keys.as_str(), &[]).await.map_err(|e| e.to_string())? {
+        let (t, col): (String, String) = (r.get(0), r.get(1));
+        let to: (Option<String>, Option<String>) = (r.get(2), r.get(3));
+        f.key(t, col, to.0.zip(to.1));
+    }
+    Ok(f)
+}
+
+/// SQLite keeps no row estimate: tables are counted, until a second has gone.
+fn sqlite(s: &Source) -> Result<Facts, String> {
+    use rusqlite::OpenFlags;
+    let path = s.sqlite_path()?;
+    let c = rusqlite::Connection::open_with_flags(
+        &path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| e.to_string())?;
+    let q = |e: rusqlite::Error| e.to_string();
+    let mut names =
+        c.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").map_err(q)?;
+    let tables: Vec<String> = names.query_map([], |r| r.get(0)).map_err(q)?.filter_map(Result::ok).collect();
+    let mut f = Facts::default();
+    let started = std::time::Instant::now();
+    for t in &tables {
+        if started.elapsed() < std::time::Duration::from_secs(1) {
+            let quoted = quarry_types::sql::quoted(t);
+            if let Ok(n) = c.query_row(&format!("SELECT count(*) FROM {quoted}"), [], |r| r.get::<_, i64>(0)) {
+                f.rows.insert(t.clone(), n.max(0) as u64);
+            }
+        }
+        let mut pk = c.prepare("SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk").map_err(q)?;
+        for col in pk.query_map([t], |r| r.get::<_, String>(0)).map_err(q)?.filter_map(Result::ok) {
+            f.key(t.clone(), col, None);
+        }
+        let mut fk = c.prepare("SELECT \"from\", \"table\", \"to\" FROM pragma_foreign_key_list(?1)").map_err(q)?;
+        let refs =
+            fk.query_map([t], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?)));
+        for (col, to_table, to_col) in refs.map_err(q)?.filter_map(Result::ok) {
+            // No column named: the referred table's primary key.
+            f.key(t.clone(), col, Some((to_table, to_col.unwrap_or_else(|| "rowid".into()))));
+        }
+    }
+    Ok(f)
+}
