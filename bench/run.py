@@ -3,6 +3,7 @@
 
     python3 bench/run.py            # full: 1 GB CSV, 200k-row XLSX, SQL over the CSV's ~16M rows
     python3 bench/run.py --quick    # small sizes, for a smoke run
+    python3 bench/run.py --live-only --live-rows 10000000   # only the live PostgreSQL section
 
 Builds `quarry` in release mode, generates the inputs with `quarry gen` (the
 project's own generator), then times each tool in its own process and reads
@@ -31,7 +32,8 @@ def ensure_venv():
     py = VENV / "bin" / "python"
     if not py.exists():
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "-r", str(BENCH / "requirements.txt")], check=True)
+    # Every run: a no-op when the pins are installed, an update when they changed.
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "-r", str(BENCH / "requirements.txt")], check=True)
     return py
 
 
@@ -70,11 +72,23 @@ def main():
     ap.add_argument("--xlsx-rows", type=int, default=200_000)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--live-rows", type=int, default=10_000_000)
+    ap.add_argument("--live-only", action="store_true",
+                    help="run only the live-database section and replace it in bench/RESULTS.md")
     a = ap.parse_args()
     if a.quick:
         a.csv_mb, a.xlsx_rows = 50, 20_000
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "quarry-cli"], cwd=ROOT, check=True)
     py = ensure_venv()
+    import live
+    if a.live_only:
+        section = live_section(live.run(str(QUARRY), str(py), a.live_rows, best_of, measure), a)
+        print(section)
+        if not a.no_write:
+            text = (BENCH / "RESULTS.md").read_text()
+            head = text.split(LIVE_HEADING)[0].rstrip() + "\n\n"
+            (BENCH / "RESULTS.md").write_text(head + section + "\n")
+        return
     DATA.mkdir(parents=True, exist_ok=True)
     csv = DATA / f"big_{a.csv_mb}mb.csv"
     xlsx = DATA / f"big_{a.xlsx_rows}.xlsx"
@@ -128,6 +142,8 @@ def main():
     import load
     load_table = load.table(load.run(str(QUARRY), 50, 60))
     print(load_table)
+    live_text = live_section(live.run(str(QUARRY), str(py), a.live_rows, best_of, measure), a)
+    print(live_text)
     if not a.no_write:
         machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
         try:
@@ -166,8 +182,26 @@ def main():
             "answering at once (a query, then a final answer). First event: from the POST to the first event on the "
             "stream. Memory: the server process, and with its SQL and ingest workers. Target: no errors, memory "
             "bounded.\n\n"
-            + load_table + "\n"
+            + load_table + "\n\n"
+            + live_text + "\n"
         )
+
+
+LIVE_HEADING = "## A live PostgreSQL table"
+
+
+def live_section(table, a):
+    """The live-database section, stamped with its own run (it may be run alone: --live-only)."""
+    machine = f"{platform.machine()}, {os.cpu_count()} cores"
+    return (
+        f"{LIVE_HEADING}\n\n"
+        f"Run: `python3 bench/run.py{' --live-only' if a.live_only else ''}` on {datetime.date.today().isoformat()}, "
+        f"{machine}. `bench/live.py`: a PostgreSQL started for the run, one aggregate three ways — Quarry over the "
+        "connected table (columns and filter pushed down, grouping in DataFusion), pandas pulling the table with "
+        "`read_sql` and grouping itself, and PostgreSQL running the SQL. Every time includes process start-up. "
+        "Target: Quarry well ahead of pulling the rows into pandas; PostgreSQL itself is the floor (Quarry does not "
+        "push aggregates down yet).\n\n" + table
+    )
 
 
 SQL_QUERIES = [
