@@ -53,6 +53,9 @@ pub fn serve(data: &Path, input: &mut impl Read, out: &mut impl Write) -> i32 {
         quarry_worker::arm_cpu_limit(&req.limits);
         if let Some(s) = req.test_source {
             code = reply_tested(out, rt.block_on(crate::sources::test(&req.passwords.apply(s), &req.limits)));
+            if code == 3 {
+                break;
+            }
             continue;
         }
         let sources = std::fs::read(quarry_ingest::sources::path(data)).unwrap_or_default();

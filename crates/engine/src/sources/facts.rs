@@ -37,14 +37,20 @@ fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// The facts of `s`'s tables, or none where its catalog cannot be read.
+/// The facts of `s`'s tables, or none where its catalog cannot be read
+/// within the connect timeout.
 pub(super) async fn read(s: &Source, limits: &quarry_types::Limits) -> Facts {
-    let got = match s.kind {
-        SourceKind::Postgres => postgres(s, limits).await,
-        SourceKind::Mysql => super::mysql::facts(s).await,
-        SourceKind::Sqlite => sqlite(s),
+    let got = async {
+        match s.kind {
+            SourceKind::Postgres => postgres(s, limits).await,
+            SourceKind::Mysql => super::mysql::facts(s).await,
+            SourceKind::Sqlite => sqlite(s),
+        }
     };
-    got.unwrap_or_default()
+    match tokio::time::timeout(super::CONNECT_TIMEOUT, got).await {
+        Ok(Ok(f)) => f,
+        _ => Facts::default(),
+    }
 }
 
 async fn postgres(s: &Source, limits: &quarry_types::Limits) -> Result<Facts, String> {
@@ -83,7 +89,8 @@ async fn postgres(s: &Source, limits: &quarry_types::Limits) -> Result<Facts, St
     Ok(f)
 }
 
-/// SQLite keeps no row estimate: tables are counted, until a second has gone.
+/// SQLite keeps no row estimate: tables are counted, for a second at most
+/// (a count still running then is interrupted).
 fn sqlite(s: &Source) -> Result<Facts, String> {
     use rusqlite::OpenFlags;
     let path = s.sqlite_path()?;
@@ -93,11 +100,20 @@ fn sqlite(s: &Source) -> Result<Facts, String> {
     )
     .map_err(|e| e.to_string())?;
     let q = |e: rusqlite::Error| e.to_string();
+    let started = std::time::Instant::now();
+    // A count still running after a second is interrupted (and no other starts).
+    let (handle, done) = (c.get_interrupt_handle(), std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)));
+    let finished = done.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        if !finished.load(std::sync::atomic::Ordering::SeqCst) {
+            handle.interrupt();
+        }
+    });
     let mut names =
         c.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").map_err(q)?;
     let tables: Vec<String> = names.query_map([], |r| r.get(0)).map_err(q)?.filter_map(Result::ok).collect();
     let mut f = Facts::default();
-    let started = std::time::Instant::now();
     for t in &tables {
         if started.elapsed() < std::time::Duration::from_secs(1) {
             let quoted = quarry_types::sql::quoted(t);
@@ -117,5 +133,6 @@ fn sqlite(s: &Source) -> Result<Facts, String> {
             f.key(t.clone(), col, Some((to_table, to_col.unwrap_or_else(|| "rowid".into()))));
         }
     }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
     Ok(f)
 }
