@@ -45,7 +45,8 @@ fn options(s: &Source, a: &ServerAddress) -> Result<mysql_async::OptsBuilder, St
         .pass(a.password.clone())
         .db_name(Some(a.database.clone()))
         .pool_opts(
-            mysql_async::PoolOpts::default().with_constraints(mysql_async::PoolConstraints::new(0, 4).expect("0 ≤ 4")),
+            mysql_async::PoolOpts::default()
+                .with_constraints(mysql_async::PoolConstraints::new(0, 4).unwrap_or_default()),
         );
     let (mut mode, mut root) = ("disabled".to_string(), None);
     for (k, v) in &a.options {

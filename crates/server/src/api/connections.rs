@@ -94,7 +94,7 @@ pub(super) async fn add(
         .await
         .map_err(ApiError::internal)?
         .map_err(|e| ApiError::bad(format!("not saved: {e}")))?;
-    let _guard = st.definitions_lock.lock().await;
+    let _guard = st.connections_lock.lock().await;
     let mut all = sources::load(&data).map_err(ApiError::internal)?;
     all.retain(|s| s.name != source.name);
     all.push(source.clone());
@@ -113,7 +113,7 @@ pub(super) async fn remove(
 ) -> Res<Vec<ConnectionView>> {
     let w = own_workspace(&st, &u, &ws)?;
     let data = st.ws_data(&w.id);
-    let _guard = st.definitions_lock.lock().await;
+    let _guard = st.connections_lock.lock().await;
     let mut all = sources::load(&data).map_err(ApiError::internal)?;
     let before = all.len();
     all.retain(|s| s.name != name);
