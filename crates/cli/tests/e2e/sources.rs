@@ -34,6 +34,28 @@ pub(crate) fn by_state(rows: &[Vec<String>]) -> BTreeMap<String, (i64, i64)> {
     out
 }
 
+/// Ask `question` of a fake model that runs `sql` and answers `answer`
+/// (`--json`, no Python, plus `extra` flags): the model, to read what it was
+/// sent, and the command's output.
+pub(crate) fn ask_scripted(
+    dir: &Path,
+    question: &str,
+    sql: &str,
+    answer: &str,
+    extra: &[&str],
+) -> (quarry_fake_llm::FakeLlm, Output) {
+    use quarry_fake_llm::{FakeLlm, Reply, Script};
+    let fake = FakeLlm::start(Script::new(vec![
+        Reply::tool("run_sql", serde_json::json!({"sql": sql})),
+        Reply::tool("final_answer", serde_json::json!({"answer": answer})),
+    ]));
+    let url = fake.openai_url();
+    let mut args = vec!["ask", question, "--json", "--llm-base-url", &url, "--llm-model", "m", "--no-python"];
+    args.extend_from_slice(extra);
+    let out = quarry(dir, &args);
+    (fake, out)
+}
+
 /// The generated facility data as `DIR/field.db` (and its rows), as a field app would export it.
 fn field_db(dir: &Path) -> (std::path::PathBuf, Vec<Vec<String>>) {
     let csv = dir.join("facility_months.csv");
@@ -351,28 +373,8 @@ fn a_postgres_source_is_read_only_pushes_work_down_and_never_shows_its_password(
         assert!(e.contains(why), "{attack}: {e}");
     }
     // Asked about in plain language: the password reaches neither the model nor the answer.
-    let fake = quarry_fake_llm::FakeLlm::start(quarry_fake_llm::Script::new(vec![
-        quarry_fake_llm::Reply::tool(
-            "run_sql",
-            serde_json::json!({"sql": "SELECT count(*) AS n FROM dhis.facility_months"}),
-        ),
-        quarry_fake_llm::Reply::tool("final_answer", serde_json::json!({"answer": "{n} reports."})),
-    ]));
-    let url = fake.openai_url();
-    let asked = quarry(
-        dir,
-        &[
-            "ask",
-            "How many reports?",
-            "--json",
-            "--all-tables",
-            "--llm-base-url",
-            &url,
-            "--llm-model",
-            "m",
-            "--no-python",
-        ],
-    );
+    let count = "SELECT count(*) AS n FROM dhis.facility_months";
+    let (fake, asked) = ask_scripted(dir, "How many reports?", count, "{n} reports.", &["--all-tables"]);
     let answer = ok(&asked);
     let parsed: Value = serde_json::from_str(&answer).unwrap();
     assert_eq!(parsed["answer"], format!("{} reports.", rows.len()), "{answer}");
@@ -400,7 +402,6 @@ fn a_postgres_source_is_read_only_pushes_work_down_and_never_shows_its_password(
 /// `strict`), queries it, and the answer records that it read live data.
 #[test]
 fn the_analyst_answers_from_a_live_table_without_seeing_its_values() {
-    use quarry_fake_llm::{FakeLlm, Reply, Script};
     use serde_json::json;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -412,24 +413,8 @@ fn the_analyst_answers_from_a_live_table_without_seeing_its_values() {
         .unwrap();
     ok(&quarry(dir, &["connect", "field", &format!("sqlite:{}", db.display())]));
     let sql = "SELECT state, sum(positive) AS positive FROM field.facility_months GROUP BY state ORDER BY 2 DESC";
-    let fake = FakeLlm::start(Script::new(vec![
-        Reply::tool("run_sql", json!({"sql": sql})),
-        Reply::tool("final_answer", json!({"answer": "{row 1 state} had the most positives ({row 1 positive})."})),
-    ]));
-    let url = fake.openai_url();
-    let out = quarry(
-        dir,
-        &[
-            "ask",
-            "Which state had the most positives?",
-            "--json",
-            "--llm-base-url",
-            &url,
-            "--llm-model",
-            "m",
-            "--no-python",
-        ],
-    );
+    let said = "{row 1 state} had the most positives ({row 1 positive}).";
+    let (fake, out) = ask_scripted(dir, "Which state had the most positives?", sql, said, &[]);
     let answer: Value = serde_json::from_str(&ok(&out)).unwrap();
     let sums = by_state(&rows);
     let (top, (n, _)) = sums.iter().max_by_key(|(_, (p, _))| *p).unwrap();
@@ -448,8 +433,6 @@ fn the_analyst_answers_from_a_live_table_without_seeing_its_values() {
 /// in a short line), introspected once when connected.
 #[test]
 fn a_large_schema_gives_the_analyst_the_tables_the_question_is_about() {
-    use quarry_fake_llm::{FakeLlm, Reply, Script};
-    use serde_json::json;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let db = dir.join("hmis.db");
@@ -468,27 +451,9 @@ fn a_large_schema_gives_the_analyst_the_tables_the_question_is_about() {
     drop(conn);
     let listed = ok(&quarry(dir, &["connect", "hmis", &format!("sqlite:{}", db.display())]));
     assert_eq!(listed.lines().count(), 402);
-    let fake = FakeLlm::start(Script::new(vec![
-        Reply::tool(
-            "run_sql",
-            json!({"sql": "SELECT sum(confirmed) AS n FROM hmis.malaria_cases WHERE state = 'Kano'"}),
-        ),
-        Reply::tool("final_answer", json!({"answer": "{n} confirmed malaria cases in Kano."})),
-    ]));
-    let url = fake.openai_url();
-    let asked = quarry(
-        dir,
-        &[
-            "ask",
-            "How many confirmed malaria cases in Kano?",
-            "--json",
-            "--llm-base-url",
-            &url,
-            "--llm-model",
-            "m",
-            "--no-python",
-        ],
-    );
+    let kano = "SELECT sum(confirmed) AS n FROM hmis.malaria_cases WHERE state = 'Kano'";
+    let question = "How many confirmed malaria cases in Kano?";
+    let (fake, asked) = ask_scripted(dir, question, kano, "{n} confirmed malaria cases in Kano.", &[]);
     let parsed: Value = serde_json::from_str(&ok(&asked)).unwrap();
     assert_eq!(parsed["answer"], "42 confirmed malaria cases in Kano.");
     let first = fake.requests()[0].body.to_string();
