@@ -11,9 +11,9 @@ use quarry_ingest::IngestOptions;
 use crate::{fail, printable, Bar};
 
 /// Files are parsed in an ingest worker process, never in this one.
-pub(crate) fn ingest_workers(data: &Path) -> Result<IngestWorkers, quarry_sandbox::WorkerError> {
+pub(crate) fn ingest_workers(data: &Path, opts: &IngestOptions) -> Result<IngestWorkers, quarry_sandbox::WorkerError> {
     let launcher = quarry_sandbox::Launcher::current()?;
-    Ok(IngestWorkers::new(launcher, data, quarry_sandbox::Limits::for_ingest(), 1))
+    Ok(IngestWorkers::new(launcher, data, opts.worker_limits(), 1))
 }
 
 /// One SQL worker over `data`'s catalog, under the default limits: what the
@@ -25,9 +25,9 @@ pub(crate) fn sql_worker(data: &Path) -> Result<quarry_engine::worker::SqlWorker
 }
 
 /// Ingest workers loading into `data`'s catalog, repaired first.
-pub(crate) fn catalog_workers(data: &Path) -> Result<IngestWorkers, String> {
+pub(crate) fn catalog_workers(data: &Path, opts: &IngestOptions) -> Result<IngestWorkers, String> {
     open_repaired(data).map_err(|e| e.to_string())?;
-    ingest_workers(data).map_err(|e| e.to_string())
+    ingest_workers(data, opts).map_err(|e| e.to_string())
 }
 
 /// Open the catalog, clearing what an interrupted load left behind (with a
@@ -55,7 +55,7 @@ pub(crate) fn load_files_named(files: &[PathBuf], data: &Path, opts: &IngestOpti
     if files.is_empty() {
         return Some(Vec::new());
     }
-    let workers = match catalog_workers(data) {
+    let workers = match catalog_workers(data, opts) {
         Ok(w) => w,
         Err(e) => {
             fail(e);

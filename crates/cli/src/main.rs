@@ -208,7 +208,7 @@ pub(crate) fn printable(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 fn cmd_load(files: &[PathBuf], data: &Path, as_json: bool, opts: &IngestOptions, choice: Option<LayoutChoice>) -> bool {
-    let workers = match catalog_workers(data) {
+    let workers = match catalog_workers(data, opts) {
         Ok(w) => w,
         Err(e) => return fail(e),
     };
@@ -283,7 +283,7 @@ fn table_json(
 /// Files are profiled in an ingest worker, under the same limits as a load.
 fn cmd_profile(files: &[PathBuf], as_json: bool, opts: &IngestOptions, choice: Option<LayoutChoice>) -> bool {
     let workers = match quarry_sandbox::Launcher::current() {
-        Ok(l) => IngestWorkers::profiling(l, quarry_sandbox::Limits::for_ingest()),
+        Ok(l) => IngestWorkers::profiling(l, opts.worker_limits()),
         Err(e) => return fail(e),
     };
     let mut ok = true;

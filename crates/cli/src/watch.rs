@@ -16,7 +16,7 @@ pub(crate) fn run(dir: &Path, data: &Path, every: f64, once: bool, opts: &Ingest
     if !dir.is_dir() {
         return fail(format!("{}: not a directory", dir.display()));
     }
-    let workers = match catalog_workers(data) {
+    let workers = match catalog_workers(data, opts) {
         Ok(w) => w,
         Err(e) => return fail(e),
     };

@@ -90,7 +90,7 @@ impl<'p> ColumnBuilder<'p> {
             Col::Text(b) => match c {
                 Cell::Text(s) => {
                     let t = cell::trim(s);
-                    match plan.canonical.get(t) {
+                    match (!plan.canonical.is_empty()).then(|| plan.canonical.get(t)).flatten() {
                         Some(canon) => b.append_value(canon),
                         None => b.append_value(t),
                     }

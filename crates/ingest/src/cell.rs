@@ -41,7 +41,7 @@ pub fn is_placeholder(s: &str) -> bool {
         return false;
     }
     let t = trim(s);
-    if t.len() > 4 {
+    if t.len() > 4 || !matches!(t.as_bytes().first(), None | Some(b'-' | b'n' | b'N' | b'#' | 0xE2)) {
         return false;
     }
     PLACEHOLDERS.iter().any(|p| p.eq_ignore_ascii_case(t))
@@ -71,7 +71,11 @@ pub fn is_total_word(text: &str) -> bool {
     !t.is_empty()
         && t.len() <= 16
         && matches!(t.as_bytes()[0].to_ascii_lowercase(), b't' | b's' | b'g' | b'o')
-        && TOTAL_WORDS.contains(&t.to_lowercase().as_str())
+        && if t.is_ascii() {
+            TOTAL_WORDS.iter().any(|w| w.eq_ignore_ascii_case(t))
+        } else {
+            TOTAL_WORDS.contains(&t.to_lowercase().as_str())
+        }
 }
 
 impl<'a> Cell<'a> {
@@ -296,9 +300,22 @@ pub fn split_unit(s: &str) -> Option<(Unit, &str, bool)> {
     if let Some(r) = body.strip_suffix('%') {
         return Some((Unit::Percent, r.trim_end(), neg));
     }
+    // Cheap test first (this runs on every text cell): a unit stands at an
+    // end, so a value that starts and ends with a digit has none.
+    let b = body.as_bytes();
+    if b.first().is_none_or(u8::is_ascii_digit) && b.last().is_none_or(u8::is_ascii_digit) {
+        return None;
+    }
+    let (first, last) = (b.first().copied(), b.last().copied());
     for &c in CURRENCIES {
-        if let Some(r) = body.strip_prefix(c) {
-            return Some((Unit::Currency(c), r.trim_start(), neg));
+        let cb = c.as_bytes();
+        if first == cb.first().copied() {
+            if let Some(r) = body.strip_prefix(c) {
+                return Some((Unit::Currency(c), r.trim_start(), neg));
+            }
+        }
+        if last != cb.last().copied() {
+            continue;
         }
         if let Some(r) = body.strip_suffix(c) {
             let r = r.trim_end();
@@ -312,6 +329,9 @@ pub fn split_unit(s: &str) -> Option<(Unit, &str, bool)> {
 
 /// A number with a unit: the unit and how the number is written.
 pub fn classify_unit_number(s: &str) -> Option<(Unit, NumClass)> {
+    if !s.bytes().any(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let (u, rest, neg) = split_unit(s)?;
     if rest.is_empty() || (neg && rest.starts_with(['-', '+'])) {
         return None;
@@ -338,20 +358,39 @@ pub fn beyond_range(s: &str) -> bool {
 
 /// Parse text under one notation. Returns `None` when it does not fit.
 pub fn parse_number(s: &str, fmt: u8) -> Option<f64> {
-    let cleaned: String = match fmt {
-        numfmt::PLAIN => return s.parse::<f64>().ok().filter(|f| f.is_finite()),
-        numfmt::THOUSANDS_COMMA => s.chars().filter(|&c| c != ',').collect(),
-        _ => s.chars().filter(|&c| c != '.' && c != ' ').map(|c| if c == ',' { '.' } else { c }).collect(),
-    };
-    cleaned.parse::<f64>().ok().filter(|f| f.is_finite())
+    if fmt == numfmt::PLAIN {
+        return s.parse::<f64>().ok().filter(|f| f.is_finite());
+    }
+    // Numbers are at most 40 bytes (`classify_number`): cleaned on the stack.
+    let mut buf = [0u8; 48];
+    let mut n = 0;
+    for &c in s.as_bytes() {
+        let c = match (fmt, c) {
+            (numfmt::THOUSANDS_COMMA, b',') => continue,
+            (numfmt::THOUSANDS_COMMA, c) => c,
+            (_, b'.' | b' ') => continue,
+            (_, b',') => b'.',
+            (_, c) => c,
+        };
+        *buf.get_mut(n)? = c;
+        n += 1;
+    }
+    std::str::from_utf8(&buf[..n]).ok()?.parse::<f64>().ok().filter(|f| f.is_finite())
 }
 
 pub fn parse_int(s: &str, fmt: u8) -> Option<i64> {
     if fmt == numfmt::PLAIN {
         return s.strip_prefix('+').unwrap_or(s).parse::<i64>().ok();
     }
-    let cleaned: String = s.chars().filter(|c| !matches!(c, ',' | '.' | ' ' | '+')).collect();
-    cleaned.parse::<i64>().ok()
+    let mut buf = [0u8; 48];
+    let mut n = 0;
+    for &c in s.as_bytes() {
+        if !matches!(c, b',' | b'.' | b' ' | b'+') {
+            *buf.get_mut(n)? = c;
+            n += 1;
+        }
+    }
+    std::str::from_utf8(&buf[..n]).ok()?.parse::<i64>().ok()
 }
 
 // ---------------------------------------------------------------- dates
@@ -466,6 +505,19 @@ pub fn parse_bool(s: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_placeholder_and_unit_passes_the_cheap_tests() {
+        for p in PLACEHOLDERS {
+            assert!(is_placeholder(p) && is_placeholder(&p.to_uppercase()), "{p}");
+        }
+        for c in CURRENCIES {
+            assert_eq!(split_unit(&format!("{c}5")).map(|u| u.0), Some(Unit::Currency(c)), "{c}5");
+            assert!(split_unit(&format!("5 {c}")).is_some(), "5 {c}");
+        }
+        assert_eq!(split_unit("2024-01-01"), None);
+        assert_eq!(classify_unit_number("Kano"), None);
+    }
 
     #[test]
     fn numbers() {

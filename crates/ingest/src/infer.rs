@@ -98,8 +98,12 @@ impl ColumnInfer {
                     self.nulls += 1;
                     if !t.is_empty() {
                         self.placeholder_cells += 1;
-                        if self.placeholders.len() < 16 || self.placeholders.contains_key(t) {
-                            *self.placeholders.entry(t.to_string()).or_default() += 1;
+                        // Bounded by the placeholder words and their cases.
+                        match self.placeholders.get_mut(t) {
+                            Some(n) => *n += 1,
+                            None => {
+                                self.placeholders.insert(t.to_string(), 1);
+                            }
                         }
                     }
                     return;
@@ -173,6 +177,51 @@ impl ColumnInfer {
                 self.native(false, true, false)
             }
         }
+    }
+
+    /// Fold in what `other` saw in the rows that follow this column's own:
+    /// the result is what one walk over both would have seen.
+    pub fn merge(&mut self, other: ColumnInfer) {
+        self.num_fits &= other.num_fits;
+        self.num_integral &= other.num_integral;
+        self.date_fits &= other.date_fits;
+        self.has_time |= other.has_time;
+        self.bool_ok &= other.bool_ok;
+        self.non_null += other.non_null;
+        self.nulls += other.nulls;
+        self.numbers += other.numbers;
+        self.non_numbers += other.non_numbers;
+        for e in other.non_number_examples {
+            if self.non_number_examples.len() < 3 && !self.non_number_examples.contains(&e) {
+                self.non_number_examples.push(e);
+            }
+        }
+        self.beyond_range += other.beyond_range;
+        if self.beyond_example.is_none() {
+            self.beyond_example = other.beyond_example;
+        }
+        for (p, n) in other.placeholders {
+            *self.placeholders.entry(p).or_default() += n;
+        }
+        self.errors += other.errors;
+        self.trimmed += other.trimmed;
+        self.distinct = match (self.distinct.take(), other.distinct) {
+            (Some(mut a), Some(b)) => {
+                for (v, n) in b {
+                    *a.entry(v).or_default() += n;
+                }
+                (a.len() <= DISTINCT_TRACK).then_some(a)
+            }
+            _ => None,
+        };
+        self.natives += other.natives;
+        for (u, n) in other.units {
+            match self.units.iter_mut().find(|x| x.0 == u) {
+                Some(x) => x.1 += n,
+                None => self.units.push((u, n)),
+            }
+        }
+        self.placeholder_cells += other.placeholder_cells;
     }
 
     fn native(&mut self, number: bool, date: bool, boolean: bool) {

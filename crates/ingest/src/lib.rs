@@ -24,6 +24,7 @@
 pub mod build;
 pub mod catalog;
 pub mod cell;
+pub mod chunks;
 pub mod columns;
 pub mod detect;
 pub mod error;
@@ -32,8 +33,10 @@ pub mod grid;
 pub mod infer;
 pub mod json;
 pub mod names;
+pub mod parallel;
 pub mod parquet_in;
 pub mod period;
+mod records;
 pub mod region;
 pub mod shape;
 pub mod sheet;
@@ -82,6 +85,15 @@ pub struct IngestOptions {
     /// Bytes one decoded batch of 8 192 Parquet rows may expand to
     /// (default 256 MiB), checked before text is expanded.
     pub max_batch_bytes: u64,
+    /// Address space of each ingest worker process (default 8 GiB): a file
+    /// that needs more ends its worker with an error naming the file, and
+    /// Quarry goes on. Text and Parquet files stream, so files far larger
+    /// than this load (`--ingest-limit worker_memory_bytes=512M`).
+    pub worker_memory_bytes: u64,
+    /// Bytes per piece when a UTF-8 text file is read on several threads
+    /// (default 8 MiB; 0 reads every text file on one thread). Files under
+    /// two pieces are read on one thread.
+    pub text_chunk_bytes: u64,
 }
 
 impl Default for IngestOptions {
@@ -94,11 +106,23 @@ impl Default for IngestOptions {
             max_columns: 16_384,
             max_values_per_byte: 256,
             max_batch_bytes: 256 << 20,
+            worker_memory_bytes: quarry_types::Limits::for_ingest().address_space_bytes,
+            text_chunk_bytes: chunks::CHUNK_BYTES,
         }
     }
 }
 
 impl IngestOptions {
+    /// The process limits an ingest worker runs under with these options.
+    pub fn worker_limits(&self) -> quarry_types::Limits {
+        let base = quarry_types::Limits::for_ingest();
+        quarry_types::Limits {
+            address_space_bytes: self.worker_memory_bytes,
+            memory_bytes: base.memory_bytes.min(self.worker_memory_bytes as usize),
+            ..base
+        }
+    }
+
     /// The names a user may set (`quarry --ingest-limit NAME=N`, the
     /// server's `--ingest-limit`): the fields above, named as written.
     pub fn names() -> Vec<String> {
@@ -464,6 +488,8 @@ mod tests {
         assert_eq!((o.max_cells, o.max_inflated_bytes), (100_000_000, 2 << 30));
         assert!(o.set("max_rows=5").unwrap_err().contains("max_cells"), "the error lists the names");
         assert!(o.set("max_cells").is_err() && o.set("max_cells=lots").is_err());
-        assert_eq!(IngestOptions::names().len(), 7);
+        assert_eq!(IngestOptions::names().len(), 9);
+        o.set("worker_memory_bytes=512M").unwrap();
+        assert_eq!(o.worker_limits().address_space_bytes, 512 << 20);
     }
 }

@@ -202,6 +202,13 @@ impl TotalCheck {
         TotalCheck { col, ok: vec![true; col] }
     }
 
+    /// Fold in the check over the rows that follow.
+    pub fn merge(&mut self, other: &TotalCheck) {
+        for (a, b) in self.ok.iter_mut().zip(&other.ok) {
+            *a &= b;
+        }
+    }
+
     /// One row, given as its cell at each column index.
     pub fn observe<'c>(&mut self, cell: impl Fn(usize) -> Cell<'c>) {
         let total = number(&cell(self.col));

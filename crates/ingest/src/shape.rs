@@ -1,7 +1,7 @@
 //! Where the table is inside a grid of cells: header rows below titles, joined
 //! two-row headers, and which rows are data. Shared by text and spreadsheets.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::cell::{self, Cell};
 use crate::infer::ColumnInfer;
@@ -264,6 +264,9 @@ pub struct Shaper<R: RowLike> {
     tail: VecDeque<(u64, u64, R)>,
     pub columns: Vec<ColumnInfer>,
     pub excluded: BTreeMap<u64, ExcludedRow>,
+    /// The excluded rows that keep their cells: the first
+    /// [`MAX_EXCLUDED_KEPT`] by position.
+    with_cells: BTreeSet<u64>,
     pub blank_rows: u64,
     pub rows: u64,
     /// Non-blank cells per column among kept rows.
@@ -288,6 +291,7 @@ impl<R: RowLike> Shaper<R> {
             tail: VecDeque::with_capacity(TAIL + 1),
             columns: vec![ColumnInfer::default(); width],
             excluded: BTreeMap::new(),
+            with_cells: BTreeSet::new(),
             blank_rows: 0,
             rows: 0,
             column_nonblank: vec![0; width],
@@ -347,12 +351,59 @@ impl<R: RowLike> Shaper<R> {
     }
 
     fn exclude(&mut self, index: u64, line: u64, row: &R, reason: ExcludeReason) {
-        if self.excluded.len() < MAX_EXCLUDED_KEPT {
-            let cells = row.texts().into_iter().map(|t| crate::infer::cap(t, 1000)).collect();
-            self.excluded.insert(index, ExcludedRow { row: line, reason, cells });
-        } else {
+        let full = self.with_cells.len() >= MAX_EXCLUDED_KEPT;
+        if full && self.with_cells.last().is_some_and(|&l| l < index) {
             self.excluded.insert(index, ExcludedRow { row: line, reason, cells: Vec::new() });
+            return;
         }
+        let cells = row.texts().into_iter().map(|t| crate::infer::cap(t, 1000)).collect();
+        self.excluded.insert(index, ExcludedRow { row: line, reason, cells });
+        self.keep_cells(index);
+    }
+
+    /// `index` keeps its cells; past the limit, the row furthest down loses its.
+    fn keep_cells(&mut self, index: u64) {
+        self.with_cells.insert(index);
+        if self.with_cells.len() > MAX_EXCLUDED_KEPT {
+            if let Some(last) = self.with_cells.pop_last() {
+                if let Some(e) = self.excluded.get_mut(&last) {
+                    e.cells = Vec::new();
+                }
+            }
+        }
+    }
+
+    /// Folds in the rows still held back: the rows after these are in
+    /// another chunk, so none of these ends the file.
+    pub fn flush_tail(&mut self) {
+        while let Some((i, l, r)) = self.tail.pop_front() {
+            self.fold(i, l, &r);
+        }
+    }
+
+    /// Fold in the shaping of the rows that follow this walk's (a later
+    /// chunk of the same file, walked on its own with indices from 0):
+    /// `base` is the index of `other`'s first row here. Both walks must be
+    /// over (`flush_tail` or `finish`).
+    pub fn merge(&mut self, other: Shaper<R>, base: u64) {
+        debug_assert!(self.tail.is_empty() && other.tail.is_empty());
+        for (i, e) in other.excluded {
+            self.excluded.insert(i + base, e);
+        }
+        for i in other.with_cells {
+            self.keep_cells(i + base);
+        }
+        for (a, b) in self.columns.iter_mut().zip(other.columns) {
+            a.merge(b);
+        }
+        for (a, b) in self.totals.iter_mut().zip(&other.totals) {
+            a.merge(b);
+        }
+        for (a, b) in self.column_nonblank.iter_mut().zip(&other.column_nonblank) {
+            *a += b;
+        }
+        self.blank_rows += other.blank_rows;
+        self.rows += other.rows;
     }
 
     /// Ends the walk: trailing totals and footnotes go out, the rest is folded in.

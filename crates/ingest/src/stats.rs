@@ -190,17 +190,25 @@ impl StatsBuilder {
                     }
                 }
                 ColumnType::Boolean => {
+                    let mut counts = [0u64; 2];
                     for v in col.as_boolean().iter().flatten() {
+                        counts[usize::from(v)] += 1;
+                    }
+                    for (v, n) in [false, true].into_iter().zip(counts).filter(|c| c.1 > 0) {
                         seen(acc, &(v as i64));
-                        *acc.top.entry(v.to_string()).or_default() += 1;
+                        *acc.top.entry(v.to_string()).or_default() += n;
                     }
                 }
                 ColumnType::Text => {
                     for v in col.as_string::<i32>().iter().flatten() {
-                        seen(acc, &v);
+                        // A value seen before is already counted as distinct,
+                        // and already weighed against the least and greatest.
                         if let Some(n) = acc.top.get_mut(v) {
                             *n += 1;
-                        } else if acc.top.len() < TOP_TRACK && v.len() <= SHOWN_BYTES {
+                            continue;
+                        }
+                        seen(acc, &v);
+                        if acc.top.len() < TOP_TRACK && v.len() <= SHOWN_BYTES {
                             acc.top.insert(v.to_string(), 1);
                         }
                         if acc.tmin.as_deref().is_none_or(|m| v < m) {

@@ -11,6 +11,10 @@ use std::path::{Path, PathBuf};
 use encoding_rs::Encoding;
 
 use crate::error::{ErrorKind, IngestError, Result};
+use crate::records::{
+    check_record, csv_error, next_record, read_error, reader, record_line, too_many_columns, unclosed, unclosed_quote,
+    utf8_retry, Dialect, Records, UTF8_RETRY,
+};
 use crate::shape::{find_layout_with, Layout, RowLike, Shaper};
 use crate::{finish_columns, Finished, IngestOptions, Progress};
 
@@ -26,48 +30,9 @@ pub struct TextPlan {
     pub delimiter: u8,
     pub layout: Layout,
     pub finished: Finished,
-}
-
-/// Wraps a reader and remembers the last bytes it produced, to tell whether
-/// the file ended inside a quoted field.
-///
-/// It also enforces the record-length limit *before* the CSV reader buffers
-/// a record: once more than `max_record` bytes have been read since the last
-/// record ended (`record_start`, kept up to date by [`next_record`]), reading
-/// fails, so a 300 MB line costs 64 MiB, not gigabytes.
-struct TailReader<R> {
-    inner: R,
-    tail: Vec<u8>,
-    pub bytes: u64,
-    record_start: std::cell::Cell<u64>,
-    max_record: u64,
-}
-
-/// The read error that stands for "this record is too long".
-#[derive(Debug)]
-struct RecordTooLong;
-impl std::fmt::Display for RecordTooLong {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("record too long")
-    }
-}
-impl std::error::Error for RecordTooLong {}
-
-impl<R: Read> Read for TailReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        // Slack for the CSV reader's own buffer, which reads ahead.
-        if self.bytes.saturating_sub(self.record_start.get()) > self.max_record + (2 << 20) {
-            return Err(io::Error::other(RecordTooLong));
-        }
-        let n = self.inner.read(buf)?;
-        if n > 0 {
-            self.bytes += n as u64;
-            let take = n.min(64);
-            self.tail.drain(..self.tail.len().saturating_sub(64 - take));
-            self.tail.extend_from_slice(&buf[n - take..n]);
-        }
-        Ok(n)
-    }
+    /// The pieces pass 1 read in parallel, for pass 2 to do the same;
+    /// none when one thread read the file.
+    pub pieces: Option<crate::parallel::Pieces>,
 }
 
 fn open_decoded(path: &Path, encoding: Option<&'static Encoding>) -> Result<Box<dyn Read + Send>> {
@@ -185,70 +150,6 @@ pub fn sniff_delimiter(sample: &str) -> u8 {
     best.0
 }
 
-type Records = csv::Reader<TailReader<Box<dyn Read + Send>>>;
-
-fn reader(r: Box<dyn Read + Send>, delimiter: u8, max_record: usize) -> Records {
-    csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .has_headers(false)
-        .flexible(true)
-        .buffer_capacity(1 << 20)
-        .from_reader(TailReader {
-            inner: r,
-            tail: Vec::new(),
-            bytes: 0,
-            record_start: std::cell::Cell::new(0),
-            max_record: max_record as u64,
-        })
-}
-
-/// Read the next record and move the record-length window past it.
-fn next_record(rdr: &mut Records, rec: &mut csv::StringRecord) -> csv::Result<bool> {
-    let more = rdr.read_record(rec)?;
-    rdr.get_ref().record_start.set(rdr.position().byte());
-    Ok(more)
-}
-
-fn record_too_long(rdr: &Records) -> IngestError {
-    let line = rdr.position().line() + 1;
-    let max = rdr.get_ref().max_record;
-    IngestError::new(
-        ErrorKind::Corrupt,
-        format!("the record starting on line {line} is longer than {} MiB", max >> 20),
-        "a quote is probably never closed, or the file has no line breaks; fix the file near that line",
-    )
-}
-
-/// A CSV error, with the record-length refusal told apart.
-fn read_error(rdr: &Records, e: csv::Error) -> IngestError {
-    if let csv::ErrorKind::Io(io) = e.kind() {
-        if io.get_ref().is_some_and(|i| i.is::<RecordTooLong>()) {
-            return record_too_long(rdr);
-        }
-    }
-    csv_error(e)
-}
-
-fn too_many_columns(line: u64, n: usize, max: usize) -> IngestError {
-    IngestError::new(
-        ErrorKind::TooLarge,
-        format!("the record on line {line} has {n} fields, above the limit of {max} columns"),
-        "keep the columns you need, or raise max_columns (quarry --ingest-limit max_columns=N)",
-    )
-}
-
-fn csv_error(e: csv::Error) -> IngestError {
-    let line = e.position().map(|p| format!(" near line {}", p.line())).unwrap_or_default();
-    match e.kind() {
-        csv::ErrorKind::Io(io) => IngestError::io(io::Error::new(io.kind(), io.to_string())),
-        _ => IngestError::new(
-            ErrorKind::Corrupt,
-            format!("the text could not be read as a table{line}: {e}"),
-            "check that the file is a delimited text export",
-        ),
-    }
-}
-
 /// Pass 1: detect everything and infer all columns.
 /// What pass 1 found: one table to stream, or — in a small file — several
 /// table blocks one under another (a report saved as CSV), read whole into
@@ -280,8 +181,6 @@ pub fn prepare(
     }
 }
 
-const UTF8_RETRY: &str = "invalid UTF-8 after the sample";
-
 fn prepare_with(
     path: &Path,
     encoding: Option<&'static Encoding>,
@@ -310,8 +209,67 @@ fn prepare_with(
     }
     let head_rows = head_rows(path, encoding, delimiter, opts)?;
     let layout = find_layout_with(&head_rows, header, 1);
-    let mut shaper: Shaper<csv::StringRecord> = Shaper::new(&layout, true);
-    let rdr = reader(open_decoded(path, encoding)?, delimiter, opts.max_record_bytes);
+    let dialect = Dialect { delimiter, crlf: memchr::memmem::find(&sample, b"\r\n").is_some() };
+    let (shaper, records, pieces) = match scan_parallel(path, encoding, dialect, opts, &layout, progress)? {
+        Some(p) => (p.shaper, p.records, Some(p.pieces)),
+        None => {
+            let (shaper, records) = scan_serial(path, encoding, dialect, opts, &layout, progress)?;
+            (shaper, records, None)
+        }
+    };
+    let mut finished = finish_columns(&layout, &shaper, delimiter == b';', path, None, "csv");
+    let header_cells = head_rows[..layout.data_start.min(head_rows.len())].iter().map(|r| r.filled() as u64).sum();
+    finished.meta.layout = Some(crate::table::SourceLayout {
+        range: format!("records 1-{records}"),
+        header_row: layout.header_row.map(|h| h as u64 + 1),
+        header,
+        header_cells,
+    });
+    for (i, n) in text_notes(encoding, delimiter).into_iter().enumerate() {
+        finished.meta.notes.insert(i, n);
+    }
+    let plan = TextPlan { path: path.to_path_buf(), encoding, delimiter, layout, finished, pieces };
+    Ok(TextPrepared::Stream(Box::new(plan)))
+}
+
+/// Pass 1 on every core, when the file is UTF-8, large enough and can be
+/// cut safely ([`crate::chunks`]); `None` otherwise.
+fn scan_parallel(
+    path: &Path,
+    encoding: Option<&'static Encoding>,
+    dialect: Dialect,
+    opts: &IngestOptions,
+    layout: &Layout,
+    progress: &dyn Progress,
+) -> Result<Option<crate::parallel::Scanned>> {
+    let every = opts.text_chunk_bytes;
+    if encoding.is_some() || every == 0 || std::fs::metadata(path)?.len() < 2 * every {
+        return Ok(None);
+    }
+    let mut head = [0u8; 3];
+    let n = read_full(&mut crate::detect::open_regular(path)?, &mut head)?;
+    let bom = if n == 3 && head == [0xEF, 0xBB, 0xBF] { 3 } else { 0 };
+    let whole = crate::chunks::Chunk { start: 0, len: u64::MAX, line: 1 };
+    let Some(chunks) = crate::chunks::split(crate::chunks::open(path, bom, &whole)?, dialect.delimiter, every)? else {
+        return Ok(None);
+    };
+    crate::parallel::scan(path, bom, &chunks, dialect, opts, layout, progress)
+}
+
+/// Pass 1 on two threads: one splits records, the other shapes and infers.
+/// Gives the shaping, finished, and the number of records.
+fn scan_serial(
+    path: &Path,
+    encoding: Option<&'static Encoding>,
+    dialect: Dialect,
+    opts: &IngestOptions,
+    layout: &Layout,
+    progress: &dyn Progress,
+) -> Result<(Shaper<csv::StringRecord>, u64)> {
+    let file_len = std::fs::metadata(path)?.len();
+    let mut shaper: Shaper<csv::StringRecord> = Shaper::new(layout, true);
+    let mut rdr = reader(open_decoded(path, encoding)?, dialect.delimiter, opts.max_record_bytes);
+    rdr.get_mut().crlf = dialect.crlf;
     let max_record = opts.max_record_bytes;
     let max_columns = opts.max_columns;
     // Two stages on two threads: one splits records, this one shapes and
@@ -336,29 +294,14 @@ fn prepare_with(
         }
         match splitter.join() {
             Ok(Ok(None)) => Ok(n),
-            Ok(Ok(Some(line))) => Err(IngestError::new(
-                ErrorKind::Corrupt,
-                format!("a quote opened in the record on line {line} is never closed, so the rest of the file would become one value"),
-                "close the quote (or remove it) near that line and load the file again",
-            )),
+            Ok(Ok(Some(line))) => Err(unclosed_quote(line)),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(IngestError::internal("the record splitter thread panicked")),
         }
     });
     let records = scanned?;
     shaper.finish();
-    let mut finished = finish_columns(&layout, &shaper, delimiter == b';', path, None, "csv");
-    let header_cells = head_rows[..layout.data_start.min(head_rows.len())].iter().map(|r| r.filled() as u64).sum();
-    finished.meta.layout = Some(crate::table::SourceLayout {
-        range: format!("records 1-{records}"),
-        header_row: layout.header_row.map(|h| h as u64 + 1),
-        header,
-        header_cells,
-    });
-    for (i, n) in text_notes(encoding, delimiter).into_iter().enumerate() {
-        finished.meta.notes.insert(i, n);
-    }
-    Ok(TextPrepared::Stream(Box::new(TextPlan { path: path.to_path_buf(), encoding, delimiter, layout, finished })))
+    Ok((shaper, records))
 }
 
 /// The record-splitting stage of pass 1: chunks of (line, record) to `tx`,
@@ -390,17 +333,8 @@ fn split_records(
                 Err(e) if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) && detected => return Err(utf8_retry()),
                 Err(e) => return Err(read_error(&rdr, e)),
             }
-            let line = rec.position().map_or(n + 1, |p| p.line());
-            if rec.len() > max_columns {
-                return Err(too_many_columns(line, rec.len(), max_columns));
-            }
-            if rec.as_slice().len() > max_record {
-                return Err(IngestError::new(
-                    ErrorKind::Corrupt,
-                    format!("the record starting on line {line} is {} MB long", rec.as_slice().len() >> 20),
-                    "a quote is probably never closed; fix the quoting near that line",
-                ));
-            }
+            let line = record_line(&rdr, &rec, n);
+            check_record(&rec, line, max_record, max_columns)?;
             last_multiline = rec.as_slice().contains('\n').then_some(line);
             chunk.push((line, rec));
             n += 1;
@@ -414,14 +348,7 @@ fn split_records(
         }
     }
     drop(tx);
-    if let Some(line) = last_multiline {
-        let tail = &rdr.get_ref().tail;
-        let end = tail.iter().rposition(|b| !b.is_ascii_whitespace());
-        if end.is_none_or(|i| tail[i] != b'"') {
-            return Ok(Some(line));
-        }
-    }
-    Ok(None)
+    Ok(unclosed(&rdr, last_multiline))
 }
 
 /// The first 50 records, for finding the header and the data's start.
@@ -497,16 +424,15 @@ fn first_records(
     Ok(head_rows)
 }
 
-fn utf8_retry() -> IngestError {
-    IngestError::new(ErrorKind::Corrupt, UTF8_RETRY, "")
-}
-
 /// Pass 2: stream the data rows as Arrow batches.
 pub fn batches(
     plan: &TextPlan,
     progress: &dyn Progress,
     sink: &mut dyn FnMut(arrow::record_batch::RecordBatch) -> Result<()>,
 ) -> Result<()> {
+    if let Some(pieces) = &plan.pieces {
+        return crate::parallel::batches(pieces, &plan.finished, progress, sink);
+    }
     let f = &plan.finished;
     let file_len = std::fs::metadata(&plan.path)?.len();
     let mut builder = crate::build::BatchBuilder::new(f.schema.clone(), f.sources.clone(), &f.plans);

@@ -267,7 +267,12 @@ impl AppState {
                 let data = dir.join("data");
                 Arc::new(WsKernels {
                     sql: Arc::new(SqlWorkers::new(self.launcher.clone(), &data, self.cfg.limits.clone(), 2)),
-                    ingest: Arc::new(IngestWorkers::new(self.launcher.clone(), &data, Limits::for_ingest(), 1)),
+                    ingest: Arc::new(IngestWorkers::new(
+                        self.launcher.clone(),
+                        &data,
+                        self.cfg.ingest.worker_limits(),
+                        1,
+                    )),
                     dir,
                 })
             })

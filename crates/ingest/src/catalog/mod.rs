@@ -548,28 +548,35 @@ pub fn write_parquet_tmp(p: &crate::Prepared, tmp: &Path, progress: &dyn Progres
         IngestError::new(ErrorKind::Io, format!("writing Parquet failed ({e})"), "check free disk space")
     };
     let writer = ArrowWriter::try_new(file, p.schema.clone(), Some(props)).map_err(werr)?;
-    // Two stages on two threads: this one parses and builds batches, the
-    // other profiles them and encodes Parquet.
+    // Three stages: this thread builds batches (on every core for large
+    // text), one profiles them, one encodes Parquet; batches are shared.
     let (stats, result) = std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<arrow::record_batch::RecordBatch>(4);
+        let (stx, srx) = std::sync::mpsc::sync_channel::<arrow::record_batch::RecordBatch>(4);
         let meta = &p.meta;
-        let consumer = s.spawn(move || -> Result<TableStats> {
-            let mut writer = writer;
+        let profiler = s.spawn(move || {
             let mut stats = StatsBuilder::new(meta);
-            for b in rx {
+            for b in srx {
                 stats.update(&b);
+            }
+            stats.finish()
+        });
+        let consumer = s.spawn(move || -> Result<()> {
+            let mut writer = writer;
+            for b in rx {
                 writer.write(&b).map_err(werr)?;
             }
             writer.close().map_err(werr)?;
-            Ok(stats.finish())
+            Ok(())
         });
         let produced = p.batches(progress, &mut |b| {
+            stx.send(b.clone()).map_err(|_| IngestError::internal("the profiling thread stopped"))?;
             tx.send(b).map_err(|_| IngestError::new(ErrorKind::Io, "writing Parquet stopped", "check free disk space"))
         });
-        drop(tx);
-        let consumed =
-            consumer.join().unwrap_or_else(|_| Err(IngestError::internal("the Parquet writer thread panicked")));
-        (consumed, produced)
+        drop((tx, stx));
+        let written = consumer.join().unwrap_or_else(|_| Err(IngestError::internal("the Parquet writer panicked")));
+        let profiled = profiler.join().map_err(|_| IngestError::internal("the profiling thread panicked"));
+        (written.and(profiled), produced)
     });
     // A writer error explains a failed send better than the send itself.
     let outcome = match (stats, result) {

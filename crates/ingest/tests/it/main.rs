@@ -7,3 +7,4 @@ mod fixtures;
 mod fuzz;
 mod generated;
 mod layouts;
+mod parallel;

@@ -1,0 +1,153 @@
+//! Text files read in pieces on several threads give exactly what one
+//! thread gives: the same columns, notes, excluded rows and statistics, and
+//! a byte-identical Parquet file. Pieces are made tiny here so their cuts
+//! land everywhere: inside quoted fields, between CR and LF, inside
+//! multi-byte characters' lines, right after a BOM.
+
+use std::path::Path;
+
+use quarry_ingest::catalog::write_parquet_tmp;
+use quarry_ingest::{prepare, IngestOptions, Quiet};
+
+/// Everything a load makes of `path` with these options: the tables'
+/// metadata and statistics as JSON, and each table's Parquet bytes.
+fn made(path: &Path, chunk: u64, out: &Path) -> Result<(String, Vec<Vec<u8>>), String> {
+    let opts = IngestOptions { text_chunk_bytes: chunk, ..IngestOptions::default() };
+    let pf = prepare(path, &opts, &Quiet).map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    let mut files = Vec::new();
+    for (i, t) in pf.tables.iter().enumerate() {
+        let tmp = out.join(format!("{chunk}-{i}.parquet"));
+        let stats = write_parquet_tmp(t, &tmp, &Quiet).map_err(|e| e.to_string())?;
+        text.push_str(&serde_json::to_string(&t.meta).expect("meta json"));
+        text.push_str(&serde_json::to_string(&stats).expect("stats json"));
+        files.push(std::fs::read(&tmp).expect("parquet"));
+    }
+    Ok((text, files))
+}
+
+fn assert_same(path: &Path, chunks: &[u64]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let serial = made(path, 0, dir.path());
+    for &c in chunks {
+        let parallel = made(path, c, dir.path());
+        match (&serial, &parallel) {
+            (Ok((st, sf)), Ok((pt, pf))) => {
+                if st != pt {
+                    let _ = std::fs::write(std::env::temp_dir().join("quarry-serial.json"), st);
+                    let _ = std::fs::write(std::env::temp_dir().join("quarry-parallel.json"), pt);
+                }
+                assert!(st == pt, "metadata differs with {c}-byte pieces (see quarry-serial.json, quarry-parallel.json in the temp dir)");
+                assert!(sf == pf, "Parquet differs with {c}-byte pieces");
+            }
+            (Err(se), Err(pe)) => assert_eq!(se, pe, "errors differ with {c}-byte pieces"),
+            _ => panic!("serial {serial:?} vs {c}-byte pieces {parallel:?}"),
+        }
+    }
+}
+
+#[test]
+fn generated_facility_file_is_the_same_read_in_pieces() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("big.csv");
+    quarry_testdata::write_big_csv(&csv, 150_000).expect("gen");
+    let len = std::fs::metadata(&csv).expect("meta").len();
+    // Pieces of about a sixth of the file, and of 64 KiB (a cut every ~1000 rows).
+    assert_same(&csv, &[len / 6, 64 << 10]);
+}
+
+#[test]
+fn generated_anomalies_file_is_the_same_read_in_pieces() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("facility_months.csv");
+    quarry_testdata::anomalies::write_facility_months(&csv, true).expect("gen");
+    assert_same(&csv, &[512, 4096]);
+}
+
+/// A messy file: BOM, CRLF, quoted fields with line breaks, delimiters and
+/// doubled quotes, multi-byte text, placeholders, a repeated header, ragged
+/// and total rows in the middle, and a footnote at the end.
+fn messy(rows: usize) -> String {
+    let mut s = String::from("\u{feff}State,Facility,Tested,Positive,Note\r\n");
+    for i in 0..rows {
+        let state = ["Kano", "Lagos", "Ọ̀yọ́", "Borno", "Kaduna"][i % 5];
+        let note = match i % 7 {
+            0 => "\"line one\r\nline two\"".to_string(),
+            1 => "\"a, b and \"\"c\"\"\"".to_string(),
+            2 => "N/A".to_string(),
+            3 => "ünïcødé ✓ 😀".to_string(),
+            _ => String::new(),
+        };
+        let tested = if i % 11 == 0 { "-".to_string() } else { format!("{}", 100 + i % 37) };
+        s.push_str(&format!("{state},Facility {i},{tested},{},{note}\r\n", i % 13));
+        if i == rows / 3 {
+            s.push_str("State,Facility,Tested,Positive,Note\r\n");
+        }
+        if i == rows / 2 {
+            s.push_str("Total,,9999,999,\r\nKano,extra,1,2,x,y,z\r\n\r\n");
+        }
+    }
+    s.push_str("Source: a footnote (provisional)\r\n");
+    s
+}
+
+#[test]
+fn cuts_inside_quotes_crlf_multibyte_and_bom_change_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("messy.csv");
+    std::fs::write(&path, messy(3000)).expect("write");
+    assert_same(&path, &[97, 256, 1000, 4099, 30_000]);
+    let (text, _) = made(&path, 256, dir.path()).expect("loads");
+    for seen in ["repeated_header", "total_row", "long_row", "footnote", "placeholder"] {
+        assert!(text.contains(seen), "{seen} not in {text}");
+    }
+}
+
+#[test]
+fn loosely_quoted_text_is_read_on_one_thread_with_the_same_result() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("loose.csv");
+    let mut s = String::from("item,size,count\n");
+    for i in 0..2000 {
+        s.push_str(&format!("pipe {i},5\" wide,{i}\n"));
+    }
+    std::fs::write(&path, s).expect("write");
+    assert_same(&path, &[512]);
+}
+
+#[test]
+fn errors_in_a_later_piece_name_the_file_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("wide_row.csv");
+    let mut s = String::from("a,b\n");
+    for i in 0..5000 {
+        s.push_str(&format!("{i},{i}\n"));
+    }
+    s.push_str(&vec!["x"; 40].join(","));
+    s.push('\n');
+    s.push_str("1,2\n");
+    std::fs::write(&path, s).expect("write");
+    let opts = IngestOptions { text_chunk_bytes: 1024, max_columns: 20, ..IngestOptions::default() };
+    let err = prepare(&path, &opts, &Quiet).err().expect("refused").to_string();
+    assert!(err.contains("line 5002"), "{err}");
+    // The same with Windows line ends, read in pieces and on one thread.
+    let crlf = dir.path().join("wide_row_crlf.csv");
+    std::fs::write(&crlf, std::fs::read_to_string(&path).expect("read").replace('\n', "\r\n")).expect("write");
+    for chunk in [1024, 0] {
+        let opts = IngestOptions { text_chunk_bytes: chunk, max_columns: 20, ..IngestOptions::default() };
+        let err = prepare(&crlf, &opts, &Quiet).err().expect("refused").to_string();
+        assert!(err.contains("line 5002"), "{chunk}: {err}");
+    }
+    // An unclosed quote at the end, in the last piece.
+    let path = dir.path().join("unclosed.csv");
+    let mut s = String::from("a,b\n");
+    for i in 0..5000 {
+        s.push_str(&format!("{i},{i}\n"));
+    }
+    s.push_str("1,\"never\nclosed\n2,3\n");
+    std::fs::write(&path, s).expect("write");
+    let opts = IngestOptions { text_chunk_bytes: 1024, ..IngestOptions::default() };
+    let err = prepare(&path, &opts, &Quiet).err().expect("refused").to_string();
+    assert!(err.contains("line 5002") && err.contains("never closed"), "{err}");
+    assert_same(&path, &[1024]);
+}
