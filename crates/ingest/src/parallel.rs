@@ -121,8 +121,7 @@ fn scan_chunk(
     layout: &Layout,
 ) -> Result<ChunkScan> {
     let input = Box::new(chunks::open(path, bom, chunk)?);
-    let mut rdr = records::reader(input, dialect.delimiter, opts.max_record_bytes);
-    (rdr.get_mut().line_base, rdr.get_mut().crlf) = (chunk.line - 1, dialect.crlf);
+    let mut rdr = records::reader_at(input, dialect, opts.max_record_bytes, chunk.line);
     let mut shaper = Shaper::new(layout, true);
     let skip = if chunk.start == 0 { layout.data_start as u64 } else { 0 };
     let (mut n, mut last_multiline) = (0u64, None);

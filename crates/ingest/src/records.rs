@@ -58,6 +58,14 @@ impl<R: Read> Read for TailReader<R> {
 
 pub(crate) type Records = csv::Reader<TailReader<Box<dyn Read + Send>>>;
 
+/// A reader for pass 1, whose records' lines are counted: the text is
+/// written as `dialect` says and starts on `first_line` of the file.
+pub(crate) fn reader_at(r: Box<dyn Read + Send>, dialect: Dialect, max_record: usize, first_line: u64) -> Records {
+    let mut rdr = reader(r, dialect.delimiter, max_record);
+    (rdr.get_mut().line_base, rdr.get_mut().crlf) = (first_line - 1, dialect.crlf);
+    rdr
+}
+
 pub(crate) fn reader(r: Box<dyn Read + Send>, delimiter: u8, max_record: usize) -> Records {
     csv::ReaderBuilder::new()
         .delimiter(delimiter)

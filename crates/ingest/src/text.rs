@@ -12,8 +12,8 @@ use encoding_rs::Encoding;
 
 use crate::error::{ErrorKind, IngestError, Result};
 use crate::records::{
-    check_record, csv_error, next_record, read_error, reader, record_line, too_many_columns, unclosed, unclosed_quote,
-    utf8_retry, Dialect, Records, UTF8_RETRY,
+    check_record, csv_error, next_record, read_error, reader, reader_at, record_line, too_many_columns, unclosed,
+    unclosed_quote, utf8_retry, Dialect, Records, UTF8_RETRY,
 };
 use crate::shape::{find_layout_with, Layout, RowLike, Shaper};
 use crate::{finish_columns, Finished, IngestOptions, Progress};
@@ -268,8 +268,7 @@ fn scan_serial(
 ) -> Result<(Shaper<csv::StringRecord>, u64)> {
     let file_len = std::fs::metadata(path)?.len();
     let mut shaper: Shaper<csv::StringRecord> = Shaper::new(layout, true);
-    let mut rdr = reader(open_decoded(path, encoding)?, dialect.delimiter, opts.max_record_bytes);
-    rdr.get_mut().crlf = dialect.crlf;
+    let rdr = reader_at(open_decoded(path, encoding)?, dialect, opts.max_record_bytes, 1);
     let max_record = opts.max_record_bytes;
     let max_columns = opts.max_columns;
     // Two stages on two threads: one splits records, this one shapes and
