@@ -149,7 +149,11 @@ pub(crate) fn assemble(a: &AskArgs, data: &Path, workers: usize) -> Result<(Anal
     let model = cfg.model.clone();
     let client = Client::new(cfg).map_err(|e| e.to_string())?;
     let launcher = Launcher::current().map_err(|e| e.to_string())?;
-    let limits = Limits { time: Duration::from_secs_f64(a.time_limit.max(0.1)), ..Limits::default() };
+    let limits = Limits {
+        time: Duration::from_secs_f64(a.time_limit.max(0.1)),
+        max_live_rows: a.max_live_rows,
+        ..Limits::default()
+    };
     let kernel = SqlWorkers::new(launcher, data, limits.clone(), workers);
     let python = if a.no_python {
         None

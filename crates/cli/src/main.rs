@@ -117,12 +117,13 @@ fn main() -> ExitCode {
         Cmd::User { cmd: UserCmd::Add { name, admin }, data } => serve::cmd_user_add(&data, &name, admin),
         Cmd::User { cmd: UserCmd::Token { name }, data } => serve::cmd_user_token(&data, &name),
         Cmd::Gen { kind, out, rows } => gen::cmd_gen(&kind, &out, rows),
-        Cmd::Sql { files, query, data, format, out, time_limit, memory_limit, max_rows } => {
+        Cmd::Sql { files, query, data, format, out, time_limit, memory_limit, max_rows, max_live_rows } => {
             let limits = quarry_sandbox::Limits {
                 memory_bytes: memory_limit << 20,
                 address_space_bytes: ((memory_limit as u64) << 20) + (2 << 30),
                 time: std::time::Duration::from_secs_f64(time_limit.max(0.1)),
                 max_rows,
+                max_live_rows,
                 ..quarry_sandbox::Limits::default()
             };
             sql::cmd_sql(&files, &query, &data, &format, out.as_deref(), &limits, &opts)

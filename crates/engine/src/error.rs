@@ -27,6 +27,14 @@ pub fn from_datafusion(e: DataFusionError, tables: &[TableInfo]) -> EngineError 
     let msg = root.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
     match root {
         DataFusionError::ResourcesExhausted(_) => EngineError::new(ErrorKind::MemoryLimit, msg, MEMORY_HINT),
+        DataFusionError::External(e) if e.downcast_ref::<crate::sources::RowCapReached>().is_some() => {
+            let table = e.downcast_ref::<crate::sources::RowCapReached>().map(|c| c.table.as_str()).unwrap_or("");
+            let hint = format!(
+                "read fewer rows of {table}: add WHERE conditions on its columns (they run in the database); to work \
+                 on all of it, snapshot it (quarry snapshot {table}) and query the snapshot"
+            );
+            EngineError::new(ErrorKind::LiveRowCap, msg, hint)
+        }
         DataFusionError::SchemaError(s, _) => from_schema_error(s, msg, tables),
         _ => from_message(msg, tables),
     }

@@ -105,6 +105,7 @@ pub fn snapshot_query(
 pub fn snapshot_limits(max_rows: usize) -> Limits {
     Limits {
         max_rows: max_rows.saturating_add(1),
+        max_live_rows: Limits::default().max_live_rows.max(max_rows.saturating_add(1)),
         max_result_bytes: 4 << 30,
         time: std::time::Duration::from_secs(1800),
         ..Limits::default()

@@ -94,7 +94,9 @@ impl ApiCode for EngineError {
     fn status(&self) -> StatusCode {
         match self.kind {
             SqlKind::Refused | SqlKind::UnknownName | SqlKind::Invalid => StatusCode::BAD_REQUEST,
-            SqlKind::MemoryLimit | SqlKind::Timeout | SqlKind::ResultTooLarge => StatusCode::UNPROCESSABLE_ENTITY,
+            SqlKind::MemoryLimit | SqlKind::Timeout | SqlKind::ResultTooLarge | SqlKind::LiveRowCap => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             SqlKind::Catalog | SqlKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -106,6 +108,7 @@ impl ApiCode for EngineError {
             SqlKind::MemoryLimit => "sql_memory_limit",
             SqlKind::Timeout => "sql_timeout",
             SqlKind::ResultTooLarge => "sql_result_too_large",
+            SqlKind::LiveRowCap => "sql_live_row_cap",
             SqlKind::Catalog => "catalog",
             SqlKind::Internal => "internal",
         }

@@ -29,6 +29,17 @@ pub struct Limits {
     /// catalog, get [`Limits::for_ingest`].
     #[serde(default)]
     pub file_size_bytes: u64,
+    /// Rows one query may read from one live database table (default 20
+    /// million). Sent to the database as the scan's `LIMIT` (one row more,
+    /// to tell that there were more), so a runaway scan stops there; a scan
+    /// that reaches it fails the query — it never answers from part of a
+    /// table. Snapshot the table to work on more rows.
+    #[serde(default = "default_live_rows")]
+    pub max_live_rows: usize,
+}
+
+fn default_live_rows() -> usize {
+    20_000_000
 }
 
 impl Default for Limits {
@@ -40,6 +51,7 @@ impl Default for Limits {
             max_rows: 10_000,
             max_result_bytes: 256 << 20,
             file_size_bytes: 0,
+            max_live_rows: default_live_rows(),
         }
     }
 }

@@ -163,6 +163,9 @@ pub enum ErrorKind {
     Timeout,
     /// The result was larger than the byte cap.
     ResultTooLarge,
+    /// A scan of a live database table reached the rows one query may read
+    /// from it (`Limits::max_live_rows`).
+    LiveRowCap,
     /// Reading the catalog failed.
     Catalog,
     /// A bug in Quarry.
@@ -232,6 +235,7 @@ impl EngineError {
             ErrorKind::MemoryLimit => "the query exceeded its memory limit".into(),
             ErrorKind::Timeout => "the query exceeded its time limit".into(),
             ErrorKind::ResultTooLarge => "the result exceeded the size cap".into(),
+            ErrorKind::LiveRowCap => "the query read more rows of a live table than one query may".into(),
             ErrorKind::Catalog => "the catalog could not be read".into(),
             ErrorKind::Internal => "an internal error occurred".into(),
         };

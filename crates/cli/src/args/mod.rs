@@ -88,6 +88,10 @@ pub(crate) enum Cmd {
         /// Most rows returned.
         #[arg(long, default_value_t = Limits::default().max_rows)]
         max_rows: usize,
+        /// Most rows the query may read from one live database table (sent
+        /// to the database as the scan's LIMIT; reaching it fails the query).
+        #[arg(long, default_value_t = Limits::default().max_live_rows)]
+        max_live_rows: usize,
     },
     /// Ask a question in plain language: the model writes SQL, Quarry checks
     /// and runs it in a sandboxed worker, repairs failures, and answers.
@@ -471,6 +475,9 @@ pub(crate) struct AskArgs {
     /// Wall-clock limit per query, in seconds.
     #[arg(long, default_value_t = Limits::default().time.as_secs_f64())]
     pub(crate) time_limit: f64,
+    /// Most rows one query may read from one live database table.
+    #[arg(long, default_value_t = Limits::default().max_live_rows)]
+    pub(crate) max_live_rows: usize,
     #[command(flatten)]
     pub(crate) llm: LlmArgs,
     /// With files named: describe every table of the catalog to the model,

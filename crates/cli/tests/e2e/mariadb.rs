@@ -169,12 +169,17 @@ fn a_mariadb_source_is_read_only_on_the_server_pushes_work_down_and_never_shows_
     ok(&quarry(dir, &["sql", "-q", "SELECT facility FROM hmis.facility_months WHERE tested > 850 LIMIT 3"]));
     let log = db.log();
     for pushed in [
-        "SELECT `facility_months`.`state`, `facility_months`.`tested`, `facility_months`.`positive` FROM `hmis`.`facility_months`",
-        "SELECT `facility_months`.`facility` FROM `hmis`.`facility_months` WHERE (`facility_months`.`tested` > 850)",
+        "SELECT `facility_months`.`state`, `facility_months`.`tested`, `facility_months`.`positive` FROM `hmis`.`facility_months` LIMIT 20000001",
+        "SELECT `facility_months`.`facility` FROM `hmis`.`facility_months` WHERE (`facility_months`.`tested` > 850) LIMIT 20000001",
         "WHERE (`facility_months`.`tested` > 850) LIMIT 3",
     ] {
         assert!(log.lines().any(|l| l.ends_with(pushed)), "not in MariaDB's log: {pushed}\n{log}");
     }
+    // The row cap reaches MariaDB as the scan's LIMIT, one past it; reaching it fails the query.
+    let capped =
+        err(&quarry(dir, &["sql", "--max-live-rows", "40", "-q", "SELECT sum(tested) FROM hmis.facility_months"]));
+    assert!(capped.contains("more than 40 rows of the live table hmis.facility_months"), "{capped}");
+    assert!(db.log().lines().any(|l| l.ends_with("FROM `hmis`.`facility_months` LIMIT 41")), "{}", db.log());
     // Every session the pool opened started read-only and with a statement limit …
     assert!(log.contains("SET SESSION TRANSACTION READ ONLY"), "{log}");
     assert!(log.contains("SET SESSION max_statement_time ="), "{log}");

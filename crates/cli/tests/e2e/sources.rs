@@ -260,7 +260,13 @@ impl Postgres {
 
     /// Run SQL as the superuser over TCP (with the password).
     fn psql(&self, sql: &str) {
-        let o = Command::new("psql")
+        let o = self.psql_with("", sql);
+        assert!(o.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    /// Run SQL as the superuser in a session started with libpq `options`.
+    fn psql_with(&self, options: &str, sql: &str) -> Output {
+        Command::new("psql")
             .args([
                 "-h",
                 "127.0.0.1",
@@ -276,9 +282,9 @@ impl Postgres {
                 sql,
             ])
             .env("PGPASSWORD", PG_PASSWORD)
+            .env("PGOPTIONS", options)
             .output()
-            .unwrap();
-        assert!(o.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&o.stderr));
+            .unwrap()
     }
 
     fn url(&self, password: &str, db: &str) -> String {
@@ -354,12 +360,46 @@ fn a_postgres_source_is_read_only_pushes_work_down_and_never_shows_its_password(
     let log = std::fs::read_to_string(&pg.log).unwrap();
     for pushed in [
         // The join read three of the six columns …
-        r#"SELECT facility_months.state, facility_months.tested, facility_months.positive FROM "public".facility_months"#,
+        // (each scan also carries the row cap, one past it: `LIMIT 20000001`) …
+        r#"SELECT facility_months.state, facility_months.tested, facility_months.positive FROM "public".facility_months LIMIT 20000001"#,
         // … and the filter ran in PostgreSQL.
-        r#"SELECT facility_months.facility FROM "public".facility_months WHERE (facility_months.tested > 850)"#,
+        r#"SELECT facility_months.facility FROM "public".facility_months WHERE (facility_months.tested > 850) LIMIT 20000001"#,
     ] {
         assert!(log.lines().any(|l| l.ends_with(pushed)), "not in PostgreSQL's log: {pushed}\n{log}");
     }
+
+    // The row cap goes to PostgreSQL as the scan's LIMIT (one past it); reaching it fails the query
+    // instead of answering from part of the table, and a query reading fewer rows is untouched.
+    let cap = (rows.len() / 2).to_string();
+    let capped =
+        err(&quarry(dir, &["sql", "--max-live-rows", &cap, "-q", "SELECT count(*) FROM dhis.facility_months"]));
+    assert!(capped.contains(&format!("more than {cap} rows of the live table dhis.facility_months")), "{capped}");
+    assert!(capped.contains("quarry snapshot dhis.facility_months"), "{capped}");
+    let log = std::fs::read_to_string(&pg.log).unwrap();
+    let sent = format!("LIMIT {}", rows.len() / 2 + 1);
+    assert!(log.lines().any(|l| l.contains("FROM \"public\".facility_months") && l.ends_with(&sent)), "{log}");
+    let over = rows.iter().filter(|r| r[4].parse::<i64>().unwrap() > 850).count();
+    assert!(over < rows.len() / 2);
+    let few = "SELECT count(*) AS n FROM dhis.facility_months WHERE tested > 850";
+    let counted = ok(&quarry(dir, &["sql", "--max-live-rows", &cap, "-q", few, "--format", "csv"]));
+    assert_eq!(counted.lines().nth(1), Some(over.to_string().as_str()), "{counted}");
+
+    // The read-only session is a wall of its own: with the guard out of the way (psql, as the
+    // superuser, in a session with the options every Quarry session starts with) writes fail.
+    let options = quarry_engine::sources::postgres_session_options(&quarry_sandbox::Limits::default());
+    for write in [
+        "DELETE FROM facility_months",
+        "UPDATE facility_months SET tested = 0",
+        "CREATE TABLE pwned (x int)",
+        "INSERT INTO facility_months SELECT * FROM facility_months LIMIT 1",
+        "TRUNCATE facility_months",
+    ] {
+        let o = pg.psql_with(&options, write);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && e.contains("read-only transaction"), "{write}: {e}");
+    }
+    assert!(pg.psql_with("", "SELECT count(*) FROM facility_months").status.success());
+    assert!(pg.psql_with(&options, "SHOW statement_timeout").status.success());
 
     // Writes, PostgreSQL's escape hatches: refused or not even nameable.
     for (attack, why) in [

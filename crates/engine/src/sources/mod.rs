@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::prelude::SessionContext;
@@ -143,6 +144,14 @@ async fn connect_now(s: &Source, limits: &Limits) -> Result<Arc<dyn SchemaProvid
     }
 }
 
+/// The options every PostgreSQL session of a source starts with (libpq's
+/// `options`): read-only transactions, and the kernel's time limit as the
+/// server's statement timeout. Public so that a test can open a session
+/// with exactly these and try what the guard would refuse.
+pub fn postgres_session_options(limits: &Limits) -> String {
+    format!("-c default_transaction_read_only=on -c statement_timeout={}", limits.time.as_millis().max(1))
+}
+
 /// A PostgreSQL pool whose sessions are read-only and time-limited, and the schema its tables are in.
 async fn postgres_pool(s: &Source, limits: &Limits) -> Result<(PostgresConnectionPool, String), String> {
     let a = s.server()?;
@@ -152,10 +161,7 @@ async fn postgres_pool(s: &Source, limits: &Limits) -> Result<(PostgresConnectio
         ("user".to_string(), a.user.clone()),
         ("db".to_string(), a.database.clone()),
         ("sslmode".to_string(), "prefer".to_string()),
-        (
-            "options".to_string(),
-            format!("-c default_transaction_read_only=on -c statement_timeout={}", limits.time.as_millis().max(1)),
-        ),
+        ("options".to_string(), postgres_session_options(limits)),
     ]);
     if let Some(p) = &a.password {
         params.insert("pass".into(), p.clone());
@@ -210,7 +216,42 @@ const MAX_TABLES: usize = 2000;
 struct Scan {
     table: Arc<dyn TableProvider>,
     strips_quotes: bool,
+    cap: RowCap,
 }
+
+/// The rows one query may read from one live table, and the table's name
+/// for the error: the scan asks the database for one row more than that
+/// (`LIMIT`), and fails when that row arrives — so a runaway scan stops in
+/// the database, and no answer is ever made from part of a table.
+#[derive(Debug, Clone)]
+struct RowCap {
+    rows: usize,
+    table: String,
+}
+
+impl RowCap {
+    /// The limit to send: DataFusion's own, or one row past the cap.
+    fn fetch(&self, limit: Option<usize>) -> Option<usize> {
+        let past = self.rows.saturating_add(1);
+        Some(limit.map_or(past, |l| l.min(past)))
+    }
+}
+
+/// A live table's scan reached [`RowCap`]. Typed, so `error` can tell it
+/// from other failures without reading words.
+#[derive(Debug)]
+pub struct RowCapReached {
+    pub rows: usize,
+    pub table: String,
+}
+
+impl std::fmt::Display for RowCapReached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the query read more than {} rows of the live table {} (its cap per query)", self.rows, self.table)
+    }
+}
+
+impl std::error::Error for RowCapReached {}
 
 /// Whether `e` holds a text literal with a `"` in it.
 fn has_double_quote(e: &datafusion::logical_expr::Expr) -> bool {
@@ -254,13 +295,14 @@ impl TableProvider for Scan {
         filters: &[datafusion::logical_expr::Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        let fetch = self.cap.fetch(limit);
         match projection {
             Some(p) if p.is_empty() && !self.schema().fields().is_empty() => {
-                let one = Remote::wrap(self.table.scan(state, Some(&vec![0]), filters, limit).await?);
+                let one = self.remote(self.table.scan(state, Some(&vec![0]), filters, fetch).await?);
                 let none: Vec<datafusion::physical_plan::projection::ProjectionExpr> = Vec::new();
                 Ok(Arc::new(datafusion::physical_plan::projection::ProjectionExec::try_new(none, one)?))
             }
-            _ => Ok(Remote::wrap(self.table.scan(state, projection, filters, limit).await?)),
+            _ => Ok(self.remote(self.table.scan(state, projection, filters, fetch).await?)),
         }
     }
 }
@@ -271,20 +313,39 @@ impl TableProvider for Scan {
 /// on the logical plan (and past [`Scan`]'s), so this node takes none. Its
 /// batches carry the scan's schema even when there are none (the provider
 /// answers no rows with an empty schema).
+/// It counts the rows read in all its partitions and fails at [`RowCap`].
 #[derive(Debug)]
-struct Remote(Arc<dyn datafusion::physical_plan::ExecutionPlan>);
+struct Remote {
+    plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    cap: RowCap,
+    read: Arc<std::sync::atomic::AtomicUsize>,
+}
 
-impl Remote {
-    fn wrap(
+impl Scan {
+    fn remote(
+        &self,
         plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
     ) -> Arc<dyn datafusion::physical_plan::ExecutionPlan> {
-        Arc::new(Remote(plan))
+        Arc::new(Remote { plan, cap: self.cap.clone(), read: Default::default() })
+    }
+}
+
+impl Remote {
+    /// Count `batch`'s rows; past the cap, the error instead.
+    fn count(&self, batch: DfResult<RecordBatch>) -> DfResult<RecordBatch> {
+        let batch = batch?;
+        let read = self.read.fetch_add(batch.num_rows(), std::sync::atomic::Ordering::Relaxed) + batch.num_rows();
+        if read > self.cap.rows {
+            let e = RowCapReached { rows: self.cap.rows, table: self.cap.table.clone() };
+            return Err(DataFusionError::External(Box::new(e)));
+        }
+        Ok(batch)
     }
 }
 
 impl datafusion::physical_plan::DisplayAs for Remote {
     fn fmt_as(&self, t: datafusion::physical_plan::DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        self.0.fmt_as(t, f)
+        self.plan.fmt_as(t, f)
     }
 }
 
@@ -294,7 +355,7 @@ impl datafusion::physical_plan::ExecutionPlan for Remote {
     }
 
     fn properties(&self) -> &Arc<datafusion::physical_plan::PlanProperties> {
-        self.0.properties()
+        self.plan.properties()
     }
 
     fn children(&self) -> Vec<&Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
@@ -322,8 +383,11 @@ impl datafusion::physical_plan::ExecutionPlan for Remote {
         partition: usize,
         context: Arc<datafusion::execution::TaskContext>,
     ) -> DfResult<datafusion::execution::SendableRecordBatchStream> {
-        let stream = self.0.execute(partition, context)?;
-        Ok(Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(self.0.schema(), stream)))
+        use futures_util::StreamExt;
+        let stream = self.plan.execute(partition, context)?;
+        let this = Remote { plan: self.plan.clone(), cap: self.cap.clone(), read: self.read.clone() };
+        let counted = stream.map(move |b| this.count(b));
+        Ok(Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(self.plan.schema(), counted)))
     }
 }
 
@@ -358,8 +422,9 @@ impl SchemaProvider for LiveSchema {
         match slot.as_ref() {
             Some(p) => {
                 let strips_quotes = self.source.kind == SourceKind::Mysql;
+                let cap = RowCap { rows: self.limits.max_live_rows, table: format!("{}.{name}", self.source.name) };
                 match p.table(name).await? {
-                    Some(table) => Ok(Some(Arc::new(Scan { table, strips_quotes }))),
+                    Some(table) => Ok(Some(Arc::new(Scan { table, strips_quotes, cap }))),
                     None if self.table_exist(name) => Err(DataFusionError::Plan(format!(
                         "connection {0}: table {0}.{name} is no longer in the database (dropped or renamed since it \
                          was connected); connect {0} again to refresh its tables",
