@@ -34,7 +34,8 @@ impl AnalysisKernels {
 }
 
 fn entries(data: &Path) -> Result<Vec<TableEntry>, String> {
-    Catalog::open(data).and_then(|c| c.tables()).map_err(|e| e.to_string())
+    let catalog = Catalog::open(data).and_then(|c| c.tables()).map_err(|e| e.to_string())?;
+    Ok(analyses::readable(data, catalog))
 }
 
 /// `COLUMN[=NAME]` flags as the confirmed subset of the proposals.

@@ -142,6 +142,15 @@ pub fn propose(answer: &Answer) -> Vec<ParamSpec> {
     out
 }
 
+/// The tables an analysis may read in the workspace at `data`: the
+/// catalog's (`catalog`) and its live sources' (`crate::live`), whose data
+/// version in a run records that, and when, they were read live.
+pub fn readable(data: &std::path::Path, catalog: Vec<TableEntry>) -> Vec<TableEntry> {
+    let mut all = catalog;
+    all.extend(crate::live::entries(data));
+    all
+}
+
 fn now() -> String {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     format!("unix:{secs}")

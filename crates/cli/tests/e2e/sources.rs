@@ -177,6 +177,30 @@ fn an_sqlite_source_joins_an_uploaded_file_read_only() {
         err(&quarry(dir, &["snapshot", "field.facility_months", "--where", "1=1; DROP TABLE x"])).contains("refused")
     );
 
+    // A saved analysis reads the live table like any other: run again with another value, with no
+    // model, it answers from what the database holds now.
+    let sum_sql = "SELECT sum(positive) AS n FROM field.facility_months WHERE state = 'Kano'";
+    let extra = ["--all-tables", "--save-as", "live_positives", "--param", "state=state"];
+    let (fake, saved) = ask_scripted(dir, "Positives in Kano?", sum_sql, "{n} positives.", &extra);
+    ok(&saved);
+    let live_sum = |state: &str| -> i64 {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.query_row("SELECT sum(positive) FROM facility_months WHERE state = ?1", [state], |r| r.get(0)).unwrap()
+    };
+    let run = |state: &str| -> Value {
+        let param = format!("state={state}");
+        serde_json::from_str(&ok(&quarry(dir, &["analysis", "run", "live_positives", "--param", &param, "--json"])))
+            .unwrap()
+    };
+    let other = rows.iter().map(|r| r[0].as_str()).find(|s| *s != "Kano").unwrap();
+    assert_eq!(run(other)["table"]["rows"][0][0], serde_json::json!(live_sum(other)));
+    let deleted = format!("DELETE FROM facility_months WHERE state = '{other}' AND month = '2024-01-01'");
+    assert!(rusqlite::Connection::open(&db).unwrap().execute(&deleted, []).unwrap() > 0);
+    let now = run(other);
+    assert_eq!(now["table"]["rows"][0][0], serde_json::json!(live_sum(other)), "read live, not remembered");
+    assert!(now["data_versions"][0]["content_hash"].as_str().unwrap().starts_with("live@unix:"), "{now}");
+    assert_eq!(fake.requests().len(), 2, "analyses run with no model");
+
     // The source gone: a clear error naming it; the uploaded files still answer.
     std::fs::rename(&db, dir.join("moved.db")).unwrap();
     let gone = err(&quarry(dir, &["sql", "-q", "SELECT count(*) FROM field.facility_months"]));

@@ -82,13 +82,21 @@ pub(super) async fn save(
         }
         params.push(spec);
     }
-    let Some(c) = catalog(&st, &ws)? else { return Err(ApiError::bad("there are no tables in this workspace")) };
-    let entries = c.tables().map_err(ApiError::internal)?;
-    drop(c);
+    let entries = readable(&st, &ws)?;
     let a = Analysis::from_answer(req.name.trim(), &answer, &params, &entries).map_err(ApiError::bad)?;
     store::save(&st.ws_data(&ws), &a).map_err(ApiError::internal)?;
     let run = run_blocking(&st, &ws, a.clone(), Vec::new(), "saved").await?;
     Ok(Json(json!({"analysis": a, "run": run})))
+}
+
+/// The tables an analysis of workspace `ws` may read: its catalog's (none
+/// yet is fine) and its live sources'.
+fn readable(st: &Arc<AppState>, ws: &str) -> Result<Vec<quarry_ingest::catalog::TableEntry>, ApiError> {
+    let catalog = match catalog(st, ws)? {
+        Some(c) => c.tables().map_err(ApiError::internal)?,
+        None => Vec::new(),
+    };
+    Ok(analyses::readable(&st.ws_data(ws), catalog))
 }
 
 /// Run `a` now on the workspace's kernels, keeping the run.
@@ -100,9 +108,7 @@ async fn run_blocking(
     trigger: &str,
 ) -> Result<Value, ApiError> {
     let params = a.values(&given).map_err(ApiError::bad)?;
-    let Some(c) = catalog(st, ws)? else { return Err(ApiError::bad("there are no tables in this workspace")) };
-    let entries = c.tables().map_err(ApiError::internal)?;
-    drop(c);
+    let entries = readable(st, ws)?;
     let (k, data, trigger) = (st.analysis_kernels(ws), st.ws_data(ws), trigger.to_string());
     let run =
         tokio::task::spawn_blocking(move || analyses::run_and_keep(&data, &a, params, k.get(), &entries, &trigger))
@@ -172,9 +178,7 @@ pub(crate) async fn rerun_after_upload(st: &Arc<AppState>, ws: &str, tables: Vec
     if store::list(&data).map_or(true, |l| l.is_empty()) {
         return;
     }
-    let Ok(Some(c)) = catalog(st, ws) else { return };
-    let Ok(entries) = c.tables() else { return };
-    drop(c);
+    let Ok(entries) = readable(st, ws) else { return };
     let k = st.analysis_kernels(ws);
     let done = tokio::task::spawn_blocking(move || {
         let mut done = analyses::rerun_reading(&data, &tables, k.get(), &entries);
