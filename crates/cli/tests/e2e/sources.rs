@@ -210,6 +210,37 @@ fn an_sqlite_source_joins_an_uploaded_file_read_only() {
     assert!(String::from_utf8_lossy(&quarry(dir, &["connect", "--list"]).stderr).contains("no connections yet"));
 }
 
+/// An SQLite table with no rows yet has the columns it declares (the
+/// provider learns columns from rows): a query over it answers no rows.
+#[test]
+fn an_empty_sqlite_table_keeps_its_declared_columns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let db = dir.join("app.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE visits (id INTEGER PRIMARY KEY, facility VARCHAR(40), seen DATE, fee REAL)")
+        .unwrap();
+    ok(&quarry(dir, &["connect", "app", &format!("sqlite:{}", db.display())]));
+    let stored = std::fs::read_to_string(dir.join("quarry-data/sources/app.json")).unwrap();
+    for col in [r#"["id","integer"]"#, r#"["facility","text"]"#, r#"["seen","date"]"#, r#"["fee","float"]"#] {
+        assert!(stored.contains(col), "{col} in {stored}");
+    }
+    let n = ok(&quarry(dir, &["sql", "-q", "SELECT count(*) AS n FROM app.visits", "--format", "csv"]));
+    assert_eq!(n.trim(), "n\n0");
+    let sql = "SELECT facility, sum(fee) AS fees FROM app.visits WHERE id > 3 GROUP BY facility";
+    assert_eq!(ok(&quarry(dir, &["sql", "-q", sql, "--format", "csv"])).trim(), "facility,fees");
+    let e = err(&quarry(dir, &["sql", "-q", "SELECT nope FROM app.visits"]));
+    assert!(e.contains("nope"), "{e}");
+    // Once it has rows, the provider reads them as usual.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("INSERT INTO visits VALUES (7, 'PHC Dala 1', '2024-01-01', 2.5)", [])
+        .unwrap();
+    let one = ok(&quarry(dir, &["sql", "-q", sql, "--format", "csv"]));
+    assert_eq!(one.trim(), "facility,fees\nPHC Dala 1,2.5");
+}
+
 /// A real PostgreSQL for one test: `initdb` in a temporary directory (as the
 /// `postgres` user when the tests run as root: it refuses root), password
 /// logins over TCP on a free loopback port, every statement logged;

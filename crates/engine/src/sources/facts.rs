@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use quarry_types::{LiveTable, Source, SourceKind};
+use quarry_types::{ColumnType, LiveTable, Source, SourceKind};
 
 /// Per table (by its name in the database): what its catalog says.
 #[derive(Default)]
@@ -13,6 +13,9 @@ pub(super) struct Facts {
     pub rows: HashMap<String, u64>,
     pub primary: HashMap<String, Vec<String>>,
     pub references: HashMap<String, Vec<(String, String)>>,
+    /// Columns as the table declares them, where the provider learns them
+    /// from rows (SQLite), so that a table with no rows still has columns.
+    pub declared: HashMap<String, Vec<(String, ColumnType)>>,
 }
 
 impl Facts {
@@ -21,6 +24,9 @@ impl Facts {
         t.rows_estimate = self.rows.get(table).copied();
         t.primary_key = self.primary.get(table).cloned().unwrap_or_default();
         t.references = self.references.get(table).cloned().unwrap_or_default();
+        if t.columns.is_empty() {
+            t.columns = self.declared.get(table).cloned().unwrap_or_default();
+        }
     }
 
     /// One key column: of the primary key, or (with what it refers to) of a foreign key.
@@ -121,6 +127,10 @@ fn sqlite(s: &Source) -> Result<Facts, String> {
                 f.rows.insert(t.clone(), n.max(0) as u64);
             }
         }
+        let mut cols = c.prepare("SELECT name, type FROM pragma_table_info(?1) ORDER BY cid").map_err(q)?;
+        let declared = cols.query_map([t], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(q)?;
+        let declared = declared.filter_map(Result::ok).map(|(n, ty)| (n, sqlite_type(&ty))).collect();
+        f.declared.insert(t.clone(), declared);
         let mut pk = c.prepare("SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk").map_err(q)?;
         for col in pk.query_map([t], |r| r.get::<_, String>(0)).map_err(q)?.filter_map(Result::ok) {
             f.key(t.clone(), col, None);
@@ -135,4 +145,46 @@ fn sqlite(s: &Source) -> Result<Facts, String> {
     }
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     Ok(f)
+}
+
+/// A column's declared SQLite type as a column type, by SQLite's own
+/// affinity rules (`INT` anywhere: integer; `CHAR`, `CLOB`, `TEXT`: text;
+/// `REAL`, `FLOA`, `DOUB`: float), with dates and booleans by name.
+fn sqlite_type(declared: &str) -> ColumnType {
+    let t = declared.to_ascii_uppercase();
+    if t.contains("INT") {
+        ColumnType::Integer
+    } else if ["CHAR", "CLOB", "TEXT"].iter().any(|w| t.contains(w)) || t.is_empty() || t.contains("BLOB") {
+        ColumnType::Text
+    } else if t.contains("BOOL") {
+        ColumnType::Boolean
+    } else if t.contains("DATETIME") || t.contains("TIMESTAMP") {
+        ColumnType::DateTime
+    } else if t.contains("DATE") {
+        ColumnType::Date
+    } else {
+        ColumnType::Float
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_sqlite_types_follow_its_affinity_rules() {
+        for (declared, want) in [
+            ("INTEGER", ColumnType::Integer),
+            ("bigint", ColumnType::Integer),
+            ("VARCHAR(20)", ColumnType::Text),
+            ("", ColumnType::Text),
+            ("REAL", ColumnType::Float),
+            ("NUMERIC(10,2)", ColumnType::Float),
+            ("BOOLEAN", ColumnType::Boolean),
+            ("DATE", ColumnType::Date),
+            ("DATETIME", ColumnType::DateTime),
+        ] {
+            assert_eq!(sqlite_type(declared), want, "{declared}");
+        }
+    }
 }

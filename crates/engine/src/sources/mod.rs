@@ -399,7 +399,26 @@ struct LiveSchema {
     source: Source,
     limits: Limits,
     names: Vec<String>,
+    /// The columns each table had when connected, for a provider that
+    /// learns them from rows (SQLite's) and so sees none in an empty table.
+    columns: std::collections::HashMap<String, Vec<(String, ColumnType)>>,
     connected: tokio::sync::Mutex<Option<Arc<dyn SchemaProvider>>>,
+}
+
+impl LiveSchema {
+    /// `table` as the provider sees it, or — where it saw no columns, in a
+    /// table that had some when connected — that table with no rows.
+    fn or_declared(&self, name: &str, table: Arc<dyn TableProvider>) -> Arc<dyn TableProvider> {
+        match self.columns.get(name).filter(|c| !c.is_empty() && table.schema().fields().is_empty()) {
+            Some(cols) => {
+                let fields: Vec<_> =
+                    cols.iter().map(|(n, t)| datafusion::arrow::datatypes::Field::new(n, t.arrow(), true)).collect();
+                let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+                Arc::new(datafusion::datasource::empty::EmptyTable::new(schema))
+            }
+            None => table,
+        }
+    }
 }
 
 impl std::fmt::Debug for LiveSchema {
@@ -424,7 +443,10 @@ impl SchemaProvider for LiveSchema {
                 let strips_quotes = self.source.kind == SourceKind::Mysql;
                 let cap = RowCap { rows: self.limits.max_live_rows, table: format!("{}.{name}", self.source.name) };
                 match p.table(name).await? {
-                    Some(table) => Ok(Some(Arc::new(Scan { table, strips_quotes, cap }))),
+                    Some(table) => {
+                        let table = self.or_declared(name, table);
+                        Ok(Some(Arc::new(Scan { table, strips_quotes, cap })))
+                    }
                     None if self.table_exist(name) => Err(DataFusionError::Plan(format!(
                         "connection {0}: table {0}.{name} is no longer in the database (dropped or renamed since it \
                          was connected); connect {0} again to refresh its tables",
@@ -454,12 +476,14 @@ pub async fn register(
     let mut tables = Vec::new();
     for (source, live) in quarry_ingest::sources::live_tables(data) {
         let prefix = format!("{}.", source.name);
-        let names: Vec<String> =
-            live.iter().map(|t| t.name.strip_prefix(&prefix).unwrap_or(&t.name).to_string()).collect();
+        let local = |t: &LiveTable| t.name.strip_prefix(&prefix).unwrap_or(&t.name).to_string();
+        let names: Vec<String> = live.iter().map(local).collect();
+        let columns = live.iter().map(|t| (local(t), t.columns.clone())).collect();
         tables.extend(live.into_iter().map(|t| TableInfo { name: t.name, columns: Vec::new() }));
         let name = source.name.clone();
         let source = passwords.apply(source);
-        let schema = LiveSchema { source, limits: limits.clone(), names, connected: tokio::sync::Mutex::new(None) };
+        let connected = tokio::sync::Mutex::new(None);
+        let schema = LiveSchema { source, limits: limits.clone(), names, columns, connected };
         catalog.register_schema(&name, Arc::new(schema)).map_err(|e| e.to_string())?;
     }
     Ok(tables)
