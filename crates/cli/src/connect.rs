@@ -39,21 +39,12 @@ fn list(data: &Path) -> bool {
 }
 
 fn remove(data: &Path, name: &str) -> bool {
-    let mut all = match sources::load(data) {
-        Ok(a) => a,
-        Err(e) => return fail(e),
-    };
-    let before = all.len();
-    all.retain(|s| s.name != name);
-    if all.len() == before {
-        return fail(format!("there is no connection '{name}' (see `quarry connect --list`)"));
-    }
-    sources::remove_tables(data, name);
-    match sources::save(data, &all) {
-        Ok(()) => {
+    match sources::remove(data, name) {
+        Ok(true) => {
             eprintln!("removed connection {name}");
             true
         }
+        Ok(false) => fail(format!("there is no connection '{name}' (see `quarry connect --list`)")),
         Err(e) => fail(e),
     }
 }
@@ -67,18 +58,12 @@ fn add(data: &Path, source: Source) -> bool {
         Ok(t) => t,
         Err(e) => return fail(format!("not saved: {e}")),
     };
-    let mut all = match sources::load(data) {
-        Ok(a) => a,
-        Err(e) => return fail(e),
-    };
     // The workspace's catalog, empty until files are loaded: the SQL workers
     // open it and may not write files themselves.
     if let Err(e) = crate::loading::open_repaired(data) {
         return fail(e);
     }
-    all.retain(|s| s.name != source.name);
-    all.push(source.clone());
-    if let Err(e) = sources::save_tables(data, &source.name, &tables).and_then(|()| sources::save(data, &all)) {
+    if let Err(e) = sources::add(data, &source, &tables) {
         return fail(e);
     }
     eprintln!(

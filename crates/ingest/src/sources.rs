@@ -41,8 +41,49 @@ fn write_whole(target: &Path, bytes: &[u8]) -> Result<(), String> {
 }
 
 /// Replace the workspace's sources.
-pub fn save(data: &Path, sources: &[Source]) -> Result<(), String> {
+fn save(data: &Path, sources: &[Source]) -> Result<(), String> {
     write_whole(&path(data), &serde_json::to_vec_pretty(sources).map_err(|e| e.to_string())?)
+}
+
+/// Change the workspace's sources with `f`, holding `<data>/connections.lock`
+/// from reading to writing, so that a `quarry connect` in a shell and the
+/// server changing the same workspace never lose each other's change.
+fn change<T>(data: &Path, f: impl FnOnce(&mut Vec<Source>) -> Result<T, String>) -> Result<T, String> {
+    std::fs::create_dir_all(data).map_err(|e| format!("{}: {e}", data.display()))?;
+    let lock_path = data.join("connections.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    lock.lock().map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    let mut all = load(data)?;
+    let out = f(&mut all)?;
+    save(data, &all)?;
+    Ok(out)
+}
+
+/// Add `source` (replacing one of the same name) with its introspected tables.
+pub fn add(data: &Path, source: &Source, tables: &[LiveTable]) -> Result<(), String> {
+    change(data, |all| {
+        save_tables(data, &source.name, tables)?;
+        all.retain(|s| s.name != source.name);
+        all.push(source.clone());
+        Ok(())
+    })
+}
+
+/// Remove the source `name` and what was kept of its tables; false if there was none.
+pub fn remove(data: &Path, name: &str) -> Result<bool, String> {
+    change(data, |all| {
+        let before = all.len();
+        all.retain(|s| s.name != name);
+        if all.len() < before {
+            remove_tables(data, name);
+        }
+        Ok(all.len() < before)
+    })
 }
 
 fn tables_path(data: &Path, source: &str) -> PathBuf {
@@ -50,12 +91,12 @@ fn tables_path(data: &Path, source: &str) -> PathBuf {
 }
 
 /// Keep what `source`'s tables are (replacing what was kept).
-pub fn save_tables(data: &Path, source: &str, tables: &[LiveTable]) -> Result<(), String> {
+fn save_tables(data: &Path, source: &str, tables: &[LiveTable]) -> Result<(), String> {
     write_whole(&tables_path(data, source), &serde_json::to_vec(tables).map_err(|e| e.to_string())?)
 }
 
 /// Forget what `source`'s tables were.
-pub fn remove_tables(data: &Path, source: &str) {
+fn remove_tables(data: &Path, source: &str) {
     let _ = std::fs::remove_file(tables_path(data, source));
 }
 
@@ -157,5 +198,31 @@ mod tests {
         assert_eq!(load(dir.path()).unwrap(), [s]);
         let mode = std::fs::metadata(path(dir.path())).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    /// Two writers at once (a shell's `quarry connect` and the server) lose
+    /// neither's change: each holds the lock from reading to writing.
+    #[test]
+    fn changes_from_two_writers_at_once_are_all_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_path_buf();
+        let writers: Vec<_> = ["a", "b"]
+            .into_iter()
+            .map(|who| {
+                let data = data.clone();
+                std::thread::spawn(move || {
+                    for k in 0..40 {
+                        let s = Source::parse(&format!("{who}{k}"), &format!("sqlite:/x/{who}{k}.db"), None).unwrap();
+                        add(&data, &s, &[]).unwrap();
+                    }
+                })
+            })
+            .collect();
+        writers.into_iter().for_each(|w| w.join().unwrap());
+        assert_eq!(load(&data).unwrap().len(), 80);
+        assert!(remove(&data, "a3").unwrap());
+        assert!(!remove(&data, "a3").unwrap());
+        assert_eq!(load(&data).unwrap().len(), 79);
+        assert!(!data.join("sources/a3.json").exists());
     }
 }

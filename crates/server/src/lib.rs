@@ -183,8 +183,6 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// One change to a workspace's definitions at a time (read, change, write).
     pub(crate) definitions_lock: tokio::sync::Mutex<()>,
-    /// One writer at a time of a workspace's connections file.
-    pub(crate) connections_lock: tokio::sync::Mutex<()>,
     /// One computation of a table's insights at a time (an upload's and a
     /// card's): the second waits and reads what the first stored.
     insights_gates: Mutex<HashMap<(String, String), Gate>>,
@@ -225,7 +223,6 @@ impl AppState {
             local,
             shutdown: CancellationToken::new(),
             definitions_lock: tokio::sync::Mutex::new(()),
-            connections_lock: tokio::sync::Mutex::new(()),
             insights_gates: Mutex::new(HashMap::new()),
         }))
     }

@@ -94,12 +94,10 @@ pub(super) async fn add(
         .await
         .map_err(ApiError::internal)?
         .map_err(|e| ApiError::bad(format!("not saved: {e}")))?;
-    let _guard = st.connections_lock.lock().await;
-    let mut all = sources::load(&data).map_err(ApiError::internal)?;
-    all.retain(|s| s.name != source.name);
-    all.push(source.clone());
-    sources::save_tables(&data, &source.name, &tables)
-        .and_then(|()| sources::save(&data, &all))
+    let at = data.clone();
+    tokio::task::spawn_blocking(move || sources::add(&at, &source, &tables))
+        .await
+        .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
     Ok(Json(views(&data)))
 }
@@ -113,15 +111,14 @@ pub(super) async fn remove(
 ) -> Res<Vec<ConnectionView>> {
     let w = own_workspace(&st, &u, &ws)?;
     let data = st.ws_data(&w.id);
-    let _guard = st.connections_lock.lock().await;
-    let mut all = sources::load(&data).map_err(ApiError::internal)?;
-    let before = all.len();
-    all.retain(|s| s.name != name);
-    if all.len() == before {
+    let at = data.clone();
+    let removed = tokio::task::spawn_blocking(move || sources::remove(&at, &name))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    if !removed {
         return Err(ApiError::not_found("no such connection"));
     }
-    sources::remove_tables(&data, &name);
-    sources::save(&data, &all).map_err(ApiError::internal)?;
     Ok(Json(views(&data)))
 }
 
