@@ -696,16 +696,17 @@ function snapshotForm(c) {
   const table = el("select", { class: "snapshot-table", "aria-label": "table to snapshot" }, c.tables.map((t) => el("option", { value: t }, t)));
   const where = el("input", { class: "snapshot-where", placeholder: "only rows where … (optional)", "aria-label": "snapshot condition", size: "22" });
   const status = el("span", { class: "muted snapshot-status" });
+  const most = el("input", { class: "snapshot-max", type: "number", min: "1", step: "1", value: String(state.config.snapshot_max_rows), "aria-label": "most rows the snapshot may hold", title: "most rows (a table with more writes nothing)", style: "width: 9em" });
   const go = el("button", { type: "button", class: "snapshot" }, "Snapshot");
   go.addEventListener("click", async () => {
     status.textContent = "copying…"; status.className = "muted snapshot-status";
     try {
-      const s = await api(`/api/workspaces/${state.workspace}/snapshots`, { method: "POST", body: JSON.stringify({ table: table.value, where: where.value.trim() || null }) });
+      const s = await api(`/api/workspaces/${state.workspace}/snapshots`, { method: "POST", body: JSON.stringify({ table: table.value, where: where.value.trim() || null, max_rows: Number(most.value) || null }) });
       status.textContent = `✓ ${s.rows} rows → table ${s.table}`;
       await loadTables();
     } catch (e) { status.textContent = e.message; status.className = "error snapshot-status"; }
   });
-  return el("div", { class: "snapshot-form" }, table, " ", where, " ", go, " ", status);
+  return el("div", { class: "snapshot-form" }, table, " ", where, " at most ", most, " rows ", go, " ", status);
 }
 
 function setupConnections() {

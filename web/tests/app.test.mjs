@@ -343,6 +343,13 @@ c.commit()`, db]);
   await page.waitForFunction((sel) => /rows → table/.test(document.querySelector(`${sel} .snapshot-status`)?.textContent || ""), li);
   assert.match(await page.textContent(`${li} .snapshot-status`), /2 rows → table field_visits/);
   await page.waitForSelector('.table-card[data-table="field_visits"]');
+  // More rows than the snapshot may hold: nothing written, and the page says why.
+  await page.fill(`${li} input.snapshot-where`, "");
+  await page.fill(`${li} input.snapshot-max`, "1");
+  await page.click(`${li} button.snapshot`);
+  await page.waitForSelector(`${li} .snapshot-status.error`);
+  assert.match(await page.textContent(`${li} .snapshot-status`), /more than 1 rows — nothing written/);
+  await page.fill(`${li} input.snapshot-max`, "1000");
   await page.fill(`${li} input.snapshot-where`, "no_such_column = 1");
   await page.click(`${li} button.snapshot`);
   await page.waitForSelector(`${li} .snapshot-status.error`);

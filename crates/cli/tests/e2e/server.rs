@@ -612,3 +612,59 @@ fn a_cancelled_upload_stops_its_worker() {
         s.stop().await;
     });
 }
+
+/// A database that dies in the middle of a query fails that query with a
+/// clear error, without a hang, and the server goes on serving: files,
+/// other requests, and the same source once it is back.
+#[test]
+fn a_database_dying_mid_query_fails_that_query_and_the_server_keeps_serving() {
+    use crate::sources::{Postgres, PG_PASSWORD};
+    let Some(pg) = Postgres::start() else { return };
+    pg.psql("CREATE TABLE big AS SELECT (g % 37)::text AS state, g AS n FROM generate_series(1, 3000000) g");
+    rt().block_on(async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let files = demo(tmp.path());
+        let s = serve(&tmp.path().join("data"), Err("no model".into()), [127, 0, 0, 1]).await;
+        let c = client();
+        let (_, ws) = get(&c, &format!("{}/api/workspaces", s.url)).await;
+        let ws = ws[0]["id"].as_str().expect("ws").to_string();
+        assert_eq!(upload(&c, &s.url, &ws, &files[3]).await.0, 200);
+        let url = pg.url(PG_PASSWORD, "postgres");
+        let (status, v) =
+            post(&c, &format!("{}/api/workspaces/{ws}/connections", s.url), json!({"name": "dhis", "url": url})).await;
+        assert_eq!(status, 200, "{v}");
+
+        let sql_url = format!("{}/api/workspaces/{ws}/sql", s.url);
+        let (c2, u2) = (c.clone(), sql_url.clone());
+        let slow = tokio::spawn(async move {
+            post(&c2, &u2, json!({"sql": "SELECT state, sum(n) AS n FROM dhis.big GROUP BY state"})).await
+        });
+        // Stop PostgreSQL once the scan has reached it.
+        let started = std::time::Instant::now();
+        while !std::fs::read_to_string(&pg.log).unwrap_or_default().contains(r#"FROM "public".big"#) {
+            assert!(started.elapsed() < Duration::from_secs(30), "the scan never reached PostgreSQL");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        pg.stop();
+        let (status, e) = tokio::time::timeout(Duration::from_secs(60), slow).await.expect("no hang").expect("task");
+        assert!((400..500).contains(&status), "{status} {e}");
+        let msg = e["error"].as_str().unwrap_or_default();
+        assert!(msg.contains("connection dhis"), "{e}");
+        assert!(!e.to_string().contains(PG_PASSWORD), "{e}");
+
+        // The server goes on: files answer, the source's own tables fail clearly.
+        let (status, v) = post(&c, &sql_url, json!({"sql": "SELECT count(*) AS n FROM population_2024"})).await;
+        assert_eq!(status, 200, "{v}");
+        let (status, v) = post(&c, &sql_url, json!({"sql": "SELECT count(*) AS n FROM dhis.big"})).await;
+        assert!(
+            (400..500).contains(&status) && v["error"].as_str().unwrap_or_default().contains("host unreachable"),
+            "{v}"
+        );
+        assert_eq!(get(&c, &format!("{}/api/workspaces", s.url)).await.0, 200);
+        // Back up: the next query connects again and answers.
+        pg.start_again();
+        let (status, v) = post(&c, &sql_url, json!({"sql": "SELECT count(*) AS n FROM dhis.big WHERE n <= 10"})).await;
+        assert_eq!((status, &v["table"]["rows"][0][0]), (200, &json!(10)), "{v}");
+        s.stop().await;
+    });
+}

@@ -245,19 +245,19 @@ fn an_empty_sqlite_table_keeps_its_declared_columns() {
 /// `postgres` user when the tests run as root: it refuses root), password
 /// logins over TCP on a free loopback port, every statement logged;
 /// stopped when dropped.
-struct Postgres {
+pub(crate) struct Postgres {
     _dir: tempfile::TempDir,
     data: std::path::PathBuf,
-    log: std::path::PathBuf,
+    pub(crate) log: std::path::PathBuf,
     port: u16,
     bin: std::path::PathBuf,
     as_postgres: bool,
 }
 
-const PG_PASSWORD: &str = "canary-pg-9f3e1c";
+pub(crate) const PG_PASSWORD: &str = "canary-pg-9f3e1c";
 
 impl Postgres {
-    fn start() -> Option<Postgres> {
+    pub(crate) fn start() -> Option<Postgres> {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .ok()?
             .filter_map(|e| e.ok())
@@ -280,17 +280,31 @@ impl Postgres {
         let init =
             pg.run("initdb", &["-U", "quarry", "--auth-local=trust", "--auth-host=scram-sha-256"], &[&pg.data], &pw);
         assert!(init.status.success(), "initdb: {}", String::from_utf8_lossy(&init.stderr));
+        pg.start_again();
+        Some(pg)
+    }
+
+    /// Start the server (again, after [`Postgres::stop`]), on the same port.
+    pub(crate) fn start_again(&self) {
         let opts = format!(
             "-c listen_addresses=127.0.0.1 -p {} -k {} -c log_statement=all",
-            pg.port,
-            pg.data.parent().unwrap().display()
+            self.port,
+            self.data.parent().unwrap().display()
         );
-        let start = pg.run_plain(
+        let start = self.run_plain(
             "pg_ctl",
-            &["-D", &pg.data.display().to_string(), "-l", &pg.log.display().to_string(), "-o", &opts, "-w", "start"],
+            &[
+                "-D",
+                &self.data.display().to_string(),
+                "-l",
+                &self.log.display().to_string(),
+                "-o",
+                &opts,
+                "-w",
+                "start",
+            ],
         );
         assert!(start.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&start.stderr));
-        Some(pg)
     }
 
     fn command(&self, tool: &str) -> Command {
@@ -314,7 +328,7 @@ impl Postgres {
     }
 
     /// Run SQL as the superuser over TCP (with the password).
-    fn psql(&self, sql: &str) {
+    pub(crate) fn psql(&self, sql: &str) {
         let o = self.psql_with("", sql);
         assert!(o.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&o.stderr));
     }
@@ -342,11 +356,11 @@ impl Postgres {
             .unwrap()
     }
 
-    fn url(&self, password: &str, db: &str) -> String {
+    pub(crate) fn url(&self, password: &str, db: &str) -> String {
         format!("postgres://quarry:{password}@127.0.0.1:{}/{db}?sslmode=disable", self.port)
     }
 
-    fn stop(&self) {
+    pub(crate) fn stop(&self) {
         let _ = self.run_plain("pg_ctl", &["-D", &self.data.display().to_string(), "-m", "immediate", "-w", "stop"]);
     }
 }

@@ -217,6 +217,7 @@ struct Scan {
     table: Arc<dyn TableProvider>,
     strips_quotes: bool,
     cap: RowCap,
+    connected: Slot,
 }
 
 /// The rows one query may read from one live table, and the table's name
@@ -313,12 +314,14 @@ impl TableProvider for Scan {
 /// on the logical plan (and past [`Scan`]'s), so this node takes none. Its
 /// batches carry the scan's schema even when there are none (the provider
 /// answers no rows with an empty schema).
-/// It counts the rows read in all its partitions and fails at [`RowCap`].
+/// It counts the rows read in all its partitions and fails at [`RowCap`];
+/// a failure while reading (the database gone mid-query) names the source.
 #[derive(Debug)]
 struct Remote {
     plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
     cap: RowCap,
     read: Arc<std::sync::atomic::AtomicUsize>,
+    connected: Slot,
 }
 
 impl Scan {
@@ -326,14 +329,30 @@ impl Scan {
         &self,
         plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
     ) -> Arc<dyn datafusion::physical_plan::ExecutionPlan> {
-        Arc::new(Remote { plan, cap: self.cap.clone(), read: Default::default() })
+        Arc::new(Remote { plan, cap: self.cap.clone(), read: Default::default(), connected: self.connected.clone() })
     }
 }
 
 impl Remote {
+    /// A failure of the database while this scan read from it, naming the source.
+    fn failed(&self, e: DataFusionError) -> DataFusionError {
+        // The next query connects again rather than waiting on a dead pool.
+        if let Ok(mut slot) = self.connected.try_lock() {
+            *slot = None;
+        }
+        let source = self.cap.table.split('.').next().unwrap_or_default();
+        let why = e.find_root().to_string();
+        let why = if why.contains("connection closed") || why.contains("broken pipe") || why.contains("reset by peer") {
+            format!("the database closed the connection while {} was read (stopped or restarted?)", self.cap.table)
+        } else {
+            format!("reading {} failed: {why}", self.cap.table)
+        };
+        DataFusionError::Execution(format!("connection {source}: {why}"))
+    }
+
     /// Count `batch`'s rows; past the cap, the error instead.
     fn count(&self, batch: DfResult<RecordBatch>) -> DfResult<RecordBatch> {
-        let batch = batch?;
+        let batch = batch.map_err(|e| self.failed(e))?;
         let read = self.read.fetch_add(batch.num_rows(), std::sync::atomic::Ordering::Relaxed) + batch.num_rows();
         if read > self.cap.rows {
             let e = RowCapReached { rows: self.cap.rows, table: self.cap.table.clone() };
@@ -385,11 +404,20 @@ impl datafusion::physical_plan::ExecutionPlan for Remote {
     ) -> DfResult<datafusion::execution::SendableRecordBatchStream> {
         use futures_util::StreamExt;
         let stream = self.plan.execute(partition, context)?;
-        let this = Remote { plan: self.plan.clone(), cap: self.cap.clone(), read: self.read.clone() };
+        let this = Remote {
+            plan: self.plan.clone(),
+            cap: self.cap.clone(),
+            read: self.read.clone(),
+            connected: self.connected.clone(),
+        };
         let counted = stream.map(move |b| this.count(b));
         Ok(Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(self.plan.schema(), counted)))
     }
 }
+
+/// A source's connection once made (none before the first query reads it,
+/// or after a failure: the next query connects again).
+type Slot = Arc<tokio::sync::Mutex<Option<Arc<dyn SchemaProvider>>>>;
 
 /// A source in the session: its tables' names as introspected when it was
 /// connected, and the connection made on the first query that reads one of
@@ -402,7 +430,7 @@ struct LiveSchema {
     /// The columns each table had when connected, for a provider that
     /// learns them from rows (SQLite's) and so sees none in an empty table.
     columns: std::collections::HashMap<String, Vec<(String, ColumnType)>>,
-    connected: tokio::sync::Mutex<Option<Arc<dyn SchemaProvider>>>,
+    connected: Slot,
 }
 
 impl LiveSchema {
@@ -442,10 +470,16 @@ impl SchemaProvider for LiveSchema {
             Some(p) => {
                 let strips_quotes = self.source.kind == SourceKind::Mysql;
                 let cap = RowCap { rows: self.limits.max_live_rows, table: format!("{}.{name}", self.source.name) };
-                match p.table(name).await? {
+                let found = p.table(name).await.map_err(|e| {
+                    // The database is gone or refused: connect again next time, quickly.
+                    *slot = None;
+                    DataFusionError::Plan(explain(&self.source, &e.to_string()))
+                });
+                match found? {
                     Some(table) => {
                         let table = self.or_declared(name, table);
-                        Ok(Some(Arc::new(Scan { table, strips_quotes, cap })))
+                        let connected = self.connected.clone();
+                        Ok(Some(Arc::new(Scan { table, strips_quotes, cap, connected })))
                     }
                     None if self.table_exist(name) => Err(DataFusionError::Plan(format!(
                         "connection {0}: table {0}.{name} is no longer in the database (dropped or renamed since it \
@@ -482,7 +516,7 @@ pub async fn register(
         tables.extend(live.into_iter().map(|t| TableInfo { name: t.name, columns: Vec::new() }));
         let name = source.name.clone();
         let source = passwords.apply(source);
-        let connected = tokio::sync::Mutex::new(None);
+        let connected = Slot::default();
         let schema = LiveSchema { source, limits: limits.clone(), names, columns, connected };
         catalog.register_schema(&name, Arc::new(schema)).map_err(|e| e.to_string())?;
     }

@@ -132,6 +132,10 @@ pub struct SnapshotRequest {
     /// The table it becomes (`source_table` by default); each snapshot of a name is a new version.
     #[serde(default)]
     pub name: Option<String>,
+    /// Most rows it may hold (`/api/config`'s `snapshot_max_rows` by
+    /// default); a table with more writes nothing.
+    #[serde(default)]
+    pub max_rows: Option<usize>,
 }
 
 /// A snapshot taken: the table it became and how many rows it holds.
@@ -154,7 +158,10 @@ pub(super) async fn snapshot(
     let data = st.ws_data(&w.id);
     let (sql, name) = sources::snapshot_query(&data, &req.table, req.filter.as_deref(), req.name.as_deref())
         .map_err(ApiError::bad)?;
-    let max = sources::SNAPSHOT_MAX_ROWS;
+    let max = req.max_rows.unwrap_or(sources::SNAPSHOT_MAX_ROWS);
+    if max == 0 {
+        return Err(ApiError::bad("max_rows: a snapshot holds at least one row"));
+    }
     let k = st.kernels(&w.id);
     let r = tokio::task::spawn_blocking(move || k.sql.query(&sql, &sources::snapshot_limits(max)))
         .await

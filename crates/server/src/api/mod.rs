@@ -199,6 +199,7 @@ async fn get_config(State(st): State<Arc<AppState>>, Caller(u): Caller) -> Res<C
             .iter()
             .map(|k| views::SourceKindView { kind: k.as_str().into(), example: k.example().into() })
             .collect(),
+        snapshot_max_rows: quarry_ingest::sources::SNAPSHOT_MAX_ROWS,
         max_upload_bytes: st.cfg.max_upload_bytes,
         export_formats: Format::ALL
             .iter()

@@ -37,6 +37,8 @@ pub struct ConfigView {
     pub insight_kinds: Vec<InsightKindView>,
     /// The kinds of database a connection may be, with how a URL is written.
     pub source_kinds: Vec<SourceKindView>,
+    /// Most rows a snapshot holds unless asked for more.
+    pub snapshot_max_rows: usize,
 }
 
 /// A kind of insight, as the page titles it.
