@@ -483,7 +483,20 @@ fn a_postgres_source_is_read_only_pushes_work_down_and_never_shows_its_password(
     }
     // Asked about in plain language: the password reaches neither the model nor the answer.
     let count = "SELECT count(*) AS n FROM dhis.facility_months";
-    let (fake, asked) = ask_scripted(dir, "How many reports?", count, "{n} reports.", &["--all-tables"]);
+    let exports = ["--all-tables", "--export", "report.html"];
+    let (fake, asked) = ask_scripted(dir, "How many reports?", count, "{n} reports.", &exports);
+    // Nor any export: the report, a notebook (which reads data versions), the table.
+    for name in ["report.ipynb", "answer.xlsx", "answer.json"] {
+        let (_, out) =
+            ask_scripted(dir, "How many reports?", count, "{n} reports.", &["--all-tables", "--export", name]);
+        ok(&out);
+        assert!(
+            !std::fs::read(dir.join(name)).unwrap().windows(PG_PASSWORD.len()).any(|w| w == PG_PASSWORD.as_bytes()),
+            "{name}"
+        );
+    }
+    let report = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(report.contains("dhis.facility_months") && !report.contains(PG_PASSWORD));
     let answer = ok(&asked);
     let parsed: Value = serde_json::from_str(&answer).unwrap();
     assert_eq!(parsed["answer"], format!("{} reports.", rows.len()), "{answer}");
