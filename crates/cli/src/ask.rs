@@ -314,8 +314,13 @@ fn export(path: &Path, answers: &[Answer], data: &Path) -> Result<(), String> {
     let catalog = Catalog::open(data).map_err(|e| e.to_string())?;
     let sources = Source::for_answers(answers, |t, v| catalog.entry(t, Some(v)).ok().map(|e| e.parquet));
     let title = answers.first().map(|a| a.question.as_str()).unwrap_or("Quarry");
-    let bytes =
-        quarry_report::render(format, &Report { title, answers, sources: &sources }).map_err(|e| e.to_string())?;
+    let report = Report { title, answers, sources: &sources };
+    let bytes = match format {
+        Format::Pdf => {
+            quarry_sandbox::pdf::print(&quarry_report::render(Format::Html, &report).map_err(|e| e.to_string())?)?
+        }
+        f => quarry_report::render(f, &report).map_err(|e| e.to_string())?,
+    };
     std::fs::write(path, bytes).map_err(|e| e.to_string())
 }
 

@@ -36,8 +36,12 @@ pub enum ReportError {
     NoTable,
     #[error("there is no answer to export yet")]
     NoAnswer,
-    #[error("unknown export format `{0}`: use csv, xlsx, json, html or ipynb")]
+    #[error("unknown export format `{0}`: use csv, xlsx, json, html, pdf or ipynb")]
     UnknownFormat(String),
+    /// PDF is printed from the HTML report by a browser, which this crate
+    /// does not run: callers print [`Format::Html`]'s bytes (`quarry_sandbox::pdf`).
+    #[error("a PDF is printed from the HTML report by headless Chromium")]
+    NeedsPrinting,
     #[error("could not write the XLSX file: {0}")]
     Xlsx(#[from] rust_xlsxwriter::XlsxError),
 }
@@ -56,11 +60,14 @@ pub enum Format {
     Html,
     /// A Jupyter notebook (nbformat 4) with the code and its stored outputs.
     Ipynb,
+    /// The HTML report printed by headless Chromium: vector charts, tables
+    /// whose header repeats on every page, page numbers.
+    Pdf,
 }
 
 impl Format {
     /// Every format, in the order the page and the help list them.
-    pub const ALL: [Format; 5] = [Format::Csv, Format::Xlsx, Format::Html, Format::Ipynb, Format::Json];
+    pub const ALL: [Format; 6] = [Format::Csv, Format::Xlsx, Format::Html, Format::Pdf, Format::Ipynb, Format::Json];
 
     /// What a person calls it, for a menu.
     pub fn label(self) -> &'static str {
@@ -69,6 +76,7 @@ impl Format {
             Format::Xlsx => "XLSX",
             Format::Json => "JSON",
             Format::Html => "Report",
+            Format::Pdf => "PDF",
             Format::Ipynb => "Notebook",
         }
     }
@@ -86,6 +94,7 @@ impl Format {
             "json" => Ok(Format::Json),
             "html" | "htm" => Ok(Format::Html),
             "ipynb" | "notebook" => Ok(Format::Ipynb),
+            "pdf" => Ok(Format::Pdf),
             _ => Err(ReportError::UnknownFormat(s.to_string())),
         }
     }
@@ -96,6 +105,7 @@ impl Format {
             Format::Xlsx => "xlsx",
             Format::Json => "json",
             Format::Html => "html",
+            Format::Pdf => "pdf",
             Format::Ipynb => "ipynb",
         }
     }
@@ -106,6 +116,7 @@ impl Format {
             Format::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             Format::Json => "application/json",
             Format::Html => "text/html; charset=utf-8",
+            Format::Pdf => "application/pdf",
             Format::Ipynb => "application/x-ipynb+json",
         }
     }
@@ -160,6 +171,7 @@ pub fn render(format: Format, report: &Report) -> Result<Vec<u8>, ReportError> {
         }
         .unwrap_or_default()),
         Format::Html => Ok(html(report).into_bytes()),
+        Format::Pdf => Err(ReportError::NeedsPrinting),
         Format::Ipynb => Ok(serde_json::to_vec_pretty(&notebook(report)).unwrap_or_default()),
     }
 }
@@ -295,7 +307,8 @@ const STYLE: &str = r#"
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d232a; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; }
 h1 { font-size: 1.5rem; margin-bottom: .2rem; }
 .meta { color: #5b6570; font-size: .85rem; }
-section.q { border-top: 1px solid #d6dbe0; padding-top: 1rem; margin-top: 1.5rem; break-inside: avoid-page; }
+section.q { border-top: 1px solid #d6dbe0; padding-top: 1rem; margin-top: 1.5rem; }
+section.q > h2 { break-after: avoid; }
 h2 { font-size: 1.15rem; }
 .answer { white-space: pre-wrap; }
 .failed { color: #9b1c1c; }
@@ -308,7 +321,9 @@ img.figure { max-width: 100%; }
 details { margin: .5rem 0; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: .1rem 1rem; font-size: .8rem; color: #5b6570; }
 dt { font-weight: 600; }
-@media print { details { display: block; } details > summary { display: none; } details:not([open]) > * { display: block; } }
+@media print { details { display: block; } details > summary { display: none; } details:not([open]) > * { display: block; }
+  thead { display: table-header-group; } tr, figure, svg { break-inside: avoid; } }
+@page { size: A4; margin: 16mm 12mm 18mm; @bottom-center { content: "Page " counter(page) " of " counter(pages); font: 9pt sans-serif; color: #555; } }
 "#;
 
 /// A self-contained HTML page of the report: nothing is fetched when it is
@@ -701,7 +716,8 @@ mod tests {
         }
         let none = Report { title: "t", answers: &[], sources: &[] };
         assert!(matches!(render(Format::Html, &none), Err(ReportError::NoAnswer)));
-        assert!(matches!(Format::parse("pdf"), Err(ReportError::UnknownFormat(_))));
+        assert!(matches!(Format::parse("docx"), Err(ReportError::UnknownFormat(_))));
+        assert!(matches!(render(Format::Pdf, &r), Err(ReportError::NeedsPrinting)), "printed by the caller");
         assert_eq!(Format::parse("Notebook").unwrap(), Format::Ipynb);
         for f in Format::ALL {
             assert_eq!(Format::parse(f.extension()).unwrap(), f);

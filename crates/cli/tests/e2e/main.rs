@@ -14,6 +14,7 @@ mod hostile;
 mod insights;
 mod mariadb;
 mod packs;
+mod pdf;
 mod python;
 mod server;
 mod sources;

@@ -542,10 +542,18 @@ fn export_answers(
     };
     let title = if c.title.is_empty() { "Quarry conversation" } else { c.title.as_str() };
     let report = Report { title, answers: &answers, sources: &sources };
-    let bytes = quarry_report::render(format, &report).map_err(|e| match e {
-        ReportError::Xlsx(_) => ApiError::internal(e),
-        _ => ApiError::not_found(&e.to_string()),
-    })?;
+    let rendered = |f: Format| {
+        quarry_report::render(f, &report).map_err(|e| match e {
+            ReportError::Xlsx(_) | ReportError::NeedsPrinting => ApiError::internal(e),
+            _ => ApiError::not_found(&e.to_string()),
+        })
+    };
+    let bytes = match format {
+        // Printed by headless Chromium behind its own walls; without it, the reason and what to do.
+        Format::Pdf => quarry_sandbox::pdf::print(&rendered(Format::Html)?)
+            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?,
+        f => rendered(f)?,
+    };
     let file = match q {
         Some(q) => format!("quarry-{}-q{q}.{}", c.id, format.extension()),
         None => format!("quarry-{}.{}", c.id, format.extension()),
