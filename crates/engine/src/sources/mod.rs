@@ -319,8 +319,15 @@ impl TableProvider for Scan {
 #[derive(Debug)]
 struct Remote {
     plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    tally: Arc<Tally>,
+}
+
+/// What a scan's streams share: the rows read so far against the cap, and
+/// the source's connection, dropped when reading fails.
+#[derive(Debug)]
+struct Tally {
     cap: RowCap,
-    read: Arc<std::sync::atomic::AtomicUsize>,
+    read: std::sync::atomic::AtomicUsize,
     connected: Slot,
 }
 
@@ -329,11 +336,12 @@ impl Scan {
         &self,
         plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
     ) -> Arc<dyn datafusion::physical_plan::ExecutionPlan> {
-        Arc::new(Remote { plan, cap: self.cap.clone(), read: Default::default(), connected: self.connected.clone() })
+        let tally = Tally { cap: self.cap.clone(), read: Default::default(), connected: self.connected.clone() };
+        Arc::new(Remote { plan, tally: Arc::new(tally) })
     }
 }
 
-impl Remote {
+impl Tally {
     /// A failure of the database while this scan read from it, naming the source.
     fn failed(&self, e: DataFusionError) -> DataFusionError {
         // The next query connects again rather than waiting on a dead pool.
@@ -404,13 +412,8 @@ impl datafusion::physical_plan::ExecutionPlan for Remote {
     ) -> DfResult<datafusion::execution::SendableRecordBatchStream> {
         use futures_util::StreamExt;
         let stream = self.plan.execute(partition, context)?;
-        let this = Remote {
-            plan: self.plan.clone(),
-            cap: self.cap.clone(),
-            read: self.read.clone(),
-            connected: self.connected.clone(),
-        };
-        let counted = stream.map(move |b| this.count(b));
+        let tally = self.tally.clone();
+        let counted = stream.map(move |b| tally.count(b));
         Ok(Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(self.plan.schema(), counted)))
     }
 }
