@@ -183,7 +183,13 @@ test("a question streams its steps in order, with a retry, a table and a chart; 
   assert.equal(await page.locator(".answer table.grid tbody tr").count(), 4, "one row per state");
   await page.waitForSelector(".answer .chart svg .mark-rect path, .answer .chart canvas", { timeout: 20000 });
   const exports = await page.locator(".answer .exports a").count();
-  assert.equal(exports, 5, "CSV, XLSX, report, notebook and JSON");
+  assert.equal(exports, 6, "CSV, XLSX, report, PDF, notebook and JSON");
+  // The PDF link gives a PDF printed by the server's headless Chromium.
+  const pdfLink = page.locator(".answer .exports a", { hasText: "PDF" }).first();
+  const pdf = await page.request.get(new URL(await pdfLink.getAttribute("href"), page.url()).href);
+  assert.equal(pdf.status(), 200, await pdf.text());
+  assert.match(pdf.headers()["content-type"], /application\/pdf/);
+  assert.equal((await pdf.body()).subarray(0, 4).toString(), "%PDF");
   // The conversation's HTML report renders its chart with nothing fetched:
   // the chart libraries are inside the file.
   const report = await page.request.get(new URL(await page.locator("#export-report").getAttribute("href"), page.url()).href);
