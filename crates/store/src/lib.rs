@@ -3,9 +3,9 @@
 //! Owns the server's SQLite database (`<data>/quarry.sqlite`, beside the
 //! workspaces' catalogs): users with hashed passwords, API tokens (stored as
 //! hashes), workspaces and their owners, uploaded datasets, conversations
-//! with their analyst state, and every event of every question — appended as
+//! with their analyst state, every event of every question — appended as
 //! it happens, so a crash loses at most the step in flight and a reload
-//! replays everything.
+//! replays everything — and each workspace's append-only [`audit`] trail.
 //!
 //! Events are stored as the JSON the agent's `Event` serialises to; the store
 //! does not interpret them beyond their `type`. No HTTP, no analysis here.
@@ -20,6 +20,9 @@ use rand_core::{OsRng, RngCore};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+pub mod audit;
+pub use audit::{AuditAction, AuditEntry};
 
 /// A store failure, with what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +139,7 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(audit::SCHEMA)?;
         migrate_tokens(&conn)?;
         Ok(Store { conn: Mutex::new(conn) })
     }

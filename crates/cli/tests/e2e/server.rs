@@ -158,6 +158,21 @@ fn a_conversation_survives_a_restart_and_events_resume() {
         let mid = live[2]["seq"].as_i64().expect("seq");
         let rest = events_until_done(&c, &format!("{}/api/conversations/{id}/events?after={mid}", s.url)).await;
         assert_eq!(rest.len(), live.iter().filter(|e| e["seq"].as_i64().unwrap_or(0) > mid).count());
+        // Asking and exporting are on the workspace's audit trail.
+        let r = c.get(format!("{}/api/conversations/{id}/questions/1/export/csv", s.url)).send().await.expect("export");
+        assert_eq!(r.status().as_u16(), 200);
+        let (_, log) = get(&c, &format!("{}/api/workspaces/{ws}/audit", s.url)).await;
+        let actions: Vec<(&str, &str)> = log
+            .as_array()
+            .expect("log")
+            .iter()
+            .map(|e| (e["action"].as_str().unwrap(), e["target"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            &actions[1..],
+            [("ask", "How many states?"), ("export", format!("quarry-{id}-q1.csv").as_str())],
+            "{log}"
+        );
         // Exports of the answer.
         let csv = c.get(format!("{}/api/conversations/{id}/questions/1/export/csv", s.url)).send().await.expect("csv");
         assert_eq!(csv.text().await.expect("text"), "n\n4\n");
@@ -178,8 +193,17 @@ fn a_conversation_survives_a_restart_and_events_resume() {
             "{setup}"
         );
         assert!(!setup.contains(data.to_str().expect("path")), "{setup}");
-        let bad = c.get(format!("{}/api/conversations/{id}/export/pdf", s.url)).send().await.expect("pdf");
+        let bad = c.get(format!("{}/api/conversations/{id}/export/docx", s.url)).send().await.expect("docx");
         assert_eq!(bad.status(), 400);
+        // The whole conversation as a PDF, printed by Chromium — or, without one, the reason.
+        let pdf = c.get(format!("{}/api/conversations/{id}/export/pdf", s.url)).send().await.expect("pdf");
+        if quarry_sandbox::pdf::chromium().is_some() {
+            assert_eq!(pdf.status(), 200);
+            assert!(pdf.bytes().await.expect("bytes").starts_with(b"%PDF"));
+        } else {
+            assert_eq!(pdf.status(), 503);
+            assert!(pdf.text().await.expect("text").contains("install it"));
+        }
         let none = c.get(format!("{}/api/conversations/{id}/questions/9/export/html", s.url)).send().await.expect("q9");
         assert_eq!(none.status(), 404);
         let state = s.stop().await;
@@ -355,6 +379,35 @@ fn users_see_only_their_own_workspaces() {
         let (status, _) =
             post(&bob, &format!("{}/api/users", s.url), json!({"name": "eve", "password": "eve-password"})).await;
         assert_eq!(status, 403);
+
+        // The audit trail: who did what, in order; the owner's alone to read, as JSON or CSV.
+        let sql = "SELECT count(*) AS n FROM population_2024";
+        assert_eq!(post(&alice, &format!("{}/api/workspaces/{ws}/sql", s.url), json!({"sql": sql})).await.0, 200);
+        let audit = format!("{}/api/workspaces/{ws}/audit", s.url);
+        let (status, log) = get(&alice, &audit).await;
+        assert_eq!(status, 200, "{log}");
+        let got: Vec<(&str, &str, &str)> = log
+            .as_array()
+            .expect("entries")
+            .iter()
+            .map(|e| (e["user"].as_str().unwrap(), e["action"].as_str().unwrap(), e["target"].as_str().unwrap()))
+            .collect();
+        let file = files[3].file_name().unwrap().to_string_lossy().to_string();
+        assert_eq!(got, [("alice", "upload", file.as_str()), ("alice", "sql", sql)], "{log}");
+        assert!(log[0]["at"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(get(&bob, &audit).await.0, 404, "bob cannot read alice's trail");
+        let (_, bobs) = get(&bob, &format!("{}/api/workspaces", s.url)).await;
+        let (_, bob_log) =
+            get(&bob, &format!("{}/api/workspaces/{}/audit", s.url, bobs[0]["id"].as_str().unwrap())).await;
+        assert_eq!(
+            bob_log.as_array().map(|l| l.iter().map(|e| e["action"].clone()).collect::<Vec<_>>()),
+            Some(vec![json!("upload")])
+        );
+        let csv = alice.get(format!("{audit}?format=csv")).send().await.expect("csv");
+        assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+        let csv = csv.text().await.expect("text");
+        assert!(csv.starts_with("at,user,action,target\n") && csv.contains(",alice,sql,"), "{csv}");
+        assert_eq!(get(&alice, &format!("{audit}?format=xml")).await.0, 400);
         s.stop().await;
     });
 }

@@ -85,6 +85,7 @@ pub(super) async fn save(
     let entries = readable(&st, &ws)?;
     let a = Analysis::from_answer(req.name.trim(), &answer, &params, &entries).map_err(ApiError::bad)?;
     store::save(&st.ws_data(&ws), &a).map_err(ApiError::internal)?;
+    super::audit::record(&st, &ws, &u, quarry_store::AuditAction::SaveAnalysis, &a.name)?;
     let run = run_blocking(&st, &ws, a.clone(), Vec::new(), "saved").await?;
     Ok(Json(json!({"analysis": a, "run": run})))
 }
@@ -155,6 +156,7 @@ pub(super) async fn run(
         .as_object()
         .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string))).collect())
         .unwrap_or_default();
+    super::audit::record(&st, &w.id, &u, quarry_store::AuditAction::RunAnalysis, &a.name)?;
     Ok(Json(run_blocking(&st, &w.id, a, given, "asked").await?))
 }
 
@@ -168,6 +170,7 @@ pub(super) async fn remove(
 ) -> Res<Value> {
     let w = own_workspace(&st, &u, &ws)?;
     store::remove(&st.ws_data(&w.id), &name).map_err(|_| ApiError::not_found("no such analysis"))?;
+    super::audit::record(&st, &w.id, &u, quarry_store::AuditAction::RemoveAnalysis, &name)?;
     Ok(Json(json!({"removed": name})))
 }
 

@@ -94,11 +94,12 @@ pub(super) async fn add(
         .await
         .map_err(ApiError::internal)?
         .map_err(|e| ApiError::bad(format!("not saved: {e}")))?;
-    let at = data.clone();
+    let (at, named) = (data.clone(), source.name.clone());
     tokio::task::spawn_blocking(move || sources::add(&at, &source, &tables))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
+    super::audit::record(&st, &w.id, &u, quarry_store::AuditAction::Connect, &named)?;
     Ok(Json(views(&data)))
 }
 
@@ -111,14 +112,15 @@ pub(super) async fn remove(
 ) -> Res<Vec<ConnectionView>> {
     let w = own_workspace(&st, &u, &ws)?;
     let data = st.ws_data(&w.id);
-    let at = data.clone();
-    let removed = tokio::task::spawn_blocking(move || sources::remove(&at, &name))
+    let (at, named) = (data.clone(), name.clone());
+    let removed = tokio::task::spawn_blocking(move || sources::remove(&at, &named))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
     if !removed {
         return Err(ApiError::not_found("no such connection"));
     }
+    super::audit::record(&st, &w.id, &u, quarry_store::AuditAction::Disconnect, &name)?;
     Ok(Json(views(&data)))
 }
 
@@ -169,5 +171,6 @@ pub(super) async fn snapshot(
         .map_err(|e| ApiError::bad(format!("snapshot of {}: {e}", req.table)))?;
     let path = sources::write_snapshot(&data, &req.table, &name, &r, max).map_err(ApiError::bad)?;
     super::ingest_file(&st, &w.id, &path, &format!("{name}.parquet")).await?;
+    super::audit::record(&st, &w.id, &u, quarry_store::AuditAction::Snapshot, &format!("{} → {name}", req.table))?;
     Ok(Json(SnapshotView { table: name, rows: r.rows }))
 }

@@ -73,10 +73,12 @@ pub(super) async fn add(
         .await
         .map_err(ApiError::internal)?
         .map_err(|e| ApiError::bad(format!("not saved: {e}")))?;
+    let target = format!("{} {}", d.kind().as_str(), d.key());
     let _guard = st.definitions_lock.lock().await;
     let mut all = definitions::load(&data).map_err(ApiError::internal)?;
     all.put(d);
     definitions::save(&data, &all).map_err(ApiError::internal)?;
+    super::audit::record(&st, &w.id, &u, quarry_store::AuditAction::Define, &target)?;
     Ok(Json(view(all)))
 }
 
@@ -97,5 +99,6 @@ pub(super) async fn remove(
         return Err(ApiError::not_found("there is no such definition"));
     }
     definitions::save(&data, &all).map_err(ApiError::internal)?;
+    super::audit::record(&st, &w.id, &u, quarry_store::AuditAction::Undefine, &format!("{} {key}", kind.as_str()))?;
     Ok(Json(view(all)))
 }

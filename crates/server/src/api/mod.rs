@@ -18,6 +18,7 @@ use utoipa::OpenApi;
 
 use crate::auth::{own_conversation, own_workspace, Caller};
 use crate::{run, web, AppState};
+use quarry_store::AuditAction;
 
 pub use crate::errors::ApiError;
 
@@ -29,6 +30,7 @@ pub const MAX_TITLE_CHARS: usize = 200;
 
 mod accounts;
 mod analyses;
+pub(crate) mod audit;
 mod connections;
 mod definitions;
 mod insights;
@@ -88,7 +90,8 @@ pub use views::*;
         cancel,
         events,
         export,
-        export_conversation
+        export_conversation,
+        audit::log
     ),
     components(schemas(
         ErrorBody,
@@ -157,6 +160,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/workspaces/{ws}/analyses/{name}", axum::routing::delete(analyses::remove))
         .route("/api/conversations/{id}/questions/{q}/analysis", get(analyses::proposal).post(analyses::save))
         .route("/api/workspaces/{ws}/sql", post(run_sql))
+        .route("/api/workspaces/{ws}/audit", get(audit::log))
         .route("/api/workspaces/{ws}/conversations", get(list_conversations).post(create_conversation))
         .route("/api/conversations/{id}", get(get_conversation))
         .route("/api/conversations/{id}/questions", post(ask))
@@ -354,6 +358,7 @@ async fn run_sql(
     if catalog(&st, &w.id)?.is_none() {
         return Err(ApiError::bad("no tables yet: upload a file first"));
     }
+    audit::record(&st, &w.id, &u, AuditAction::Sql, &req.sql)?;
     let k = st.kernels(&w.id);
     let limits = st.cfg.limits.clone();
     let r = tokio::task::spawn_blocking(move || k.sql.query(&req.sql, &limits))
@@ -435,7 +440,10 @@ async fn ask(
     Json(q): Json<Question>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let (c, ws) = own_conversation(&st, &u, &id)?;
+    let asked = q.question.clone();
+    let workspace = c.workspace.clone();
     let question = run::start(&st, &u, c, ws, q)?;
+    audit::record(&st, &workspace, &u, AuditAction::Ask, &asked)?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { question })))
 }
 
@@ -558,6 +566,7 @@ fn export_answers(
         Some(q) => format!("quarry-{}-q{q}.{}", c.id, format.extension()),
         None => format!("quarry-{}.{}", c.id, format.extension()),
     };
+    audit::record(st, &c.workspace, u, AuditAction::Export, &file)?;
     Ok((
         [
             (header::CONTENT_TYPE, format.content_type().to_string()),

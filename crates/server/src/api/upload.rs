@@ -236,5 +236,6 @@ pub(super) async fn upload(
     incoming.kept = true;
     let tables = ingest_file(&st, &w.id, &path, &name).await?;
     let d = st.store.add_dataset(&w.id, &name, size, &tables).map_err(ApiError::internal)?;
+    super::audit::record(&st, &w.id, &u, quarry_store::AuditAction::Upload, &name)?;
     Ok(Json(ds_view(d)))
 }
