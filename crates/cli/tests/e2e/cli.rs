@@ -243,12 +243,12 @@ fn ask_json_and_chat_follow_ups_through_the_binary() {
     // An export format Quarry cannot write is refused before the model is asked.
     let asked = fake.requests().len();
     let out = clean_llm_env(Command::new(env!("CARGO_BIN_EXE_quarry")).current_dir(tmp.path()))
-        .args(["ask", "How many?", "--export", "answer.pdf", "--llm-base-url", &fake.openai_url(), "--llm-model", "m"])
+        .args(["ask", "How many?", "--export", "answer.docx", "--llm-base-url", &fake.openai_url(), "--llm-model", "m"])
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("answer.pdf") && err.contains("html or ipynb"), "{err}");
+    assert!(err.contains("answer.docx") && err.contains("html, pdf or ipynb"), "{err}");
     assert_eq!(fake.requests().len(), asked);
 }
 
