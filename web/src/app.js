@@ -64,7 +64,7 @@ async function start() {
   if (!state.config.python && state.config.python_note) banner.push("Python: " + state.config.python_note);
   $("#banner").hidden = banner.length === 0;
   $("#banner").textContent = banner.join("\n\n");
-  if (!state.definitionsReady) { setupDefinitions(); setupConnections(); state.definitionsReady = true; }
+  if (!state.definitionsReady) { setupDefinitions(); setupConnections(); setupTeam(); state.definitionsReady = true; }
   state.packs = await api("/api/packs");
   await loadWorkspaces();
 }
@@ -96,6 +96,7 @@ $("#logout").addEventListener("click", async () => { await fetch("/api/logout", 
 
 async function loadWorkspaces() {
   const list = await api("/api/workspaces");
+  state.wsList = list;
   const want = hashState().ws;
   const sel = $("#workspace");
   sel.replaceChildren(...list.map((w) => el("option", { value: w.id }, w.name)));
@@ -108,6 +109,7 @@ $("#new-workspace").addEventListener("click", async () => {
   const name = prompt("Name of the new workspace");
   if (!name) return;
   const w = await api("/api/workspaces", { method: "POST", body: JSON.stringify({ name }) });
+  state.wsList.push(w);
   $("#workspace").append(el("option", { value: w.id }, w.name));
   $("#workspace").value = w.id;
   state.workspace = w.id; state.conversation = null;
@@ -119,6 +121,7 @@ async function openWorkspace(conv) {
   $("#uploads").replaceChildren();
   state.scope.clear();
   showScope();
+  applyRole();
   await Promise.all([loadTables(), loadConversations(conv), loadDefinitions(), loadAnalyses(), loadConnections()]);
 }
 
@@ -376,7 +379,11 @@ async function loadConversations(want) {
   const list = await api(`/api/workspaces/${state.workspace}/conversations`);
   const sel = $("#conversation");
   sel.replaceChildren(...list.map((c) => el("option", { value: c.id }, c.title || "(new conversation)")));
-  if (list.length === 0) { await newConversation(); return; }
+  if (list.length === 0) {
+    if (canEdit()) { await newConversation(); return; }
+    $("#thread").replaceChildren(el("p", { class: "muted" }, "No conversations here yet."));
+    return;
+  }
   await openConversation(list.some((c) => c.id === want) ? want : list[0].id);
 }
 $("#conversation").addEventListener("change", (e) => openConversation(e.target.value));
@@ -524,17 +531,27 @@ function renderAnswer(q, n, a) {
     a.chart ? chart : null,
     a.output && !a.table ? el("pre", { class: "output" }, a.output) : null,
     figures(a.figures),
-    a.ok && a.language === "sql" && a.code ? markRight(a) : null,
-    a.ok && (a.language === "sql" || a.language === "python") && a.code ? saveAsAnalysis(n, a) : null,
-    el("div", { class: "exports" }, "Export:",
+    a.code && state.shared ? el("details", { class: "answer-code" }, el("summary", {}, "Code"), highlight(a.code, a.language)) : null,
+    canEdit() && a.ok && a.language === "sql" && a.code ? markRight(a) : null,
+    canEdit() && a.ok && (a.language === "sql" || a.language === "python") && a.code ? saveAsAnalysis(n, a) : null,
+    state.shared ? null : el("div", { class: "exports" }, "Export:",
       state.config.export_formats.filter((f) => a.table || !f.needs_table).map((f) =>
-        el("a", { href: `/api/conversations/${state.conversation}/questions/${n}/export/${f.format}`, download: "" }, f.label))),
+        el("a", { href: `/api/conversations/${state.conversation}/questions/${n}/export/${f.format}`, download: "" }, f.label)),
+      isOwner() ? shareAnswer(n) : null),
     el("div", { class: "provenance" }, `${a.provenance.model} · privacy ${a.provenance.privacy} · ${a.attempts} attempt(s) · ${a.provenance.total_ms} ms · data ${a.provenance.data_versions.map((d) => `${d.table} v${d.version}`).join(", ")}${a.cached ? " · stored answer" : ""}`));
   step(q, "answer", box);
   if (a.chart && window.vegaEmbed) {
     window.vegaEmbed(chart, a.chart, { actions: { export: true, source: false, compiled: false, editor: false } })
       .catch((err) => chart.replaceChildren(el("div", { class: "error" }, "chart: " + err.message)));
   }
+}
+
+// The owner's "Share" by an answer: a link to that answer alone.
+function shareAnswer(n) {
+  const conversation = state.conversation;
+  const b = el("button", { type: "button", class: "share-answer" }, "Share");
+  b.addEventListener("click", () => { b.after(shareForm({ kind: "answer", conversation, question: n })); b.disabled = true; });
+  return b;
 }
 
 // An answer a person checks as right becomes a verified example for similar questions.
@@ -751,4 +768,4 @@ function highlight(code, lang) {
   return pre;
 }
 
-start();
+if (location.pathname === "/shared") startShared(); else start();

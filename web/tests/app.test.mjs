@@ -46,6 +46,9 @@ function start(args, env, re) {
   return new Promise((ok, fail) => {
     const p = spawn(quarry, args, { cwd: tmp, env: { ...process.env, ...env } });
     children.push(p);
+    p.log = "";
+    p.stdout.on("data", (d) => { p.log += d; });
+    p.stderr.on("data", (d) => { p.log += d; });
     let out = "", err = "";
     const timer = setTimeout(() => fail(new Error(`${args[0]} did not start: ${out}\n${err}`)), 60000);
     p.stdout.on("data", (d) => {
@@ -80,7 +83,8 @@ before(async () => {
   for (const name of ["alice", "bob"]) {
     execFileSync(quarry, ["user", "add", name, "--data", sharedData], { env: { ...process.env, QUARRY_PASSWORD: `${name}-password` }, stdio: "ignore" });
   }
-  const [, addr] = await start(["serve", "--port", "0", "--bind", "0.0.0.0", "--data", sharedData, "--no-python"], llm, /serving http:\/\/(\S+)/);
+  // Logging every request it would log, to show a share link's token is never among them.
+  const [, addr] = await start(["serve", "--port", "0", "--bind", "0.0.0.0", "--data", sharedData, "--no-python"], { ...llm, QUARRY_LOG: "debug" }, /serving http:\/\/(\S+)/);
   shared = `http://127.0.0.1:${addr.split(":").pop()}`;
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -483,6 +487,93 @@ test("a second user cannot open the first user's data by URL or API", async () =
   await bobPage.screenshot({ path: join(shots, "5-second-user.png"), fullPage: true });
   await ctx.close();
   await bobCtx.close();
+});
+
+test("an owner shares a conversation: a browser with no account sees its answer and chart; a viewer reads but cannot ask", async () => {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  await page.goto(shared);
+  await page.fill('#login input[name="name"]', "alice");
+  await page.fill('#login input[name="password"]', "alice-password");
+  await page.click('#login button[type="submit"]');
+  await page.waitForSelector("#app:not([hidden])");
+  await page.setInputFiles("#file", [join(demo, "clinic_reports_2024.xlsx")]);
+  await page.waitForSelector(`.table-card[data-table="${TABLE}"]`, { timeout: 60000 });
+  const ws = await page.$eval("#workspace", (s) => s.value);
+  await page.click("#new-conversation");
+  await page.waitForSelector("#send:not([disabled])");
+  await page.fill("#question", "Positives by state, as a chart");
+  await page.click("#send");
+  await page.waitForSelector('.step[data-kind="answer"]', { timeout: 60000 });
+  // Bob joins as a viewer, from the Members panel.
+  await page.click("#members summary");
+  await page.fill('#member-form input[name="name"]', "bob");
+  await page.selectOption("#member-role", "viewer");
+  await page.click('#member-form button[type="submit"]');
+  await page.waitForSelector('#member-list li[data-member="bob"]');
+  // The conversation's link, without its code.
+  await page.click("#share-conversation");
+  await page.uncheck('.share-form input[name="show_code"]');
+  await page.click('.share-form button[type="submit"]');
+  const link = await (await page.waitForSelector(".share-url")).inputValue();
+  assert.match(link, /\/shared#ql_/);
+  const token = link.split("#")[1];
+  await page.click("#shares summary");
+  await page.waitForSelector('#share-list li[data-open="true"]');
+  await page.screenshot({ path: join(shots, "9-shared-by-owner.png"), fullPage: true });
+
+  // A second browser, no account: the answer, its table and chart, nothing else.
+  const anon = await browser.newContext();
+  const view = await anon.newPage();
+  await view.goto(link);
+  await view.waitForSelector('.step[data-kind="answer"]', { timeout: 30000 });
+  await view.waitForSelector(".answer .chart svg .mark-rect path, .answer .chart canvas", { timeout: 20000 });
+  assert.equal(await view.locator(".answer table.grid tbody tr").count(), 4);
+  assert.match(await view.textContent("#shared-title"), /Positives by state/);
+  assert.equal(await view.locator("#data-panel").isVisible(), false);
+  assert.equal(await view.locator("#ask").isVisible(), false);
+  assert.equal(await view.locator("pre.code").count(), 0, "no code: the owner unticked it");
+  assert.equal(await view.locator(".save-as-analysis, .mark-right").count(), 0);
+  const pdf = await view.evaluate(async (t) => {
+    const r = await fetch("/api/shared/export/pdf", { headers: { "x-quarry-share": t } });
+    return [r.status, new TextDecoder().decode((await r.arrayBuffer()).slice(0, 4))];
+  }, token);
+  assert.deepEqual(pdf, [200, "%PDF"]);
+  assert.equal((await view.evaluate(() => fetch("/api/workspaces").then((r) => r.status))), 401, "the link opens nothing else");
+  await view.screenshot({ path: join(shots, "10-shared-link.png"), fullPage: true });
+
+  // Bob, a viewer: reads the conversation, cannot ask.
+  const bobCtx = await browser.newContext();
+  const bob = await bobCtx.newPage();
+  await bob.goto(`${shared}/#ws=${ws}`);
+  await bob.fill('#login input[name="name"]', "bob");
+  await bob.fill('#login input[name="password"]', "bob-password");
+  await bob.click('#login button[type="submit"]');
+  await bob.waitForSelector("#app:not([hidden])");
+  await bob.selectOption("#workspace", ws);
+  await bob.waitForSelector("#viewer-note:not([hidden])");
+  assert.equal(await bob.locator("#ask").isVisible(), false);
+  assert.equal(await bob.locator("#drop").isVisible(), false);
+  assert.equal(await bob.textContent("#role"), "viewer");
+  const conv = await page.$eval("#conversation", (s) => s.value);
+  await bob.selectOption("#conversation", conv);
+  await bob.waitForSelector('.step[data-kind="answer"]');
+  const asked = await bob.evaluate(async (c) => (await fetch(`/api/conversations/${c}/questions`, { method: "POST",
+    headers: { "content-type": "application/json" }, body: JSON.stringify({ question: "Positives by state" }) })).status, conv);
+  assert.equal(asked, 403);
+  await bob.screenshot({ path: join(shots, "11-viewer.png"), fullPage: true });
+
+  // Revoked, the link opens nothing; the audit trail shows who did it.
+  await page.click('#share-list li[data-open="true"] button');
+  await page.waitForSelector('#share-list li[data-open="false"]');
+  await view.reload();
+  await view.waitForSelector('[data-kind="share-error"]');
+  await page.click("#audit summary");
+  await page.waitForSelector('#audit-list tr[data-action="unshare"]');
+  for (const action of ["upload", "ask", "member", "share"]) assert.ok(await page.locator(`#audit-list tr[data-action="${action}"]`).count() > 0, action);
+  // The token was never in a URL the server saw, so no log line holds it.
+  for (const c of children) assert.ok(!c.log.includes(token.slice(3)), "a server log holds the share token");
+  await Promise.all([ctx.close(), anon.close(), bobCtx.close()]);
 });
 
 test("a page from another origin cannot change anything on the loopback server", async () => {

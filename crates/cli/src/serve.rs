@@ -53,6 +53,8 @@ pub fn cmd_serve(s: Serve<'_>) -> bool {
     cfg.questions_per_minute = s.questions_per_minute;
     cfg.requests_per_minute = s.requests_per_minute;
     cfg.allowed_hosts = s.web.allowed_hosts.clone();
+    cfg.trusted_proxies = s.web.trusted_proxies.clone();
+    cfg.trusted_user_header = s.web.trusted_user_header.to_ascii_lowercase();
     if let Some(u) = &s.web.public_url {
         cfg = cfg.with_public_url(u);
     }

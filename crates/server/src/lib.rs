@@ -13,8 +13,11 @@
 //! generated runs in this process: code goes to sandboxed workers.
 //!
 //! Users: bound to loopback, one local user and no login; bound elsewhere,
-//! every call needs a session cookie or bearer token, and every workspace,
-//! dataset, conversation and export is visible to its owner only.
+//! every call needs a session cookie, a bearer token or a trusted proxy's
+//! word ([`auth`]), and every workspace, dataset, conversation and export is
+//! visible to its owner and the members they added, each as their role
+//! allows. A share link's token opens one object read-only, without an
+//! account, through `/api/shared` only ([`api`]'s `shares`).
 
 pub mod api;
 pub mod auth;
@@ -78,6 +81,12 @@ pub struct ServerConfig {
     pub login_failures: u32,
     /// Limits on what an uploaded file may hold (`--ingest-limit`).
     pub ingest: quarry_ingest::IngestOptions,
+    /// Addresses of reverse proxies that authenticate users themselves
+    /// (`--trusted-proxy`): a request from one of them naming a user in
+    /// [`ServerConfig::trusted_user_header`] is that user. Empty: no such login.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The header those proxies name the user in (default `X-Forwarded-User`).
+    pub trusted_user_header: String,
 }
 
 /// The window failed logins are counted in.
@@ -89,6 +98,7 @@ impl ServerConfig {
     pub const REQUESTS_PER_MINUTE: u32 = 1200;
     pub const SESSION_IDLE_HOURS: f64 = 12.0;
     pub const SESSION_MAX_DAYS: f64 = 7.0;
+    pub const TRUSTED_USER_HEADER: &'static str = "x-forwarded-user";
 
     pub fn new(data: PathBuf, bind: SocketAddr, llm: Result<LlmConfig, String>) -> ServerConfig {
         ServerConfig {
@@ -108,6 +118,8 @@ impl ServerConfig {
             session_max: Duration::from_secs_f64(Self::SESSION_MAX_DAYS * 24.0 * 3600.0),
             login_failures: 10,
             ingest: quarry_ingest::IngestOptions::default(),
+            trusted_proxies: Vec::new(),
+            trusted_user_header: Self::TRUSTED_USER_HEADER.to_string(),
         }
     }
 

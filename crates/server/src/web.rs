@@ -15,6 +15,7 @@ use crate::AppState;
 
 const INDEX: &str = include_str!("../../../web/src/index.html");
 const APP_JS: &str = include_str!("../../../web/src/app.js");
+const TEAM_JS: &str = include_str!("../../../web/src/team.js");
 const APP_CSS: &str = include_str!("../../../web/src/app.css");
 
 fn asset(body: &'static str, ctype: &'static str) -> impl IntoResponse {
@@ -25,7 +26,10 @@ pub fn routes() -> Router<Arc<AppState>> {
     const JS: &str = "text/javascript; charset=utf-8";
     Router::new()
         .route("/", get(|| async { asset(INDEX, "text/html; charset=utf-8") }))
+        // A share link's page: the same document, in its read-only mode (the token is in the fragment).
+        .route("/shared", get(|| async { asset(INDEX, "text/html; charset=utf-8") }))
         .route("/app.js", get(|| async { asset(APP_JS, JS) }))
+        .route("/team.js", get(|| async { asset(TEAM_JS, JS) }))
         .route("/app.css", get(|| async { asset(APP_CSS, "text/css; charset=utf-8") }))
         .route("/vendor/vega.js", get(|| async { asset(VEGA, JS) }))
         .route("/vendor/vega-lite.js", get(|| async { asset(VEGA_LITE, JS) }))

@@ -48,10 +48,20 @@ pub enum AuditAction {
     Disconnect,
     /// A live table copied into the catalog.
     Snapshot,
+    /// A member added, or their role changed (target: `name: role`).
+    Member,
+    /// A member taken out of the workspace.
+    RemoveMember,
+    /// A share link made (target: what it shows).
+    Share,
+    /// A share link revoked.
+    Unshare,
+    /// A workspace setting changed.
+    Settings,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 12] = [
+    pub const ALL: [AuditAction; 17] = [
         AuditAction::Upload,
         AuditAction::Ask,
         AuditAction::Sql,
@@ -64,6 +74,11 @@ impl AuditAction {
         AuditAction::Connect,
         AuditAction::Disconnect,
         AuditAction::Snapshot,
+        AuditAction::Member,
+        AuditAction::RemoveMember,
+        AuditAction::Share,
+        AuditAction::Unshare,
+        AuditAction::Settings,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +95,11 @@ impl AuditAction {
             AuditAction::Connect => "connect",
             AuditAction::Disconnect => "disconnect",
             AuditAction::Snapshot => "snapshot",
+            AuditAction::Member => "member",
+            AuditAction::RemoveMember => "remove_member",
+            AuditAction::Share => "share",
+            AuditAction::Unshare => "unshare",
+            AuditAction::Settings => "settings",
         }
     }
 

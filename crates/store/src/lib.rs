@@ -5,7 +5,8 @@
 //! hashes), workspaces and their owners, uploaded datasets, conversations
 //! with their analyst state, every event of every question — appended as
 //! it happens, so a crash loses at most the step in flight and a reload
-//! replays everything — and each workspace's append-only [`audit`] trail.
+//! replays everything — each workspace's [`members`] and their roles, its
+//! read-only [`shares`] links, and its append-only [`audit`] trail.
 //!
 //! Events are stored as the JSON the agent's `Event` serialises to; the store
 //! does not interpret them beyond their `type`. No HTTP, no analysis here.
@@ -22,7 +23,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub mod audit;
+pub mod members;
+pub mod shares;
 pub use audit::{AuditAction, AuditEntry};
+pub use members::{Member, Role};
+pub use shares::{NewShare, Share, ShareKind};
 
 /// A store failure, with what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,7 +129,7 @@ pub fn random_id(bytes: usize) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn token_hash(token: &str) -> String {
+pub(crate) fn token_hash(token: &str) -> String {
     blake3::hash(token.as_bytes()).to_hex().to_string()
 }
 
@@ -140,6 +145,8 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(audit::SCHEMA)?;
+        conn.execute_batch(members::SCHEMA)?;
+        conn.execute_batch(shares::SCHEMA)?;
         migrate_tokens(&conn)?;
         Ok(Store { conn: Mutex::new(conn) })
     }
@@ -238,7 +245,7 @@ impl Store {
         let db = self.db();
         let mut st = db.prepare(
             "SELECT substr(token_hash, 1, 16), label, kind, created_at, last_used_unix, expires_unix
-             FROM tokens WHERE user_id = ?1 ORDER BY created_at, token_hash",
+             FROM tokens WHERE user_id = ?1 ORDER BY rowid",
         )?;
         let rows = st.query_map([user], |r| {
             Ok(TokenInfo {
@@ -469,7 +476,7 @@ pub struct TokenInfo {
     pub expires_unix: Option<i64>,
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
@@ -505,7 +512,7 @@ fn migrate_tokens(conn: &Connection) -> Result<()> {
 const DATASET: &str = "SELECT id, workspace, file_name, size, tables, created_at FROM datasets";
 const CONV: &str = "SELECT id, workspace, title, created_at, state FROM conversations";
 
-fn ws_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Workspace> {
+pub(crate) fn ws_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Workspace> {
     Ok(Workspace { id: r.get(0)?, owner: r.get(1)?, name: r.get(2)?, created_at: r.get(3)? })
 }
 

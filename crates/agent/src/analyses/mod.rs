@@ -118,6 +118,51 @@ pub struct AnalysisRun {
     pub comparison: Vec<String>,
 }
 
+impl AnalysisRun {
+    /// This run as an answer to the analysis's question, for what shows and
+    /// exports answers (a share link, a report): its narrative, table, chart
+    /// and data versions; the code is the analysis's, with its parameters'
+    /// values listed in the narrative's last line.
+    pub fn as_answer(&self, a: &Analysis) -> Answer {
+        let params: Vec<String> = self.params.iter().map(|p| format!("{} = {}", p.name, p.value)).collect();
+        let mut narrative = match &self.error {
+            Some(e) if !self.ok => format!("This run failed: {e}"),
+            _ => self.narrative.clone(),
+        };
+        if !params.is_empty() {
+            narrative.push_str(&format!("\n\nParameters: {}.", params.join(", ")));
+        }
+        Answer {
+            question: a.question.clone(),
+            ok: self.ok,
+            answer: narrative,
+            code: a.code.clone(),
+            language: a.language.clone(),
+            attempts: 1,
+            steps: Vec::new(),
+            table: self.table.clone(),
+            chart: self.chart.clone(),
+            output: self.output.clone(),
+            figures: self.figures.clone(),
+            provenance: quarry_types::Provenance {
+                model: format!("saved analysis '{}', run {} ({}, {})", a.name, self.number, self.trigger, self.at),
+                privacy: quarry_types::Privacy::Strict,
+                prompt_hash: String::new(),
+                data_versions: self.data_versions.clone(),
+                llm_ms: 0,
+                exec_ms: 0,
+                total_ms: 0,
+                input_tokens: 0,
+                output_tokens: 0,
+            },
+            cached: false,
+            template: String::new(),
+            definitions: Vec::new(),
+            clarify: None,
+        }
+    }
+}
+
 /// The literals of an answer's code a person may make parameters (one per
 /// column): those its query, or its Python steps, compare with a column.
 pub fn propose(answer: &Answer) -> Vec<ParamSpec> {

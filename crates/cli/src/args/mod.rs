@@ -419,6 +419,15 @@ pub(crate) struct WebArgs {
     /// A login session ends this many days after it began.
     #[arg(long, default_value_t = ServerConfig::SESSION_MAX_DAYS)]
     pub session_max_days: f64,
+    /// The address of a reverse proxy that authenticates users itself
+    /// (repeatable): its requests naming a user in --trusted-user-header
+    /// are that user (created at first sight, without a password). Requests
+    /// from any other address cannot use the header.
+    #[arg(long = "trusted-proxy", value_name = "IP")]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The header the trusted proxy names the user in.
+    #[arg(long, value_name = "HEADER", default_value = ServerConfig::TRUSTED_USER_HEADER)]
+    pub trusted_user_header: String,
 }
 
 /// Which model: flags over the environment over `quarry.toml` (`ask`,

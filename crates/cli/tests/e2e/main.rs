@@ -18,5 +18,6 @@ mod pdf;
 mod python;
 mod server;
 mod sources;
+mod teams;
 mod trust;
 mod workers;

@@ -76,3 +76,71 @@ fn an_answer_exports_as_a_pdf_with_its_numbers_hostile_text_as_text_and_a_vector
         std::fs::copy(&pdf, keep).unwrap();
     }
 }
+
+/// A long table runs over several pages: each page repeats the table's
+/// header and carries its number, and the last row is printed.
+#[test]
+fn a_long_table_is_paginated_with_its_header_on_every_page() {
+    if !tools_here() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut csv = String::from("facility_name,monthly_positives\n");
+    for i in 1..=240 {
+        csv.push_str(&format!("Facility {i:03},{}\n", i * 7));
+    }
+    std::fs::write(dir.join("long.csv"), csv).unwrap();
+    ok(&quarry(dir, &["load", "long.csv"]));
+    let fake = FakeLlm::start(Script::new(vec![
+        Reply::tool("run_sql", json!({"sql": "SELECT facility_name, monthly_positives FROM long ORDER BY 1"})),
+        Reply::tool("final_answer", json!({"answer": "Every facility's positives."})),
+    ]));
+    let url = fake.openai_url();
+    let args = [
+        "ask",
+        "Positives by facility",
+        "--llm-base-url",
+        &url,
+        "--llm-model",
+        "m",
+        "--no-python",
+        "--export",
+        "long.pdf",
+    ];
+    ok(&quarry(dir, &args));
+    let pdf = dir.join("long.pdf");
+    let info = Command::new("pdfinfo").arg(&pdf).output().unwrap();
+    let info = String::from_utf8_lossy(&info.stdout).to_string();
+    let pages: usize = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pages:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no page count: {info}"));
+    assert!(pages >= 3, "240 rows on {pages} page(s)");
+    let page = |n: usize| {
+        let o = Command::new("pdftotext")
+            .args(["-layout", "-f", &n.to_string(), "-l", &n.to_string()])
+            .arg(&pdf)
+            .arg("-")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    // Every page after the first that holds rows also holds the header.
+    let mut with_rows = 0;
+    for n in 2..=pages {
+        let text = page(n);
+        assert!(text.contains(&format!("Page {n} of {pages}")), "page {n}: {text}");
+        if text.contains("Facility ") {
+            with_rows += 1;
+            assert!(
+                text.contains("facility_name") && text.contains("monthly_positives"),
+                "page {n} lacks the header:\n{text}"
+            );
+        }
+    }
+    assert!(with_rows >= 2, "rows on {with_rows} later page(s)");
+    let all = Command::new("pdftotext").arg(&pdf).arg("-").output().unwrap();
+    assert!(String::from_utf8_lossy(&all.stdout).contains("Facility 240"), "the last row is printed");
+}

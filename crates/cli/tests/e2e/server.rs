@@ -14,15 +14,15 @@ use serde_json::{json, Value};
 
 use crate::common::{fake_llm, launcher};
 
-struct Running {
-    url: String,
-    state: Arc<AppState>,
+pub(crate) struct Running {
+    pub(crate) url: String,
+    pub(crate) state: Arc<AppState>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
-    async fn stop(mut self) -> Arc<AppState> {
+    pub(crate) async fn stop(mut self) -> Arc<AppState> {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
@@ -31,7 +31,7 @@ impl Running {
     }
 }
 
-async fn serve(data: &Path, llm: Result<LlmConfig, String>, bind: [u8; 4]) -> Running {
+pub(crate) async fn serve(data: &Path, llm: Result<LlmConfig, String>, bind: [u8; 4]) -> Running {
     serve_with(data, llm, bind, 2 << 30).await
 }
 
@@ -39,7 +39,7 @@ async fn serve_with(data: &Path, llm: Result<LlmConfig, String>, bind: [u8; 4], 
     serve_cfg(data, llm, bind, |c| c.max_upload_bytes = max_upload).await
 }
 
-async fn serve_cfg(
+pub(crate) async fn serve_cfg(
     data: &Path,
     llm: Result<LlmConfig, String>,
     bind: [u8; 4],
@@ -68,19 +68,19 @@ pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client")
 }
 
-async fn get(c: &reqwest::Client, url: &str) -> (u16, Value) {
+pub(crate) async fn get(c: &reqwest::Client, url: &str) -> (u16, Value) {
     let r = c.get(url).send().await.expect("get");
     let s = r.status().as_u16();
     (s, r.json().await.unwrap_or(Value::Null))
 }
 
-async fn post(c: &reqwest::Client, url: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn post(c: &reqwest::Client, url: &str, body: Value) -> (u16, Value) {
     let r = c.post(url).json(&body).send().await.expect("post");
     let s = r.status().as_u16();
     (s, r.json().await.unwrap_or(Value::Null))
 }
 
-async fn upload(c: &reqwest::Client, base: &str, ws: &str, file: &Path) -> (u16, Value) {
+pub(crate) async fn upload(c: &reqwest::Client, base: &str, ws: &str, file: &Path) -> (u16, Value) {
     let name = file.file_name().expect("name").to_string_lossy().to_string();
     let bytes = std::fs::read(file).expect("file");
     let r =
@@ -90,7 +90,7 @@ async fn upload(c: &reqwest::Client, base: &str, ws: &str, file: &Path) -> (u16,
 }
 
 /// Read the event stream until a `done` event (or `n` seconds).
-async fn events_until_done(c: &reqwest::Client, url: &str) -> Vec<Value> {
+pub(crate) async fn events_until_done(c: &reqwest::Client, url: &str) -> Vec<Value> {
     use futures_util::StreamExt;
     let r = c.get(url).send().await.expect("sse");
     let mut stream = r.bytes_stream();
@@ -116,11 +116,11 @@ async fn events_until_done(c: &reqwest::Client, url: &str) -> Vec<Value> {
     out
 }
 
-fn demo(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn demo(dir: &Path) -> Vec<PathBuf> {
     quarry_testdata::write_demo(&dir.join("files")).expect("demo")
 }
 
-fn rt() -> tokio::runtime::Runtime {
+pub(crate) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt")
 }
 

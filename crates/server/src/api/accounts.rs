@@ -9,7 +9,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::{ApiError, ErrorBody, Login, NewUser, Res, TokenInfoView, TokenView, UserView};
-use crate::auth::{Caller, COOKIE};
+use crate::auth::{Admin, Caller, COOKIE};
 use crate::AppState;
 
 #[utoipa::path(post, path = "/api/login", request_body = Login,
@@ -100,12 +100,9 @@ pub(super) async fn me(Caller(u): Caller) -> Res<UserView> {
     responses((status = 200, body = UserView), (status = 403, body = ErrorBody)))]
 pub(super) async fn create_user(
     State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
+    Admin(_): Admin,
     Json(n): Json<NewUser>,
 ) -> Res<UserView> {
-    if !u.admin {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "only an admin can add users"));
-    }
     let made = st.store.create_user(&n.name, n.password.as_deref(), n.admin).map_err(|e| ApiError::bad(e.0))?;
     Ok(Json(UserView { id: made.id, name: made.name, admin: made.admin }))
 }
@@ -114,12 +111,9 @@ pub(super) async fn create_user(
     responses((status = 200, body = TokenView), (status = 403, body = ErrorBody)))]
 pub(super) async fn create_token(
     State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
+    Admin(_): Admin,
     Path(name): Path<String>,
 ) -> Res<TokenView> {
-    if !u.admin {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "only an admin can issue tokens"));
-    }
     let Some(target) = st.store.user_by_name(&name).map_err(ApiError::internal)? else {
         return Err(ApiError::not_found("no such user"));
     };

@@ -14,12 +14,13 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use super::{catalog, ApiError, Res};
-use crate::auth::{own_conversation, own_workspace, Caller};
+use crate::auth::{Access, Edit, Read, Ws};
 use crate::AppState;
 
-/// The last answer to question `q` of conversation `id`, and its workspace.
-fn answer_of(st: &AppState, u: &quarry_store::User, id: &str, q: i64) -> Result<(Answer, String), ApiError> {
-    let (c, ws) = own_conversation(st, u, id)?;
+/// The last answer to question `q` of the conversation the caller reached, and its workspace.
+fn answer_of(st: &AppState, a: &mut Access, q: i64) -> Result<(Answer, String), ApiError> {
+    let c = a.conversation()?;
+    let ws = &a.ws;
     let answer = st
         .store
         .events(&c.id, 0)
@@ -32,7 +33,7 @@ fn answer_of(st: &AppState, u: &quarry_store::User, id: &str, q: i64) -> Result<
         })
         .next_back()
         .ok_or_else(|| ApiError::not_found("that question has no answer"))?;
-    Ok((answer, ws.id))
+    Ok((answer, ws.id.clone()))
 }
 
 #[utoipa::path(get, path = "/api/conversations/{id}/questions/{q}/analysis",
@@ -40,10 +41,10 @@ fn answer_of(st: &AppState, u: &quarry_store::User, id: &str, q: i64) -> Result<
     responses((status = 200, description = "the parameters the answer's query could take", body = Object), (status = 404, body = super::ErrorBody)))]
 pub(super) async fn proposal(
     State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path((id, q)): Path<(String, i64)>,
+    Ws(mut access, _): Ws<Edit>,
+    Path((_, q)): Path<(String, i64)>,
 ) -> Res<Value> {
-    let (a, _) = answer_of(&st, &u, &id, q)?;
+    let (a, _) = answer_of(&st, &mut access, q)?;
     let ok = a.ok && [analyses::SQL, analyses::PYTHON].contains(&a.language.as_str()) && !a.code.is_empty();
     Ok(Json(json!({"can_save": ok, "question": a.question, "language": a.language, "params": analyses::propose(&a)})))
 }
@@ -63,11 +64,12 @@ pub struct SaveAnalysis {
     responses((status = 200, body = Object), (status = 400, body = super::ErrorBody)))]
 pub(super) async fn save(
     State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path((id, q)): Path<(String, i64)>,
+    Ws(mut a, _): Ws<Edit>,
+    Path((_, q)): Path<(String, i64)>,
     Json(req): Json<SaveAnalysis>,
 ) -> Res<Value> {
-    let (answer, ws) = answer_of(&st, &u, &id, q)?;
+    let (answer, ws) = answer_of(&st, &mut a, q)?;
+    let u = a.user;
     let proposed = analyses::propose(&answer);
     let mut params: Vec<ParamSpec> = Vec::new();
     for p in &req.params {
@@ -121,12 +123,8 @@ async fn run_blocking(
 
 #[utoipa::path(get, path = "/api/workspaces/{ws}/analyses", params(("ws" = String, Path)),
     responses((status = 200, description = "every analysis with its runs: the last in full, the others without their tables, charts and figures", body = Vec<Object>)))]
-pub(super) async fn list(
-    State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path(ws): Path<String>,
-) -> Res<Vec<Value>> {
-    let w = own_workspace(&st, &u, &ws)?;
+pub(super) async fn list(State(st): State<Arc<AppState>>, Ws(a, _): Ws<Read>) -> Res<Vec<Value>> {
+    let w = a.ws;
     let data = st.ws_data(&w.id);
     let mut out = Vec::new();
     for a in store::list(&data).map_err(ApiError::internal)? {
@@ -146,11 +144,11 @@ pub(super) async fn list(
     responses((status = 200, body = Object), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
 pub(super) async fn run(
     State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path((ws, name)): Path<(String, String)>,
+    Ws(a, _): Ws<Edit>,
+    Path((_, name)): Path<(String, String)>,
     Json(body): Json<Value>,
 ) -> Res<Value> {
-    let w = own_workspace(&st, &u, &ws)?;
+    let (w, u) = (a.ws, a.user);
     let a = store::load(&st.ws_data(&w.id), &name).map_err(|_| ApiError::not_found("no such analysis"))?;
     let given: Vec<(String, String)> = body["params"]
         .as_object()
@@ -165,10 +163,10 @@ pub(super) async fn run(
     responses((status = 200), (status = 404, body = super::ErrorBody)))]
 pub(super) async fn remove(
     State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path((ws, name)): Path<(String, String)>,
+    Ws(a, _): Ws<Edit>,
+    Path((_, name)): Path<(String, String)>,
 ) -> Res<Value> {
-    let w = own_workspace(&st, &u, &ws)?;
+    let (w, u) = (a.ws, a.user);
     store::remove(&st.ws_data(&w.id), &name).map_err(|_| ApiError::not_found("no such analysis"))?;
     super::audit::record(&st, &w.id, &u, quarry_store::AuditAction::RemoveAnalysis, &name)?;
     Ok(Json(json!({"removed": name})))

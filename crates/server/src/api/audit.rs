@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,7 +14,7 @@ use quarry_store::{AuditAction, AuditEntry, User};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{own_workspace, Caller};
+use crate::auth::{Own, Ws};
 use crate::errors::ApiError;
 use crate::AppState;
 
@@ -44,11 +44,10 @@ pub struct AuditView {
     responses((status = 200, body = Vec<AuditView>), (status = 404, body = super::ErrorBody)))]
 pub(super) async fn log(
     State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path(ws): Path<String>,
+    Ws(a, _): Ws<Own>,
     Query(q): Query<AuditQuery>,
 ) -> Result<Response, ApiError> {
-    let w = own_workspace(&st, &u, &ws)?;
+    let w = a.ws;
     let entries = st.store.audit_log(&w.id).map_err(ApiError::internal)?;
     match q.format.as_deref().unwrap_or("json") {
         "json" => Ok(Json(entries.into_iter().map(view).collect::<Vec<_>>()).into_response()),

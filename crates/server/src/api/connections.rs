@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ApiError, Res};
-use crate::auth::{own_workspace, Caller};
+use crate::auth::{Edit, Own, Read, Ws};
 use crate::AppState;
 
 /// A connection as the page shows it.
@@ -49,12 +49,8 @@ fn views(data: &std::path::Path) -> Vec<ConnectionView> {
 
 #[utoipa::path(get, path = "/api/workspaces/{ws}/connections", params(("ws" = String, Path)),
     responses((status = 200, body = Vec<ConnectionView>), (status = 404, body = super::ErrorBody)))]
-pub(super) async fn list(
-    State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path(ws): Path<String>,
-) -> Res<Vec<ConnectionView>> {
-    let w = own_workspace(&st, &u, &ws)?;
+pub(super) async fn list(State(st): State<Arc<AppState>>, Ws(a, _): Ws<Read>) -> Res<Vec<ConnectionView>> {
+    let w = a.ws;
     Ok(Json(views(&st.ws_data(&w.id))))
 }
 
@@ -73,11 +69,10 @@ pub struct NewConnection {
     responses((status = 200, body = Vec<ConnectionView>), (status = 400, body = super::ErrorBody), (status = 403, body = super::ErrorBody)))]
 pub(super) async fn add(
     State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path(ws): Path<String>,
+    Ws(a, _): Ws<Own>,
     Json(req): Json<NewConnection>,
 ) -> Res<Vec<ConnectionView>> {
-    let w = own_workspace(&st, &u, &ws)?;
+    let (w, u) = (a.ws, a.user);
     if !u.admin {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -107,10 +102,10 @@ pub(super) async fn add(
     responses((status = 200, body = Vec<ConnectionView>), (status = 404, body = super::ErrorBody)))]
 pub(super) async fn remove(
     State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path((ws, name)): Path<(String, String)>,
+    Ws(a, _): Ws<Own>,
+    Path((_, name)): Path<(String, String)>,
 ) -> Res<Vec<ConnectionView>> {
-    let w = own_workspace(&st, &u, &ws)?;
+    let (w, u) = (a.ws, a.user);
     let data = st.ws_data(&w.id);
     let (at, named) = (data.clone(), name.clone());
     let removed = tokio::task::spawn_blocking(move || sources::remove(&at, &named))
@@ -151,12 +146,11 @@ pub struct SnapshotView {
     responses((status = 200, body = SnapshotView), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
 pub(super) async fn snapshot(
     State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path(ws): Path<String>,
+    Ws(a, _): Ws<Edit>,
     Json(req): Json<SnapshotRequest>,
 ) -> Res<SnapshotView> {
     use quarry_types::SqlKernel;
-    let w = own_workspace(&st, &u, &ws)?;
+    let (w, u) = (a.ws, a.user);
     let data = st.ws_data(&w.id);
     let (sql, name) = sources::snapshot_query(&data, &req.table, req.filter.as_deref(), req.name.as_deref())
         .map_err(ApiError::bad)?;

@@ -11,7 +11,7 @@ use quarry_types::{Definition, DefinitionKind, Definitions};
 use serde_json::Value;
 
 use super::{ApiError, Res};
-use crate::auth::{own_workspace, Caller};
+use crate::auth::{Edit, Read, Ws};
 use crate::AppState;
 
 /// Every definition of the workspace, kind by kind, with a line for people each.
@@ -35,12 +35,8 @@ fn view(d: Definitions) -> DefinitionsView {
 
 #[utoipa::path(get, path = "/api/workspaces/{ws}/definitions", params(("ws" = String, Path)),
     responses((status = 200, body = DefinitionsView), (status = 404, body = super::ErrorBody)))]
-pub(super) async fn list(
-    State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path(ws): Path<String>,
-) -> Res<DefinitionsView> {
-    let w = own_workspace(&st, &u, &ws)?;
+pub(super) async fn list(State(st): State<Arc<AppState>>, Ws(a, _): Ws<Read>) -> Res<DefinitionsView> {
+    let w = a.ws;
     let d = definitions::load(&st.ws_data(&w.id)).map_err(ApiError::internal)?;
     Ok(Json(view(d)))
 }
@@ -53,11 +49,10 @@ pub(super) async fn list(
     responses((status = 200, body = DefinitionsView), (status = 400, body = super::ErrorBody)))]
 pub(super) async fn add(
     State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path(ws): Path<String>,
+    Ws(a, _): Ws<Edit>,
     Json(body): Json<Value>,
 ) -> Res<DefinitionsView> {
-    let w = own_workspace(&st, &u, &ws)?;
+    let (w, u) = (a.ws, a.user);
     let d: Definition = serde_json::from_value(body).map_err(|e| {
         let kinds: Vec<&str> = DefinitionKind::ALL.iter().map(|k| k.as_str()).collect();
         ApiError::bad(format!("not a definition ({e}); its kind is one of {}", kinds.join(", ")))
@@ -87,10 +82,10 @@ pub(super) async fn add(
     responses((status = 200, body = DefinitionsView), (status = 404, body = super::ErrorBody)))]
 pub(super) async fn remove(
     State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path((ws, kind, key)): Path<(String, String, String)>,
+    Ws(a, _): Ws<Edit>,
+    Path((_, kind, key)): Path<(String, String, String)>,
 ) -> Res<DefinitionsView> {
-    let w = own_workspace(&st, &u, &ws)?;
+    let (w, u) = (a.ws, a.user);
     let kind: DefinitionKind = kind.parse().map_err(ApiError::bad)?;
     let data = st.ws_data(&w.id);
     let _guard = st.definitions_lock.lock().await;

@@ -15,7 +15,7 @@ use quarry_agent::Privacy;
 use serde_json::Value;
 
 use super::{catalog, ApiError, Res};
-use crate::auth::{own_workspace, Caller};
+use crate::auth::{Edit, Read, Ws};
 use crate::AppState;
 
 /// The insights of `table`'s latest version in workspace `ws`.
@@ -39,10 +39,10 @@ pub(crate) async fn compute(st: &Arc<AppState>, ws: &str, table: &str) -> Result
               (status = 404, body = super::ErrorBody)))]
 pub(super) async fn table_insights(
     State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path((ws, table)): Path<(String, String)>,
+    Ws(a, _): Ws<Read>,
+    Path((_, table)): Path<(String, String)>,
 ) -> Res<Value> {
-    let w = own_workspace(&st, &u, &ws)?;
+    let w = a.ws;
     let ins = compute(&st, &w.id, &table).await?;
     Ok(Json(serde_json::to_value(ins).map_err(ApiError::internal)?))
 }
@@ -54,11 +54,11 @@ pub(super) async fn table_insights(
               (status = 400, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub(super) async fn summary(
     State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path((ws, table)): Path<(String, String)>,
+    Ws(a, _): Ws<Edit>,
+    Path((_, table)): Path<(String, String)>,
     Json(body): Json<Value>,
 ) -> Res<Value> {
-    let w = own_workspace(&st, &u, &ws)?;
+    let (w, u) = (a.ws, a.user);
     let privacy: Privacy = body["privacy"].as_str().unwrap_or("strict").parse().map_err(ApiError::bad)?;
     if let Some(why) = phrase::refused(privacy) {
         return Err(ApiError::bad(why));

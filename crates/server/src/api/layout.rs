@@ -11,7 +11,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{catalog, ApiError, Res};
-use crate::auth::{own_workspace, Caller};
+use crate::auth::{Edit, Ws};
 use crate::AppState;
 
 /// Changes to a table's layout; fields left out keep what was chosen before.
@@ -61,11 +61,11 @@ impl LayoutRequest {
               (status = 422, body = super::ErrorBody)))]
 pub(super) async fn set_layout(
     State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path((ws, table)): Path<(String, String)>,
+    Ws(a, _): Ws<Edit>,
+    Path((_, table)): Path<(String, String)>,
     Json(req): Json<LayoutRequest>,
 ) -> Res<LayoutView> {
-    let w = own_workspace(&st, &u, &ws)?;
+    let w = a.ws;
     let Some(c) = catalog(&st, &w.id)? else { return Err(ApiError::not_found("no such table")) };
     let entry = c.entry(&table, None).map_err(|_| ApiError::not_found("no such table"))?;
     let source = std::path::PathBuf::from(&entry.source);

@@ -8,17 +8,17 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use quarry_agent::{Answer, Event, Privacy, Table};
+use quarry_agent::{Privacy, Table};
 use quarry_ingest::catalog::Catalog;
-use quarry_report::{Format, Report, ReportError, Source};
+use quarry_report::Format;
 use quarry_types::sql::quoted;
 use quarry_types::SqlKernel;
 use serde_json::{json, Value};
 use utoipa::OpenApi;
 
-use crate::auth::{own_conversation, own_workspace, Caller};
+use crate::auth::{Caller, Console, Edit, Read, Ws};
 use crate::{run, web, AppState};
-use quarry_store::AuditAction;
+use quarry_store::{AuditAction, Role};
 
 pub use crate::errors::ApiError;
 
@@ -33,13 +33,17 @@ mod analyses;
 pub(crate) mod audit;
 mod connections;
 mod definitions;
+mod exports;
 mod insights;
 mod layout;
+mod members;
 mod packs;
+pub mod shares;
 mod upload;
 mod views;
 
 use accounts::*;
+pub(crate) use exports::{answers_of, export_answers};
 pub(crate) use packs::seed_demo as seed_demo_packs;
 pub use upload::ingest_file;
 use upload::*;
@@ -89,9 +93,18 @@ pub use views::*;
         ask,
         cancel,
         events,
-        export,
-        export_conversation,
-        audit::log
+        exports::export,
+        exports::export_conversation,
+        audit::log,
+        members::list,
+        members::set,
+        members::remove,
+        members::settings,
+        shares::create,
+        shares::list,
+        shares::revoke,
+        shares::open,
+        shares::export
     ),
     components(schemas(
         ErrorBody,
@@ -120,7 +133,16 @@ pub use views::*;
         NewConversation,
         ConversationView,
         Question,
-        Accepted
+        Accepted,
+        members::MembersView,
+        members::MemberView,
+        members::RoleView,
+        members::SetMember,
+        members::Settings,
+        shares::NewShareRequest,
+        shares::ShareView,
+        shares::ShareCreated,
+        shares::SharedView
     ))
 )]
 pub struct ApiDoc;
@@ -161,13 +183,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/conversations/{id}/questions/{q}/analysis", get(analyses::proposal).post(analyses::save))
         .route("/api/workspaces/{ws}/sql", post(run_sql))
         .route("/api/workspaces/{ws}/audit", get(audit::log))
+        .route("/api/workspaces/{ws}/members", get(members::list).post(members::set))
+        .route("/api/workspaces/{ws}/members/{name}", axum::routing::delete(members::remove))
+        .route("/api/workspaces/{ws}/settings", post(members::settings))
+        .route("/api/workspaces/{ws}/shares", get(shares::list).post(shares::create))
+        .route("/api/workspaces/{ws}/shares/{share}", axum::routing::delete(shares::revoke))
+        .route("/api/shared", get(shares::open))
+        .route("/api/shared/export/{format}", get(shares::export))
         .route("/api/workspaces/{ws}/conversations", get(list_conversations).post(create_conversation))
         .route("/api/conversations/{id}", get(get_conversation))
         .route("/api/conversations/{id}/questions", post(ask))
         .route("/api/conversations/{id}/cancel", post(cancel))
         .route("/api/conversations/{id}/events", get(events))
-        .route("/api/conversations/{id}/questions/{q}/export/{format}", get(export))
-        .route("/api/conversations/{id}/export/{format}", get(export_conversation))
+        .route("/api/conversations/{id}/questions/{q}/export/{format}", get(exports::export))
+        .route("/api/conversations/{id}/export/{format}", get(exports::export_conversation))
         .layer(DefaultBodyLimit::max(1 << 20))
         .merge(web::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::guard::guard))
@@ -216,17 +245,20 @@ async fn get_config(State(st): State<Arc<AppState>>, Caller(u): Caller) -> Res<C
     }))
 }
 
-fn ws_view(w: quarry_store::Workspace) -> WorkspaceView {
-    WorkspaceView { id: w.id, name: w.name, created_at: w.created_at }
+fn ws_view(st: &AppState, w: quarry_store::Workspace, role: Role) -> Result<WorkspaceView, ApiError> {
+    let viewers_sql = st.store.viewers_sql(&w.id).map_err(ApiError::internal)?;
+    Ok(WorkspaceView { id: w.id, name: w.name, created_at: w.created_at, role: role.as_str().into(), viewers_sql })
 }
 
+/// The workspaces the caller owns, then those they are a member of; a
+/// caller in none gets one of their own.
 #[utoipa::path(get, path = "/api/workspaces", responses((status = 200, body = [WorkspaceView])))]
 async fn list_workspaces(State(st): State<Arc<AppState>>, Caller(u): Caller) -> Res<Vec<WorkspaceView>> {
-    let mut list = st.store.workspaces(u.id).map_err(ApiError::internal)?;
+    let mut list = st.store.workspaces_of(u.id).map_err(ApiError::internal)?;
     if list.is_empty() {
-        list.push(st.store.create_workspace(u.id, "My workspace").map_err(ApiError::internal)?);
+        list.push((st.store.create_workspace(u.id, "My workspace").map_err(ApiError::internal)?, Role::Owner));
     }
-    Ok(Json(list.into_iter().map(ws_view).collect()))
+    Ok(Json(list.into_iter().map(|(w, r)| ws_view(&st, w, r)).collect::<Result<_, _>>()?))
 }
 
 #[utoipa::path(post, path = "/api/workspaces", request_body = NewWorkspace, responses((status = 200, body = WorkspaceView)))]
@@ -239,7 +271,7 @@ async fn create_workspace(
     if name.is_empty() || name.len() > 100 {
         return Err(ApiError::bad("a workspace name needs 1 to 100 characters"));
     }
-    Ok(Json(ws_view(st.store.create_workspace(u.id, name).map_err(ApiError::internal)?)))
+    Ok(Json(ws_view(&st, st.store.create_workspace(u.id, name).map_err(ApiError::internal)?, Role::Owner)?))
 }
 
 fn ds_view(d: quarry_store::Dataset) -> DatasetView {
@@ -256,7 +288,7 @@ fn ds_view(d: quarry_store::Dataset) -> DatasetView {
 #[utoipa::path(get, path = "/api/datasets", responses((status = 200, body = [DatasetView])))]
 async fn list_datasets(State(st): State<Arc<AppState>>, Caller(u): Caller) -> Res<Vec<DatasetView>> {
     let mut out = Vec::new();
-    for w in st.store.workspaces(u.id).map_err(ApiError::internal)? {
+    for (w, _) in st.store.workspaces_of(u.id).map_err(ApiError::internal)? {
         out.extend(st.store.datasets(&w.id).map_err(ApiError::internal)?.into_iter().map(ds_view));
     }
     Ok(Json(out))
@@ -264,12 +296,8 @@ async fn list_datasets(State(st): State<Arc<AppState>>, Caller(u): Caller) -> Re
 
 #[utoipa::path(get, path = "/api/workspaces/{ws}/datasets", params(("ws" = String, Path)),
     responses((status = 200, body = [DatasetView]), (status = 404, body = ErrorBody)))]
-async fn list_workspace_datasets(
-    State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path(ws): Path<String>,
-) -> Res<Vec<DatasetView>> {
-    let w = own_workspace(&st, &u, &ws)?;
+async fn list_workspace_datasets(State(st): State<Arc<AppState>>, Ws(a, _): Ws<Read>) -> Res<Vec<DatasetView>> {
+    let w = a.ws;
     Ok(Json(st.store.datasets(&w.id).map_err(ApiError::internal)?.into_iter().map(ds_view).collect()))
 }
 
@@ -283,12 +311,8 @@ fn catalog(st: &AppState, ws: &str) -> Result<Option<Catalog>, ApiError> {
 
 #[utoipa::path(get, path = "/api/workspaces/{ws}/tables", params(("ws" = String, Path)),
     responses((status = 200, body = [TableView]), (status = 404, body = ErrorBody)))]
-async fn list_tables(
-    State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path(ws): Path<String>,
-) -> Res<Vec<TableView>> {
-    let w = own_workspace(&st, &u, &ws)?;
+async fn list_tables(State(st): State<Arc<AppState>>, Ws(a, _): Ws<Read>) -> Res<Vec<TableView>> {
+    let w = a.ws;
     let Some(c) = catalog(&st, &w.id)? else { return Ok(Json(Vec::new())) };
     let tables = c.tables().map_err(ApiError::internal)?;
     Ok(Json(
@@ -322,11 +346,11 @@ fn table_json(t: &Table) -> Value {
     responses((status = 200, body = RowsView), (status = 404, body = ErrorBody)))]
 async fn table_rows(
     State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path((ws, table)): Path<(String, String)>,
+    Ws(a, _): Ws<Read>,
+    Path((_, table)): Path<(String, String)>,
     Query(q): Query<RowsQuery>,
 ) -> Res<RowsView> {
-    let w = own_workspace(&st, &u, &ws)?;
+    let w = a.ws;
     let Some(c) = catalog(&st, &w.id)? else { return Err(ApiError::not_found("no such table")) };
     let entry = c.entry(&table, None).map_err(|_| ApiError::not_found("no such table"))?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
@@ -348,13 +372,8 @@ async fn table_rows(
 
 #[utoipa::path(post, path = "/api/workspaces/{ws}/sql", params(("ws" = String, Path)), request_body = SqlRequest,
     responses((status = 200, body = SqlView), (status = 400, body = ErrorBody)))]
-async fn run_sql(
-    State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path(ws): Path<String>,
-    Json(req): Json<SqlRequest>,
-) -> Res<SqlView> {
-    let w = own_workspace(&st, &u, &ws)?;
+async fn run_sql(State(st): State<Arc<AppState>>, Ws(a, _): Ws<Console>, Json(req): Json<SqlRequest>) -> Res<SqlView> {
+    let (w, u) = (a.ws, a.user);
     if catalog(&st, &w.id)?.is_none() {
         return Err(ApiError::bad("no tables yet: upload a file first"));
     }
@@ -392,12 +411,8 @@ fn conv_view(st: &AppState, c: quarry_store::ConversationRow, with_events: bool)
 
 #[utoipa::path(get, path = "/api/workspaces/{ws}/conversations", params(("ws" = String, Path)),
     responses((status = 200, body = [ConversationView])))]
-async fn list_conversations(
-    State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path(ws): Path<String>,
-) -> Res<Vec<ConversationView>> {
-    let w = own_workspace(&st, &u, &ws)?;
+async fn list_conversations(State(st): State<Arc<AppState>>, Ws(a, _): Ws<Read>) -> Res<Vec<ConversationView>> {
+    let w = a.ws;
     let list = st.store.conversations(&w.id).map_err(ApiError::internal)?;
     Ok(Json(list.into_iter().map(|c| conv_view(&st, c, false)).collect::<Result<_, _>>()?))
 }
@@ -406,11 +421,10 @@ async fn list_conversations(
     request_body = NewConversation, responses((status = 200, body = ConversationView)))]
 async fn create_conversation(
     State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path(ws): Path<String>,
+    Ws(a, _): Ws<Edit>,
     Json(n): Json<NewConversation>,
 ) -> Res<ConversationView> {
-    let w = own_workspace(&st, &u, &ws)?;
+    let w = a.ws;
     let title = n.title.unwrap_or_default();
     if title.chars().count() > MAX_TITLE_CHARS {
         return Err(ApiError::bad(format!("a conversation title has at most {MAX_TITLE_CHARS} characters")));
@@ -421,12 +435,8 @@ async fn create_conversation(
 
 #[utoipa::path(get, path = "/api/conversations/{id}", params(("id" = String, Path)),
     responses((status = 200, body = ConversationView), (status = 404, body = ErrorBody)))]
-async fn get_conversation(
-    State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path(id): Path<String>,
-) -> Res<ConversationView> {
-    let (c, _) = own_conversation(&st, &u, &id)?;
+async fn get_conversation(State(st): State<Arc<AppState>>, Ws(mut a, _): Ws<Read>) -> Res<ConversationView> {
+    let c = a.conversation()?;
     Ok(Json(conv_view(&st, c, true)?))
 }
 
@@ -435,11 +445,11 @@ async fn get_conversation(
               (status = 503, body = ErrorBody)))]
 async fn ask(
     State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path(id): Path<String>,
+    Ws(mut a, _): Ws<Edit>,
     Json(q): Json<Question>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    let (c, ws) = own_conversation(&st, &u, &id)?;
+    let c = a.conversation()?;
+    let (u, ws) = (a.user, a.ws);
     let asked = q.question.clone();
     let workspace = c.workspace.clone();
     let question = run::start(&st, &u, c, ws, q)?;
@@ -448,8 +458,8 @@ async fn ask(
 }
 
 #[utoipa::path(post, path = "/api/conversations/{id}/cancel", params(("id" = String, Path)), responses((status = 200)))]
-async fn cancel(State(st): State<Arc<AppState>>, Caller(u): Caller, Path(id): Path<String>) -> Res<Value> {
-    let (c, _) = own_conversation(&st, &u, &id)?;
+async fn cancel(State(st): State<Arc<AppState>>, Ws(mut a, _): Ws<Edit>) -> Res<Value> {
+    let c = a.conversation()?;
     let was = run::cancel(&st, &c.id);
     Ok(Json(json!({"cancelled": was})))
 }
@@ -461,118 +471,15 @@ async fn cancel(State(st): State<Arc<AppState>>, Caller(u): Caller, Path(id): Pa
     responses((status = 200, description = "text/event-stream of {seq, question, event}")))]
 async fn events(
     State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path(id): Path<String>,
+    Ws(mut a, _): Ws<Read>,
     Query(q): Query<EventsQuery>,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (c, _) = own_conversation(&st, &u, &id)?;
+    let c = a.conversation()?;
     let after = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i64>().ok())
         .unwrap_or(q.after);
     Ok(run::sse(&st, &c.id, after)?.into_response())
-}
-
-#[utoipa::path(get, path = "/api/conversations/{id}/questions/{q}/export/{format}",
-    params(("id" = String, Path), ("q" = i64, Path),
-        ("format" = String, Path, description = "csv, xlsx, json, html (a self-contained report) or ipynb (a Jupyter notebook)")),
-    responses((status = 200, description = "the answer as a file"), (status = 404, body = ErrorBody)))]
-async fn export(
-    State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path((id, q, format)): Path<(String, i64, String)>,
-) -> Result<Response, ApiError> {
-    tokio::task::spawn_blocking(move || export_answers(&st, &u, &id, Some(q), &format))
-        .await
-        .map_err(ApiError::internal)?
-}
-
-#[utoipa::path(get, path = "/api/conversations/{id}/export/{format}",
-    params(("id" = String, Path),
-        ("format" = String, Path, description = "html (a self-contained report), ipynb (a Jupyter notebook), json; csv and xlsx take the last answer's table")),
-    responses((status = 200, description = "every answer of the conversation as one file"), (status = 404, body = ErrorBody)))]
-async fn export_conversation(
-    State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path((id, format)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    tokio::task::spawn_blocking(move || export_answers(&st, &u, &id, None, &format))
-        .await
-        .map_err(ApiError::internal)?
-}
-
-/// The answers of one question (`q`) or of the whole conversation, rendered
-/// by `quarry-report`, with the Parquet files of the data versions they read.
-/// Blocking (SQLite reads, XLSX building): handlers run it in `spawn_blocking`.
-fn export_answers(
-    st: &AppState,
-    u: &quarry_store::User,
-    id: &str,
-    q: Option<i64>,
-    format: &str,
-) -> Result<Response, ApiError> {
-    let format = Format::parse(format).map_err(|e| ApiError::bad(e.to_string()))?;
-    let (c, _) = own_conversation(st, u, id)?;
-    let mut answers: Vec<(i64, Answer)> = Vec::new();
-    for e in st.store.events(&c.id, 0).map_err(ApiError::internal)? {
-        let Event::Answer { answer } = e.event else { continue };
-        if q.is_some_and(|q| q != e.question) {
-            continue;
-        }
-        let a: Answer = *answer;
-        // A question answered twice (a retry after a restart) keeps its last answer.
-        match answers.last_mut() {
-            Some((n, last)) if *n == e.question => *last = a,
-            _ => answers.push((e.question, a)),
-        }
-    }
-    let answers: Vec<Answer> = answers.into_iter().map(|(_, a)| a).collect();
-    if answers.is_empty() {
-        return Err(ApiError::not_found(if q.is_some() { "no answer for that question" } else { "no answers yet" }));
-    }
-    // Notebooks name the data relative to the workspace (`data/tables/…`),
-    // not the server's own directories.
-    let ws_dir = st.ws_dir(&c.workspace);
-    let sources = match catalog(st, &c.workspace)? {
-        Some(cat) => Source::for_answers(&answers, |t, v| cat.entry(t, Some(v)).ok().map(|e| e.parquet))
-            .into_iter()
-            .map(|mut s| {
-                let abs = std::path::absolute(&ws_dir).unwrap_or_else(|_| ws_dir.clone());
-                if let Ok(rel) = s.parquet.strip_prefix(&abs) {
-                    s.parquet = rel.to_path_buf();
-                }
-                s
-            })
-            .collect(),
-        None => Vec::new(),
-    };
-    let title = if c.title.is_empty() { "Quarry conversation" } else { c.title.as_str() };
-    let report = Report { title, answers: &answers, sources: &sources };
-    let rendered = |f: Format| {
-        quarry_report::render(f, &report).map_err(|e| match e {
-            ReportError::Xlsx(_) | ReportError::NeedsPrinting => ApiError::internal(e),
-            _ => ApiError::not_found(&e.to_string()),
-        })
-    };
-    let bytes = match format {
-        // Printed by headless Chromium behind its own walls; without it, the reason and what to do.
-        Format::Pdf => quarry_sandbox::pdf::print(&rendered(Format::Html)?)
-            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?,
-        f => rendered(f)?,
-    };
-    let file = match q {
-        Some(q) => format!("quarry-{}-q{q}.{}", c.id, format.extension()),
-        None => format!("quarry-{}.{}", c.id, format.extension()),
-    };
-    audit::record(st, &c.workspace, u, AuditAction::Export, &file)?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, format.content_type().to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\"")),
-        ],
-        bytes,
-    )
-        .into_response())
 }

@@ -13,7 +13,8 @@ use quarry_agent::packs::Pack;
 use serde_json::{json, Value};
 
 use super::{catalog, ApiError, Res};
-use crate::auth::{own_workspace, Caller};
+use crate::auth::Caller;
+use crate::auth::{Edit, Read, Ws};
 use crate::AppState;
 
 #[utoipa::path(get, path = "/api/packs", responses((status = 200, description = "the shipped packs with their roles and analyses", body = Vec<Object>)))]
@@ -31,10 +32,10 @@ fn pack(name: &str) -> Result<Pack, ApiError> {
               (status = 404, body = super::ErrorBody)))]
 pub(super) async fn binding(
     State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path((ws, table, name)): Path<(String, String, String)>,
+    Ws(a, _): Ws<Read>,
+    Path((_, table, name)): Path<(String, String, String)>,
 ) -> Res<Value> {
-    let w = own_workspace(&st, &u, &ws)?;
+    let w = a.ws;
     let p = pack(&name)?;
     let Some(c) = catalog(&st, &w.id)? else { return Err(ApiError::not_found("no such table")) };
     let entry = c.entry(&table, None).map_err(|_| ApiError::not_found("no such table"))?;
@@ -64,11 +65,11 @@ pub(super) async fn binding(
     responses((status = 200, description = "the analyses created and their first runs", body = Object), (status = 400, body = super::ErrorBody)))]
 pub(super) async fn confirm(
     State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path((ws, table, name)): Path<(String, String, String)>,
+    Ws(a, _): Ws<Edit>,
+    Path((_, table, name)): Path<(String, String, String)>,
     Json(body): Json<Value>,
 ) -> Res<Value> {
-    let w = own_workspace(&st, &u, &ws)?;
+    let w = a.ws;
     let p = pack(&name)?;
     let roles = serde_json::from_value(body["roles"].clone()).map_err(|e| ApiError::bad(format!("roles: {e}")))?;
     let split = serde_json::from_value(body["split"].clone()).map_err(|e| ApiError::bad(format!("split: {e}")))?;

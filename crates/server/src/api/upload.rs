@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use futures_util::StreamExt;
@@ -13,7 +13,7 @@ use quarry_ingest::Quiet;
 use tokio::io::AsyncWriteExt;
 
 use super::{ds_view, ApiError, DatasetView, ErrorBody, Res, UploadAnyQuery, UploadQuery};
-use crate::auth::{own_workspace, Caller};
+use crate::auth::{access, Caller, Edit, Need, Ws};
 use crate::AppState;
 
 /// Upload into the caller's workspace (`workspace=`, or their first one).
@@ -36,7 +36,8 @@ pub(super) async fn upload_default(
             None => st.store.create_workspace(caller.0.id, "My workspace").map_err(ApiError::internal)?.id,
         },
     };
-    upload(State(st), caller, Path(ws), Query(UploadQuery { name: q.name }), headers, body).await
+    let a = access(&st, &caller.0, &ws, Need::Edit)?;
+    receive(st, a, UploadQuery { name: q.name }, headers, body).await
 }
 
 /// Set when the request that started a load goes away (the client hung up,
@@ -192,13 +193,22 @@ async fn receive_multipart(
               (status = 422, body = ErrorBody), (status = 500, body = ErrorBody)))]
 pub(super) async fn upload(
     State(st): State<Arc<AppState>>,
-    Caller(u): Caller,
-    Path(ws): Path<String>,
+    Ws(a, _): Ws<Edit>,
     Query(q): Query<UploadQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> Res<DatasetView> {
-    let w = own_workspace(&st, &u, &ws)?;
+    receive(st, a, q, headers, body).await
+}
+
+async fn receive(
+    st: Arc<AppState>,
+    a: crate::auth::Access,
+    q: UploadQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Res<DatasetView> {
+    let (w, u) = (a.ws, a.user);
     // As sent: a multipart boundary is case-sensitive.
     let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").trim().to_string();
     let lower = ctype.to_ascii_lowercase();

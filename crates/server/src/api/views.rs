@@ -109,6 +109,10 @@ pub struct WorkspaceView {
     pub id: String,
     pub name: String,
     pub created_at: String,
+    /// The caller's role here: `owner`, `editor` or `viewer`.
+    pub role: String,
+    /// Whether viewers may use the SQL console.
+    pub viewers_sql: bool,
 }
 
 #[derive(Serialize, ToSchema)]
