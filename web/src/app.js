@@ -537,7 +537,7 @@ function renderAnswer(q, n, a) {
     state.shared ? null : el("div", { class: "exports" }, "Export:",
       state.config.export_formats.filter((f) => a.table || !f.needs_table).map((f) =>
         el("a", { href: `/api/conversations/${state.conversation}/questions/${n}/export/${f.format}`, download: "" }, f.label)),
-      isOwner() ? shareAnswer(n) : null),
+      isOwner() ? shareButton({ kind: "answer", conversation: state.conversation, question: n }) : null),
     el("div", { class: "provenance" }, `${a.provenance.model} · privacy ${a.provenance.privacy} · ${a.attempts} attempt(s) · ${a.provenance.total_ms} ms · data ${a.provenance.data_versions.map((d) => `${d.table} v${d.version}`).join(", ")}${a.cached ? " · stored answer" : ""}`));
   step(q, "answer", box);
   if (a.chart && window.vegaEmbed) {
@@ -546,11 +546,10 @@ function renderAnswer(q, n, a) {
   }
 }
 
-// The owner's "Share" by an answer: a link to that answer alone.
-function shareAnswer(n) {
-  const conversation = state.conversation;
-  const b = el("button", { type: "button", class: "share-answer" }, "Share");
-  b.addEventListener("click", () => { b.after(shareForm({ kind: "answer", conversation, question: n })); b.disabled = true; });
+// The owner's "Share" by an answer or an analysis: a link to that alone.
+function shareButton(what) {
+  const b = el("button", { type: "button", class: `share-${what.kind}` }, "Share");
+  b.addEventListener("click", () => { b.after(shareForm(what)); b.disabled = true; });
   return b;
 }
 
@@ -642,7 +641,8 @@ function analysisCard({ analysis: a, runs }) {
     ...steps.map((c) => highlight(c, a.language || "sql")));
   return el("div", { class: "analysis", "data-analysis": a.name },
     el("h4", {}, a.name, " ", el("span", { class: "muted" }, a.question)),
-    el("div", { class: "row" }, ...inputs.map((i) => el("label", {}, (a.language === "python" ? "" : "$") + i.name + " ", i)), run),
+    el("div", { class: "row" }, ...inputs.map((i) => el("label", {}, (a.language === "python" ? "" : "$") + i.name + " ", i)), run,
+      isOwner() && last ? shareButton({ kind: "analysis", analysis: a.name }) : null),
     result, code, history);
 }
 

@@ -24,6 +24,8 @@ function applyRole() {
   $("#connection-form").hidden = !isOwner();
   $("#sql-console").hidden = viewer && !w.viewers_sql;
   $("#role").textContent = role();
+  document.body.classList.remove("role-viewer", "role-editor", "role-owner");
+  document.body.classList.add(`role-${role()}`);
   for (const id of ["#shares", "#audit", "#member-form", "#share-conversation", "#viewers-sql-label"]) $(id).hidden = !isOwner();
   loadMembers();
   if (isOwner()) { loadShares(); loadAudit(); }

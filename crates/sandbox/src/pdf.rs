@@ -18,6 +18,7 @@
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long printing one report may take.
@@ -36,8 +37,45 @@ pub fn chromium() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The report `html` (a whole page, as `quarry_report` renders it) as PDF bytes.
+/// Chromiums printing at once in this process; a further print waits for a slot.
+pub const MAX_PRINTING: usize = 2;
+
+/// How long a print waits for a slot before it gives up.
+const SLOT_WAIT: Duration = Duration::from_secs(90);
+
+/// One of [`MAX_PRINTING`] slots, held while a Chromium prints.
+struct Slot;
+
+static PRINTING: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+impl Slot {
+    fn take(wait: Duration) -> Result<Slot, String> {
+        let (lock, freed) = &PRINTING;
+        let busy = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut busy, waited) =
+            freed.wait_timeout_while(busy, wait, |n| *n >= MAX_PRINTING).unwrap_or_else(|p| p.into_inner());
+        if waited.timed_out() && *busy >= MAX_PRINTING {
+            return Err("PDF: other reports are being printed; try again in a minute".into());
+        }
+        *busy += 1;
+        Ok(Slot)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let (lock, freed) = &PRINTING;
+        let mut busy = lock.lock().unwrap_or_else(|p| p.into_inner());
+        *busy = busy.saturating_sub(1);
+        freed.notify_one();
+    }
+}
+
+/// The report `html` (a whole page, as `quarry_report` renders it) as PDF
+/// bytes. At most [`MAX_PRINTING`] print at once (each Chromium takes
+/// hundreds of MB); the others wait their turn.
 pub fn print(html: &[u8]) -> Result<Vec<u8>, String> {
+    let _slot = Slot::take(SLOT_WAIT)?;
     let browser = chromium().ok_or(
         "a PDF needs Chromium to print the report: install it (Debian: apt-get install chromium) or set \
          QUARRY_CHROMIUM to its path — or export .html and print it from a browser",
@@ -132,5 +170,21 @@ fn wait(child: &mut std::process::Child, limit: Duration) -> Result<std::process
             return Err(format!("PDF: printing took longer than {} s and was stopped", limit.as_secs()));
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prints_beyond_the_limit_wait_for_a_slot() {
+        let held: Vec<Slot> = (0..MAX_PRINTING).map(|_| Slot::take(Duration::from_secs(5)).unwrap()).collect();
+        let e = Slot::take(Duration::from_millis(50)).err().unwrap();
+        assert!(e.contains("try again"), "{e}");
+        let waiter = std::thread::spawn(|| Slot::take(Duration::from_secs(10)).map(|_| ()));
+        std::thread::sleep(Duration::from_millis(100));
+        drop(held);
+        assert!(waiter.join().unwrap().is_ok(), "a freed slot goes to the one waiting");
     }
 }

@@ -207,6 +207,14 @@ impl FromRequestParts<Arc<AppState>> for Shared {
         let gone = || ApiError::not_found("this link opens nothing: it was revoked, it expired, or it is mistyped");
         let token = parts.headers.get(HEADER).and_then(|v| v.to_str().ok()).map(str::trim).ok_or_else(gone)?;
         let share = st.store.share_for_token(token).map_err(ApiError::internal)?.ok_or_else(gone)?;
+        // Each link has its own request budget (a link's holders are not users).
+        let key = i64::from_str_radix(share.id.get(..15).unwrap_or("0"), 16).map_or(-1, |k| -k - 1);
+        if !st.allow(key, "shared", st.cfg.requests_per_minute) {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests through this link: wait a minute",
+            ));
+        }
         Ok(Shared(share))
     }
 }
