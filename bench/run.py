@@ -77,12 +77,16 @@ def main():
     ap.add_argument("--beyond-mib", type=int, default=512,
                     help="the ingest worker's memory limit for the larger-than-memory load of the big CSV")
     ap.add_argument("--ingest-only", action="store_true", help="run only the loading pairs and print them")
+    ap.add_argument("--cluster-only", action="store_true",
+                    help="run only the Ballista section (a build with --features ballista) and replace it in bench/RESULTS.md")
     ap.add_argument("--live-only", action="store_true",
                     help="run only the live-database section and replace it in bench/RESULTS.md")
     a = ap.parse_args()
     if a.quick:
         a.csv_mb, a.xlsx_rows, a.ingest_rows = 50, 20_000, 200_000
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "quarry-cli"], cwd=ROOT, check=True)
+    # With Ballista built in: the cluster section needs it, and nothing else changes.
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "quarry-cli", "--features", "ballista"], cwd=ROOT,
+                   check=True)
     py = ensure_venv()
     import live
     if a.live_only:
@@ -102,6 +106,12 @@ def main():
     if not xlsx.exists():
         subprocess.run([str(QUARRY), "gen", "xlsx", str(xlsx), "--rows", str(a.xlsx_rows)], check=True)
 
+    if a.cluster_only:
+        section = cluster_section(py, csv, a)
+        print(section)
+        if not a.no_write:
+            replace_section(CLUSTER_HEADING, section)
+        return
     import ingest
     small_csv = DATA / f"ingest_{a.ingest_rows}.csv"
     if not small_csv.exists():
@@ -123,6 +133,8 @@ def main():
     print(load_table)
     live_text = live_section(live.run(str(QUARRY), str(py), a.live_rows, best_of, measure), a)
     print(live_text)
+    cluster_text = cluster_section(py, csv, a)
+    print(cluster_text)
     if not a.no_write:
         machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
         try:
@@ -170,11 +182,41 @@ def main():
             "stream. Memory: the server process, and with its SQL and ingest workers. Target: no errors, memory "
             "bounded.\n\n"
             + load_table + "\n\n"
-            + live_text + "\n"
+            + live_text + "\n\n"
+            + cluster_text + "\n"
         )
 
 
 LIVE_HEADING = "## A live PostgreSQL table"
+CLUSTER_HEADING = "## The same queries on a Ballista cluster"
+
+
+def replace_section(heading, section):
+    """Put `section` in bench/RESULTS.md in place of the one under `heading` (or at the end)."""
+    text = (BENCH / "RESULTS.md").read_text()
+    if heading in text:
+        head, rest = text.split(heading, 1)
+        nxt = rest.find("\n## ")
+        tail = rest[nxt:] if nxt >= 0 else ""
+        text = head.rstrip() + "\n\n" + section + "\n" + tail
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    (BENCH / "RESULTS.md").write_text(text)
+
+
+def cluster_section(py, csv, a):
+    """The Ballista section, stamped with its own run (it may be run alone: --cluster-only)."""
+    import cluster
+    data, big, rows = sql_data(py, csv)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores"
+    return (
+        f"{CLUSTER_HEADING}\n\n"
+        f"Run: `python3 bench/run.py{' --cluster-only' if a.cluster_only else ''}` on "
+        f"{datetime.date.today().isoformat()}, {machine}. `bench/cluster.py`: `quarry sql` on the local engine, "
+        "then with `--engine ballista://…` on a scheduler and 1, then 2, executors on this machine (the cores "
+        "shared between them). Every time is a whole process, best of 3.\n\n"
+        + cluster.run(str(QUARRY), data, big, rows, best_of)
+    )
 # Measured by hand and kept beside the tables: where loading spends its time
 # (perf), and each build profile's clean build time and binary size (a clean
 # build takes many minutes and cannot share the machine with the timings).
@@ -218,8 +260,8 @@ SQL_QUERIES = [
 ]
 
 
-def sql_bench(py, csv):
-    """Time the SQL kernel against pandas and DuckDB on the same Parquet files."""
+def sql_data(py, csv):
+    """The benchmark CSV and a population table loaded by `quarry load`: (data dir, big's table name, rows)."""
     data = DATA / "sql-data"
     pop_csv = DATA / "pop.csv"
     states = subprocess.run([str(py), "-c",
@@ -228,6 +270,11 @@ def sql_bench(py, csv):
     pop_csv.write_text("state,population\n" + "".join(f"{s},{(i + 1) * 1_000_000}\n" for i, s in enumerate(states)))
     subprocess.run([str(QUARRY), "load", "--data", str(data), str(csv), str(pop_csv)], check=True,
                    stdout=subprocess.DEVNULL)
+    return (data,) + parquet_of(py, data, csv)[1:]
+
+
+def parquet_of(py, data, csv):
+    """The loaded tables' Parquet files, big's table name and row count."""
     parquet = {}
     for name in ["big", "pop"]:
         stem = csv.stem if name == "big" else "pop"
@@ -235,11 +282,17 @@ def sql_bench(py, csv):
         if not hits:
             raise SystemExit(f"no Parquet for {stem} under {data}")
         parquet[name] = hits[-1]
-    big_name = parquet["big"].parent.name
     rows = subprocess.run([str(py), "-c", "import pyarrow.parquet as pq,sys; print(pq.ParquetFile(sys.argv[1]).metadata.num_rows)",
                            str(parquet["big"])], check=True, capture_output=True, text=True).stdout.strip()
+    return parquet, parquet["big"].parent.name, int(rows)
+
+
+def sql_bench(py, csv):
+    """Time the SQL kernel against pandas and DuckDB on the same Parquet files."""
+    data, big_name, rows = sql_data(py, csv)
+    parquet = parquet_of(py, data, csv)[0]
     lines = [
-        f"Table `big`: {int(rows):,} rows.\n",
+        f"Table `big`: {rows:,} rows.\n",
         "| query | quarry s | pandas s | duckdb s | quarry vs pandas | quarry vs duckdb | quarry peak MiB | pandas peak MiB | duckdb peak MiB |",
         "|---|---|---|---|---|---|---|---|---|",
     ]

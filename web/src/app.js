@@ -538,7 +538,7 @@ function renderAnswer(q, n, a) {
       state.config.export_formats.filter((f) => a.table || !f.needs_table).map((f) =>
         el("a", { href: `/api/conversations/${state.conversation}/questions/${n}/export/${f.format}`, download: "" }, f.label)),
       isOwner() ? shareButton({ kind: "answer", conversation: state.conversation, question: n }) : null),
-    el("div", { class: "provenance" }, `${a.provenance.model} · privacy ${a.provenance.privacy} · ${a.attempts} attempt(s) · ${a.provenance.total_ms} ms · data ${a.provenance.data_versions.map((d) => `${d.table} v${d.version}`).join(", ")}${a.cached ? " · stored answer" : ""}`));
+    el("div", { class: "provenance" }, `${a.provenance.model}${a.provenance.engine ? ` · ${a.provenance.engine}` : ""} · privacy ${a.provenance.privacy} · ${a.attempts} attempt(s) · ${a.provenance.total_ms} ms · data ${a.provenance.data_versions.map((d) => `${d.table} v${d.version}`).join(", ")}${a.cached ? " · stored answer" : ""}`));
   step(q, "answer", box);
   if (a.chart && window.vegaEmbed) {
     window.vegaEmbed(chart, a.chart, { actions: { export: true, source: false, compiled: false, editor: false } })

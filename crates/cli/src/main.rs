@@ -12,6 +12,7 @@ use std::process::ExitCode;
 mod analysis;
 mod args;
 mod ask;
+mod cluster;
 mod connect;
 mod define;
 mod eval;
@@ -99,9 +100,11 @@ fn main() -> ExitCode {
             requests_per_minute,
             watch,
             web,
+            engine,
             py,
         } => serve::cmd_serve(serve::Serve {
             web,
+            engine,
             data: &data,
             bind,
             port,
@@ -116,8 +119,9 @@ fn main() -> ExitCode {
         }),
         Cmd::User { cmd: UserCmd::Add { name, admin }, data } => serve::cmd_user_add(&data, &name, admin),
         Cmd::User { cmd: UserCmd::Token { name }, data } => serve::cmd_user_token(&data, &name),
+        Cmd::Cluster { cmd } => cluster::cmd_cluster(cmd),
         Cmd::Gen { kind, out, rows } => gen::cmd_gen(&kind, &out, rows),
-        Cmd::Sql { files, query, data, format, out, time_limit, memory_limit, max_rows, max_live_rows } => {
+        Cmd::Sql { files, query, data, format, out, time_limit, memory_limit, max_rows, max_live_rows, engine } => {
             let limits = quarry_sandbox::Limits {
                 memory_bytes: memory_limit << 20,
                 address_space_bytes: ((memory_limit as u64) << 20) + (2 << 30),
@@ -126,9 +130,14 @@ fn main() -> ExitCode {
                 max_live_rows,
                 ..quarry_sandbox::Limits::default()
             };
-            sql::cmd_sql(&files, &query, &data, &format, out.as_deref(), &limits, &opts)
+            match engine.target(Path::new("quarry.toml")) {
+                Ok(target) => sql::cmd_sql(&files, &query, &data, (&format, out.as_deref()), (&limits, &target), &opts),
+                Err(e) => fail(e),
+            }
         }
-        Cmd::Worker { kind, spec, data } => return cmd_worker(&kind, spec.as_deref(), data.as_deref()),
+        Cmd::Worker { kind, spec, data, engine } => {
+            return cmd_worker(&kind, spec.as_deref(), data.as_deref(), engine.as_deref())
+        }
         Cmd::SetupPython { python, py } => python::cmd_setup_python(python.as_deref(), &py),
         Cmd::Python { files, code, data, json, out, time_limit, memory_limit, py, skip_ast_check } => {
             let limits = quarry_sandbox::Limits {
@@ -459,6 +468,7 @@ fn cmd_demo(dir: &Path, data: &Path, no_serve: bool, port: u16, py: &python::PyA
             session_max_days: quarry_server::ServerConfig::SESSION_MAX_DAYS,
             ..WebArgs::default()
         },
+        engine: args::EngineArgs::default(),
         data,
         bind: std::net::IpAddr::from([127, 0, 0, 1]),
         port,
@@ -474,7 +484,7 @@ fn cmd_demo(dir: &Path, data: &Path, no_serve: bool, port: u16, py: &python::PyA
 }
 
 /// Worker mode: runs inside the process the launcher started.
-fn cmd_worker(kind: &str, spec: Option<&str>, data: Option<&Path>) -> ExitCode {
+fn cmd_worker(kind: &str, spec: Option<&str>, data: Option<&Path>, engine: Option<&str>) -> ExitCode {
     if kind == "jail" {
         match serde_json::from_str(spec.unwrap_or_default()) {
             Ok(spec) => quarry_sandbox::jail::enter(spec),
@@ -494,7 +504,13 @@ fn cmd_worker(kind: &str, spec: Option<&str>, data: Option<&Path>) -> ExitCode {
     };
     let (mut input, mut out) = (std::io::stdin().lock(), std::io::stdout().lock());
     let code = match kind {
-        "sql" => quarry_engine::worker::serve(data, &mut input, &mut out),
+        "sql" => match quarry_engine::EngineTarget::parse(engine.unwrap_or("local")) {
+            Ok(target) => quarry_engine::worker::serve(data, &target, &mut input, &mut out),
+            Err(e) => {
+                eprintln!("error: {e}");
+                2
+            }
+        },
         _ => {
             eprintln!("error: unknown worker kind '{kind}'");
             2

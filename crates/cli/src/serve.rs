@@ -16,6 +16,7 @@ use crate::python::{start_kernels, PyArgs};
 /// Options of `quarry serve`.
 pub struct Serve<'a> {
     pub web: crate::args::WebArgs,
+    pub engine: crate::args::EngineArgs,
     pub data: &'a Path,
     pub bind: IpAddr,
     pub port: u16,
@@ -53,6 +54,10 @@ pub fn cmd_serve(s: Serve<'_>) -> bool {
     cfg.questions_per_minute = s.questions_per_minute;
     cfg.requests_per_minute = s.requests_per_minute;
     cfg.allowed_hosts = s.web.allowed_hosts.clone();
+    cfg.engine = match s.engine.target(s.config) {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
     cfg.trusted_proxies = s.web.trusted_proxies.clone();
     cfg.trusted_user_header = s.web.trusted_user_header.to_ascii_lowercase();
     if let Some(u) = &s.web.public_url {

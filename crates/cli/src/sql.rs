@@ -14,9 +14,8 @@ pub(crate) fn cmd_sql(
     files: &[PathBuf],
     query: &str,
     data: &Path,
-    format: &str,
-    out: Option<&Path>,
-    limits: &quarry_sandbox::Limits,
+    (format, out): (&str, Option<&Path>),
+    (limits, target): (&quarry_sandbox::Limits, &quarry_engine::EngineTarget),
     opts: &IngestOptions,
 ) -> bool {
     if !["table", "csv", "json", "parquet"].contains(&format) {
@@ -39,7 +38,7 @@ pub(crate) fn cmd_sql(
         Ok(l) => l,
         Err(e) => return fail(e),
     };
-    let workers = quarry_engine::worker::SqlWorkers::new(launcher, data, limits.clone(), 1);
+    let workers = quarry_engine::worker::SqlWorkers::on(target, launcher, data, limits.clone(), 1);
     let result = match workers.query(query, limits) {
         Ok(r) => r,
         Err(e) => return fail(e),

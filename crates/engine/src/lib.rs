@@ -13,9 +13,15 @@
 //!   statements, verifies the plan, runs it under [`Limits`], and returns
 //!   capped results. Errors carry hints the model can act on ([`error`]).
 //!
+//! - [`cluster`] (cargo feature `ballista`): the same session planned on an
+//!   Apache Ballista cluster when the workspace's engine is
+//!   `ballista://HOST:PORT`, and the scheduler and executor processes.
+//!
 //! Process isolation (running this inside a worker process under rlimits) is
 //! the sandbox launcher's job; this crate is what runs inside the worker.
 
+#[cfg(feature = "ballista")]
+pub mod cluster;
 pub mod error;
 pub mod guard;
 pub mod sources;
@@ -35,13 +41,14 @@ use quarry_ingest::catalog::Catalog;
 pub use error::{EngineError, ErrorKind};
 pub use guard::{Refusal, Rule};
 pub use quarry_types::sql::{quoted, Param};
-pub use quarry_types::{Limits, QueryResult, SqlKernel, TableInfo};
+pub use quarry_types::{EngineTarget, Limits, QueryResult, SqlKernel, TableInfo};
 
 /// A DataFusion session over one data directory's catalog.
 pub struct Engine {
     ctx: SessionContext,
     limits: Limits,
     tables: Vec<TableInfo>,
+    target: EngineTarget,
 }
 
 fn sql_options() -> SQLOptions {
@@ -61,13 +68,22 @@ impl Engine {
         limits: Limits,
         passwords: &quarry_types::sources::Passwords,
     ) -> Result<Engine, EngineError> {
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_limit(limits.memory_bytes, 1.0)
-            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
-            .build_arc()
-            .map_err(|e| EngineError::internal(e.to_string()))?;
-        let config = SessionConfig::new().with_information_schema(true).with_target_partitions(2);
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        Engine::open_on(&EngineTarget::Local, catalog, limits, passwords).await
+    }
+
+    /// [`Engine::open_with`], planning on `target`: this process's DataFusion,
+    /// or a Ballista cluster (which reads the catalog's files, not the live
+    /// databases: those stay on the local engine).
+    pub async fn open_on(
+        target: &EngineTarget,
+        catalog: &Catalog,
+        limits: Limits,
+        passwords: &quarry_types::sources::Passwords,
+    ) -> Result<Engine, EngineError> {
+        let ctx = match target {
+            EngineTarget::Local => local_context(&limits)?,
+            EngineTarget::Ballista { scheduler } => remote_context(scheduler).await?,
+        };
         for f in udf::all() {
             ctx.register_udf(f);
         }
@@ -96,8 +112,16 @@ impl Engine {
             tables
                 .push(TableInfo { name: t.name, columns: t.columns.into_iter().map(|c| (c.name, c.label)).collect() });
         }
-        tables.extend(sources::register(&ctx, catalog.dir(), &limits, passwords).await.map_err(EngineError::internal)?);
-        Ok(Engine { ctx, limits, tables })
+        if *target == EngineTarget::Local {
+            let live = sources::register(&ctx, catalog.dir(), &limits, passwords).await;
+            tables.extend(live.map_err(EngineError::internal)?);
+        }
+        Ok(Engine { ctx, limits, tables, target: target.clone() })
+    }
+
+    /// Where this session's queries run.
+    pub fn target(&self) -> &EngineTarget {
+        &self.target
     }
 
     pub fn tables(&self) -> &[TableInfo] {
@@ -123,6 +147,7 @@ impl Engine {
     /// DataFusion parameter values: data, never SQL text.
     pub async fn query_with(&self, sql: &str, params: &[Param]) -> Result<QueryResult, EngineError> {
         guard::check(sql).map_err(EngineError::refused)?;
+        let job = self.name_job()?;
         let opts = sql_options();
         let run = async {
             let df = self.ctx.sql_with_options(sql, opts).await.map_err(|e| error::from_datafusion(e, &self.tables))?;
@@ -166,9 +191,64 @@ impl Engine {
         };
         match tokio::time::timeout(self.limits.time, run).await {
             Ok(r) => r,
-            Err(_) => Err(EngineError::timeout(self.limits.time)),
+            Err(_) => {
+                self.cancel_job(job.as_deref()).await;
+                Err(EngineError::timeout(self.limits.time))
+            }
         }
     }
+
+    /// On a cluster: a fresh job name for the next query, so that it can be
+    /// found and cancelled there.
+    fn name_job(&self) -> Result<Option<String>, EngineError> {
+        if self.target == EngineTarget::Local {
+            return Ok(None);
+        }
+        let name = format!("quarry-{}-{}", std::process::id(), JOBS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let state = self.ctx.state_ref();
+        let mut state = state.write();
+        state.config_mut().options_mut().set(JOB_NAME_KEY, &name).map_err(|e| EngineError::internal(e.to_string()))?;
+        Ok(Some(name))
+    }
+
+    async fn cancel_job(&self, job: Option<&str>) {
+        #[cfg(feature = "ballista")]
+        if let (EngineTarget::Ballista { scheduler }, Some(job)) = (&self.target, job) {
+            cluster::cancel(scheduler, job).await;
+        }
+        #[cfg(not(feature = "ballista"))]
+        let _ = job;
+    }
+}
+
+/// Queries named on a cluster by this process, for [`Engine::name_job`].
+static JOBS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// The configuration key Ballista names a job by.
+const JOB_NAME_KEY: &str = "ballista.job.name";
+
+/// This process's session: a bounded memory pool and no spill files.
+fn local_context(limits: &Limits) -> Result<SessionContext, EngineError> {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(limits.memory_bytes, 1.0)
+        .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
+        .build_arc()
+        .map_err(|e| EngineError::internal(e.to_string()))?;
+    let config = SessionConfig::new().with_information_schema(true).with_target_partitions(2);
+    Ok(SessionContext::new_with_config_rt(config, runtime))
+}
+
+#[cfg(feature = "ballista")]
+async fn remote_context(scheduler: &str) -> Result<SessionContext, EngineError> {
+    cluster::context(scheduler).await
+}
+
+#[cfg(not(feature = "ballista"))]
+async fn remote_context(scheduler: &str) -> Result<SessionContext, EngineError> {
+    Err(EngineError::internal(format!(
+        "this quarry was built without Ballista, so it cannot use the cluster at {scheduler}: \
+         build it with `cargo build --features ballista`, or set engine = \"local\""
+    )))
 }
 
 /// A parameter's JSON value as the scalar DataFusion binds.

@@ -29,8 +29,9 @@ use crate::{Engine, QueryResult};
 /// sources' file and their passwords (its memory limit is kept beside it).
 type Built = (i64, Vec<u8>, Passwords);
 
-/// Inside the worker: answer requests until stdin closes. Returns the exit code.
-pub fn serve(data: &Path, input: &mut impl Read, out: &mut impl Write) -> i32 {
+/// Inside the worker: answer requests until stdin closes, planning on
+/// `target` (this process, or a Ballista cluster). Returns the exit code.
+pub fn serve(data: &Path, target: &quarry_types::EngineTarget, input: &mut impl Read, out: &mut impl Write) -> i32 {
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return reply_err(out, EngineError::internal(format!("starting the runtime: {e}"))),
@@ -66,7 +67,7 @@ pub fn serve(data: &Path, input: &mut impl Read, out: &mut impl Write) -> i32 {
         };
         if stale {
             session = None;
-            match rt.block_on(Engine::open_with(&catalog, req.limits.clone(), &req.passwords)) {
+            match rt.block_on(Engine::open_on(target, &catalog, req.limits.clone(), &req.passwords)) {
                 Ok(e) => session = Some((version, req.limits.memory_bytes, e)),
                 Err(e) => {
                     reply_err(out, e);

@@ -250,7 +250,7 @@ pub fn xlsx(a: &Answer) -> Result<Vec<u8>, ReportError> {
 /// What an answer is and where it came from, as label/value pairs.
 fn about_rows(a: &Answer) -> Vec<(&'static str, String)> {
     let p = &a.provenance;
-    vec![
+    let mut rows = vec![
         ("question", a.question.clone()),
         ("answer", a.answer.clone()),
         ("language", a.language.clone()),
@@ -261,7 +261,12 @@ fn about_rows(a: &Answer) -> Vec<(&'static str, String)> {
         ("data versions", versions(a)),
         ("prompt hash", p.prompt_hash.clone()),
         ("truncated", a.table.as_ref().map(|t| t.truncated).unwrap_or(false).to_string()),
-    ]
+    ];
+    // Answers stored before the engine was recorded leave it out.
+    if !p.engine.is_empty() {
+        rows.insert(6, ("engine", p.engine.clone()));
+    }
+    rows
 }
 
 fn versions(a: &Answer) -> String {
@@ -632,6 +637,7 @@ mod tests {
                 total_ms: 20,
                 input_tokens: 100,
                 output_tokens: 20,
+                engine: String::new(),
             },
             cached: false,
             template: String::new(),

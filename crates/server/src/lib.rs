@@ -87,6 +87,8 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// The header those proxies name the user in (default `X-Forwarded-User`).
     pub trusted_user_header: String,
+    /// Where the workspaces' SQL runs (`--engine`): this machine, or a Ballista cluster.
+    pub engine: quarry_types::EngineTarget,
 }
 
 /// The window failed logins are counted in.
@@ -120,6 +122,7 @@ impl ServerConfig {
             ingest: quarry_ingest::IngestOptions::default(),
             trusted_proxies: Vec::new(),
             trusted_user_header: Self::TRUSTED_USER_HEADER.to_string(),
+            engine: quarry_types::EngineTarget::Local,
         }
     }
 
@@ -275,7 +278,13 @@ impl AppState {
                 let dir = self.ws_dir(ws);
                 let data = dir.join("data");
                 Arc::new(WsKernels {
-                    sql: Arc::new(SqlWorkers::new(self.launcher.clone(), &data, self.cfg.limits.clone(), 2)),
+                    sql: Arc::new(SqlWorkers::on(
+                        &self.cfg.engine,
+                        self.launcher.clone(),
+                        &data,
+                        self.cfg.limits.clone(),
+                        2,
+                    )),
                     ingest: Arc::new(IngestWorkers::new(
                         self.launcher.clone(),
                         &data,

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use quarry_types::sql::Param;
-use quarry_types::{EngineError, ErrorKind, Limits, QueryResult, SqlKernel};
+use quarry_types::{EngineError, EngineTarget, ErrorKind, Limits, QueryResult, SqlKernel};
 use quarry_worker::{Frame, Launcher, Pool, Step, WorkerError};
 
 use crate::protocol::{Header, Request};
@@ -15,14 +15,23 @@ use crate::protocol::{Header, Request};
 pub struct SqlWorkers {
     pool: Pool,
     data: PathBuf,
+    target: EngineTarget,
 }
 
 impl SqlWorkers {
     /// A pool of at most `max` workers for `data`, each process under `limits`
     /// (per-query limits may be lower, not higher, than these).
     pub fn new(launcher: Launcher, data: &Path, limits: Limits, max: usize) -> SqlWorkers {
-        let args = vec!["sql".to_string(), "--data".into(), absolute(data).display().to_string()];
-        SqlWorkers { pool: Pool::new(launcher, args, limits, max), data: data.to_path_buf() }
+        SqlWorkers::on(&EngineTarget::Local, launcher, data, limits, max)
+    }
+
+    /// [`SqlWorkers::new`], whose workers plan on `target`.
+    pub fn on(target: &EngineTarget, launcher: Launcher, data: &Path, limits: Limits, max: usize) -> SqlWorkers {
+        let mut args = vec!["sql".to_string(), "--data".into(), absolute(data).display().to_string()];
+        if *target != EngineTarget::Local {
+            args.extend(["--engine".to_string(), target.as_url()]);
+        }
+        SqlWorkers { pool: Pool::new(launcher, args, limits, max), data: data.to_path_buf(), target: target.clone() }
     }
 
     /// Worker processes started so far.
@@ -38,6 +47,10 @@ fn absolute(p: &Path) -> PathBuf {
 impl SqlKernel for SqlWorkers {
     fn query(&self, sql: &str, limits: &Limits) -> Result<QueryResult, EngineError> {
         self.query_with(sql, &[], limits)
+    }
+
+    fn engine(&self) -> String {
+        self.target.describe()
     }
 
     fn query_with(&self, sql: &str, params: &[Param], limits: &Limits) -> Result<QueryResult, EngineError> {

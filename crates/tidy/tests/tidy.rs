@@ -29,8 +29,14 @@ fn only_the_engine_depends_on_datafusion() {
 }
 
 #[test]
-fn only_the_llm_crate_makes_http_requests() {
-    assert_none(only_these_depend_on(&workspace(), &["reqwest", "ureq", "hyper-util"], &["quarry-llm"]));
+fn only_the_llm_crate_and_the_cluster_kernel_make_http_requests() {
+    // quarry-engine: only with its `ballista` feature, to cancel a job past
+    // its time limit through the Ballista scheduler's REST API.
+    assert_none(only_these_depend_on(
+        &workspace(),
+        &["reqwest", "ureq", "hyper-util"],
+        &["quarry-llm", "quarry-engine"],
+    ));
 }
 
 #[test]

@@ -152,6 +152,10 @@ pub struct Provenance {
     pub total_ms: u64,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Which SQL engine ran the code ("DataFusion on this machine",
+    /// "Ballista cluster at HOST:PORT"); empty in answers stored before.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub engine: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -26,4 +26,4 @@ pub use event::Event;
 pub use limits::Limits;
 pub use privacy::Privacy;
 pub use sources::{LiveTable, Source, SourceKind};
-pub use sql::{EngineError, ErrorKind, QueryResult, Refusal, Rule, SqlKernel, TableInfo};
+pub use sql::{EngineError, EngineTarget, ErrorKind, QueryResult, Refusal, Rule, SqlKernel, TableInfo};

@@ -569,6 +569,20 @@ pub fn arm_cpu_limit(limits: &Limits) {
     let _ = setrlimit(Resource::RLIMIT_CPU, soft, nix::sys::resource::RLIM_INFINITY);
 }
 
+/// For a long-running service process Quarry starts itself (a Ballista
+/// executor): the walls a worker gets that suit a service — no core dumps,
+/// an address space of `address_space` bytes, at most 4096 open files (shuffles
+/// and connections need more than a query worker's 256).
+pub fn limit_this_process(address_space: u64) -> Result<(), String> {
+    let set = |r: Resource, v: u64| {
+        let v = within_hard(r, v);
+        setrlimit(r, v, v).map_err(|e| format!("{r:?}: {e}"))
+    };
+    set(Resource::RLIMIT_CORE, 0)?;
+    set(Resource::RLIMIT_AS, address_space)?;
+    set(Resource::RLIMIT_NOFILE, 4096)
+}
+
 /// Inside a worker: the request loop's reading side (stdin).
 pub fn read_request(stdin: &mut impl Read) -> Result<Option<Frame>, WorkerError> {
     Frame::read_from(stdin, 1 << 20)

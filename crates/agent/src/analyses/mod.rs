@@ -154,6 +154,7 @@ impl AnalysisRun {
                 total_ms: 0,
                 input_tokens: 0,
                 output_tokens: 0,
+                engine: String::new(),
             },
             cached: false,
             template: String::new(),

@@ -46,6 +46,7 @@ impl Run<'_> {
             total_ms: self.started.elapsed().as_millis() as u64,
             input_tokens: self.usage.input_tokens,
             output_tokens: self.usage.output_tokens,
+            engine: self.analyst.kernel.engine(),
         }
     }
 }

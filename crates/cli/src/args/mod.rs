@@ -92,6 +92,8 @@ pub(crate) enum Cmd {
         /// to the database as the scan's LIMIT; reaching it fails the query).
         #[arg(long, default_value_t = Limits::default().max_live_rows)]
         max_live_rows: usize,
+        #[command(flatten)]
+        engine: EngineArgs,
     },
     /// Ask a question in plain language: the model writes SQL, Quarry checks
     /// and runs it in a sandboxed worker, repairs failures, and answers.
@@ -252,6 +254,9 @@ pub(crate) enum Cmd {
         spec: Option<String>,
         #[arg(long)]
         data: Option<PathBuf>,
+        /// `sql`: where to plan (`local`, or `ballista://HOST:PORT`).
+        #[arg(long)]
+        engine: Option<String>,
     },
     /// Set up Quarry's Python environment (a venv with pinned pandas, numpy,
     /// scipy, statsmodels, scikit-learn, matplotlib) and test the sandbox.
@@ -345,7 +350,14 @@ pub(crate) enum Cmd {
         #[command(flatten)]
         web: WebArgs,
         #[command(flatten)]
+        engine: EngineArgs,
+        #[command(flatten)]
         py: python::PyArgs,
+    },
+    /// Run a Ballista cluster's processes (a build with `--features ballista`).
+    Cluster {
+        #[command(subcommand)]
+        cmd: ClusterCmd,
     },
     /// Accounts for `quarry serve --bind` (login required off loopback).
     User {
@@ -387,7 +399,9 @@ pub(crate) enum Cmd {
     },
 }
 
+mod cluster;
 mod nested;
+pub(crate) use cluster::{ClusterCmd, EngineArgs};
 pub(crate) use nested::{AnalysisCmd, DefineCmd, EvalKind, PackCmd};
 
 #[derive(Subcommand)]

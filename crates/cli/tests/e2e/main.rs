@@ -9,6 +9,8 @@ mod analyst;
 mod analyst_python;
 mod attacks;
 mod cli;
+#[cfg(feature = "ballista")]
+mod cluster;
 mod demo;
 mod hostile;
 mod insights;
