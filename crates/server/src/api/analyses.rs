@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::Json;
 use quarry_agent::analyses::{self, store, Analysis, ParamSpec};
-use quarry_agent::{Answer, Event};
+use quarry_agent::Answer;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
@@ -20,20 +20,8 @@ use crate::AppState;
 /// The last answer to question `q` of the conversation the caller reached, and its workspace.
 fn answer_of(st: &AppState, a: &mut Access, q: i64) -> Result<(Answer, String), ApiError> {
     let c = a.conversation()?;
-    let ws = &a.ws;
-    let answer = st
-        .store
-        .events(&c.id, 0)
-        .map_err(ApiError::internal)?
-        .into_iter()
-        .filter(|e| e.question == q)
-        .filter_map(|e| match e.event {
-            Event::Answer { answer } => Some(*answer),
-            _ => None,
-        })
-        .next_back()
-        .ok_or_else(|| ApiError::not_found("that question has no answer"))?;
-    Ok((answer, ws.id.clone()))
+    let answer = super::answers_of(st, &c.id, Some(q))?.pop().ok_or_else(|| ApiError::not_found("no answer"))?;
+    Ok((answer, a.ws.id.clone()))
 }
 
 #[utoipa::path(get, path = "/api/conversations/{id}/questions/{q}/analysis",
