@@ -146,6 +146,8 @@ pub fn run_executor(o: ExecutorOptions) -> Result<(), String> {
         memory_pool_size: Some(o.memory_bytes),
         override_function_registry: Some(Arc::new(registry())),
         override_config_producer: Some(Arc::new(session_config)),
+        // Keep trying a scheduler that is not up yet (started together, or restarting).
+        scheduler_connect_timeout_seconds: 60,
         ..Default::default()
     };
     runtime()?.block_on(async move {
