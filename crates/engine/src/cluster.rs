@@ -32,13 +32,10 @@ fn session_config() -> SessionConfig {
     SessionConfig::new_with_ballista().with_information_schema(true)
 }
 
-/// A remote session on the cluster whose scheduler is `scheduler` (`HOST:PORT`).
+/// A remote session on the cluster whose scheduler is `scheduler` (`HOST:PORT`);
+/// `Engine::open_on` registers Quarry's UDFs in it, as in a local one.
 pub async fn context(scheduler: &str) -> Result<SessionContext, EngineError> {
-    let state = SessionStateBuilder::new()
-        .with_config(session_config())
-        .with_default_features()
-        .with_scalar_functions(crate::udf::all().into_iter().map(Arc::new).collect())
-        .build();
+    let state = SessionStateBuilder::new().with_config(session_config()).with_default_features().build();
     SessionContext::remote_with_state(&format!("df://{scheduler}"), state).await.map_err(|e| {
         EngineError::internal(format!(
             "the Ballista scheduler at {scheduler} did not answer ({e}): start it with `quarry cluster scheduler`, \

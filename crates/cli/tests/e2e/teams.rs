@@ -136,18 +136,20 @@ async fn login(url: &str, name: &str) -> reqwest::Client {
     bearer(t["token"].as_str().expect("token"))
 }
 
-fn bearer(token: &str) -> reqwest::Client {
+/// A client sending `name: value` with every request.
+fn with_header(name: &'static str, value: &str) -> reqwest::Client {
     quarry_llm::install_crypto();
     let mut h = reqwest::header::HeaderMap::new();
-    h.insert("authorization", format!("Bearer {token}").parse().expect("header"));
+    h.insert(name, value.parse().expect("header"));
     reqwest::Client::builder().default_headers(h).timeout(Duration::from_secs(60)).build().expect("client")
 }
 
+fn bearer(token: &str) -> reqwest::Client {
+    with_header("authorization", &format!("Bearer {token}"))
+}
+
 fn sharing(token: &str) -> reqwest::Client {
-    quarry_llm::install_crypto();
-    let mut h = reqwest::header::HeaderMap::new();
-    h.insert("x-quarry-share", token.parse().expect("header"));
-    reqwest::Client::builder().default_headers(h).timeout(Duration::from_secs(60)).build().expect("client")
+    with_header("x-quarry-share", token)
 }
 
 /// One call: the status and the error's text.
