@@ -547,7 +547,9 @@ fn logins_are_limited_per_account_and_sessions_expire() {
         // Idle past the limit: the session has ended.
         let me = c.get(format!("{}/api/me", s.url)).header("authorization", &auth).send().await.expect("me");
         assert_eq!(me.status(), 200);
-        tokio::time::sleep(Duration::from_millis(6200)).await;
+        // The store counts whole seconds, and a session ends idle *longer*
+        // than the limit: past 7 s it has been idle 7 s by any rounding.
+        tokio::time::sleep(Duration::from_millis(7100)).await;
         let me = c.get(format!("{}/api/me", s.url)).header("authorization", &auth).send().await.expect("me");
         assert_eq!(me.status(), 401);
         s.stop().await;
