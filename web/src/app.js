@@ -47,6 +47,7 @@ async function start() {
   $("#login").hidden = true;
   $("#app").hidden = false;
   $("#user").textContent = state.config.user;
+  $("#engine").textContent = state.config.engine;
   $("#logout").hidden = !state.config.login_required;
   $("#sessions").hidden = !state.config.login_required;
   if (state.config.login_required) loadTokens();

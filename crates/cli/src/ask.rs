@@ -154,7 +154,8 @@ pub(crate) fn assemble(a: &AskArgs, data: &Path, workers: usize) -> Result<(Anal
         max_live_rows: a.max_live_rows,
         ..Limits::default()
     };
-    let kernel = SqlWorkers::new(launcher, data, limits.clone(), workers);
+    let target = a.engine.target(&a.llm.config)?;
+    let kernel = SqlWorkers::on(&target, launcher, data, limits.clone(), workers);
     let python = if a.no_python {
         None
     } else if a.py.runtime().is_ready() {

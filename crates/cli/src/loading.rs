@@ -16,12 +16,14 @@ pub(crate) fn ingest_workers(data: &Path, opts: &IngestOptions) -> Result<Ingest
     Ok(IngestWorkers::new(launcher, data, opts.worker_limits(), 1))
 }
 
-/// One SQL worker over `data`'s catalog, under the default limits: what the
+/// One SQL worker over `data`'s catalog, under the default limits, on the
+/// engine `QUARRY_ENGINE` or `quarry.toml` names (else local): what the
 /// commands that run Quarry's own queries (insights, analyses, packs,
 /// definition checks) use.
 pub(crate) fn sql_worker(data: &Path) -> Result<quarry_engine::worker::SqlWorkers, String> {
     let launcher = quarry_sandbox::Launcher::current().map_err(|e| e.to_string())?;
-    Ok(quarry_engine::worker::SqlWorkers::new(launcher, data, quarry_sandbox::Limits::default(), 1))
+    let target = crate::engine::from_env()?;
+    Ok(quarry_engine::worker::SqlWorkers::on(&target, launcher, data, quarry_sandbox::Limits::default(), 1))
 }
 
 /// Ingest workers loading into `data`'s catalog, repaired first.

@@ -15,6 +15,7 @@ mod ask;
 mod cluster;
 mod connect;
 mod define;
+mod engine;
 mod eval;
 mod gen;
 mod insights;

@@ -15,7 +15,9 @@
 //!
 //! - [`cluster`] (cargo feature `ballista`): the same session planned on an
 //!   Apache Ballista cluster when the workspace's engine is
-//!   `ballista://HOST:PORT`, and the scheduler and executor processes.
+//!   `ballista://HOST:PORT`, and the scheduler and executor processes;
+//!   [`files`] says where a session reads the catalog's files (this disk, or
+//!   a cluster's object store).
 //!
 //! Process isolation (running this inside a worker process under rlimits) is
 //! the sandbox launcher's job; this crate is what runs inside the worker.
@@ -23,6 +25,7 @@
 #[cfg(feature = "ballista")]
 pub mod cluster;
 pub mod error;
+mod files;
 pub mod guard;
 pub mod sources;
 pub mod udf;
@@ -34,7 +37,7 @@ use datafusion::catalog::MemorySchemaProvider;
 use datafusion::common::ScalarValue;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::prelude::{ParquetReadOptions, SQLOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures_util::StreamExt;
 use quarry_ingest::catalog::Catalog;
 
@@ -49,6 +52,7 @@ pub struct Engine {
     limits: Limits,
     tables: Vec<TableInfo>,
     target: EngineTarget,
+    files: files::Files,
 }
 
 fn sql_options() -> SQLOptions {
@@ -80,9 +84,11 @@ impl Engine {
         limits: Limits,
         passwords: &quarry_types::sources::Passwords,
     ) -> Result<Engine, EngineError> {
-        let ctx = match target {
-            EngineTarget::Local => local_context(&limits)?,
-            EngineTarget::Ballista { scheduler } => remote_context(scheduler).await?,
+        let (ctx, files) = match target {
+            EngineTarget::Local => (local_context(&limits)?, files::Files::Disk),
+            EngineTarget::Ballista { scheduler, store } => {
+                files::remote(scheduler, store.as_ref(), catalog.dir()).await?
+            }
         };
         for f in udf::all() {
             ctx.register_udf(f);
@@ -95,19 +101,10 @@ impl Engine {
         let entries = catalog.tables().map_err(error::from_ingest)?;
         let mut tables = Vec::new();
         for t in entries {
-            let path = t.parquet.display().to_string();
-            ctx.register_parquet(quoted(&t.name), &path, ParquetReadOptions::default())
-                .await
-                .map_err(|e| EngineError::internal(format!("registering {}: {e}", t.name)))?;
+            files.register(&ctx, &quoted(&t.name), &t).await?;
             for v in catalog.versions(&t.name).map_err(error::from_ingest)? {
                 let old = catalog.entry(&t.name, Some(v)).map_err(error::from_ingest)?;
-                ctx.register_parquet(
-                    format!("versions.{}", quoted(&format!("{}_v{v}", t.name))),
-                    &old.parquet.display().to_string(),
-                    ParquetReadOptions::default(),
-                )
-                .await
-                .map_err(|e| EngineError::internal(format!("registering {} v{v}: {e}", t.name)))?;
+                files.register(&ctx, &format!("versions.{}", quoted(&format!("{}_v{v}", t.name))), &old).await?;
             }
             tables
                 .push(TableInfo { name: t.name, columns: t.columns.into_iter().map(|c| (c.name, c.label)).collect() });
@@ -116,7 +113,7 @@ impl Engine {
             let live = sources::register(&ctx, catalog.dir(), &limits, passwords).await;
             tables.extend(live.map_err(EngineError::internal)?);
         }
-        Ok(Engine { ctx, limits, tables, target: target.clone() })
+        Ok(Engine { ctx, limits, tables, target: target.clone(), files })
     }
 
     /// Where this session's queries run.
@@ -161,6 +158,7 @@ impl Engine {
             opts.verify_plan(df.logical_plan()).map_err(|e| {
                 EngineError::refused(Refusal { rule: Rule::PlanNotReadOnly, message: e.to_string(), at: None })
             })?;
+            self.files.ready(df.logical_plan()).await?;
             let schema: datafusion::arrow::datatypes::SchemaRef = Arc::new(df.schema().as_arrow().clone());
             let mut stream = df.execute_stream().await.map_err(|e| error::from_datafusion(e, &self.tables))?;
             let mut batches = Vec::new();
@@ -213,7 +211,7 @@ impl Engine {
 
     async fn cancel_job(&self, job: Option<&str>) {
         #[cfg(feature = "ballista")]
-        if let (EngineTarget::Ballista { scheduler }, Some(job)) = (&self.target, job) {
+        if let (EngineTarget::Ballista { scheduler, .. }, Some(job)) = (&self.target, job) {
             cluster::cancel(scheduler, job).await;
         }
         #[cfg(not(feature = "ballista"))]
@@ -236,19 +234,6 @@ fn local_context(limits: &Limits) -> Result<SessionContext, EngineError> {
         .map_err(|e| EngineError::internal(e.to_string()))?;
     let config = SessionConfig::new().with_information_schema(true).with_target_partitions(2);
     Ok(SessionContext::new_with_config_rt(config, runtime))
-}
-
-#[cfg(feature = "ballista")]
-async fn remote_context(scheduler: &str) -> Result<SessionContext, EngineError> {
-    cluster::context(scheduler).await
-}
-
-#[cfg(not(feature = "ballista"))]
-async fn remote_context(scheduler: &str) -> Result<SessionContext, EngineError> {
-    Err(EngineError::internal(format!(
-        "this quarry was built without Ballista, so it cannot use the cluster at {scheduler}: \
-         build it with `cargo build --features ballista`, or set engine = \"local\""
-    )))
 }
 
 /// A parameter's JSON value as the scalar DataFusion binds.

@@ -31,6 +31,8 @@ impl SqlWorkers {
         if *target != EngineTarget::Local {
             args.extend(["--engine".to_string(), target.as_url()]);
         }
+        // A cluster's object store: its endpoint and credentials, from the environment.
+        let launcher = if target.store().is_some() { launcher.passing("AWS_") } else { launcher };
         SqlWorkers { pool: Pool::new(launcher, args, limits, max), data: data.to_path_buf(), target: target.clone() }
     }
 

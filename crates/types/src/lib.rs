@@ -13,6 +13,7 @@
 pub mod answer;
 pub mod column;
 pub mod definitions;
+pub mod engine_target;
 pub mod event;
 pub mod limits;
 pub mod privacy;
@@ -22,8 +23,9 @@ pub mod sql;
 pub use answer::{plain, Answer, Clarification, Column, DataVersion, Provenance, Step, Table};
 pub use column::ColumnType;
 pub use definitions::{Definition, DefinitionKind, Definitions};
+pub use engine_target::{ClusterStore, EngineTarget};
 pub use event::Event;
 pub use limits::Limits;
 pub use privacy::Privacy;
 pub use sources::{LiveTable, Source, SourceKind};
-pub use sql::{EngineError, EngineTarget, ErrorKind, QueryResult, Refusal, Rule, SqlKernel, TableInfo};
+pub use sql::{EngineError, ErrorKind, QueryResult, Refusal, Rule, SqlKernel, TableInfo};

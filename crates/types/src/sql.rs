@@ -70,70 +70,7 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
     ("year_quarter(d)", "'YYYY-Qn' of a date or timestamp, for quarterly grouping"),
 ];
 
-/// Where a workspace's SQL runs: DataFusion in Quarry's own workers on this
-/// machine, or an Apache Ballista cluster whose scheduler the workers
-/// submit plans to. Named once: the CLI's `--engine`, `quarry.toml`'s
-/// `engine` and the page read and show these.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(into = "String", try_from = "String")]
-pub enum EngineTarget {
-    #[default]
-    Local,
-    /// `ballista://HOST:PORT`: the scheduler's address.
-    Ballista { scheduler: String },
-}
-
-impl EngineTarget {
-    /// `local`, or `ballista://HOST:PORT` (the port defaults to 50050).
-    pub fn parse(s: &str) -> Result<EngineTarget, String> {
-        let s = s.trim();
-        if s.is_empty() || s == "local" {
-            return Ok(EngineTarget::Local);
-        }
-        let Some(rest) = s.strip_prefix("ballista://") else {
-            return Err(format!("'{s}' is not an engine: local, or ballista://HOST:PORT (a Ballista scheduler)"));
-        };
-        let rest = rest.trim_end_matches('/');
-        if rest.is_empty() || rest.contains('/') || rest.contains('@') {
-            return Err(format!("'{s}': name the scheduler as ballista://HOST:PORT"));
-        }
-        let scheduler = if rest.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
-            rest.to_string()
-        } else {
-            format!("{rest}:50050")
-        };
-        Ok(EngineTarget::Ballista { scheduler })
-    }
-
-    /// As written in configuration: `local` or `ballista://HOST:PORT`.
-    pub fn as_url(&self) -> String {
-        match self {
-            EngineTarget::Local => "local".into(),
-            EngineTarget::Ballista { scheduler } => format!("ballista://{scheduler}"),
-        }
-    }
-
-    /// For people (the page, provenance).
-    pub fn describe(&self) -> String {
-        match self {
-            EngineTarget::Local => "DataFusion on this machine".into(),
-            EngineTarget::Ballista { scheduler } => format!("Ballista cluster at {scheduler}"),
-        }
-    }
-}
-
-impl From<EngineTarget> for String {
-    fn from(t: EngineTarget) -> String {
-        t.as_url()
-    }
-}
-
-impl TryFrom<String> for EngineTarget {
-    type Error = String;
-    fn try_from(s: String) -> Result<EngineTarget, String> {
-        EngineTarget::parse(&s)
-    }
-}
+pub use crate::engine_target::{ClusterStore, EngineTarget};
 
 /// Where SQL runs. The agent and the sinks depend on this, not on a process
 /// model: `quarry_sql::SqlWorkers` runs queries in warm worker processes,
@@ -324,17 +261,6 @@ mod tests {
     fn rule_names_are_their_serialised_names() {
         for r in Rule::ALL {
             assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
-        }
-    }
-    #[test]
-    fn engine_targets_read_and_write_as_urls() {
-        assert_eq!(EngineTarget::parse("local").unwrap(), EngineTarget::Local);
-        let b = EngineTarget::parse("ballista://10.0.0.5").unwrap();
-        assert_eq!(b, EngineTarget::Ballista { scheduler: "10.0.0.5:50050".into() });
-        assert_eq!(EngineTarget::parse(&b.as_url()).unwrap(), b);
-        assert_eq!(serde_json::to_value(&b).unwrap(), "ballista://10.0.0.5:50050");
-        for bad in ["spark://x", "ballista://", "ballista://u@h:1", "ballista://h:1/db"] {
-            assert!(EngineTarget::parse(bad).is_err(), "{bad}");
         }
     }
 }

@@ -11,7 +11,7 @@
 //!   and reads [`Frame`]s (a JSON header plus an optional binary payload:
 //!   Arrow IPC or PNG, never anything deserialised into code) until the
 //!   answer, enforcing the wall-clock limit by killing the process group.
-//! - Workers are long-lived: a [`Pool`] keeps them warm between requests and
+//! - Workers are long-lived: a [`Pool`] (`pool`) keeps them warm between requests and
 //!   drops any that died or were killed; the worker re-arms its CPU limit per
 //!   request with [`arm_cpu_limit`].
 //! - [`Limits`] (from `quarry-types`) is the one documented set of limits
@@ -28,7 +28,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::resource::{setrlimit, Resource};
@@ -39,8 +39,10 @@ use serde::{Deserialize, Serialize};
 pub use quarry_types::Limits;
 
 mod error;
+mod pool;
 
 pub use error::WorkerError;
+pub use pool::{Pool, Pooled};
 
 /// One message across the process boundary: a JSON header and an optional
 /// binary payload (an Arrow IPC stream, a PNG). Framed as
@@ -102,20 +104,39 @@ impl Frame {
 }
 
 /// Starts workers: the same `quarry` binary in worker mode.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Launcher {
     exe: PathBuf,
+    /// Variables passed on from this process's environment (see [`Launcher::passing`]).
+    pass: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+}
+
+impl std::fmt::Debug for Launcher {
+    /// The passed variables' names only: their values may be secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<_> = self.pass.iter().map(|(k, _)| k).collect();
+        f.debug_struct("Launcher").field("exe", &self.exe).field("pass", &names).finish()
+    }
 }
 
 impl Launcher {
     /// A launcher for the running executable (which must understand `worker`).
     pub fn current() -> Result<Launcher, WorkerError> {
         let exe = std::env::current_exe().map_err(|e| WorkerError::Spawn(e.to_string()))?;
-        Ok(Launcher { exe })
+        Ok(Launcher { exe, pass: Vec::new() })
     }
 
     pub fn with_exe(exe: PathBuf) -> Launcher {
-        Launcher { exe }
+        Launcher { exe, pass: Vec::new() }
+    }
+
+    /// The same launcher, whose workers also get this process's variables
+    /// whose names start with `prefix` — only where a worker needs them to
+    /// do its work (an object store's credentials for a cluster's SQL
+    /// workers); every other variable stays out.
+    pub fn passing(mut self, prefix: &str) -> Launcher {
+        self.pass.extend(std::env::vars_os().filter(|(k, _)| k.to_str().is_some_and(|k| k.starts_with(prefix))));
+        self
     }
 
     /// Start `exe worker <args…>` under `limits`: a clean environment, its
@@ -127,6 +148,7 @@ impl Launcher {
         cmd.arg("worker").args(args);
         // No secrets in the worker: a clean environment.
         cmd.env_clear().env("PATH", "/usr/bin:/bin").env("LC_ALL", "C.UTF-8");
+        cmd.envs(self.pass.iter().map(|(k, v)| (k, v)));
         // Tests stop workers at named points (`quarry_ingest::catalog::failpoint`).
         if let Some(v) = std::env::var_os("QUARRY_FAILPOINT") {
             cmd.env("QUARRY_FAILPOINT", v);
@@ -453,107 +475,6 @@ impl Drop for Worker {
             let _ = killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
             let _ = self.child.wait();
         }
-    }
-}
-
-/// Warm workers of one kind, reused across requests. `get` hands out an idle
-/// live worker or starts one; at most `max` run at once (callers beyond that
-/// wait). A worker that died or was killed is dropped, not returned.
-pub struct Pool {
-    launcher: Launcher,
-    args: Vec<String>,
-    limits: Limits,
-    max: usize,
-    state: Mutex<PoolState>,
-    freed: Condvar,
-}
-
-struct PoolState {
-    idle: Vec<Worker>,
-    busy: usize,
-    started: u64,
-}
-
-impl Pool {
-    pub fn new(launcher: Launcher, args: Vec<String>, limits: Limits, max: usize) -> Pool {
-        Pool {
-            launcher,
-            args,
-            limits,
-            max: max.max(1),
-            state: Mutex::new(PoolState { idle: Vec::new(), busy: 0, started: 0 }),
-            freed: Condvar::new(),
-        }
-    }
-
-    /// Workers started so far (a replaced worker counts again).
-    pub fn started(&self) -> u64 {
-        self.state.lock().map(|s| s.started).unwrap_or(0)
-    }
-
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
-    pub fn get(&self) -> Result<Pooled<'_>, WorkerError> {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            while let Some(mut w) = st.idle.pop() {
-                if w.is_alive() {
-                    st.busy += 1;
-                    return Ok(Pooled { pool: self, worker: Some(w) });
-                }
-            }
-            if st.busy < self.max {
-                st.busy += 1;
-                st.started += 1;
-                drop(st);
-                return match self.launcher.start(&self.args, &self.limits) {
-                    Ok(w) => Ok(Pooled { pool: self, worker: Some(w) }),
-                    Err(e) => {
-                        self.release(None);
-                        Err(e)
-                    }
-                };
-            }
-            st = self.freed.wait(st).unwrap_or_else(|p| p.into_inner());
-        }
-    }
-
-    fn release(&self, w: Option<Worker>) {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        st.busy -= 1;
-        if let Some(mut w) = w {
-            if w.is_alive() {
-                st.idle.push(w);
-            }
-        }
-        self.freed.notify_one();
-    }
-}
-
-/// A worker on loan from a [`Pool`]; it goes back when dropped (if alive).
-pub struct Pooled<'a> {
-    pool: &'a Pool,
-    worker: Option<Worker>,
-}
-
-impl std::ops::Deref for Pooled<'_> {
-    type Target = Worker;
-    fn deref(&self) -> &Worker {
-        self.worker.as_ref().expect("present until drop")
-    }
-}
-
-impl std::ops::DerefMut for Pooled<'_> {
-    fn deref_mut(&mut self) -> &mut Worker {
-        self.worker.as_mut().expect("present until drop")
-    }
-}
-
-impl Drop for Pooled<'_> {
-    fn drop(&mut self) {
-        self.pool.release(self.worker.take());
     }
 }
 

@@ -54,17 +54,6 @@ pub(crate) struct EngineArgs {
 impl EngineArgs {
     /// The flag, else `engine` in the configuration file `config`, else local.
     pub fn target(&self, config: &std::path::Path) -> Result<quarry_engine::EngineTarget, String> {
-        #[derive(serde::Deserialize)]
-        struct File {
-            engine: Option<String>,
-        }
-        let from_file = match std::fs::read_to_string(config) {
-            Ok(text) => {
-                toml::from_str::<File>(&text).map_err(|e| format!("{}: {}", config.display(), e.message()))?.engine
-            }
-            Err(_) => None,
-        };
-        let given = self.engine.clone().or(from_file).unwrap_or_else(|| "local".into());
-        quarry_engine::EngineTarget::parse(&given)
+        crate::engine::target(self.engine.clone(), config)
     }
 }

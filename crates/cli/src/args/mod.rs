@@ -503,6 +503,8 @@ pub(crate) struct AskArgs {
     pub(crate) max_live_rows: usize,
     #[command(flatten)]
     pub(crate) llm: LlmArgs,
+    #[command(flatten)]
+    pub(crate) engine: EngineArgs,
     /// With files named: describe every table of the catalog to the model,
     /// not only the tables those files became.
     #[arg(long)]

@@ -3,7 +3,10 @@
 //! queries as the local engine: group-bys, a join, Quarry's UDFs; a query
 //! past its time limit cancelled on the scheduler; an executor killed
 //! mid-query giving a result or a clear error, never a hang; DDL refused
-//! before anything reaches the scheduler. Built with `--features ballista`.
+//! before anything reaches the scheduler. And a cluster whose executors
+//! read the tables from an S3-compatible object store (s3s-fs, a real S3
+//! server over a directory) instead of a shared path. Built with
+//! `--features ballista`.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -28,10 +31,11 @@ fn free_ports(n: usize) -> Vec<u16> {
     held.iter().map(|l| l.local_addr().expect("addr").port()).collect()
 }
 
-fn spawn(dir: &Path, args: &[&str]) -> Proc {
+fn spawn(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Proc {
     let log = std::fs::File::create(dir.join(format!("{}.log", args.join("-").replace('/', "_")))).expect("log");
     let child = Command::new(BIN)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(log)
@@ -58,11 +62,12 @@ struct Cluster {
     port: u16,
 }
 
-/// A scheduler and `n` executors, waited for until all have registered.
-fn cluster(dir: &Path, n: usize) -> Cluster {
+/// A scheduler and `n` executors, waited for until all have registered,
+/// each with the variables `env`.
+fn cluster(dir: &Path, n: usize, env: &[(&str, String)]) -> Cluster {
     let ports = free_ports(1 + 2 * n);
     let port = ports[0];
-    let scheduler = spawn(dir, &["cluster", "scheduler", "--port", &port.to_string()]);
+    let scheduler = spawn(dir, &["cluster", "scheduler", "--port", &port.to_string()], env);
     let executors = (0..n)
         .map(|i| {
             let (flight, grpc) = (ports[1 + 2 * i], ports[2 + 2 * i]);
@@ -85,6 +90,7 @@ fn cluster(dir: &Path, n: usize) -> Cluster {
                     "--memory-limit",
                     "1024",
                 ],
+                env,
             )
         })
         .collect();
@@ -121,7 +127,7 @@ fn a_ballista_cluster_answers_as_the_local_engine_does_and_stops_when_told() {
     for f in &files {
         load(&dir.join("data"), f);
     }
-    let c = cluster(dir, 2);
+    let c = cluster(dir, 2, &[]);
     let engine = format!("ballista://127.0.0.1:{}", c.port);
     let known = [
         format!("SELECT location_state AS state, sum(tested_positive_rdt_ge5yrs) AS positives FROM {TABLE} GROUP BY 1 ORDER BY 1"),
@@ -207,4 +213,128 @@ fn a_ballista_cluster_answers_as_the_local_engine_does_and_stops_when_told() {
         assert!(!e.trim().is_empty(), "a failure says why");
     }
     drop(c.scheduler);
+}
+
+/// s3s-fs, an S3 server over a directory: `QUARRY_S3_SERVER`, else the one
+/// `scripts/test` installs in `target/tools`, else on the PATH.
+fn s3_server() -> Option<std::path::PathBuf> {
+    let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tools/bin/s3s-fs");
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("s3s-fs"));
+    std::env::var_os("QUARRY_S3_SERVER").map(Into::into).into_iter().chain([tools]).chain(on_path).find(|p| p.is_file())
+}
+
+/// Every object under `root` (the S3 server's directory), as keys.
+fn objects(root: &Path) -> Vec<String> {
+    fn walk(d: &Path, root: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, root, out);
+            } else {
+                out.push(p.strip_prefix(root).expect("under root").display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.retain(|k| k.ends_with(".parquet"));
+    out.sort();
+    out
+}
+
+#[test]
+fn a_cluster_reads_the_tables_a_query_needs_from_an_s3_compatible_store() {
+    let Some(server) = s3_server() else {
+        assert!(
+            std::env::var_os("QUARRY_REQUIRE_SERVICES").is_none(),
+            "s3s-fs is not installed (scripts/test installs it)"
+        );
+        eprintln!("skipped: no s3s-fs (cargo install --locked s3s-fs --features binary)");
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let files = quarry_testdata::write_demo(&dir.join("files")).expect("demo");
+    for f in &files {
+        load(&dir.join("data"), f);
+    }
+    let root = dir.join("s3");
+    std::fs::create_dir_all(root.join("quarry-test")).expect("bucket");
+    let port = free_ports(1)[0];
+    let mut s3 = Command::new(server);
+    s3.args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", "quarry", "--secret-key"])
+        .arg("s3cret-key-for-tests")
+        .arg(&root)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("s3.log")).expect("log"));
+    let _s3 = Proc(s3.spawn().expect("s3s-fs starts"));
+    let until = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < until, "the S3 server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let env = |secret: &str| {
+        vec![
+            ("AWS_ACCESS_KEY_ID", "quarry".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", secret.to_string()),
+            ("AWS_REGION", "us-east-1".to_string()),
+            ("AWS_ENDPOINT", format!("http://127.0.0.1:{port}")),
+            ("AWS_ALLOW_HTTP", "true".to_string()),
+        ]
+    };
+    let good = env("s3cret-key-for-tests");
+    let c = cluster(dir, 2, &good);
+    let engine = format!("ballista://127.0.0.1:{}?store=s3://quarry-test/team", c.port);
+    let run = |env: &[(&str, String)], q: &str| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["sql", "--data", "data", "--engine", &engine, "--format", "csv", "-q", q]).current_dir(dir);
+        cmd.envs(env.iter().map(|(k, v)| (k, v))).output().expect("quarry runs")
+    };
+    let local = |q: &str| sql(dir, "local", q, &[]);
+
+    // First a query over one table: that table alone is copied, under the
+    // workspace's prefix, and the answer is the local engine's.
+    let by_state = format!(
+        "SELECT location_state, sum(tested_positive_rdt_ge5yrs) AS p, \
+         pct(sum(tested_positive_rdt_ge5yrs), sum(tested_malaria_rdt_ge5yrs)) AS tpr FROM {TABLE} GROUP BY 1 ORDER BY 1"
+    );
+    let remote = run(&good, &by_state);
+    assert!(remote.status.success(), "{}", String::from_utf8_lossy(&remote.stderr));
+    assert_eq!(String::from_utf8_lossy(&remote.stdout), String::from_utf8_lossy(&local(&by_state).stdout));
+    let first = objects(&root);
+    assert_eq!(first.len(), 1, "only the table the query read: {first:?}");
+    assert!(first[0].starts_with("quarry-test/team/") && first[0].contains(&format!("/{TABLE}/v1-")), "{first:?}");
+
+    // A join reads a second table; the first is not copied again.
+    let copied_at = std::fs::metadata(root.join(&first[0])).and_then(|m| m.modified()).expect("object");
+    let join = format!(
+        "SELECT c.location_state, p.population_2024_projected AS people, count(*) AS n \
+         FROM {TABLE} c JOIN population_2024 p ON p.state = c.location_state GROUP BY 1, 2 ORDER BY 1"
+    );
+    let remote = run(&good, &join);
+    assert!(remote.status.success(), "{}", String::from_utf8_lossy(&remote.stderr));
+    assert_eq!(String::from_utf8_lossy(&remote.stdout), String::from_utf8_lossy(&local(&join).stdout));
+    let second = objects(&root);
+    assert_eq!(second.len(), 2, "{second:?}");
+    assert!(second.iter().any(|k| k.contains("/population_2024/v1-")), "{second:?}");
+    assert_eq!(std::fs::metadata(root.join(&first[0])).and_then(|m| m.modified()).expect("object"), copied_at);
+
+    // Wrong credentials: a clear error naming what to check, no answer.
+    let denied = run(&env("not-the-key"), &format!("SELECT count(*) FROM {TABLE}"));
+    assert!(!denied.status.success());
+    let e = String::from_utf8_lossy(&denied.stderr);
+    assert!(e.contains("AWS_SECRET_ACCESS_KEY") || e.to_lowercase().contains("credential"), "{e}");
+
+    // The executors read the store's copy, not the local file: a copy
+    // damaged in the store (same size) fails the query.
+    let obj = root.join(&first[0]);
+    let len = std::fs::metadata(&obj).expect("object").len() as usize;
+    std::fs::write(&obj, vec![0u8; len]).expect("damage");
+    let broken = run(&good, &by_state);
+    assert!(!broken.status.success(), "{}", String::from_utf8_lossy(&broken.stdout));
+    assert!(!String::from_utf8_lossy(&broken.stderr).trim().is_empty());
+    drop(c);
 }

@@ -15,8 +15,13 @@
 //!   known to the client but missing on an executor.
 //!
 //! Executors read the catalog's Parquet files at the paths the client
-//! plans with, so every machine must see the data directory at the same
-//! path (a shared filesystem).
+//! plans with — so every machine sees the data directory at the same path
+//! (a shared filesystem) — or, with `?store=s3://BUCKET/PREFIX`, copies of
+//! them in an S3-compatible object store ([`store`]). Every process of the
+//! cluster resolves `s3://` URLs with [`store::Stores`], from its own
+//! environment.
+
+pub mod store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,10 +37,16 @@ fn session_config() -> SessionConfig {
     SessionConfig::new_with_ballista().with_information_schema(true)
 }
 
-/// A remote session on the cluster whose scheduler is `scheduler` (`HOST:PORT`);
-/// `Engine::open_on` registers Quarry's UDFs in it, as in a local one.
-pub async fn context(scheduler: &str) -> Result<SessionContext, EngineError> {
-    let state = SessionStateBuilder::new().with_config(session_config()).with_default_features().build();
+/// A remote session on the cluster whose scheduler is `scheduler` (`HOST:PORT`),
+/// reading object stores through `stores`; `Engine::open_on` registers
+/// Quarry's UDFs in it, as in a local one.
+pub async fn context(scheduler: &str, stores: Arc<store::Stores>) -> Result<SessionContext, EngineError> {
+    let runtime = store::runtime(stores, None).map_err(|e| EngineError::internal(e.to_string()))?;
+    let state = SessionStateBuilder::new()
+        .with_config(session_config())
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .build();
     SessionContext::remote_with_state(&format!("df://{scheduler}"), state).await.map_err(|e| {
         EngineError::internal(format!(
             "the Ballista scheduler at {scheduler} did not answer ({e}): start it with `quarry cluster scheduler`, \
@@ -82,14 +93,17 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 /// `quarry cluster scheduler`: serve Ballista's scheduler on `bind` until killed.
 pub fn run_scheduler(bind: SocketAddr) -> Result<(), String> {
+    let stores = Arc::new(store::Stores::default());
+    let runtime_env = store::runtime(stores, None).map_err(|e| format!("the scheduler's runtime: {e}"))?;
     runtime()?.block_on(async move {
         let config = ballista_scheduler::config::SchedulerConfig::default()
             .with_hostname(bind.ip().to_string())
             .with_port(bind.port())
             .with_override_config_producer(Arc::new(session_config))
-            .with_override_session_builder(Arc::new(|config: SessionConfig| {
+            .with_override_session_builder(Arc::new(move |config: SessionConfig| {
                 Ok(SessionStateBuilder::new()
                     .with_config(config)
+                    .with_runtime_env(runtime_env.clone())
                     .with_default_features()
                     .with_scalar_functions(crate::udf::all().into_iter().map(Arc::new).collect())
                     .build())
@@ -131,6 +145,12 @@ pub fn run_executor(o: ExecutorOptions) -> Result<(), String> {
         .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
         .ok_or_else(|| format!("'{}': name the scheduler as HOST:PORT", o.scheduler))?;
     std::fs::create_dir_all(&o.work_dir).map_err(|e| format!("{}: {e}", o.work_dir.display()))?;
+    // Every task's runtime: spills in the work directory, `s3://` from this
+    // process's environment (the executor adds its memory pool on top).
+    let stores = Arc::new(store::Stores::default());
+    let work_dir = o.work_dir.clone();
+    let runtime_producer: ballista_core::RuntimeProducer =
+        Arc::new(move |_: &SessionConfig| store::runtime(stores.clone(), Some(&work_dir)));
     let config = ballista_executor::executor_process::ExecutorProcessConfig {
         bind_host: o.bind.to_string(),
         external_host: o.external_host.clone(),
@@ -143,6 +163,7 @@ pub fn run_executor(o: ExecutorOptions) -> Result<(), String> {
         memory_pool_size: Some(o.memory_bytes),
         override_function_registry: Some(Arc::new(registry())),
         override_config_producer: Some(Arc::new(session_config)),
+        override_runtime_producer: Some(runtime_producer),
         // Keep trying a scheduler that is not up yet (started together, or restarting).
         scheduler_connect_timeout_seconds: 60,
         ..Default::default()

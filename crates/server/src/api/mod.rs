@@ -233,6 +233,7 @@ async fn get_config(State(st): State<Arc<AppState>>, Caller(u): Caller) -> Res<C
             .map(|k| views::SourceKindView { kind: k.as_str().into(), example: k.example().into() })
             .collect(),
         snapshot_max_rows: quarry_ingest::sources::SNAPSHOT_MAX_ROWS,
+        engine: st.cfg.engine.describe(),
         max_upload_bytes: st.cfg.max_upload_bytes,
         export_formats: Format::ALL
             .iter()

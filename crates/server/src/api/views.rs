@@ -39,6 +39,8 @@ pub struct ConfigView {
     pub source_kinds: Vec<SourceKindView>,
     /// Most rows a snapshot holds unless asked for more.
     pub snapshot_max_rows: usize,
+    /// Where this server's SQL runs, for people ("DataFusion on this machine").
+    pub engine: String,
 }
 
 /// A kind of insight, as the page titles it.
