@@ -50,7 +50,7 @@ pub(crate) struct Scanned {
 }
 
 /// Threads to read with: the cores this process may use.
-fn threads(chunks: usize) -> usize {
+pub(crate) fn threads(chunks: usize) -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).min(chunks).max(1)
 }
 
@@ -59,6 +59,9 @@ struct ChunkScan {
     shaper: Shaper<csv::StringRecord>,
     records: u64,
     unclosed: Option<u64>,
+    /// The last piece held fewer rows than one walk looks back over for
+    /// trailing totals and footnotes.
+    short_tail: bool,
 }
 
 /// Pass 1 over `chunks` of the file at `path` (`bom` bytes skipped).
@@ -85,6 +88,10 @@ pub(crate) fn scan(
         if let Some(line) = s.unclosed {
             return Err(records::unclosed_quote(line));
         }
+        if s.short_tail {
+            // Rows of the piece before may be trailing too: one thread decides.
+            return Err(IngestError::internal(SHORT_TAIL));
+        }
         let data_start = layout.data_start as u64;
         pieces.push(Piece { chunk: chunks[k], first_record: records });
         match merged.as_mut() {
@@ -98,7 +105,7 @@ pub(crate) fn scan(
         Ok(())
     });
     match outcome {
-        Err(e) if e.problem == HEADER_BEYOND => Ok(None),
+        Err(e) if e.problem == HEADER_BEYOND || e.problem == SHORT_TAIL => Ok(None),
         Err(e) => Err(e),
         Ok(()) => Ok(merged.map(|shaper| {
             let (path, delimiter, data_start) = (path.to_path_buf(), dialect.delimiter, layout.data_start as u64);
@@ -108,6 +115,7 @@ pub(crate) fn scan(
 }
 
 const HEADER_BEYOND: &str = "the header lies beyond the first chunk";
+const SHORT_TAIL: &str = "the last chunk holds fewer rows than a walk holds back";
 
 /// Shape and infer one chunk. Rows are numbered from 0 within the chunk
 /// (after the header rows, in the first); lines are the file's.
@@ -141,6 +149,7 @@ fn scan_chunk(
         }
         n += 1;
     }
+    let short_tail = last && !shaper.tail_full();
     let unclosed = if last {
         shaper.finish();
         records::unclosed(&rdr, last_multiline)
@@ -148,7 +157,7 @@ fn scan_chunk(
         shaper.flush_tail();
         None
     };
-    Ok(ChunkScan { shaper, records: n, unclosed })
+    Ok(ChunkScan { shaper, records: n, unclosed, short_tail })
 }
 
 /// Pass 2 over the pieces pass 1 found: the kept rows as batches of
@@ -210,7 +219,7 @@ fn build_piece(p: &Pieces, f: &crate::Finished, piece: &Piece) -> Result<Vec<Rec
 /// Run `work(k)` for `k` in `0..n` on `threads` threads, and `take` each
 /// result on this thread in order of `k`. At most `2 × threads` results
 /// wait at a time; after an error, no new work starts.
-fn in_order<T: Send>(
+pub(crate) fn in_order<T: Send>(
     n: usize,
     threads: usize,
     work: impl Fn(usize) -> T + Sync,

@@ -275,7 +275,9 @@ pub struct Shaper<R: RowLike> {
     pub totals: Vec<crate::period::TotalCheck>,
 }
 
-const TAIL: usize = 8;
+/// Rows held back at the end of a walk: trailing totals and footnotes are
+/// looked for among them.
+pub(crate) const TAIL: usize = 8;
 /// Excluded rows kept verbatim per table; beyond this they are only counted.
 pub const MAX_EXCLUDED_KEPT: usize = 1000;
 
@@ -371,6 +373,12 @@ impl<R: RowLike> Shaper<R> {
                 }
             }
         }
+    }
+
+    /// Whether a whole tail of rows is held back — if not, rows before this
+    /// walk's might be trailing ones too (a walk that is a file's last piece).
+    pub fn tail_full(&self) -> bool {
+        self.tail.len() >= TAIL
     }
 
     /// Folds in the rows still held back: the rows after these are in
