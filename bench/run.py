@@ -84,9 +84,10 @@ def main():
     a = ap.parse_args()
     if a.quick:
         a.csv_mb, a.xlsx_rows, a.ingest_rows = 50, 20_000, 200_000
-    # With Ballista built in: the cluster section needs it, and nothing else changes.
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "quarry-cli", "--features", "ballista"], cwd=ROOT,
-                   check=True)
+    # With Ballista built in where the cluster section runs (it needs it, and
+    # nothing else changes); the sections run alone use the default build.
+    features = [] if (a.ingest_only or a.live_only) else ["--features", "ballista"]
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "quarry-cli", *features], cwd=ROOT, check=True)
     py = ensure_venv()
     import live
     if a.live_only:

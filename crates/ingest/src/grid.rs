@@ -25,6 +25,9 @@ pub struct Grid {
     /// Text read into a grid from a `;`-separated file: `1,204` is 1.204
     /// when a value fits both notations (as for streamed text).
     pub decimal_comma: bool,
+    /// Data rows per piece when the table is shaped and built on several
+    /// threads (`IngestOptions::sheet_chunk_rows`; 0: one thread).
+    pub chunk_rows: usize,
 }
 
 /// What a formula cell's stored result was.
@@ -158,6 +161,7 @@ impl Grid {
             cols: (cols.start..cols.end).map(|c| self.sheet_col(c)).collect(),
             formulas,
             decimal_comma: self.decimal_comma,
+            chunk_rows: self.chunk_rows,
         }
     }
 

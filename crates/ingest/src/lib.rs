@@ -36,6 +36,7 @@ pub mod names;
 pub mod parallel;
 pub mod parquet_in;
 pub mod period;
+mod pieces;
 mod records;
 pub mod region;
 pub mod shape;
@@ -94,6 +95,10 @@ pub struct IngestOptions {
     /// (default 8 MiB; 0 reads every text file on one thread). Files under
     /// two pieces are read on one thread.
     pub text_chunk_bytes: u64,
+    /// Data rows per piece when a workbook's or JSON document's table is
+    /// shaped and built on several threads (default 16 384; 0 uses one
+    /// thread). The result is the same either way.
+    pub sheet_chunk_rows: u64,
 }
 
 impl Default for IngestOptions {
@@ -108,6 +113,7 @@ impl Default for IngestOptions {
             max_batch_bytes: 256 << 20,
             worker_memory_bytes: quarry_types::Limits::for_ingest().address_space_bytes,
             text_chunk_bytes: chunks::CHUNK_BYTES,
+            sheet_chunk_rows: pieces::CHUNK_ROWS,
         }
     }
 }
@@ -415,7 +421,8 @@ fn prepare_inner(
             }
         }
         detect::Format::Json | detect::Format::Ndjson => {
-            let grid = json::read(path, format, opts)?;
+            let mut grid = json::read(path, format, opts)?;
+            grid.chunk_rows = opts.sheet_chunk_rows.try_into().unwrap_or(usize::MAX);
             let choice = LayoutChoice::for_sheet(choices, None);
             for outcome in sheet::prepare_sheet(path, format.name(), None, grid, false, &choice) {
                 match outcome {
@@ -488,7 +495,7 @@ mod tests {
         assert_eq!((o.max_cells, o.max_inflated_bytes), (100_000_000, 2 << 30));
         assert!(o.set("max_rows=5").unwrap_err().contains("max_cells"), "the error lists the names");
         assert!(o.set("max_cells").is_err() && o.set("max_cells=lots").is_err());
-        assert_eq!(IngestOptions::names().len(), 9);
+        assert_eq!(IngestOptions::names().len(), 10);
         o.set("worker_memory_bytes=512M").unwrap();
         assert_eq!(o.worker_limits().address_space_bytes, 512 << 20);
     }

@@ -15,7 +15,7 @@ use calamine::{Data, DataType, Reader};
 use crate::error::{ErrorKind, IngestError, Result};
 pub use crate::grid::{col_letter, CellRange, FormulaResult, Grid, SheetRow};
 use crate::region::Region;
-use crate::shape::{find_layout_with, HeaderChoice, Layout, RowLike, Shaper};
+use crate::shape::{find_layout_with, HeaderChoice, Layout, RowLike};
 use crate::table::{Note, NoteKind, SourceLayout};
 use crate::{finish_columns, Finished, IngestOptions, LayoutChoice};
 
@@ -126,7 +126,8 @@ fn grid_from_cells(
         .into_iter()
         .filter_map(|((r, c), k)| Some(((r.checked_sub(r0)?) as usize, used.binary_search(&c).ok()?, k)))
         .collect();
-    Ok(Grid { rows, first_row: r0, cols: used, formulas, decimal_comma: false })
+    let chunk_rows = opts.sheet_chunk_rows.try_into().unwrap_or(usize::MAX);
+    Ok(Grid { rows, first_row: r0, cols: used, formulas, decimal_comma: false, chunk_rows })
 }
 
 fn grid_from_range(range: calamine::Range<Data>, opts: &IngestOptions, sheet: &str) -> Result<Grid> {
@@ -365,12 +366,7 @@ fn prepare_block(
     if width > layout.labels.len() {
         layout.labels.resize(width, String::new());
     }
-    let mut shaper: Shaper<SheetRow> = Shaper::new(&layout, false);
-    for (i, r) in rows.iter().enumerate().skip(layout.data_start) {
-        let line = grid.first_row as u64 + i as u64 + 1;
-        shaper.push((i - layout.data_start) as u64, line, *r);
-    }
-    shaper.finish();
+    let shaper = crate::pieces::shape(&rows, &layout, first_line, grid.chunk_rows);
     let mut finished = finish_columns(&layout, &shaper, grid.decimal_comma, path, sheet.as_deref(), format);
     let header_cells = rows[..layout.data_start].iter().map(|r| r.filled() as u64).sum();
     let width = grid.rows.iter().map(|r| SheetRow(r).used_width()).max().unwrap_or(0);
@@ -463,21 +459,5 @@ fn formula_notes(grid: &Grid, layout: &Layout, finished: &Finished) -> Vec<Note>
 }
 
 pub fn batches(plan: &SheetPlan, sink: &mut dyn FnMut(arrow::record_batch::RecordBatch) -> Result<()>) -> Result<()> {
-    let f = &plan.finished;
-    let mut builder = crate::build::BatchBuilder::new(f.schema.clone(), f.sources.clone(), &f.plans);
-    for (i, r) in plan.grid.rows.iter().enumerate().skip(plan.layout.data_start) {
-        let idx = (i - plan.layout.data_start) as u64;
-        let row = SheetRow(r);
-        if f.excluded.contains_key(&idx) || row.is_blank() {
-            continue;
-        }
-        builder.push_row(|c| row.cell(c));
-        if builder.is_full() {
-            sink(builder.finish()?)?;
-        }
-    }
-    if !builder.is_empty() {
-        sink(builder.finish()?)?;
-    }
-    Ok(())
+    crate::pieces::batches(&plan.grid, &plan.layout, &plan.finished, sink)
 }

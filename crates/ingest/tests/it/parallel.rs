@@ -2,7 +2,8 @@
 //! thread gives: the same columns, notes, excluded rows and statistics, and
 //! a byte-identical Parquet file. Pieces are made tiny here so their cuts
 //! land everywhere: inside quoted fields, between CR and LF, inside
-//! multi-byte characters' lines, right after a BOM.
+//! multi-byte characters' lines, right after a BOM. Workbooks and JSON
+//! shaped and built in pieces of rows likewise.
 
 use std::path::Path;
 
@@ -12,8 +13,11 @@ use quarry_ingest::{prepare, IngestOptions, Quiet};
 /// Everything a load makes of `path` with these options: the tables'
 /// metadata and statistics as JSON, and each table's Parquet bytes.
 fn made(path: &Path, chunk: u64, out: &Path) -> Result<(String, Vec<Vec<u8>>), String> {
-    let opts = IngestOptions { text_chunk_bytes: chunk, ..IngestOptions::default() };
-    let pf = prepare(path, &opts, &Quiet).map_err(|e| e.to_string())?;
+    made_with(path, &IngestOptions { text_chunk_bytes: chunk, ..IngestOptions::default() }, chunk, out)
+}
+
+fn made_with(path: &Path, opts: &IngestOptions, chunk: u64, out: &Path) -> Result<(String, Vec<Vec<u8>>), String> {
+    let pf = prepare(path, opts, &Quiet).map_err(|e| e.to_string())?;
     let mut text = String::new();
     let mut files = Vec::new();
     for (i, t) in pf.tables.iter().enumerate() {
@@ -150,4 +154,120 @@ fn errors_in_a_later_piece_name_the_file_line() {
     let err = prepare(&path, &opts, &Quiet).err().expect("refused").to_string();
     assert!(err.contains("line 5002") && err.contains("never closed"), "{err}");
     assert_same(&path, &[1024]);
+}
+
+/// A workbook's (or JSON document's) tables shaped and built in pieces of
+/// `rows` data rows give what one thread gives.
+fn assert_same_in_row_pieces(path: &Path, pieces: &[u64]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rows = |n: u64| IngestOptions { sheet_chunk_rows: n, ..IngestOptions::default() };
+    let serial = made_with(path, &rows(0), 0, dir.path()).expect("loads on one thread");
+    assert!(!serial.1.is_empty(), "{} holds a table", path.display());
+    for &n in pieces {
+        let parallel = made_with(path, &rows(n), n, dir.path()).expect("loads in pieces");
+        assert!(serial.0 == parallel.0, "{}: metadata differs with {n}-row pieces", path.display());
+        assert!(serial.1 == parallel.1, "{}: Parquet differs with {n}-row pieces", path.display());
+    }
+}
+
+#[test]
+fn generated_workbook_is_the_same_shaped_and_built_in_pieces() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let xlsx = dir.path().join("big.xlsx");
+    quarry_testdata::write_big_xlsx(&xlsx, 70_000).expect("gen");
+    // Pieces that cut batches (64 Ki rows) unevenly, and a cut every 97 rows.
+    assert_same_in_row_pieces(&xlsx, &[16 << 10, 5_000, 97]);
+    for f in quarry_testdata::write_demo(&dir.path().join("demo")).expect("demo") {
+        assert_same_in_row_pieces(&f, &[1, 3, 10, 100]);
+    }
+}
+
+/// A messy sheet: a title above the header, blank rows, a total and a
+/// repeated header in the middle, placeholders, mixed types, dates as
+/// text, and totals and footnotes at the end (some after blank rows).
+#[test]
+fn a_messy_sheet_is_the_same_in_pieces_of_any_size() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("messy.xlsx");
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.write(0, 0, "Monthly report, all states").expect("cell");
+    let header = ["State", "Facility", "Tested", "Positive", "Month", "Note"];
+    for (c, h) in header.iter().enumerate() {
+        ws.write(2, c as u16, *h).expect("cell");
+    }
+    let mut r = 3u32;
+    for i in 0..300u32 {
+        let row = r;
+        r += 1;
+        if i == 120 {
+            for (c, h) in header.iter().enumerate() {
+                ws.write(row, c as u16, *h).expect("cell");
+            }
+            continue;
+        }
+        if i % 37 == 0 {
+            continue; // a blank row
+        }
+        if i == 200 {
+            ws.write(row, 0, "Total").expect("cell");
+            ws.write(row, 2, 99_999).expect("cell");
+            continue;
+        }
+        ws.write(row, 0, ["Kano", "Lagos", "Ọ̀yọ́", "Borno"][(i % 4) as usize]).expect("cell");
+        ws.write(row, 1, format!("Facility {i}")).expect("cell");
+        match i % 11 {
+            0 => ws.write(row, 2, "N/A").map(|_| ()),
+            1 => ws.write(row, 2, "1,204").map(|_| ()),
+            _ => ws.write(row, 2, f64::from(i * 3)).map(|_| ()),
+        }
+        .expect("cell");
+        ws.write(row, 3, f64::from(i)).expect("cell");
+        ws.write(row, 4, format!("2024-{:02}-01", i % 12 + 1)).expect("cell");
+        if i % 5 == 0 {
+            ws.write(row, 5, "checked ✓").expect("cell");
+        }
+    }
+    ws.write(r, 0, "Total").expect("cell");
+    ws.write(r, 2, 12_345).expect("cell");
+    ws.write(r + 2, 0, "Source: state reports; figures provisional.").expect("cell");
+    ws.write(r + 4, 0, "Prepared by the M&E unit.").expect("cell");
+    wb.save(&path).expect("save");
+    let pieces: Vec<u64> = (1..=12).chain([17, 50, 64, 150, 299]).collect();
+    assert_same_in_row_pieces(&path, &pieces);
+    // The same rows as JSON (one object per line), through the same grid path.
+    let json = dir.path().join("messy.ndjson");
+    let mut text = String::new();
+    for i in 0..500 {
+        let tested = if i % 13 == 0 { "\"N/A\"".to_string() } else { (i * 3).to_string() };
+        text.push_str(&format!(
+            "{{\"state\":\"S{}\",\"tested\":{tested},\"when\":\"2024-{:02}-01\"}}\n",
+            i % 7,
+            i % 12 + 1
+        ));
+    }
+    std::fs::write(&json, text).expect("json");
+    assert_same_in_row_pieces(&json, &[1, 7, 100]);
+}
+
+/// Footnotes at the end, with a cut among them: the last piece then holds
+/// fewer rows than one walk looks back over, and the file is read as one
+/// thread reads it (here every cut position through the last lines).
+#[test]
+fn a_cut_among_the_trailing_footnotes_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("footnotes.csv");
+    let mut s = String::from("State,Facility,Tested,Positive\n");
+    for i in 0..600 {
+        s.push_str(&format!("S{},F{i},{},{}\n", i % 4, i * 3, i));
+    }
+    for note in ["Source: NMEP", "Figures provisional", "Totals exclude private", "Prepared by M&E", "Contact the unit"]
+    {
+        s.push_str(&format!("{note},,,\n"));
+    }
+    std::fs::write(&path, &s).expect("csv");
+    let len = s.len() as u64;
+    // Pieces of half the file, less a few lines each time: the second cut walks through the footnotes.
+    let sizes: Vec<u64> = (0..12).map(|k| len / 2 - 5 - 14 * k).collect();
+    assert_same(&path, &sizes);
 }
