@@ -29,9 +29,7 @@ impl Files {
                 .await
                 .map_err(|e| fail(e.to_string())),
             #[cfg(feature = "ballista")]
-            Files::Store(m) => {
-                m.register(ctx, name, (&entry.name, entry.version, &entry.content_hash), &entry.parquet).await
-            }
+            Files::Store(m) => m.register(ctx, name, entry).await,
         }
     }
 

@@ -16,7 +16,7 @@
 //!   one multipart upload, completed only at the end, so no executor ever
 //!   sees part of a file.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -32,6 +32,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
+use quarry_ingest::catalog::TableEntry;
 use quarry_types::ClusterStore;
 use tokio::io::AsyncWriteExt;
 use url::Url;
@@ -100,10 +101,9 @@ pub struct Mirror {
     bucket: String,
     /// `PREFIX/WORKSPACE`: a workspace's own part of the bucket.
     base: String,
-    /// Object URL → the local file it is a copy of.
-    files: Mutex<HashMap<String, PathBuf>>,
-    /// Object URLs known to be in the store (checked or written by this process).
-    there: Mutex<HashSet<String>>,
+    /// Object URL → the local file it is a copy of, and whether this
+    /// process has seen the copy in the store (found or written).
+    files: Mutex<HashMap<String, (PathBuf, bool)>>,
 }
 
 impl Mirror {
@@ -116,7 +116,7 @@ impl Mirror {
         let dir = std::path::absolute(data).unwrap_or_else(|_| data.to_path_buf());
         let workspace = short_hash(dir.as_os_str().as_encoded_bytes());
         let base = if cs.prefix.is_empty() { workspace } else { format!("{}/{workspace}", cs.prefix) };
-        Ok(Mirror { store, bucket: cs.bucket.clone(), base, files: Mutex::default(), there: Mutex::default() })
+        Ok(Mirror { store, bucket: cs.bucket.clone(), base, files: Mutex::default() })
     }
 
     /// The object key of version `version` of table `name`, whose data
@@ -130,16 +130,10 @@ impl Mirror {
         format!("{}/{safe}/v{version}-{hash}.parquet", self.base)
     }
 
-    /// Register `local` (version `version` of table `table`, data version
-    /// `hash`) as `name` in `ctx`, read from the store. Nothing is copied yet.
-    pub async fn register(
-        &self,
-        ctx: &SessionContext,
-        name: &str,
-        table: (&str, u32, &str),
-        local: &Path,
-    ) -> Result<(), EngineError> {
-        let key = self.key(table.0, table.1, table.2);
+    /// Register the catalog's table version `entry` as `name` in `ctx`,
+    /// read from the store. Nothing is copied yet.
+    pub async fn register(&self, ctx: &SessionContext, name: &str, entry: &TableEntry) -> Result<(), EngineError> {
+        let (key, local) = (self.key(&entry.name, entry.version, &entry.content_hash), &entry.parquet);
         let url = format!("s3://{}/{key}", self.bucket);
         let fail = |e: DataFusionError| EngineError::internal(format!("registering {name} at {url}: {e}"));
         let options =
@@ -147,7 +141,7 @@ impl Mirror {
         let here = ListingTableUrl::parse(local.display().to_string()).map_err(fail)?;
         let schema = options.infer_schema(&ctx.state(), &here).await.map_err(fail)?;
         ctx.register_listing_table(name, &url, options, Some(schema), None).await.map_err(fail)?;
-        self.files.lock().map_err(|_| lock())?.insert(url, local.to_path_buf());
+        self.files.lock().map_err(|_| lock())?.insert(url, (local.clone(), false));
         Ok(())
     }
 
@@ -165,13 +159,14 @@ impl Mirror {
         })
         .map_err(|e| EngineError::internal(e.to_string()))?;
         for url in wanted {
-            let local = self.files.lock().map_err(|_| lock())?.get(&url).cloned();
-            let Some(local) = local else { continue };
-            if self.there.lock().map_err(|_| lock())?.contains(&url) {
-                continue;
-            }
+            let local = match self.files.lock().map_err(|_| lock())?.get(&url) {
+                Some((local, false)) => local.clone(),
+                _ => continue,
+            };
             self.put_if_absent(&url, &local).await?;
-            self.there.lock().map_err(|_| lock())?.insert(url);
+            if let Some(f) = self.files.lock().map_err(|_| lock())?.get_mut(&url) {
+                f.1 = true;
+            }
         }
         Ok(())
     }
