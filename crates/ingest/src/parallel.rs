@@ -169,20 +169,36 @@ pub(crate) fn batches(
     sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
 ) -> Result<()> {
     let pieces = &p.list;
-    let mut coalescer = arrow::compute::BatchCoalescer::new(f.schema.clone(), BATCH_ROWS);
-    let cerr = |e: arrow::error::ArrowError| IngestError::internal(format!("joining batches: {e}"));
     let total: u64 = pieces.iter().map(|p| p.chunk.len).sum();
     let mut done = 0u64;
     let work = |k: usize| build_piece(p, f, &pieces[k]);
-    in_order(pieces.len(), threads(pieces.len()), work, |k, built: Result<Vec<RecordBatch>>| {
-        for b in built? {
+    let built = |k: usize| {
+        done += pieces[k].chunk.len;
+        progress.advance("converting", done, total);
+    };
+    built_in_order(pieces.len(), f.schema.clone(), work, built, sink)
+}
+
+/// Build `n` pieces on every core (`work`) and hand their batches to `sink`
+/// in piece order, re-cut to [`BATCH_ROWS`] — the batches one thread makes;
+/// `built(k)` after piece `k` is handed on.
+pub(crate) fn built_in_order(
+    n: usize,
+    schema: arrow::datatypes::SchemaRef,
+    work: impl Fn(usize) -> Result<Vec<RecordBatch>> + Sync,
+    mut built: impl FnMut(usize),
+    sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+) -> Result<()> {
+    let mut coalescer = arrow::compute::BatchCoalescer::new(schema, BATCH_ROWS);
+    let cerr = |e: arrow::error::ArrowError| IngestError::internal(format!("joining batches: {e}"));
+    in_order(n, threads(n), work, |k, batches: Result<Vec<RecordBatch>>| {
+        for b in batches? {
             coalescer.push_batch(b).map_err(cerr)?;
             while let Some(b) = coalescer.next_completed_batch() {
                 sink(b)?;
             }
         }
-        done += pieces[k].chunk.len;
-        progress.advance("converting", done, total);
+        built(k);
         Ok(())
     })?;
     coalescer.finish_buffered_batch().map_err(cerr)?;

@@ -4,13 +4,13 @@
 //! Each piece is shaped and inferred on its own and the results are merged
 //! in row order ([`Shaper::merge`]); each piece's kept rows are built into
 //! Arrow on their own and the batches handed on in row order, re-cut to
-//! [`BATCH_ROWS`]. So the columns, notes, excluded rows and the Parquet file
+//! `BATCH_ROWS` (`parallel::built_in_order`). So the columns, notes, excluded rows and the Parquet file
 //! are byte for byte those one thread makes (`tests/it/parallel.rs`).
 
 use arrow::record_batch::RecordBatch;
 
-use crate::build::{BatchBuilder, BATCH_ROWS};
-use crate::error::{IngestError, Result};
+use crate::build::BatchBuilder;
+use crate::error::Result;
 use crate::grid::{Grid, SheetRow};
 use crate::parallel::{in_order, threads};
 use crate::shape::{Layout, RowLike, Shaper, TAIL};
@@ -107,22 +107,7 @@ pub(crate) fn batches(
         })
         .map(|()| out)
     };
-    let mut coalescer = arrow::compute::BatchCoalescer::new(f.schema.clone(), BATCH_ROWS);
-    let cerr = |e: arrow::error::ArrowError| IngestError::internal(format!("joining batches: {e}"));
-    in_order(cuts.len(), threads(cuts.len()), piece, |_, built: Result<Vec<RecordBatch>>| {
-        for b in built? {
-            coalescer.push_batch(b).map_err(cerr)?;
-            while let Some(b) = coalescer.next_completed_batch() {
-                sink(b)?;
-            }
-        }
-        Ok(())
-    })?;
-    coalescer.finish_buffered_batch().map_err(cerr)?;
-    while let Some(b) = coalescer.next_completed_batch() {
-        sink(b)?;
-    }
-    Ok(())
+    crate::parallel::built_in_order(cuts.len(), f.schema.clone(), piece, |_| {}, sink)
 }
 
 #[cfg(test)]
