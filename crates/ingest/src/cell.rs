@@ -182,6 +182,42 @@ fn grouped(s: &[u8], sep: u8) -> bool {
     n > 0
 }
 
+/// Whether unsigned `b` is written as Rust's `f64` parser reads a decimal:
+/// digits with at most one `.` (one digit at least), then optionally `e`,
+/// a sign and digits. `Some(true)` when it has an exponent — only then can
+/// it be beyond `f64` (bodies are at most 40 bytes here, or checked by
+/// parsing); `None` when it is no decimal at all (`2024-01-01`, `1.2.3`),
+/// so the parser need not run on dates and codes.
+fn float_shape(b: &[u8]) -> Option<bool> {
+    let mut i = 0;
+    let mut digits = 0;
+    while i < b.len() && b[i].is_ascii_digit() {
+        i += 1;
+        digits += 1;
+    }
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+            digits += 1;
+        }
+    }
+    if digits == 0 {
+        return None;
+    }
+    if i == b.len() {
+        return Some(false);
+    }
+    if !matches!(b[i], b'e' | b'E') {
+        return None;
+    }
+    i += 1;
+    if i < b.len() && matches!(b[i], b'-' | b'+') {
+        i += 1;
+    }
+    (i < b.len() && b[i..].iter().all(u8::is_ascii_digit)).then_some(true)
+}
+
 /// Classify trimmed text as a number. `None` when it is no number at all.
 pub fn classify_number(s: &str) -> Option<NumClass> {
     let b = s.as_bytes();
@@ -216,9 +252,7 @@ pub fn classify_number(s: &str) -> Option<NumClass> {
             // A bare integer is also valid under the comma notations.
             fits |= numfmt::THOUSANDS_COMMA | numfmt::DECIMAL_COMMA;
             integral |= numfmt::THOUSANDS_COMMA | numfmt::DECIMAL_COMMA;
-        } else if body.iter().all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'-' | b'+'))
-            && s.parse::<f64>().is_ok_and(f64::is_finite)
-        {
+        } else if float_shape(body).is_some_and(|exp| !exp || s.parse::<f64>().is_ok_and(f64::is_finite)) {
             fits |= numfmt::PLAIN | numfmt::THOUSANDS_COMMA;
             // `1.234.567` style (dots as thousands) is read as decimal-comma notation.
             if has_dot && grouped(body, b'.') {
@@ -306,6 +340,11 @@ pub fn split_unit(s: &str) -> Option<(Unit, &str, bool)> {
     if b.first().is_none_or(u8::is_ascii_digit) && b.last().is_none_or(u8::is_ascii_digit) {
         return None;
     }
+    // A unit is at most four letters and a number holds at most one (`e`):
+    // longer words (`Facility Dala 0`) hold no amount.
+    if b.iter().filter(|c| c.is_ascii_alphabetic()).count() > 5 {
+        return None;
+    }
     let (first, last) = (b.first().copied(), b.last().copied());
     for &c in CURRENCIES {
         let cb = c.as_bytes();
@@ -352,8 +391,7 @@ pub fn beyond_range(s: &str) -> bool {
     if all_digits(b) {
         return s.parse::<i64>().is_err();
     }
-    b.iter().all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'-' | b'+'))
-        && s.parse::<f64>().is_ok_and(|f| !f.is_finite())
+    float_shape(b).is_some() && s.parse::<f64>().is_ok_and(|f| !f.is_finite())
 }
 
 /// Parse text under one notation. Returns `None` when it does not fit.
@@ -414,10 +452,10 @@ pub struct DateClass {
 }
 
 fn num(b: &[u8]) -> Option<u32> {
-    if b.is_empty() || b.len() > 4 || !all_digits(b) {
+    if b.is_empty() || b.len() > 4 {
         return None;
     }
-    std::str::from_utf8(b).ok()?.parse().ok()
+    b.iter().try_fold(0u32, |n, &c| c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0')))
 }
 
 /// A date split into its three numeric parts and an optional time.
@@ -505,6 +543,32 @@ pub fn parse_bool(s: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `float_shape` stands in for a character filter and `f64` parse: on
+    /// every string of up to five of the characters that filter let through,
+    /// the two agree on what is a finite number.
+    #[test]
+    fn float_shape_agrees_with_the_f64_parser() {
+        let alphabet = b"0123456789.eE-+";
+        let mut words: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..5 {
+            let longer: Vec<Vec<u8>> = words
+                .iter()
+                .filter(|w| w.len() == words.last().map_or(0, Vec::len))
+                .flat_map(|w| alphabet.iter().map(move |&c| [w.as_slice(), &[c]].concat()))
+                .collect();
+            words.extend(longer);
+        }
+        for w in words.iter().filter(|w| !w.is_empty() && !matches!(w[0], b'-' | b'+')) {
+            let s = std::str::from_utf8(w).unwrap();
+            let parsed = s.parse::<f64>().is_ok_and(f64::is_finite);
+            assert_eq!(float_shape(w).is_some_and(|exp| !exp || parsed), parsed, "{s}");
+        }
+        for s in ["1e400", "1.5e308", "9".repeat(39).as_str(), "inf", "NaN", "1_000"] {
+            let parsed = s.parse::<f64>().is_ok_and(f64::is_finite);
+            assert_eq!(float_shape(s.as_bytes()).is_some_and(|exp| !exp || parsed), parsed, "{s}");
+        }
+    }
 
     #[test]
     fn every_placeholder_and_unit_passes_the_cheap_tests() {

@@ -127,6 +127,14 @@ fn cat_err(e: impl std::fmt::Display) -> IngestError {
     )
 }
 
+/// The data version: it follows the bytes and the layout chosen for them.
+fn version_hash(file_hash: &str, choices: &[LayoutChoice]) -> Result<String> {
+    if choices.is_empty() {
+        return Ok(file_hash.to_string());
+    }
+    Ok(blake3::hash(format!("{file_hash}{}", json(&choices)?).as_bytes()).to_hex().to_string())
+}
+
 /// BLAKE3 of a file's bytes, hex.
 pub fn hash_file(path: &Path) -> Result<String> {
     let mut h = blake3::Hasher::new();
@@ -194,22 +202,27 @@ impl Catalog {
                 choices.push(c.clone());
             }
         }
-        let file_hash = hash_file(&canon).map_err(|e| e.in_file(&shown))?;
-        // The data version follows the bytes and the layout chosen for them.
-        let hash = if choices.is_empty() {
-            file_hash
-        } else {
-            blake3::hash(format!("{file_hash}{}", json(&choices)?).as_bytes()).to_hex().to_string()
-        };
         let existing = self.latest_for_source(&source)?;
-        if !existing.is_empty() && existing.iter().all(|t| t.content_hash == hash) {
-            return Ok(LoadReport {
-                file: shown,
-                tables: existing.into_iter().map(|t| Loaded { outcome: Outcome::Unchanged, table: t }).collect(),
-                notes: Vec::new(),
+        let (hash, prepared) = if existing.is_empty() {
+            // Nothing of this file is loaded, so nothing can be skipped: its
+            // bytes are hashed on a thread of their own while it is read.
+            let (hashed, prepared) = std::thread::scope(|s| {
+                let hasher = s.spawn(|| hash_file(&canon));
+                let prepared = prepare_with(path, opts, &choices, progress);
+                (hasher.join().unwrap_or_else(|_| Err(IngestError::internal("the hashing thread panicked"))), prepared)
             });
-        }
-        let prepared = prepare_with(path, opts, &choices, progress)?;
+            (version_hash(&hashed.map_err(|e| e.in_file(&shown))?, &choices)?, prepared?)
+        } else {
+            let hash = version_hash(&hash_file(&canon).map_err(|e| e.in_file(&shown))?, &choices)?;
+            if existing.iter().all(|t| t.content_hash == hash) {
+                return Ok(LoadReport {
+                    file: shown,
+                    tables: existing.into_iter().map(|t| Loaded { outcome: Outcome::Unchanged, table: t }).collect(),
+                    notes: Vec::new(),
+                });
+            }
+            (hash, prepare_with(path, opts, &choices, progress)?)
+        };
         let mut loaded = Vec::new();
         for p in &prepared.tables {
             loaded.push(self.load_table(p, &source, &hash, &prepared.notes, &shown, progress)?);
