@@ -33,8 +33,9 @@ pub struct ColumnInfer {
     placeholders: HashMap<String, u64>,
     errors: u64,
     trimmed: u64,
-    /// Distinct trimmed text values with counts, until more than DISTINCT_TRACK.
-    distinct: Option<HashMap<String, u64>>,
+    /// Distinct trimmed text values with counts and what each told
+    /// inference, until more than DISTINCT_TRACK.
+    distinct: Option<HashMap<String, Seen>>,
     /// Values seen in a non-text form (native numbers, dates, booleans).
     natives: u64,
     /// Units written with numbers (`45%`, `$1,200`), with counts.
@@ -67,6 +68,18 @@ impl Default for ColumnInfer {
             placeholder_cells: 0,
         }
     }
+}
+
+/// What one distinct text value told inference. Folding a value's
+/// notations into the column's is idempotent (`&=`, `|=`), so a value seen
+/// again is only counted: it is not classified again.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    count: u64,
+    /// A number, and the unit written with it.
+    number: Option<Option<cell::Unit>>,
+    /// A number no integer or float holds (see [`cell::beyond_range`]).
+    beyond: bool,
 }
 
 /// The decision for one column: its type and how to read text into it.
@@ -112,53 +125,7 @@ impl ColumnInfer {
                 if t.len() != raw.len() {
                     self.trimmed += 1;
                 }
-                let number = cell::classify_number(t).or_else(|| {
-                    let (u, n) = cell::classify_unit_number(t)?;
-                    match self.units.iter_mut().find(|x| x.0 == u) {
-                        Some(x) => x.1 += 1,
-                        None => self.units.push((u, 1)),
-                    }
-                    Some(n)
-                });
-                match number {
-                    Some(n) => {
-                        self.num_fits &= n.fits;
-                        self.num_integral &= n.integral;
-                        self.numbers += 1;
-                    }
-                    None => {
-                        self.num_fits = 0;
-                        self.non_numbers += 1;
-                        if cell::beyond_range(t) {
-                            self.beyond_range += 1;
-                            self.beyond_example.get_or_insert_with(|| truncate(t, 40));
-                        }
-                        if self.non_number_examples.len() < 3 && !self.non_number_examples.iter().any(|e| e == t) {
-                            self.non_number_examples.push(truncate(t, 40));
-                        }
-                    }
-                }
-                if self.date_fits != 0 {
-                    match cell::classify_date(t) {
-                        Some(d) => {
-                            self.date_fits &= d.fits;
-                            self.has_time |= d.has_time;
-                        }
-                        None => self.date_fits = 0,
-                    }
-                }
-                if self.bool_ok && cell::parse_bool(t).is_none() {
-                    self.bool_ok = false;
-                }
-                if let Some(map) = &mut self.distinct {
-                    if let Some(n) = map.get_mut(t) {
-                        *n += 1;
-                    } else if map.len() < DISTINCT_TRACK {
-                        map.insert(t.to_string(), 1);
-                    } else {
-                        self.distinct = None;
-                    }
-                }
+                self.text(t);
             }
             Cell::Int(_) => self.native(true, false, false),
             Cell::Float(f) => {
@@ -175,6 +142,88 @@ impl ColumnInfer {
             Cell::DateTime(d) => {
                 self.has_time |= d.time() != chrono::NaiveTime::MIN;
                 self.native(false, true, false)
+            }
+        }
+    }
+
+    /// A non-null, non-placeholder text value: classified once, counted each
+    /// time it recurs while the column has few distinct values.
+    fn text(&mut self, t: &str) {
+        if let Some(seen) = self.distinct.as_mut().and_then(|m| m.get_mut(t)) {
+            seen.count += 1;
+            let seen = *seen;
+            self.count(seen);
+            return;
+        }
+        let seen = self.classify(t);
+        self.count(seen);
+        if let Some(map) = &mut self.distinct {
+            if map.len() < DISTINCT_TRACK {
+                map.insert(t.to_string(), seen);
+            } else {
+                self.distinct = None;
+            }
+        }
+    }
+
+    /// Fold the notations `t` fits into the column's; say what it was.
+    fn classify(&mut self, t: &str) -> Seen {
+        let mut unit = None;
+        let number = cell::classify_number(t).or_else(|| {
+            let (u, n) = cell::classify_unit_number(t)?;
+            unit = Some(u);
+            Some(n)
+        });
+        let mut beyond = false;
+        match number {
+            Some(n) => {
+                self.num_fits &= n.fits;
+                self.num_integral &= n.integral;
+            }
+            None => {
+                beyond = cell::beyond_range(t);
+                if beyond {
+                    self.beyond_example.get_or_insert_with(|| truncate(t, 40));
+                }
+                if self.non_number_examples.len() < 3 {
+                    let shown = truncate(t, 40);
+                    if !self.non_number_examples.contains(&shown) {
+                        self.non_number_examples.push(shown);
+                    }
+                }
+            }
+        }
+        if self.date_fits != 0 {
+            match cell::classify_date(t) {
+                Some(d) => {
+                    self.date_fits &= d.fits;
+                    self.has_time |= d.has_time;
+                }
+                None => self.date_fits = 0,
+            }
+        }
+        if self.bool_ok && cell::parse_bool(t).is_none() {
+            self.bool_ok = false;
+        }
+        Seen { count: 1, number: number.map(|_| unit), beyond }
+    }
+
+    /// Count one more cell holding a value that was classified as `seen`.
+    fn count(&mut self, seen: Seen) {
+        match seen.number {
+            Some(unit) => {
+                self.numbers += 1;
+                if let Some(u) = unit {
+                    match self.units.iter_mut().find(|x| x.0 == u) {
+                        Some(x) => x.1 += 1,
+                        None => self.units.push((u, 1)),
+                    }
+                }
+            }
+            None => {
+                self.num_fits = 0;
+                self.non_numbers += 1;
+                self.beyond_range += u64::from(seen.beyond);
             }
         }
     }
@@ -207,8 +256,9 @@ impl ColumnInfer {
         self.trimmed += other.trimmed;
         self.distinct = match (self.distinct.take(), other.distinct) {
             (Some(mut a), Some(b)) => {
-                for (v, n) in b {
-                    *a.entry(v).or_default() += n;
+                for (v, seen) in b {
+                    // One value is classified the same wherever it stands.
+                    a.entry(v).and_modify(|s| s.count += seen.count).or_insert(seen);
                 }
                 (a.len() <= DISTINCT_TRACK).then_some(a)
             }
@@ -298,8 +348,8 @@ impl ColumnInfer {
             return Vec::new();
         };
         let mut groups: HashMap<String, Vec<(&String, u64)>> = HashMap::new();
-        for (v, n) in map {
-            groups.entry(fold_key(v)).or_default().push((v, *n));
+        for (v, seen) in map {
+            groups.entry(fold_key(v)).or_default().push((v, seen.count));
         }
         let mut out: Vec<Variant> = groups
             .into_values()
@@ -468,8 +518,8 @@ impl ColumnInfer {
     }
 
     /// Distinct trimmed text values with counts, when the column has few.
-    pub fn distinct_values(&self) -> Option<&HashMap<String, u64>> {
-        self.distinct.as_ref()
+    pub fn distinct_values(&self) -> Option<impl Iterator<Item = (&String, u64)>> {
+        Some(self.distinct.as_ref()?.iter().map(|(v, seen)| (v, seen.count)))
     }
 }
 
@@ -569,6 +619,35 @@ mod tests {
         let notes = c.notes("State", "state", &p);
         assert!(notes.iter().any(|n| n.kind == "spelling_variants"));
         assert!(notes.iter().any(|n| n.kind == "trimmed"));
+    }
+
+    /// A value seen again is counted as what it was classified the first
+    /// time: the same counts, plan and notes as when every cell is
+    /// classified afresh (one column per cell, merged).
+    #[test]
+    fn recurring_values_count_as_first_classified() {
+        let cols: [&[&str]; 5] = [
+            &["45%", "45%", "12%", "45%"],
+            &["₦1,200", "₦1,200", "$5", "₦1,200", "$5"],
+            &["12", "1e400", "1e400", "13", "x", "x", "y", "1e400"],
+            &["2024-01-01", "2024-01-01", "Kano", "Kano", "yes", "Kano"],
+            &["yes", "no", "yes", "yes"],
+        ];
+        for vals in cols {
+            let (p, c) = infer(vals, false);
+            let mut merged = ColumnInfer::default();
+            for v in vals {
+                let mut one = ColumnInfer::default();
+                one.observe(&Cell::Text(v));
+                merged.merge(one);
+            }
+            let counts = |c: &ColumnInfer| (c.numbers, c.non_numbers, c.beyond_range, c.units.clone(), c.non_null);
+            assert_eq!(counts(&c), counts(&merged), "{vals:?}");
+            assert_eq!(p, merged.plan(false), "{vals:?}");
+            assert_eq!(c.notes("v", "v", &p), merged.notes("v", "v", &p), "{vals:?}");
+        }
+        let (_, c) = infer(&["45%", "45%", "x"], false);
+        assert_eq!((c.numbers, c.units.clone()), (2, vec![(cell::Unit::Percent, 2)]));
     }
 
     #[test]
