@@ -42,6 +42,7 @@ pub mod region;
 pub mod shape;
 pub mod sheet;
 pub mod sources;
+mod speculate;
 pub mod stats;
 pub mod table;
 pub mod text;
@@ -50,7 +51,7 @@ pub mod worker;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -260,6 +261,8 @@ pub struct Prepared {
     pub meta: TableMeta,
     pub schema: SchemaRef,
     source: Source,
+    /// The table, already written ([`prepare_writing`]).
+    written: Mutex<Option<catalog::Written>>,
 }
 
 #[derive(Clone)]
@@ -288,6 +291,17 @@ impl Source {
 }
 
 impl Prepared {
+    fn new(meta: TableMeta, schema: SchemaRef, source: Source) -> Prepared {
+        Prepared { meta, schema, source, written: Mutex::new(None) }
+    }
+
+    /// When the table was written while its file was read: move that file
+    /// to `dest` and give its profile.
+    pub(crate) fn move_written(&self, dest: &Path) -> Result<Option<stats::TableStats>> {
+        let written = self.written.lock().unwrap_or_else(|p| p.into_inner()).take();
+        written.map(|w| w.move_to(dest)).transpose()
+    }
+
     /// Stream the table's rows as Arrow batches.
     pub fn batches(&self, progress: &dyn Progress, sink: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<()> {
         self.source.batches(progress, sink, &self.schema)
@@ -317,7 +331,7 @@ impl Prepared {
         let (meta, note) = period::long_meta(&self.meta, &spec);
         self.meta.notes.push(note);
         let schema = Arc::new(meta.schema());
-        Some(Prepared { meta, schema, source: Source::Long(Box::new(self.source.clone()), Arc::new(spec)) })
+        Some(Prepared::new(meta, schema, Source::Long(Box::new(self.source.clone()), Arc::new(spec))))
     }
 }
 
@@ -343,13 +357,30 @@ pub fn prepare_with(
     progress: &dyn Progress,
 ) -> Result<PreparedFile> {
     let label = path.display().to_string();
-    prepare_inner(path, opts, choices, progress).map_err(|e| e.in_file(label))
+    prepare_inner(path, opts, choices, None, progress).map_err(|e| e.in_file(label))
+}
+
+/// [`prepare_with`], also writing a large text file's table into a
+/// `*.tmp` Parquet file in `scratch` while the file is read, when the types
+/// its first rows give hold for every row (see `speculate`): then
+/// [`catalog::write_parquet_tmp`] only moves that file (on the same file
+/// system) instead of reading the text again.
+pub fn prepare_writing(
+    path: &Path,
+    opts: &IngestOptions,
+    choices: &[LayoutChoice],
+    scratch: &Path,
+    progress: &dyn Progress,
+) -> Result<PreparedFile> {
+    let label = path.display().to_string();
+    prepare_inner(path, opts, choices, Some(scratch), progress).map_err(|e| e.in_file(label))
 }
 
 fn prepare_inner(
     path: &Path,
     opts: &IngestOptions,
     choices: &[LayoutChoice],
+    scratch: Option<&Path>,
     progress: &dyn Progress,
 ) -> Result<PreparedFile> {
     let (format, head) = detect::detect(path)?;
@@ -368,8 +399,9 @@ fn prepare_inner(
                     "a cell range applies to spreadsheets; this text file was read whole",
                 ));
             }
-            match text::prepare(path, &head, opts, &choice, progress)? {
-                text::TextPrepared::Stream(plan) => {
+            match text::prepare(path, &head, opts, &choice, scratch, progress)? {
+                text::TextPrepared::Stream(mut plan) => {
+                    let written = Mutex::new(plan.written.take());
                     let mut meta = plan.finished.meta.clone();
                     if !choice.is_auto() {
                         meta.notes.insert(0, chosen_note(&choice));
@@ -390,7 +422,7 @@ fn prepare_inner(
                         }
                     }
                     let schema = plan.finished.schema.clone();
-                    tables.push(Prepared { meta, schema, source: Source::Text(Arc::from(plan)) });
+                    tables.push(Prepared { meta, schema, source: Source::Text(Arc::from(plan)), written });
                 }
                 text::TextPrepared::Blocks { grid, notes: text_notes } => {
                     for outcome in sheet::prepare_sheet(path, "csv", None, grid, false, &choice) {
@@ -439,7 +471,7 @@ fn prepare_inner(
         }
         detect::Format::Parquet => {
             let (meta, plan) = parquet_in::prepare(path, opts)?;
-            tables.push(Prepared { meta, schema: plan.schema(), source: Source::Parquet(Arc::new(plan)) });
+            tables.push(Prepared::new(meta, plan.schema(), Source::Parquet(Arc::new(plan))));
         }
     }
     if tables.is_empty() {
@@ -480,7 +512,7 @@ fn sheet_table(p: Box<sheet::SheetPlan>, choice: &LayoutChoice) -> Prepared {
     if !choice.is_auto() {
         meta.notes.insert(0, chosen_note(choice));
     }
-    Prepared { meta, schema: p.finished.schema.clone(), source: Source::Sheet(Arc::from(p)) }
+    Prepared::new(meta, p.finished.schema.clone(), Source::Sheet(Arc::from(p)))
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use crate::chunks::{self, Chunk};
 use crate::error::{IngestError, Result};
 use crate::records;
 use crate::shape::{Layout, RowLike, Shaper};
+use crate::speculate::{ChunkBuild, Speculation};
 use crate::{IngestOptions, Progress};
 
 /// A chunk, and the number of its first record in the file (from 0).
@@ -62,22 +63,31 @@ struct ChunkScan {
     /// The last piece held fewer rows than one walk looks back over for
     /// trailing totals and footnotes.
     short_tail: bool,
+    /// Its rows built with a [`Speculation`]'s plan.
+    built: Option<Vec<RecordBatch>>,
 }
 
-/// Pass 1 over `chunks` of the file at `path` (`bom` bytes skipped).
-/// `None` when the header does not lie inside the first chunk (then one
-/// thread reads the file, as it always could).
+/// Where pass 1 reads: a UTF-8 file cut into chunks.
+pub(crate) struct Cut<'a> {
+    pub path: &'a Path,
+    /// Bytes of BOM skipped.
+    pub bom: u64,
+    pub chunks: &'a [Chunk],
+    pub dialect: records::Dialect,
+}
+
+/// Pass 1 over the chunks of a file, building them too while `spec` is
+/// live. `None` when the header does not lie inside the first chunk (then
+/// one thread reads the file, as it always could).
 pub(crate) fn scan(
-    path: &Path,
-    bom: u64,
-    chunks: &[Chunk],
-    dialect: records::Dialect,
+    cut: &Cut<'_>,
     opts: &IngestOptions,
     layout: &Layout,
+    spec: Option<&Speculation>,
     progress: &dyn Progress,
 ) -> Result<Option<Scanned>> {
-    let last = chunks.len() - 1;
-    let work = |k: usize| scan_chunk(path, bom, &chunks[k], k == last, dialect, opts, layout);
+    let Cut { path, bom, chunks, dialect } = *cut;
+    let work = |k: usize| scan_chunk(cut, k, opts, layout, spec.and_then(Speculation::building));
     let mut merged: Option<Shaper<csv::StringRecord>> = None;
     let mut pieces = Vec::with_capacity(chunks.len());
     let mut records = 0u64;
@@ -99,6 +109,9 @@ pub(crate) fn scan(
             None => merged = Some(s.shaper),
             Some(m) => m.merge(s.shaper, records - data_start),
         }
+        if let (Some(spec), Some(m)) = (spec, merged.as_ref()) {
+            spec.take(m, s.built)?;
+        }
         records += s.records;
         done += chunks[k].len;
         progress.advance("scanning", done, total);
@@ -117,17 +130,19 @@ pub(crate) fn scan(
 const HEADER_BEYOND: &str = "the header lies beyond the first chunk";
 const SHORT_TAIL: &str = "the last chunk holds fewer rows than a walk holds back";
 
-/// Shape and infer one chunk. Rows are numbered from 0 within the chunk
-/// (after the header rows, in the first); lines are the file's.
+/// Shape and infer chunk `k`, and build it with `plan` when given. Rows
+/// are numbered from 0 within the chunk (after the header rows, in the
+/// first); lines are the file's.
 fn scan_chunk(
-    path: &Path,
-    bom: u64,
-    chunk: &Chunk,
-    last: bool,
-    dialect: records::Dialect,
+    cut: &Cut<'_>,
+    k: usize,
     opts: &IngestOptions,
     layout: &Layout,
+    plan: Option<&crate::Finished>,
 ) -> Result<ChunkScan> {
+    let (chunk, last) = (&cut.chunks[k], k + 1 == cut.chunks.len());
+    let (path, bom, dialect) = (cut.path, cut.bom, cut.dialect);
+    let mut build = plan.map(ChunkBuild::new);
     let input = Box::new(chunks::open(path, bom, chunk)?);
     let mut rdr = records::reader_at(input, dialect, opts.max_record_bytes, chunk.line);
     let mut shaper = Shaper::new(layout, true);
@@ -145,6 +160,9 @@ fn scan_chunk(
         records::check_record(&rec, line, opts.max_record_bytes, opts.max_columns)?;
         last_multiline = rec.as_slice().contains('\n').then_some(line);
         if n >= skip {
+            if let Some(b) = build.as_mut() {
+                b.push(n - skip, &rec)?;
+            }
             rec = shaper.push(n - skip, line, rec).unwrap_or_default();
         }
         n += 1;
@@ -157,7 +175,8 @@ fn scan_chunk(
         shaper.flush_tail();
         None
     };
-    Ok(ChunkScan { shaper, records: n, unclosed, short_tail })
+    let built = build.map(|b| b.finish(&shaper.excluded)).transpose()?;
+    Ok(ChunkScan { shaper, records: n, unclosed, short_tail, built })
 }
 
 /// Pass 2 over the pieces pass 1 found: the kept rows as batches of

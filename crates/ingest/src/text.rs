@@ -2,7 +2,8 @@
 //!
 //! Two streaming passes over the file, so memory stays flat whatever its
 //! size: the first detects the shape and infers every column over all rows;
-//! the second builds Arrow batches. Encoding is detected once, from the BOM,
+//! the second builds Arrow batches — unless the first already built them
+//! with a plan the whole file confirmed ([`crate::speculate`]). Encoding is detected once, from the BOM,
 //! the bytes, or (for legacy 8-bit text) `chardetng`.
 
 use std::io::{self, BufReader, Read};
@@ -16,13 +17,14 @@ use crate::records::{
     unclosed_quote, utf8_retry, Dialect, Records, UTF8_RETRY,
 };
 use crate::shape::{find_layout_with, Layout, RowLike, Shaper};
+use crate::speculate::{self, Speculation};
 use crate::{finish_columns, Finished, IngestOptions, Progress};
 
 const SAMPLE: usize = 64 * 1024;
 /// Records handed between the two scanning threads at a time.
 const CHUNK: usize = 4096;
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct TextPlan {
     pub path: PathBuf,
     /// `None` for UTF-8 (BOM skipped), else the encoding to decode from.
@@ -33,6 +35,9 @@ pub struct TextPlan {
     /// The pieces pass 1 read in parallel, for pass 2 to do the same;
     /// none when one thread read the file.
     pub pieces: Option<crate::parallel::Pieces>,
+    /// The table, already written while pass 1 read the file
+    /// ([`crate::speculate`]); pass 2 is then not needed.
+    pub written: Option<crate::catalog::Written>,
 }
 
 fn open_decoded(path: &Path, encoding: Option<&'static Encoding>) -> Result<Box<dyn Read + Send>> {
@@ -162,16 +167,19 @@ pub enum TextPrepared {
 /// Text files up to this size are checked for several table blocks.
 pub const BLOCKS_MAX_BYTES: u64 = 4 << 20;
 
+/// With `scratch`, a large file's table may be written there while pass 1
+/// reads it ([`TextPlan::written`]).
 pub fn prepare(
     path: &Path,
     head: &[u8],
     opts: &IngestOptions,
     choice: &crate::LayoutChoice,
+    scratch: Option<&Path>,
     progress: &dyn Progress,
 ) -> Result<TextPrepared> {
     let mut encoding = detect_encoding(head)?;
     loop {
-        match prepare_with(path, encoding, opts, choice, progress) {
+        match prepare_with(path, encoding, opts, choice, scratch, progress) {
             Err(e) if encoding.is_none() && e.problem == UTF8_RETRY => {
                 // Valid UTF-8 at the start, something else later: legacy Windows text.
                 encoding = Some(encoding_rs::WINDOWS_1252);
@@ -186,6 +194,7 @@ fn prepare_with(
     encoding: Option<&'static Encoding>,
     opts: &IngestOptions,
     choice: &crate::LayoutChoice,
+    scratch: Option<&Path>,
     progress: &dyn Progress,
 ) -> Result<TextPrepared> {
     let header = choice.header;
@@ -210,14 +219,22 @@ fn prepare_with(
     let head_rows = head_rows(path, encoding, delimiter, opts)?;
     let layout = find_layout_with(&head_rows, header, 1);
     let dialect = Dialect { delimiter, crlf: memchr::memmem::find(&sample, b"\r\n").is_some() };
-    let (shaper, records, pieces) = match scan_parallel(path, encoding, dialect, opts, &layout, progress)? {
-        Some(p) => (p.shaper, p.records, Some(p.pieces)),
+    let scanned = match encoding {
+        None => scan_parallel(path, dialect, opts, &layout, scratch, progress)?,
+        Some(_) => None,
+    };
+    let (shaper, records, pieces, spec) = match scanned {
+        Some((p, spec)) => (p.shaper, p.records, Some(p.pieces), spec),
         None => {
             let (shaper, records) = scan_serial(path, encoding, dialect, opts, &layout, progress)?;
-            (shaper, records, None)
+            (shaper, records, None, None)
         }
     };
     let mut finished = finish_columns(&layout, &shaper, delimiter == b';', path, None, "csv");
+    let written = match spec {
+        Some(spec) => spec.finish(&finished)?,
+        None => None,
+    };
     let header_cells = head_rows[..layout.data_start.min(head_rows.len())].iter().map(|r| r.filled() as u64).sum();
     finished.meta.layout = Some(crate::table::SourceLayout {
         range: format!("records 1-{records}"),
@@ -228,22 +245,24 @@ fn prepare_with(
     for (i, n) in text_notes(encoding, delimiter).into_iter().enumerate() {
         finished.meta.notes.insert(i, n);
     }
-    let plan = TextPlan { path: path.to_path_buf(), encoding, delimiter, layout, finished, pieces };
+    let plan = TextPlan { path: path.to_path_buf(), encoding, delimiter, layout, finished, pieces, written };
     Ok(TextPrepared::Stream(Box::new(plan)))
 }
 
-/// Pass 1 on every core, when the file is UTF-8, large enough and can be
-/// cut safely ([`crate::chunks`]); `None` otherwise.
+/// Pass 1 on every core, when the UTF-8 file is large enough and can be
+/// cut safely ([`crate::chunks`]); `None` otherwise. With `scratch`, the
+/// table is built while it is read, with the plan its first rows give
+/// ([`crate::speculate`]).
 fn scan_parallel(
     path: &Path,
-    encoding: Option<&'static Encoding>,
     dialect: Dialect,
     opts: &IngestOptions,
     layout: &Layout,
+    scratch: Option<&Path>,
     progress: &dyn Progress,
-) -> Result<Option<crate::parallel::Scanned>> {
+) -> Result<Option<(crate::parallel::Scanned, Option<Speculation>)>> {
     let every = opts.text_chunk_bytes;
-    if encoding.is_some() || every == 0 || std::fs::metadata(path)?.len() < 2 * every {
+    if every == 0 || std::fs::metadata(path)?.len() < 2 * every {
         return Ok(None);
     }
     let mut head = [0u8; 3];
@@ -253,7 +272,16 @@ fn scan_parallel(
     let Some(chunks) = crate::chunks::split(crate::chunks::open(path, bom, &whole)?, dialect.delimiter, every)? else {
         return Ok(None);
     };
-    crate::parallel::scan(path, bom, &chunks, dialect, opts, layout, progress)
+    let cut = crate::parallel::Cut { path, bom, chunks: &chunks, dialect };
+    let prefer_comma = dialect.delimiter == b';';
+    let spec = match scratch.and_then(|_| speculate::sample_plan(path, bom, &chunks[0], dialect, opts, layout)) {
+        Some(sample) => {
+            let plan = finish_columns(layout, &sample, prefer_comma, path, None, "csv");
+            Some(Speculation::start(plan, prefer_comma, scratch.expect("checked above"))?)
+        }
+        None => None,
+    };
+    Ok(crate::parallel::scan(&cut, opts, layout, spec.as_ref(), progress)?.map(|s| (s, spec)))
 }
 
 /// Pass 1 on two threads: one splits records, the other shapes and infers.

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ErrorKind, IngestError, Result};
 use crate::stats::TableStats;
 use crate::table::{ColumnMeta, ExcludedRow, Note};
-use crate::{prepare_with, IngestOptions, LayoutChoice, Progress};
+use crate::{prepare_writing, IngestOptions, LayoutChoice, Progress};
 
 pub const DEFAULT_DIR: &str = "quarry-data";
 
@@ -116,7 +116,7 @@ pub fn failpoint(name: &str) {
 mod schema;
 use schema::{migrate, SCHEMA};
 mod write;
-pub use write::{profile, write_parquet_tmp};
+pub use write::{profile, write_parquet_tmp, TableWriter, Written};
 
 fn cat_err(e: impl std::fmt::Display) -> IngestError {
     IngestError::new(
@@ -202,12 +202,15 @@ impl Catalog {
             }
         }
         let existing = self.latest_for_source(&source)?;
+        // A large text file's table is written here while it is read; a
+        // `*.tmp` left by a crash goes with `repair`, like any other.
+        let scratch = self.dir.join("tables").join(".reading");
         let (hash, prepared) = if existing.is_empty() {
             // Nothing of this file is loaded, so nothing can be skipped: its
             // bytes are hashed on a thread of their own while it is read.
             let (hashed, prepared) = std::thread::scope(|s| {
                 let hasher = s.spawn(|| hash_file(&canon));
-                let prepared = prepare_with(path, opts, &choices, progress);
+                let prepared = prepare_writing(path, opts, &choices, &scratch, progress);
                 (hasher.join().unwrap_or_else(|_| Err(IngestError::internal("the hashing thread panicked"))), prepared)
             });
             (version_hash(&hashed.map_err(|e| e.in_file(&shown))?, &choices)?, prepared?)
@@ -220,7 +223,7 @@ impl Catalog {
                     notes: Vec::new(),
                 });
             }
-            (hash, prepare_with(path, opts, &choices, progress)?)
+            (hash, prepare_writing(path, opts, &choices, &scratch, progress)?)
         };
         let mut loaded = Vec::new();
         for p in &prepared.tables {

@@ -3,20 +3,26 @@
 //! a byte-identical Parquet file. Pieces are made tiny here so their cuts
 //! land everywhere: inside quoted fields, between CR and LF, inside
 //! multi-byte characters' lines, right after a BOM. Workbooks and JSON
-//! shaped and built in pieces of rows likewise.
+//! shaped and built in pieces of rows likewise. Text read in pieces is also
+//! read in one pass, built while it is scanned (`prepare_writing`), and
+//! that too gives the same bytes whether the first rows' plan held or not.
 
 use std::path::Path;
+use std::sync::Mutex;
 
 use quarry_ingest::catalog::write_parquet_tmp;
-use quarry_ingest::{prepare, IngestOptions, Quiet};
+use quarry_ingest::{prepare, prepare_writing, IngestOptions, Progress, Quiet};
 
 /// Everything a load makes of `path` with these options: the tables'
 /// metadata and statistics as JSON, and each table's Parquet bytes.
-fn made(path: &Path, chunk: u64, out: &Path) -> Result<(String, Vec<Vec<u8>>), String> {
+/// Tables' metadata and statistics as JSON, and each table's Parquet bytes.
+type Made = Result<(String, Vec<Vec<u8>>), String>;
+
+fn made(path: &Path, chunk: u64, out: &Path) -> Made {
     made_with(path, &IngestOptions { text_chunk_bytes: chunk, ..IngestOptions::default() }, chunk, out)
 }
 
-fn made_with(path: &Path, opts: &IngestOptions, chunk: u64, out: &Path) -> Result<(String, Vec<Vec<u8>>), String> {
+fn made_with(path: &Path, opts: &IngestOptions, chunk: u64, out: &Path) -> Made {
     let pf = prepare(path, opts, &Quiet).map_err(|e| e.to_string())?;
     let mut text = String::new();
     let mut files = Vec::new();
@@ -30,10 +36,67 @@ fn made_with(path: &Path, opts: &IngestOptions, chunk: u64, out: &Path) -> Resul
     Ok((text, files))
 }
 
-fn assert_same(path: &Path, chunks: &[u64]) {
+/// The phases a load reported.
+#[derive(Default)]
+struct Phases(Mutex<Vec<String>>);
+impl Progress for Phases {
+    fn advance(&self, phase: &str, _: u64, _: u64) {
+        let mut p = self.0.lock().expect("phases");
+        if p.last().map(String::as_str) != Some(phase) {
+            p.push(phase.to_string());
+        }
+    }
+}
+
+/// [`made`] with the table written while the file is scanned, when the
+/// first rows' plan holds: also whether the text was read a second time
+/// ("converting"), and what was left in the scratch folder.
+fn made_writing(path: &Path, chunk: u64, out: &Path) -> (Made, bool, Vec<String>) {
+    let opts = IngestOptions { text_chunk_bytes: chunk, ..IngestOptions::default() };
+    let scratch = out.join("scratch");
+    let phases = Phases::default();
+    let made = (|| {
+        let pf = prepare_writing(path, &opts, &[], &scratch, &phases).map_err(|e| e.to_string())?;
+        let mut text = String::new();
+        let mut files = Vec::new();
+        for (i, t) in pf.tables.iter().enumerate() {
+            let tmp = out.join(format!("w{chunk}-{i}.parquet"));
+            let stats = write_parquet_tmp(t, &tmp, &phases).map_err(|e| e.to_string())?;
+            text.push_str(&serde_json::to_string(&t.meta).expect("meta json"));
+            text.push_str(&serde_json::to_string(&stats).expect("stats json"));
+            files.push(std::fs::read(&tmp).expect("parquet"));
+        }
+        Ok((text, files))
+    })();
+    let reread = phases.0.lock().expect("phases").iter().any(|p| p == "converting");
+    let left = std::fs::read_dir(&scratch)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    (made, reread, left)
+}
+
+/// Read in pieces of each size, in two passes and in one, `path` gives what
+/// one thread gives. Returns, per size, whether the one-pass read had to
+/// read the text again (its first rows' plan did not hold).
+fn assert_same(path: &Path, chunks: &[u64]) -> Vec<bool> {
     let dir = tempfile::tempdir().expect("tempdir");
     let serial = made(path, 0, dir.path());
+    let mut reread = Vec::new();
     for &c in chunks {
+        let (one_pass, again, left) = made_writing(path, c, dir.path());
+        assert!(left.is_empty(), "left in the scratch folder with {c}-byte pieces: {left:?}");
+        match (&serial, &one_pass) {
+            (Ok((st, sf)), Ok((pt, pf))) => {
+                assert!(st == pt, "metadata differs read in one pass with {c}-byte pieces");
+                assert!(sf == pf, "Parquet differs read in one pass with {c}-byte pieces");
+            }
+            (Err(se), Err(pe)) => assert_eq!(se, pe, "errors differ read in one pass with {c}-byte pieces"),
+            _ => panic!("serial {serial:?} vs one pass with {c}-byte pieces {one_pass:?}"),
+        }
+        reread.push(again);
         let parallel = made(path, c, dir.path());
         match (&serial, &parallel) {
             (Ok((st, sf)), Ok((pt, pf))) => {
@@ -48,6 +111,7 @@ fn assert_same(path: &Path, chunks: &[u64]) {
             _ => panic!("serial {serial:?} vs {c}-byte pieces {parallel:?}"),
         }
     }
+    reread
 }
 
 #[test]
@@ -57,7 +121,8 @@ fn generated_facility_file_is_the_same_read_in_pieces() {
     quarry_testdata::write_big_csv(&csv, 150_000).expect("gen");
     let len = std::fs::metadata(&csv).expect("meta").len();
     // Pieces of about a sixth of the file, and of 64 KiB (a cut every ~1000 rows).
-    assert_same(&csv, &[len / 6, 64 << 10]);
+    let reread = assert_same(&csv, &[len / 6, 64 << 10]);
+    assert_eq!(reread, [false, false], "the first rows' plan holds for this file: it is read once");
 }
 
 #[test]
@@ -100,7 +165,9 @@ fn cuts_inside_quotes_crlf_multibyte_and_bom_change_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("messy.csv");
     std::fs::write(&path, messy(3000)).expect("write");
-    assert_same(&path, &[97, 256, 1000, 4099, 30_000]);
+    // Read once: the rows kept out (in many pieces) are taken out of the built batches.
+    let reread = assert_same(&path, &[97, 256, 1000, 4099, 30_000]);
+    assert!(reread.iter().all(|r| !r), "{reread:?}");
     let (text, _) = made(&path, 256, dir.path()).expect("loads");
     for seen in ["repeated_header", "total_row", "long_row", "footnote", "placeholder"] {
         assert!(text.contains(seen), "{seen} not in {text}");
@@ -270,4 +337,53 @@ fn a_cut_among_the_trailing_footnotes_changes_nothing() {
     // Pieces of half the file, less a few lines each time: the second cut walks through the footnotes.
     let sizes: Vec<u64> = (0..12).map(|k| len / 2 - 5 - 14 * k).collect();
     assert_same(&path, &sizes);
+}
+
+/// Columns whose first rows say one thing and later rows another: a word
+/// among integers, a decimal, a column blank at first, a spelling variant.
+/// The plan the first rows give does not hold, so the text is read again,
+/// and the table is the one a single thread makes; nothing is left behind.
+#[test]
+fn a_plan_from_the_first_rows_that_later_rows_break_is_dropped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Column `col` (0 count, 1 state, 2 extra) reads `cell` in row `row`;
+    // `extra` is blank before `row` when `cell` is empty, numbers after.
+    let late = |col: usize, row: usize, cell: &str| {
+        let mut s = String::from("id,state,count,rate,extra\n");
+        for i in 0..30_000 {
+            let mut state = ["Kano", "Lagos", "Oyo"][i % 3].to_string();
+            let mut count = ((i * 7) % 1000).to_string();
+            let mut extra = if col == 2 && i >= row { (i % 9).to_string() } else { String::new() };
+            if i == row {
+                match col {
+                    0 => count = cell.to_string(),
+                    1 => state = cell.to_string(),
+                    _ => extra = extra.clone(),
+                }
+            }
+            s.push_str(&format!("{i},{state},{count},0.{},{extra}\n", i % 97));
+        }
+        s
+    };
+    let cases = [
+        ("word.csv", late(0, 25_000, "many")),
+        ("decimal.csv", late(0, 29_999, "2.5")),
+        ("blank_at_first.csv", late(2, 20_000, "")),
+        ("variant.csv", late(1, 25_000, "kano")),
+    ];
+    for (name, text) in &cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("csv");
+        let reread = assert_same(&path, &[64 << 10, 200 << 10]);
+        assert!(reread.iter().all(|r| *r), "{name}: {reread:?}");
+    }
+    // A decimal in an integer column, in the last piece only.
+    let mut s = String::from("id,count\n");
+    for i in 0..40_000 {
+        s.push_str(&format!("{i},{}\n", if i == 39_990 { "1.5".to_string() } else { (i % 50).to_string() }));
+    }
+    let path = dir.path().join("decimal_last.csv");
+    std::fs::write(&path, s).expect("csv");
+    let reread = assert_same(&path, &[32 << 10]);
+    assert_eq!(reread, [true]);
 }
