@@ -137,6 +137,7 @@ impl Speculation {
             drop(guard);
             return Err(out.writer.finish(Err(e)).err().unwrap_or_else(|| IngestError::internal("writing stopped")));
         }
+        crate::catalog::failpoint("load:reading");
         Ok(())
     }
 

@@ -110,12 +110,15 @@ fn demo_csv(dir: &Path, rows: usize) -> PathBuf {
 }
 
 /// (Failure 2.) A load stopped (SIGKILL) at every named step leaves the catalog as it
-/// was, nothing half-written visible, and the next load works.
+/// was, nothing half-written visible, and the next load works. The file is
+/// read in 16 KiB pieces, so its table is written while it is scanned
+/// (`load:reading`) and only moved afterwards.
 #[test]
 fn a_load_killed_at_every_step_leaves_the_catalog_usable() {
     let dir = tempfile::tempdir().unwrap();
     let file = demo_csv(dir.path(), 2000);
     for (point, committed) in [
+        ("load:reading", false),
         ("load:before_parquet", false),
         ("load:parquet_written", false),
         ("load:renamed", false),
@@ -124,7 +127,7 @@ fn a_load_killed_at_every_step_leaves_the_catalog_usable() {
         let data = dir.path().join(point.replace(':', "_"));
         let d = data.to_str().unwrap();
         let o = Command::new(BIN)
-            .args(["load", "--data", d, file.to_str().unwrap()])
+            .args(["load", "--data", d, "--ingest-limit", "text_chunk_bytes=16K", file.to_str().unwrap()])
             .env("QUARRY_FAILPOINT", point)
             .output()
             .unwrap();

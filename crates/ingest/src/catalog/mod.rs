@@ -102,7 +102,8 @@ struct Version<'a> {
 /// A named point in a load where tests can stop the process as a crash
 /// would: when `QUARRY_FAILPOINT` names it, the process kills itself with
 /// SIGKILL there (the launcher passes the variable on to workers). Points:
-/// `load:before_parquet`, `load:parquet_written`, `load:renamed` (file in
+/// `load:reading` (a table being written while its file is read, in
+/// `tables/.reading`), `load:before_parquet`, `load:parquet_written`, `load:renamed` (file in
 /// place, transaction not committed), `load:committed`.
 pub fn failpoint(name: &str) {
     if std::env::var_os("QUARRY_FAILPOINT").is_some_and(|v| v == name) {
