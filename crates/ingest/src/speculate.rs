@@ -78,6 +78,20 @@ struct Out {
     path: PathBuf,
 }
 
+impl Out {
+    /// Hand the coalescer's completed batches to the writer.
+    fn send_completed(&mut self) -> Result<()> {
+        while let Some(b) = self.coalescer.next_completed_batch() {
+            self.writer.push(b)?;
+        }
+        Ok(())
+    }
+}
+
+fn join_error(e: arrow::error::ArrowError) -> IngestError {
+    IngestError::internal(format!("joining batches: {e}"))
+}
+
 /// Scratch files of this process, numbered.
 static SCRATCH: AtomicU64 = AtomicU64::new(0);
 
@@ -98,10 +112,11 @@ impl Speculation {
         self.live.load(Ordering::SeqCst).then_some(&self.plan)
     }
 
-    fn give_up(&self) {
+    /// Stop building: dropping the writer stops its threads and removes the file.
+    fn give_up(&self) -> Result<()> {
         self.live.store(false, Ordering::SeqCst);
-        // Dropping the writer stops its threads and removes the file.
         drop(self.lock().take());
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Out>> {
@@ -112,25 +127,21 @@ impl Speculation {
     /// to and with it, `built` its rows as the plan builds them (none when
     /// building had stopped when the chunk was read).
     pub(crate) fn take(&self, merged: &Shaper<csv::StringRecord>, built: Option<Vec<RecordBatch>>) -> Result<()> {
-        let Some(built) = built.filter(|_| self.live.load(Ordering::SeqCst)) else { return self.stop_all() };
+        let Some(built) = built.filter(|_| self.live.load(Ordering::SeqCst)) else { return self.give_up() };
         let left = self
             .plan
             .sources
             .iter()
             .any(|&s| merged.columns[s].plan(self.prefer_comma).dtype != self.plan.plans[s].dtype);
         if left {
-            return self.stop_all();
+            return self.give_up();
         }
         let mut guard = self.lock();
         let Some(out) = guard.as_mut() else { return Ok(()) };
-        let cerr = |e: arrow::error::ArrowError| IngestError::internal(format!("joining batches: {e}"));
-        let mut sent = Ok(());
-        for b in built {
-            out.coalescer.push_batch(b).map_err(cerr)?;
-            while let (Ok(()), Some(b)) = (&sent, out.coalescer.next_completed_batch()) {
-                sent = out.writer.push(b);
-            }
-        }
+        let sent = built.into_iter().try_for_each(|b| {
+            out.coalescer.push_batch(b).map_err(join_error)?;
+            out.send_completed()
+        });
         if let Err(e) = sent {
             // The writer's own error (a full disk) says more than the send's.
             let out = guard.take().expect("checked above");
@@ -141,13 +152,6 @@ impl Speculation {
         Ok(())
     }
 
-    fn stop_all(&self) -> Result<()> {
-        if self.live.load(Ordering::SeqCst) {
-            self.give_up();
-        }
-        Ok(())
-    }
-
     /// After the scan, with `whole`, the table the whole file gives: the
     /// written table when it is that table, else none (the file removed).
     pub(crate) fn finish(self, whole: &Finished) -> Result<Option<Written>> {
@@ -155,11 +159,7 @@ impl Speculation {
         if !self.live.load(Ordering::SeqCst) || !same_table(&self.plan, whole) {
             return Ok(None);
         }
-        let cerr = |e: arrow::error::ArrowError| IngestError::internal(format!("joining batches: {e}"));
-        let mut sent = out.coalescer.finish_buffered_batch().map_err(cerr);
-        while let (Ok(()), Some(b)) = (&sent, out.coalescer.next_completed_batch()) {
-            sent = out.writer.push(b);
-        }
+        let sent = out.coalescer.finish_buffered_batch().map_err(join_error).and_then(|()| out.send_completed());
         let stats = out.writer.finish(sent)?;
         Ok(Some(Written::new(out.path, stats)))
     }

@@ -24,11 +24,16 @@ fn made(path: &Path, chunk: u64, out: &Path) -> Made {
 
 fn made_with(path: &Path, opts: &IngestOptions, chunk: u64, out: &Path) -> Made {
     let pf = prepare(path, opts, &Quiet).map_err(|e| e.to_string())?;
+    written(&pf, out, &chunk.to_string(), &Quiet)
+}
+
+/// Each prepared table written to `out/{tag}-{i}.parquet`, as [`Made`].
+fn written(pf: &quarry_ingest::PreparedFile, out: &Path, tag: &str, progress: &dyn Progress) -> Made {
     let mut text = String::new();
     let mut files = Vec::new();
     for (i, t) in pf.tables.iter().enumerate() {
-        let tmp = out.join(format!("{chunk}-{i}.parquet"));
-        let stats = write_parquet_tmp(t, &tmp, &Quiet).map_err(|e| e.to_string())?;
+        let tmp = out.join(format!("{tag}-{i}.parquet"));
+        let stats = write_parquet_tmp(t, &tmp, progress).map_err(|e| e.to_string())?;
         text.push_str(&serde_json::to_string(&t.meta).expect("meta json"));
         text.push_str(&serde_json::to_string(&stats).expect("stats json"));
         files.push(std::fs::read(&tmp).expect("parquet"));
@@ -55,19 +60,9 @@ fn made_writing(path: &Path, chunk: u64, out: &Path) -> (Made, bool, Vec<String>
     let opts = IngestOptions { text_chunk_bytes: chunk, ..IngestOptions::default() };
     let scratch = out.join("scratch");
     let phases = Phases::default();
-    let made = (|| {
-        let pf = prepare_writing(path, &opts, &[], &scratch, &phases).map_err(|e| e.to_string())?;
-        let mut text = String::new();
-        let mut files = Vec::new();
-        for (i, t) in pf.tables.iter().enumerate() {
-            let tmp = out.join(format!("w{chunk}-{i}.parquet"));
-            let stats = write_parquet_tmp(t, &tmp, &phases).map_err(|e| e.to_string())?;
-            text.push_str(&serde_json::to_string(&t.meta).expect("meta json"));
-            text.push_str(&serde_json::to_string(&stats).expect("stats json"));
-            files.push(std::fs::read(&tmp).expect("parquet"));
-        }
-        Ok((text, files))
-    })();
+    let made = prepare_writing(path, &opts, &[], &scratch, &phases)
+        .map_err(|e| e.to_string())
+        .and_then(|pf| written(&pf, out, &format!("w{chunk}"), &phases));
     let reread = phases.0.lock().expect("phases").iter().any(|p| p == "converting");
     let left = std::fs::read_dir(&scratch)
         .into_iter()
