@@ -1,6 +1,6 @@
 //! One pass over a large text file when its first rows' types hold.
 //!
-//! Pass 1 ([`crate::parallel::scan`]) infers every column over all rows;
+//! Pass 1 (the scan of `parallel`) infers every column over all rows;
 //! pass 2 reads the file again to build them. In most files the types are
 //! plain from the first rows, so a [`Speculation`] takes a plan from them
 //! ([`sample_plan`]) and, while pass 1 runs, also builds each chunk with

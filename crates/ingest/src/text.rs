@@ -3,8 +3,9 @@
 //! Two streaming passes over the file, so memory stays flat whatever its
 //! size: the first detects the shape and infers every column over all rows;
 //! the second builds Arrow batches — unless the first already built them
-//! with a plan the whole file confirmed ([`crate::speculate`]). Encoding is detected once, from the BOM,
-//! the bytes, or (for legacy 8-bit text) `chardetng`.
+//! with a plan the whole file confirmed ([`crate::speculate`]). Encoding
+//! is detected once, from the BOM, the bytes, or (for legacy 8-bit text)
+//! `chardetng`.
 
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
