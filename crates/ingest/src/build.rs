@@ -134,6 +134,47 @@ fn number_text<T>(t: &str, plan: &ColumnPlan, parse: impl Fn(&str) -> Option<T>,
     parse(t)
 }
 
+/// Batches built apart (pieces of a file) re-cut to [`BATCH_ROWS`] in the
+/// order they come: the batches one thread building the whole table makes,
+/// so the Parquet file is the same either way.
+pub(crate) struct Recut(arrow::compute::BatchCoalescer);
+
+impl Recut {
+    pub(crate) fn new(schema: SchemaRef) -> Recut {
+        Recut(arrow::compute::BatchCoalescer::new(schema, BATCH_ROWS))
+    }
+
+    /// Take `b`; hand each full batch to `sink`.
+    pub(crate) fn push(
+        &mut self,
+        b: RecordBatch,
+        sink: &mut dyn FnMut(RecordBatch) -> Result<(), IngestError>,
+    ) -> Result<(), IngestError> {
+        self.0.push_batch(b).map_err(join_error)?;
+        self.send(sink)
+    }
+
+    /// Hand on what is left, the last (short) batch.
+    pub(crate) fn finish(
+        &mut self,
+        sink: &mut dyn FnMut(RecordBatch) -> Result<(), IngestError>,
+    ) -> Result<(), IngestError> {
+        self.0.finish_buffered_batch().map_err(join_error)?;
+        self.send(sink)
+    }
+
+    fn send(&mut self, sink: &mut dyn FnMut(RecordBatch) -> Result<(), IngestError>) -> Result<(), IngestError> {
+        while let Some(b) = self.0.next_completed_batch() {
+            sink(b)?;
+        }
+        Ok(())
+    }
+}
+
+fn join_error(e: arrow::error::ArrowError) -> IngestError {
+    IngestError::internal(format!("joining batches: {e}"))
+}
+
 /// Accumulates rows into record batches of [`BATCH_ROWS`].
 pub struct BatchBuilder<'p> {
     schema: SchemaRef,

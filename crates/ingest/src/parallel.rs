@@ -4,7 +4,7 @@
 //! and infers each chunk on its own and merges the results in file order
 //! ([`Shaper::merge`]), which gives what one walk over the whole file gives.
 //! Pass 2 builds each chunk's rows into Arrow on its own and hands the
-//! batches on in file order, re-cut to [`BATCH_ROWS`], so the Parquet file
+//! batches on in file order, re-cut to [`crate::build::BATCH_ROWS`], so the Parquet file
 //! is byte for byte the one a single thread writes. A few chunks are in
 //! flight at a time, so memory stays flat whatever the file's size.
 
@@ -15,7 +15,7 @@ use std::sync::{Condvar, Mutex};
 
 use arrow::record_batch::RecordBatch;
 
-use crate::build::{BatchBuilder, BATCH_ROWS};
+use crate::build::{BatchBuilder, Recut};
 use crate::chunks::{self, Chunk};
 use crate::error::{IngestError, Result};
 use crate::records;
@@ -180,7 +180,7 @@ fn scan_chunk(
 }
 
 /// Pass 2 over the pieces pass 1 found: the kept rows as batches of
-/// [`BATCH_ROWS`], in file order.
+/// [`crate::build::BATCH_ROWS`], in file order.
 pub(crate) fn batches(
     p: &Pieces,
     f: &crate::Finished,
@@ -199,7 +199,7 @@ pub(crate) fn batches(
 }
 
 /// Build `n` pieces on every core (`work`) and hand their batches to `sink`
-/// in piece order, re-cut to [`BATCH_ROWS`] — the batches one thread makes;
+/// in piece order, re-cut ([`Recut`]) — the batches one thread makes;
 /// `built(k)` after piece `k` is handed on.
 pub(crate) fn built_in_order(
     n: usize,
@@ -208,23 +208,15 @@ pub(crate) fn built_in_order(
     mut built: impl FnMut(usize),
     sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
 ) -> Result<()> {
-    let mut coalescer = arrow::compute::BatchCoalescer::new(schema, BATCH_ROWS);
-    let cerr = |e: arrow::error::ArrowError| IngestError::internal(format!("joining batches: {e}"));
+    let mut recut = Recut::new(schema);
     in_order(n, threads(n), work, |k, batches: Result<Vec<RecordBatch>>| {
         for b in batches? {
-            coalescer.push_batch(b).map_err(cerr)?;
-            while let Some(b) = coalescer.next_completed_batch() {
-                sink(b)?;
-            }
+            recut.push(b, sink)?;
         }
         built(k);
         Ok(())
     })?;
-    coalescer.finish_buffered_batch().map_err(cerr)?;
-    while let Some(b) = coalescer.next_completed_batch() {
-        sink(b)?;
-    }
-    Ok(())
+    recut.finish(sink)
 }
 
 /// One piece's kept rows, built.

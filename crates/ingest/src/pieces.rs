@@ -69,7 +69,7 @@ pub(crate) fn shape<'a>(rows: &[SheetRow<'a>], layout: &Layout, first_line: u64,
 }
 
 /// The kept data rows of `grid` (shaped as `layout`, planned as `f`) as
-/// batches of [`BATCH_ROWS`], in row order.
+/// batches of [`crate::build::BATCH_ROWS`], in row order.
 pub(crate) fn batches(
     grid: &Grid,
     layout: &Layout,

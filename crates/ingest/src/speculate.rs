@@ -20,10 +20,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use arrow::array::BooleanArray;
-use arrow::compute::BatchCoalescer;
 use arrow::record_batch::RecordBatch;
 
-use crate::build::{BatchBuilder, BATCH_ROWS};
+use crate::build::{BatchBuilder, Recut};
 use crate::catalog::{TableWriter, Written};
 use crate::chunks::{self, Chunk};
 use crate::error::{IngestError, Result};
@@ -74,22 +73,9 @@ pub(crate) struct Speculation {
 
 struct Out {
     writer: TableWriter,
-    coalescer: BatchCoalescer,
+    /// Cut as pass 2 cuts its pieces' batches.
+    recut: Recut,
     path: PathBuf,
-}
-
-impl Out {
-    /// Hand the coalescer's completed batches to the writer.
-    fn send_completed(&mut self) -> Result<()> {
-        while let Some(b) = self.coalescer.next_completed_batch() {
-            self.writer.push(b)?;
-        }
-        Ok(())
-    }
-}
-
-fn join_error(e: arrow::error::ArrowError) -> IngestError {
-    IngestError::internal(format!("joining batches: {e}"))
 }
 
 /// Scratch files of this process, numbered.
@@ -102,8 +88,8 @@ impl Speculation {
         let n = SCRATCH.fetch_add(1, Ordering::SeqCst);
         let path = scratch.join(format!("reading-{}-{n}.parquet.tmp", std::process::id()));
         let writer = TableWriter::create(&path, plan.schema.clone(), &plan.meta)?;
-        let coalescer = BatchCoalescer::new(plan.schema.clone(), BATCH_ROWS);
-        let out = Mutex::new(Some(Out { writer, coalescer, path }));
+        let recut = Recut::new(plan.schema.clone());
+        let out = Mutex::new(Some(Out { writer, recut, path }));
         Ok(Speculation { plan, prefer_comma, live: AtomicBool::new(true), out })
     }
 
@@ -138,10 +124,8 @@ impl Speculation {
         }
         let mut guard = self.lock();
         let Some(out) = guard.as_mut() else { return Ok(()) };
-        let sent = built.into_iter().try_for_each(|b| {
-            out.coalescer.push_batch(b).map_err(join_error)?;
-            out.send_completed()
-        });
+        let Out { writer, recut, .. } = out;
+        let sent = built.into_iter().try_for_each(|b| recut.push(b, &mut |b| writer.push(b)));
         if let Err(e) = sent {
             // The writer's own error (a full disk) says more than the send's.
             let out = guard.take().expect("checked above");
@@ -159,7 +143,8 @@ impl Speculation {
         if !self.live.load(Ordering::SeqCst) || !same_table(&self.plan, whole) {
             return Ok(None);
         }
-        let sent = out.coalescer.finish_buffered_batch().map_err(join_error).and_then(|()| out.send_completed());
+        let Out { writer, recut, .. } = &mut out;
+        let sent = recut.finish(&mut |b| writer.push(b));
         let stats = out.writer.finish(sent)?;
         Ok(Some(Written::new(out.path, stats)))
     }

@@ -3,7 +3,7 @@
 //! Two streaming passes over the file, so memory stays flat whatever its
 //! size: the first detects the shape and infers every column over all rows;
 //! the second builds Arrow batches — unless the first already built them
-//! with a plan the whole file confirmed ([`crate::speculate`]). Encoding
+//! with a plan the whole file confirmed (`speculate`). Encoding
 //! is detected once, from the BOM, the bytes, or (for legacy 8-bit text)
 //! `chardetng`.
 
@@ -37,7 +37,7 @@ pub struct TextPlan {
     /// none when one thread read the file.
     pub pieces: Option<crate::parallel::Pieces>,
     /// The table, already written while pass 1 read the file
-    /// ([`crate::speculate`]); pass 2 is then not needed.
+    /// (`speculate`); pass 2 is then not needed.
     pub written: Option<crate::catalog::Written>,
 }
 
@@ -253,7 +253,7 @@ fn prepare_with(
 /// Pass 1 on every core, when the UTF-8 file is large enough and can be
 /// cut safely ([`crate::chunks`]); `None` otherwise. With `scratch`, the
 /// table is built while it is read, with the plan its first rows give
-/// ([`crate::speculate`]).
+/// (`speculate`).
 fn scan_parallel(
     path: &Path,
     dialect: Dialect,
@@ -275,10 +275,12 @@ fn scan_parallel(
     };
     let cut = crate::parallel::Cut { path, bom, chunks: &chunks, dialect };
     let prefer_comma = dialect.delimiter == b';';
-    let spec = match scratch.and_then(|_| speculate::sample_plan(path, bom, &chunks[0], dialect, opts, layout)) {
-        Some(sample) => {
+    let sample =
+        scratch.and_then(|dir| Some((dir, speculate::sample_plan(path, bom, &chunks[0], dialect, opts, layout)?)));
+    let spec = match sample {
+        Some((dir, sample)) => {
             let plan = finish_columns(layout, &sample, prefer_comma, path, None, "csv");
-            Some(Speculation::start(plan, prefer_comma, scratch.expect("checked above"))?)
+            Some(Speculation::start(plan, prefer_comma, dir)?)
         }
         None => None,
     };
